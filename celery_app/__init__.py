@@ -1,0 +1,1 @@
+"""Celery over RabbitMQ: the three workloads as Celery tasks."""

@@ -1,0 +1,55 @@
+"""The brokers the kit runs against: which, where, and their lifecycle.
+
+``QUEUEKIT_BROKERS=local`` (default): RabbitMQ, Kafka and Flower as the kit's
+own child processes. Setting ``QUEUEKIT_AMQP_URL`` / ``QUEUEKIT_KAFKA_BOOTSTRAP``
+swaps that broker for an external one the kit only uses. ``docker`` is for
+machines with a Docker engine (see docker.py; not exercised on these machines).
+"""
+from __future__ import annotations
+
+from ..config import Settings
+from ..errors import KitError
+from .base import Component, Say, Status
+from .external import External
+from .flower import Flower
+from .kafka import Kafka
+from .rabbitmq import RabbitMQ
+
+NAMES = ("rabbitmq", "kafka", "flower")  # start order: Flower needs RabbitMQ
+
+
+def components(settings: Settings, names: tuple[str, ...] | None = None) -> list[Component]:
+    wanted = names or NAMES
+    unknown = set(wanted) - set(NAMES)
+    if unknown:
+        raise KitError(f"unknown component(s): {', '.join(sorted(unknown))}", f"choose from {', '.join(NAMES)}")
+    if settings.mode not in ("local", "external", "docker"):
+        raise KitError(f"QUEUEKIT_BROKERS={settings.mode!r} is not a mode", "use local, external or docker")
+    built: dict[str, Component] = {}
+    rabbit, kafka = RabbitMQ(settings), Kafka(settings)
+    externally = settings.mode != "local"
+    built["rabbitmq"] = External(rabbit, "QUEUEKIT_AMQP_URL") if externally or settings.external_amqp_url else rabbit
+    built["kafka"] = External(kafka, "QUEUEKIT_KAFKA_BOOTSTRAP") if externally or settings.external_kafka_bootstrap else kafka
+    built["flower"] = Flower(settings)
+    return [built[n] for n in NAMES if n in wanted]
+
+
+def up(settings: Settings, names: tuple[str, ...] | None = None, say: Say = lambda _: None) -> list[str]:
+    """Start what is not running (reusing what is); return the names started now."""
+    if settings.mode == "docker":
+        from .docker import compose_up
+
+        compose_up(settings, say)
+    return [c.name for c in components(settings, names) if c.start(say)]
+
+
+def down(settings: Settings, names: tuple[str, ...] | None = None, say: Say = lambda _: None) -> list[str]:
+    """Stop what the kit started, in reverse start order; external brokers are left alone."""
+    return [c.name for c in reversed(components(settings, names)) if c.stop(say)]
+
+
+def statuses(settings: Settings, names: tuple[str, ...] | None = None) -> list[Status]:
+    return [c.status() for c in components(settings, names)]
+
+
+__all__ = ["Component", "Status", "NAMES", "components", "up", "down", "statuses"]

@@ -1,0 +1,189 @@
+"""Apache Kafka in KRaft mode (combined broker + controller, one node), from Maven Central.
+
+The broker's jars are resolved by ``mvn dependency:copy-dependencies`` on
+``kafka-pom.xml`` (which pins the version) into ``$QUEUEKIT_HOME/cache``,
+outside the work tree, once. Or, when KAFKA_HOME names an existing install,
+its ``libs/`` are used instead. Then ``kafka.tools.StorageTool format`` runs
+once for the data directory and ``kafka.Kafka server.properties`` starts it.
+"""
+from __future__ import annotations
+
+import base64
+import os
+import re
+import shutil
+import subprocess
+import time
+import uuid
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from ..config import LOOPBACK, Settings
+from ..errors import KitError
+from ..waiting import wait_for
+from .base import Say, Status
+from .process import ManagedProcess, elapsed, ensure_ports_free
+
+POM = Path(__file__).with_name("kafka-pom.xml")
+HEAP = os.environ.get("QUEUEKIT_KAFKA_HEAP", "-Xms256m -Xmx768m")
+READY_TIMEOUT = 120.0
+JAVA_FIX = "install a Java 17+ runtime: apt-get install -y openjdk-17-jre-headless"
+
+
+def pinned_version() -> str:
+    """The Kafka version, read from the one place it is pinned: kafka-pom.xml."""
+    ns = {"m": "http://maven.apache.org/POM/4.0.0"}
+    return ET.parse(POM).getroot().find("m:properties/m:kafka.version", ns).text.strip()
+
+
+def require(tool: str, fix: str) -> str:
+    path = shutil.which(tool)
+    if not path:
+        raise KitError(f"'{tool}' was not found on PATH", fix)
+    return path
+
+
+def resolve_jars(settings: Settings, say: Say) -> tuple[Path, str]:
+    """The directory of broker jars and the Kafka version they are."""
+    if settings.kafka_home:
+        libs = settings.kafka_home / "libs"
+        found = sorted(libs.glob("kafka_2.*-*.jar"))
+        if not found:
+            raise KitError(f"KAFKA_HOME={settings.kafka_home} has no libs/kafka_2.*.jar",
+                           "point KAFKA_HOME at an unpacked Apache Kafka, or unset it to use Maven Central")
+        version = re.sub(r"^kafka_2\.\d+-|(-test|-sources)?\.jar$", "", found[-1].name)
+        return libs, version
+    require("java", JAVA_FIX)  # Maven and the broker both need it: say so first
+    version = pinned_version()
+    libs = settings.cache_dir / f"kafka-{version}" / "libs"
+    if (libs / ".complete").exists():
+        return libs, version
+    mvn = require("mvn", "install Maven: apt-get install -y maven (or set KAFKA_HOME to an existing Kafka)")
+    say(f"resolving Kafka {version} jars from Maven Central into {libs} (first run only)…")
+    staging = libs.with_name("libs.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    done = subprocess.run(
+        [mvn, "-B", "-q", "-f", str(POM), "dependency:copy-dependencies",
+         f"-DoutputDirectory={staging}", "-DincludeScope=runtime"],
+        capture_output=True, text=True)
+    if done.returncode != 0:
+        last = [l for l in (done.stdout + done.stderr).splitlines() if "ERROR" in l][:1] or ["no output"]
+        raise KitError(f"Maven could not resolve Kafka {version}: {last[0].strip()[:200]}",
+                       "check that Maven Central is reachable, or set KAFKA_HOME to an existing Kafka")
+    (staging / ".complete").write_text(version)
+    shutil.rmtree(libs, ignore_errors=True)
+    staging.rename(libs)  # atomic: a half-resolved cache is never used
+    return libs, version
+
+
+class Kafka:
+    name = "kafka"
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.dir = settings.run_dir / "kafka"
+        self.proc = ManagedProcess("kafka", self.dir)
+
+    def _server_properties(self) -> Path:
+        p = self.settings.ports
+        props = {
+            "process.roles": "broker,controller",  # KRaft combined mode: no ZooKeeper
+            "node.id": "1",
+            "controller.quorum.voters": f"1@{LOOPBACK}:{p.kafka_controller}",
+            "listeners": f"PLAINTEXT://{LOOPBACK}:{p.kafka},CONTROLLER://{LOOPBACK}:{p.kafka_controller}",
+            "advertised.listeners": f"PLAINTEXT://{LOOPBACK}:{p.kafka}",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "log.dirs": str(self.dir / "data"),
+            "num.partitions": "3",
+            # One node: the internal topics must not ask for replicas that cannot exist,
+            # or consumer groups and transactions never become available.
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": "10",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "transaction.state.log.num.partitions": "10",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            # A group's first rebalance starts at once instead of waiting 3 s for more members.
+            "group.initial.rebalance.delay.ms": "0",
+            "auto.create.topics.enable": "false",  # topics are declared by the stacks, explicitly
+        }
+        path = self.dir / "server.properties"
+        path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+        (self.dir / "log4j2.yaml").write_text(LOG4J2.format(logs=self.dir / "logs"))
+        return path
+
+    def _java(self, libs: Path, main: str, *args: str, heap: str = "-Xmx256m") -> list[str]:
+        java = require("java", JAVA_FIX)
+        return [java, *heap.split(), "-Dlog4j2.configurationFile=" + str(self.dir / "log4j2.yaml"),
+                "-Dkafka.logs.dir=" + str(self.dir / "logs"), "-cp", f"{libs}/*", main, *args]
+
+    def admin(self):
+        from confluent_kafka.admin import AdminClient  # lazy: the CLI starts fast
+
+        # log_level 0: polling a broker that is still starting is expected to be refused.
+        return AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap, "log_level": 0})
+
+    def ready(self) -> bool:
+        return bool(self.admin().list_topics(timeout=2).brokers)  # a metadata round trip
+
+    def status(self) -> Status:
+        pid = self.proc.pid()
+        url = f"kafka://{self.settings.kafka_bootstrap}"
+        version = (self.dir / "version").read_text().strip() if (self.dir / "version").exists() else None
+        try:
+            healthy = self.ready()
+            return Status(self.name, url, "kit" if pid else "unmanaged", healthy, pid, version)
+        except Exception as exc:  # noqa: BLE001 - any client error means "not healthy"
+            return Status(self.name, url, "kit" if pid else "stopped", False, pid, version, str(exc)[:120])
+
+    def start(self, say: Say) -> bool:
+        if self.proc.pid() is not None:
+            wait_for(self.ready, timeout=READY_TIMEOUT, what="Kafka (already started) to answer metadata")
+            return False
+        libs, version = resolve_jars(self.settings, say)
+        p = self.settings.ports
+        ensure_ports_free(LOOPBACK, {"Kafka": p.kafka, "KRaft controller": p.kafka_controller},
+                          "point the kit at that broker with QUEUEKIT_KAFKA_BOOTSTRAP")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        props = self._server_properties()
+        if not (self.dir / "data" / "meta.properties").exists():
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            done = subprocess.run(self._java(libs, "kafka.tools.StorageTool", "format",
+                                             "-t", cluster_id, "-c", str(props)),
+                                  capture_output=True, text=True)
+            if done.returncode != 0:
+                raise KitError(f"kafka StorageTool format failed: {done.stderr.strip()[-200:]}",
+                               f"remove {self.dir / 'data'} and run queuekit up again")
+        (self.dir / "version").write_text(version)
+        t0 = time.monotonic()
+        say(f"starting Kafka {version} (KRaft, one node) in {self.dir}…")
+        self.proc.spawn(self._java(libs, "kafka.Kafka", str(props), heap=HEAP))
+        self.proc.wait_ready(self.ready, timeout=READY_TIMEOUT,
+                             what=f"Kafka to answer a metadata request on {self.settings.kafka_bootstrap}")
+        say(f"Kafka ready in {elapsed(t0)}")
+        return True
+
+    def stop(self, say: Say) -> bool:
+        if self.proc.stop(timeout=60):  # SIGTERM: controlled shutdown, the log is flushed
+            say("Kafka stopped")
+            return True
+        return False
+
+
+
+LOG4J2 = """\
+Configuration:
+  Appenders:
+    RollingFile:
+      name: server
+      fileName: "{logs}/server.log"
+      filePattern: "{logs}/server.log.%i"
+      PatternLayout: {{pattern: "[%d] %p %m (%c)%n"}}
+      Policies: {{SizeBasedTriggeringPolicy: {{size: 20MB}}}}
+      DefaultRolloverStrategy: {{max: 2}}
+  Loggers:
+    Root: {{level: INFO, AppenderRef: [{{ref: server}}]}}
+"""

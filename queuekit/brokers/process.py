@@ -1,0 +1,155 @@
+"""A child process the kit starts, tracks by pid file, and stops.
+
+Each managed component (RabbitMQ, Kafka, Flower) lives in its own private
+directory under ``$QUEUEKIT_HOME/run/<name>/`` with its state, its log and a
+pid file. The process runs in a session of its own so ``queuekit up`` can
+return while it keeps running, and so ``stop`` can signal the whole tree
+(``rabbitmq-server`` is a shell script that starts ``beam.smp``).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from ..errors import KitError
+from ..waiting import wait_for
+
+
+def port_open(host: str, port: int, timeout: float = 0.3) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def port_holder(port: int) -> str:
+    """Name the process listening on ``port``, for error messages."""
+    try:
+        for conn in psutil.net_connections(kind="tcp"):
+            if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid:
+                proc = psutil.Process(conn.pid)
+                return f"pid {conn.pid} ({proc.name()})"
+    except (psutil.Error, OSError):
+        pass
+    return "another process"
+
+
+def ensure_ports_free(host: str, ports: dict[str, int], env_hint: str) -> None:
+    """Refuse to start when a port we need is already taken by someone else."""
+    for label, port in ports.items():
+        if port_open(host, port):
+            raise KitError(
+                f"port {port} ({label}) on {host} is already in use by {port_holder(port)}",
+                f"stop that process, or {env_hint}",
+            )
+
+
+@dataclass
+class ManagedProcess:
+    """One long-running child process with a pid file and a log in ``directory``."""
+
+    name: str
+    directory: Path
+
+    @property
+    def pid_file(self) -> Path:
+        return self.directory / f"{self.name}.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.directory / f"{self.name}.out"
+
+    def pid(self) -> int | None:
+        """The pid of our running process, or None (a stale pid file is removed)."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        try:
+            proc = psutil.Process(pid)
+            if proc.status() != psutil.STATUS_ZOMBIE:
+                return pid
+        except psutil.Error:
+            pass
+        self.pid_file.unlink(missing_ok=True)
+        return None
+
+    def spawn(self, argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> int:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with open(self.log_file, "ab") as log:
+            proc = subprocess.Popen(
+                argv,
+                cwd=cwd or self.directory,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # survives `queuekit up` returning; killable as a group
+            )
+        self.pid_file.write_text(str(proc.pid))
+        return proc.pid
+
+    def wait_ready(self, check, *, timeout: float, what: str) -> None:
+        """Poll ``check`` until it holds; fail at once, with the log's tail, if the process dies."""
+
+        def alive_and_ready() -> bool:
+            if self.pid() is None:
+                raise KitError(f"{self.name} exited during start-up: {self.log_tail()}", f"see {self.log_file}")
+            return check()
+
+        wait_for(alive_and_ready, timeout=timeout, what=what, describe=lambda: f"log: {self.log_tail()}")
+
+    def log_tail(self, lines: int = 5) -> str:
+        try:
+            text = self.log_file.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return ""
+        return " | ".join(line.strip() for line in text[-lines:])
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """SIGTERM the process group, then SIGKILL whatever is left after ``timeout``."""
+        pid = self.pid()
+        if pid is None:
+            return False
+        tree = _tree(pid)
+        _signal_all(pid, tree, signal.SIGTERM)
+        try:
+            wait_for(lambda: not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in tree),
+                     timeout=timeout, what=f"{self.name} to exit after SIGTERM")
+        except KitError:
+            _signal_all(pid, tree, signal.SIGKILL)
+            psutil.wait_procs(tree, timeout=5)
+        self.pid_file.unlink(missing_ok=True)
+        return True
+
+
+def _tree(pid: int) -> list[psutil.Process]:
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+def _signal_all(pid: int, tree: list[psutil.Process], sig: int) -> None:
+    try:
+        os.killpg(pid, sig)  # the session we started: the script and everything it spawned
+    except OSError:
+        pass
+    for proc in tree:  # children that left the group (daemons) are still ours
+        try:
+            proc.send_signal(sig)
+        except psutil.Error:
+            pass
+
+
+def elapsed(start: float) -> str:
+    return f"{time.monotonic() - start:.1f}s"

@@ -1,0 +1,149 @@
+"""RabbitMQ from Debian's rabbitmq-server package, run as the kit's own child process.
+
+We call the scripts in /usr/lib/rabbitmq/bin/ directly (the /usr/sbin wrappers
+switch to the system `rabbitmq` user and the system's data directory) and give
+the node a private directory through RABBITMQ_* variables: its own database,
+logs, config, plugin list, Erlang cookie (HOME) and node name.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+
+from ..config import LOOPBACK, Settings
+from ..errors import KitError
+from ..waiting import wait_for
+from .base import Say, Status
+from .process import ManagedProcess, elapsed, ensure_ports_free, port_open
+
+RABBIT_BIN = Path(os.environ.get("QUEUEKIT_RABBITMQ_BIN", "/usr/lib/rabbitmq/bin"))
+PLUGINS = ("rabbitmq_management", "rabbitmq_stream")
+READY_TIMEOUT = 120.0
+
+
+def install_rabbitmq(say: Say) -> None:
+    """apt-get install rabbitmq-server when missing (root only), else say the command."""
+    if (RABBIT_BIN / "rabbitmq-server").exists():
+        return
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        raise KitError("RabbitMQ is not installed", "run: sudo apt-get install -y rabbitmq-server")
+    say("installing rabbitmq-server with apt-get (first run only)…")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for argv in (["apt-get", "update", "-qq"],
+                 ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "rabbitmq-server"]):
+        done = subprocess.run(argv, env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+            raise KitError(f"'{' '.join(argv)}' failed: {last[0]}",
+                           "install it by hand: apt-get install -y rabbitmq-server")
+
+
+class RabbitMQ:
+    name = "rabbitmq"
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.dir = settings.run_dir / "rabbitmq"
+        self.proc = ManagedProcess("rabbitmq", self.dir)
+        self.node = f"queuekit{settings.port_offset or ''}@localhost"
+
+    # -- files the node reads -------------------------------------------------
+    def _write_config(self) -> None:
+        p = self.settings.ports
+        for sub in ("mnesia", "log", "home"):
+            (self.dir / sub).mkdir(parents=True, exist_ok=True)
+        (self.dir / "rabbitmq.conf").write_text("\n".join([
+            f"listeners.tcp.default = {LOOPBACK}:{p.amqp}",
+            f"management.tcp.ip = {LOOPBACK}",
+            f"management.tcp.port = {p.rabbit_mgmt}",
+            f"stream.listeners.tcp.1 = {LOOPBACK}:{p.rabbit_stream}",
+            # The kit's user, created on first boot; credentials come from config.
+            f"default_user = {self.settings.rabbit_user}",
+            f"default_pass = {self.settings.rabbit_password}",
+            "default_user_tags.administrator = true",
+            # Delivery acknowledgement timeout: a consumer holding a message longer
+            # than this is closed and the message requeued (the long-task scenario).
+            "consumer_timeout = 1800000",
+            "",
+        ]))
+        (self.dir / "enabled_plugins").write_text(f"[{','.join(PLUGINS)}].\n")  # enabled offline
+        (self.dir / "rabbitmq-env.conf").write_text("# queuekit: all settings come from the environment\n")
+
+    def _env(self) -> dict[str, str]:
+        d, p = self.dir, self.settings.ports
+        return {
+            **os.environ,
+            "HOME": str(d / "home"),  # the Erlang cookie lives here
+            "RABBITMQ_NODENAME": self.node,
+            "RABBITMQ_MNESIA_BASE": str(d / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(d / "log"),
+            "RABBITMQ_CONFIG_FILE": str(d / "rabbitmq.conf"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(d / "enabled_plugins"),
+            "RABBITMQ_CONF_ENV_FILE": str(d / "rabbitmq-env.conf"),
+            "RABBITMQ_DIST_PORT": str(p.rabbit_dist),
+            "ERL_EPMD_ADDRESS": LOOPBACK,
+            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
+        }
+
+    # -- observe ---------------------------------------------------------------
+    def overview(self, timeout: float = 2.0) -> dict:
+        r = httpx.get(f"{self.settings.mgmt_url}/api/overview", auth=self.settings.mgmt_auth, timeout=timeout)
+        r.raise_for_status()
+        return r.json()
+
+    def ready(self) -> bool:
+        p = self.settings.ports
+        return port_open(LOOPBACK, p.amqp) and bool(self.overview().get("rabbitmq_version"))
+
+    def status(self) -> Status:
+        pid = self.proc.pid()
+        url = f"amqp://{LOOPBACK}:{self.settings.ports.amqp} (management {self.settings.mgmt_url})"
+        try:
+            version = self.overview()["rabbitmq_version"]
+            return Status(self.name, url, "kit" if pid else "unmanaged", True, pid, version)
+        except (httpx.HTTPError, KeyError) as exc:
+            return Status(self.name, url, "kit" if pid else "stopped", False, pid, detail=str(exc)[:120])
+
+    # -- lifecycle -------------------------------------------------------------
+    def start(self, say: Say) -> bool:
+        if self.proc.pid() is not None:
+            wait_for(self.ready, timeout=READY_TIMEOUT, what="RabbitMQ (already started) to answer")
+            return False
+        install_rabbitmq(say)
+        p = self.settings.ports
+        ensure_ports_free(LOOPBACK, {"AMQP": p.amqp, "management": p.rabbit_mgmt,
+                                     "stream": p.rabbit_stream, "distribution": p.rabbit_dist},
+                          "point the kit at that broker with QUEUEKIT_AMQP_URL")
+        self._write_config()
+        self.epmd_was_running = port_open(LOOPBACK, p.epmd)
+        (self.dir / "epmd.ours").write_text("no" if self.epmd_was_running else "yes")
+        t0 = time.monotonic()
+        say(f"starting RabbitMQ node {self.node} in {self.dir}…")
+        self.proc.spawn([str(RABBIT_BIN / "rabbitmq-server")], env=self._env())
+        self.proc.wait_ready(self.ready, timeout=READY_TIMEOUT,
+                             what=f"RabbitMQ to accept AMQP on {LOOPBACK}:{p.amqp} and serve its management API")
+        say(f"RabbitMQ ready in {elapsed(t0)}")
+        return True
+
+    def stop(self, say: Say) -> bool:
+        if not self.proc.stop(timeout=60):
+            return False
+        say("RabbitMQ stopped")
+        if (self.dir / "epmd.ours").read_text() == "yes" and (epmd := shutil.which("epmd")):
+            # epmd daemonizes away from the node; stop it when it was ours to leave no port behind.
+            subprocess.run([epmd, "-kill"], env=self._env(), capture_output=True)
+        return True
+
+    def ctl(self, *args: str) -> str:
+        """Run rabbitmqctl against our node (same HOME so the same cookie)."""
+        done = subprocess.run([str(RABBIT_BIN / "rabbitmqctl"), "-n", self.node, *args],
+                              env=self._env(), capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            raise KitError(f"rabbitmqctl {' '.join(args)} failed: {done.stderr.strip()[:200]}")
+        return done.stdout
+

@@ -1,0 +1,49 @@
+"""Deadline-bound polling: the kit's only way to wait for something to happen.
+
+A bare ``sleep`` never stands in for a readiness check. ``wait_for`` polls a
+condition until it holds or the deadline passes, and then fails saying what
+it was waiting for and what it saw last.
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable, TypeVar
+
+from .errors import KitError, WaitTimeout
+
+T = TypeVar("T")
+
+
+def wait_for(
+    condition: Callable[[], T],
+    *,
+    timeout: float,
+    what: str,
+    interval: float = 0.05,
+    max_interval: float = 0.5,
+    describe: Callable[[], str] | None = None,
+) -> T:
+    """Poll ``condition`` until it returns a truthy value, and return that value.
+
+    ``what`` names the awaited state ("RabbitMQ accepting AMQP on 127.0.0.1:5672").
+    ``describe`` (optional) is called on timeout to say what was observed instead.
+    A ``KitError`` raised by ``condition`` is fatal and propagates at once (the
+    process died, say); any other exception counts as "not yet" and the last
+    one is reported on timeout.
+    """
+    deadline = time.monotonic() + timeout
+    last_error: BaseException | None = None
+    while True:
+        try:
+            value = condition()
+            if value:
+                return value
+        except KitError:
+            raise
+        except Exception as exc:  # not ready yet; remember why
+            last_error = exc
+        if time.monotonic() >= deadline:
+            seen = describe() if describe else (f"last error: {last_error}" if last_error else "condition stayed false")
+            raise WaitTimeout(f"timed out after {timeout:.0f}s waiting for {what} ({seen})")
+        time.sleep(interval)  # the poll interval, not a readiness guess
+        interval = min(interval * 1.5, max_interval)

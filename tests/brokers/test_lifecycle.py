@@ -1,0 +1,69 @@
+"""`up` is idempotent, `down` leaves nothing behind, and a missing binary is one clear line."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+from queuekit import brokers
+from queuekit.brokers.process import port_open
+from queuekit.config import LOOPBACK, Settings
+
+
+def _pids(settings: Settings) -> dict[str, int | None]:
+    return {s.name: s.pid for s in brokers.statuses(settings)}
+
+
+def test_up_twice_is_a_noop(kit):
+    before = _pids(kit)
+    assert brokers.up(kit) == []
+    assert _pids(kit) == before
+
+
+@pytest.fixture
+def second_kit(tmp_path: Path) -> Settings:
+    """A second, private kit beside the session's: own home, ports offset by 100."""
+    env_settings = Settings.from_env()
+    if env_settings.external_amqp_url or env_settings.external_kafka_bootstrap or env_settings.mode != "local":
+        pytest.skip("lifecycle of kit-managed brokers: not applicable to external brokers")
+    cache = env_settings.cache_dir  # reuse the provisioned jars
+    s = env_settings.with_(home=tmp_path / "home", port_offset=100,
+                           ports=type(env_settings.ports).offset_by(100))
+    s.home.mkdir(parents=True)
+    (s.home / "cache").symlink_to(cache)
+    yield s
+    brokers.down(s)
+
+
+def test_down_leaves_no_process_and_no_port(second_kit):
+    s = second_kit
+    assert brokers.up(s) == ["rabbitmq", "kafka", "flower"]
+    pids = {name: pid for name, pid in _pids(s).items()}
+    assert all(pids.values()), pids
+    trees = [p for pid in pids.values() for p in [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]]
+
+    assert brokers.down(s) == ["flower", "kafka", "rabbitmq"]
+
+    alive = [p for p in trees if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert alive == [], f"still running after down: {[(p.pid, p.name()) for p in alive]}"
+    p = s.ports
+    bound = [port for port in (p.amqp, p.rabbit_mgmt, p.rabbit_stream, p.rabbit_dist, p.kafka,
+                               p.kafka_controller, p.flower) if port_open(LOOPBACK, port)]
+    assert bound == [], f"ports still bound after down: {bound}"
+
+
+def test_missing_java_is_one_line_with_the_fix(tmp_path):
+    env = {**os.environ, "PATH": str(tmp_path), "QUEUEKIT_HOME": str(tmp_path / "home"),
+           "QUEUEKIT_PORT_OFFSET": "200"}
+    env.pop("KAFKA_HOME", None)
+    env.pop("QUEUEKIT_KAFKA_BOOTSTRAP", None)
+    done = subprocess.run([sys.executable, "-m", "queuekit", "up", "kafka"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, done.stderr
+    assert "'java' was not found" in lines[0] and "apt-get install" in lines[0]

@@ -1,0 +1,36 @@
+"""Shared fixtures: the real brokers, started once per session when not already running."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from queuekit import brokers
+from queuekit.config import Settings
+from queuekit.errors import KitError
+
+
+@pytest.fixture(scope="session")
+def kit() -> Settings:
+    """Brokers for the whole session: reuse running ones, start the rest, stop only those at the end.
+
+    When they cannot start: under CI=true the test fails with the reason (CI
+    must not go green by skipping); on a developer's machine it is skipped.
+    """
+    settings = Settings.from_env()
+    try:
+        started = brokers.up(settings, say=lambda msg: print(f"[queuekit] {msg}"))
+    except KitError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"brokers could not start: {exc}", pytrace=False)
+        pytest.skip(f"brokers could not start: {exc}")
+    yield settings
+    brokers.down(settings, tuple(started))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Anything that uses the real brokers carries the `brokers` marker, so
+    # `pytest -m "not brokers"` is the fast, broker-free subset.
+    for item in items:
+        if "kit" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.brokers)
