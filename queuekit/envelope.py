@@ -1,0 +1,171 @@
+"""The wire format every stack sends: a JSON envelope around one workload message.
+
+JSON only, never pickle: a message body can be read by any consumer, and a
+malformed one is rejected with a reason instead of executing anything.
+
+    {"id": "9f1c...", "schema": "track.event", "version": 1,
+     "body": {"user_id": 7, "seq": 3, "kind": "view", "ts": 1700000000.0},
+     "sent_at": 1700000000.123, "headers": {}}
+
+``decode`` raises ``MalformedMessage(reason)`` for anything else; adapters
+dead-letter such a message with ``err.reason`` and never retry it.
+
+Headers (all optional; other keys pass through untouched):
+
+- fault directives, injected by the harness and applied by ``execute.process``:
+  ``{"fault": "fail-times", "n": 2}``   raise TransientError on attempts 1..n, then succeed
+  ``{"fault": "always-fail"}``          raise PermanentError on every attempt (a poison message)
+  ``{"fault": "slow", "seconds": 0.5}`` take that long before handling (a slow worker)
+  Any directive may add ``"service": "video.thumbnail"`` to apply to that service only.
+- ``{"upstream": {...}}``: the previous pipeline step's result, for transports
+  that forward it inside the envelope (see ``execute.forward``).
+"""
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Mapping, get_type_hints
+
+from workloads.messages import MESSAGE_TYPES, Message
+
+ENVELOPE_FIELDS = ("id", "schema", "version", "body", "sent_at", "headers")
+FAULTS = ("fail-times", "always-fail", "slow")
+
+
+class MalformedMessage(ValueError):
+    """The bytes are not a valid envelope; ``reason`` says why in a few words."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+        super().__init__(reason)
+
+
+@dataclass(frozen=True)
+class Envelope:
+    id: str  # unique per publish; a redelivery keeps it, a re-publish gets a new one
+    schema: str
+    version: int
+    body: Message
+    sent_at: float  # producer wall clock (time.time()), for end-to-end latency
+    headers: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """The body's idempotency key."""
+        return self.body.idempotency_key
+
+
+def make_envelope(
+    body: Message, headers: Mapping[str, Any] | None = None, *, id: str | None = None, sent_at: float | None = None
+) -> Envelope:
+    """Wrap a message for sending: schema and version come from its class."""
+    return Envelope(
+        id=id or uuid.uuid4().hex,
+        schema=body.schema,
+        version=body.version,
+        body=body,
+        sent_at=time.time() if sent_at is None else sent_at,
+        headers=dict(headers or {}),
+    )
+
+
+def encode(env: Envelope) -> bytes:
+    """The envelope as compact UTF-8 JSON."""
+    doc = {
+        "id": env.id,
+        "schema": env.schema,
+        "version": env.version,
+        "body": asdict(env.body),
+        "sent_at": env.sent_at,
+        "headers": dict(env.headers),
+    }
+    return json.dumps(doc, separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+
+def decode(data: bytes) -> Envelope:
+    """Parse and validate an envelope; raise ``MalformedMessage`` saying what is wrong."""
+    try:
+        text = bytes(data).decode("utf-8")
+    except (UnicodeDecodeError, TypeError):
+        raise MalformedMessage("not UTF-8") from None
+    try:
+        doc = json.loads(text, parse_constant=_reject_constant)
+    except ValueError:
+        raise MalformedMessage("not JSON") from None
+    if not isinstance(doc, dict):
+        raise MalformedMessage("not a JSON object")
+    _check_names(doc, ENVELOPE_FIELDS)
+    _check_type(doc, "id", str)
+    _check_type(doc, "schema", str)
+    _check_type(doc, "version", int)
+    _check_type(doc, "body", dict)
+    _check_type(doc, "sent_at", float)
+    _check_type(doc, "headers", dict)
+    message_type = MESSAGE_TYPES.get(doc["schema"])
+    if message_type is None:
+        raise MalformedMessage(f"unknown schema {doc['schema']!r}")
+    if doc["version"] != message_type.version:
+        raise MalformedMessage(f"unsupported version {doc['version']} of {doc['schema']!r}")
+    _check_headers(doc["headers"])
+    return Envelope(
+        id=doc["id"],
+        schema=doc["schema"],
+        version=doc["version"],
+        body=_decode_body(message_type, doc["body"]),
+        sent_at=float(doc["sent_at"]),
+        headers=doc["headers"],
+    )
+
+
+def _decode_body(message_type: type, body: dict) -> Message:
+    hints = get_type_hints(message_type)
+    names = [f.name for f in fields(message_type)]
+    _check_names(body, names)
+    for name in names:
+        _check_type(body, name, hints[name])
+    return message_type(**{name: float(body[name]) if hints[name] is float else body[name] for name in names})
+
+
+def _check_headers(headers: dict) -> None:
+    if "upstream" in headers and not isinstance(headers["upstream"], dict):
+        raise MalformedMessage("header 'upstream' must be object")
+    fault = headers.get("fault")
+    if fault is None:
+        return
+    if fault not in FAULTS:
+        raise MalformedMessage(f"unknown fault {fault!r}")
+    if fault == "fail-times" and not (_is_type(headers.get("n"), int) and headers["n"] >= 0):
+        raise MalformedMessage("fault 'fail-times' needs an int 'n' >= 0")
+    if fault == "slow" and not (_is_type(headers.get("seconds"), float) and headers["seconds"] >= 0):
+        raise MalformedMessage("fault 'slow' needs a number 'seconds' >= 0")
+    if "service" in headers and not isinstance(headers["service"], str):
+        raise MalformedMessage("header 'service' must be str")
+
+
+def _check_names(doc: dict, expected: tuple[str, ...] | list[str]) -> None:
+    for name in expected:
+        if name not in doc:
+            raise MalformedMessage(f"missing field {name!r}")
+    for name in doc:
+        if name not in expected:
+            raise MalformedMessage(f"unexpected field {name!r}")
+
+
+def _check_type(doc: dict, name: str, expected: type) -> None:
+    if not _is_type(doc[name], expected):
+        label = {dict: "object", float: "number"}.get(expected, expected.__name__)
+        raise MalformedMessage(f"field {name!r} must be {label}")
+
+
+def _is_type(value: object, expected: type) -> bool:
+    if isinstance(value, bool):  # JSON true/false is never a number here
+        return expected is bool
+    if expected is float:  # JSON has one number type: 3 is a fine duration
+        return isinstance(value, (int, float))
+    return isinstance(value, expected)
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")

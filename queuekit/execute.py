@@ -1,0 +1,170 @@
+"""The one call every framework adapter makes: ``process(payload, service=..., ...)``.
+
+An adapter (Celery task, Dramatiq actor, Kafka consumer loop) decides nothing
+about the message itself: it hands the bytes to ``process`` and maps what
+comes back onto its framework's ack / retry / dead-letter:
+
+    returns Outcome       -> ack / commit (``outcome.applied`` False means a duplicate was skipped)
+    MalformedMessage      -> dead-letter with ``err.reason``, never retry
+    PermanentError        -> dead-letter, never retry (a poison message)
+    TransientError        -> retry (with backoff) and dead-letter when retries run out
+    anything else         -> a bug or a crash in the handler; treat as transient
+
+``process`` records every attempt in the ledger (outcome 'ok' | 'duplicate' |
+'error'), applies the harness's fault directive from the envelope headers,
+runs the service's handler, and applies the effect through the ledger's
+idempotency guard. Services: "signup"; "video.transcode", "video.thumbnail",
+"video.notify" (a pipeline: each step takes the previous step's result);
+"tracking.analytics", "tracking.recommendations" (fan-out subscribers).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from workloads import signup, tracking, video
+from workloads.messages import Message, SignupRequested, TrackEvent, VideoUploaded
+
+from .envelope import Envelope, MalformedMessage, decode, make_envelope
+from .ledger import Ledger
+
+
+class TransientError(Exception):
+    """The attempt failed but a later one may succeed: retry it."""
+
+
+class PermanentError(Exception):
+    """No attempt will ever succeed: dead-letter it."""
+
+
+@dataclass(frozen=True)
+class Handler:
+    """How one service handles its workload's message."""
+
+    workload: str
+    schema: str  # the only message schema this service accepts
+    compute: Callable[..., dict]  # (msg) or (msg, upstream) -> payload; runs before the ledger transaction
+    upstream: str | None = None  # pipeline: the service whose result ``compute`` takes as 2nd argument
+    stage: Callable[[Any, signup.Outbox], Any] | None = None  # runs inside the effect transaction
+
+
+HANDLERS: dict[str, Handler] = {
+    "signup": Handler("signup", SignupRequested.schema, signup.welcome_email, stage=signup.send_welcome_email),
+    "video.transcode": Handler("video", VideoUploaded.schema, video.transcode),
+    "video.thumbnail": Handler("video", VideoUploaded.schema, video.thumbnail, upstream="video.transcode"),
+    "video.notify": Handler("video", VideoUploaded.schema, video.notify, upstream="video.thumbnail"),
+    "tracking.analytics": Handler("tracking", TrackEvent.schema, tracking.count_kind),
+    "tracking.recommendations": Handler("tracking", TrackEvent.schema, tracking.remember_last_seq),
+}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    service: str
+    key: str
+    message_id: str
+    attempt: int  # 1 for the first attempt at (service, key)
+    applied: bool  # False: an earlier delivery already applied this key (guard on)
+    result: dict  # the handler's result (for a duplicate: the one recorded first); next pipeline step's input
+
+    @property
+    def status(self) -> str:
+        return "applied" if self.applied else "duplicate"
+
+
+def handler_for(service: str) -> Handler:
+    try:
+        return HANDLERS[service]
+    except KeyError:
+        raise ValueError(f"unknown service {service!r}; known: {', '.join(HANDLERS)}") from None
+
+
+def next_service(service: str) -> str | None:
+    """The pipeline step after ``service``, or None at the end / outside a pipeline."""
+    for other, handler in HANDLERS.items():
+        if handler.upstream == service:
+            return other
+    return None
+
+
+def forward(env: Envelope, outcome: Outcome) -> Envelope:
+    """The envelope for the next pipeline step, carrying ``outcome.result`` in headers["upstream"].
+
+    For transports that pass results inside the message (Kafka topics); Celery
+    chains and Dramatiq pipelines pass ``outcome.result`` as an argument instead.
+    Keeps id, sent_at (so latency is end-to-end) and the fault directive.
+    """
+    headers = {**env.headers, "upstream": outcome.result}
+    return make_envelope(env.body, headers, id=env.id, sent_at=env.sent_at)
+
+
+def apply_fault(headers: Mapping[str, Any], service: str, attempt: int) -> None:
+    """Act out the harness's fault directive (see ``queuekit.envelope``) for this attempt."""
+    fault = headers.get("fault")
+    if fault is None or headers.get("service", service) != service:
+        return
+    if fault == "fail-times" and attempt <= headers["n"]:
+        raise TransientError(f"injected failure {attempt}/{headers['n']}")
+    if fault == "always-fail":
+        raise PermanentError("injected permanent failure")
+    if fault == "slow":
+        # a real wait on purpose: the slowness IS the workload (back-pressure, kill-mid-task scenarios)
+        time.sleep(headers["seconds"])
+
+
+def process(
+    payload: bytes | Envelope,
+    *,
+    service: str,
+    worker: str,
+    ledger: Ledger,
+    guard: bool = True,
+    upstream: Mapping[str, Any] | None = None,
+) -> Outcome:
+    """Handle one delivery of ``payload`` as ``service``; see the module docstring for what raises.
+
+    ``worker`` names the worker in the ledger ("celery-0"). ``guard=False``
+    turns the idempotency guard off (every delivery applies its effect).
+    ``upstream`` is the previous pipeline step's ``Outcome.result``; when
+    None it is read from headers["upstream"].
+    """
+    env = payload if isinstance(payload, Envelope) else decode(payload)  # MalformedMessage propagates
+    handler = handler_for(service)
+    if env.schema != handler.schema:
+        raise MalformedMessage(f"schema {env.schema!r} is not handled by {service!r}")
+    msg: Message = env.body
+    key = msg.idempotency_key
+    seq = getattr(msg, "seq", None)
+    if upstream is None:
+        upstream = env.headers.get("upstream")
+    started_at = time.time()
+    ticket = ledger.record_attempt(
+        workload=handler.workload, service=service, key=key, message_id=env.id, worker=worker,
+        seq=seq, user_id=msg.user_id, started_at=started_at,
+    )
+    try:
+        apply_fault(env.headers, service, ticket.number)
+        result = _compute(handler, service, msg, upstream)
+        stage = handler.stage
+        applied = ledger.apply_effect(
+            service, key, workload=handler.workload, message_id=env.id, worker=worker, payload=result,
+            seq=seq, user_id=msg.user_id, sent_at=env.sent_at, started_at=started_at, guard=guard,
+            on_claim=(lambda outbox: stage(msg, outbox)) if stage else None,
+        )
+        if not applied:
+            first = ledger.effect_payload(service, key)
+            result = first if first is not None else result
+    except BaseException as exc:  # BaseException too: Dramatiq's time limit interrupts a handler that way
+        ledger.finish_attempt(ticket.id, "error", f"{type(exc).__name__}: {exc}")
+        raise
+    ledger.finish_attempt(ticket.id, "ok" if applied else "duplicate")
+    return Outcome(service=service, key=key, message_id=env.id, attempt=ticket.number, applied=applied, result=result)
+
+
+def _compute(handler: Handler, service: str, msg: Message, upstream: Mapping[str, Any] | None) -> dict:
+    if handler.upstream is None:
+        return handler.compute(msg)
+    if upstream is None:
+        raise PermanentError(f"{service} needs the result of {handler.upstream}")
+    return handler.compute(msg, upstream)
