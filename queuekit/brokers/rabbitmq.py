@@ -69,6 +69,9 @@ class RabbitMQ:
             # Delivery acknowledgement timeout: a consumer holding a message longer
             # than this is closed and the message requeued (the long-task scenario).
             "consumer_timeout = 1800000",
+            # Management counters refresh every 500 ms (default 5 s) so the kit's
+            # drain / monitor read fresh queue depths (queuekit/rabbit.py relies on it).
+            "collect_statistics_interval = 500",
             "",
         ]))
         (self.dir / "enabled_plugins").write_text(f"[{','.join(PLUGINS)}].\n")  # enabled offline

@@ -1,0 +1,114 @@
+"""RabbitMQ as both RabbitMQ stacks see it: the management API's view of queues.
+
+Celery and Dramatiq share these reads (queue depth, unacked, consumers, dead
+letters), so the two adapters measure the broker the same way.
+"""
+from __future__ import annotations
+
+import base64
+import time
+from dataclasses import dataclass
+from urllib.parse import quote
+
+import httpx
+
+from .config import Settings
+from .waiting import wait_for
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    name: str
+    ready: int
+    unacked: int
+    consumers: int
+
+    @property
+    def backlog(self) -> int:
+        return self.ready + self.unacked
+
+
+class Management:
+    """A thin client of RabbitMQ's HTTP management API."""
+
+    def __init__(self, settings: Settings):
+        self.vhost = quote(settings.vhost, safe="")
+        self.http = httpx.Client(base_url=settings.mgmt_url + "/api", auth=settings.mgmt_auth, timeout=10)
+
+    def queues(self, prefix: str = "") -> list[QueueStats]:
+        rows = self.http.get(f"/queues/{self.vhost}", params={"columns": "name,messages_ready,messages_unacknowledged,consumers"})
+        rows.raise_for_status()
+        return [QueueStats(q["name"], q.get("messages_ready", 0) or 0, q.get("messages_unacknowledged", 0) or 0,
+                           q.get("consumers", 0) or 0)
+                for q in rows.json() if q["name"].startswith(prefix)]
+
+    def queue(self, name: str) -> QueueStats | None:
+        r = self.http.get(f"/queues/{self.vhost}/{quote(name, safe='')}")
+        if r.status_code == 404:
+            return None
+        r.raise_for_status()
+        q = r.json()
+        return QueueStats(name, q.get("messages_ready", 0) or 0, q.get("messages_unacknowledged", 0) or 0,
+                          q.get("consumers", 0) or 0)
+
+    def peek(self, queue: str, count: int = 1000) -> list[tuple[bytes, dict]]:
+        """Read messages without consuming them (fetched, then requeued): (body, headers)."""
+        r = self.http.post(f"/queues/{self.vhost}/{quote(queue, safe='')}/get",
+                           json={"count": count, "ackmode": "ack_requeue_true", "encoding": "base64"})
+        if r.status_code == 404:
+            return []
+        r.raise_for_status()
+        return [(base64.b64decode(m["payload"]), (m.get("properties") or {}).get("headers") or {}) for m in r.json()]
+
+    def delete_queues(self, prefix: str) -> None:
+        for q in self.queues(prefix):
+            self.http.delete(f"/queues/{self.vhost}/{quote(q.name, safe='')}")
+
+    def delete_exchanges(self, prefix: str) -> None:
+        r = self.http.get(f"/exchanges/{self.vhost}", params={"columns": "name"})
+        r.raise_for_status()
+        for ex in r.json():
+            if ex["name"].startswith(prefix):
+                self.http.delete(f"/exchanges/{self.vhost}/{quote(ex['name'], safe='')}")
+
+    def channel_prefetch_unacked(self) -> list[dict]:
+        """Per consumer channel: prefetch and messages held unacked (for back-pressure)."""
+        r = self.http.get("/channels", params={"columns": "name,prefetch_count,messages_unacknowledged,consumer_count"})
+        r.raise_for_status()
+        return r.json()
+
+    def wait_consumers(self, queues: list[str], at_least: int, timeout: float = 60.0) -> None:
+        def enough() -> bool:
+            seen = {q.name: q.consumers for q in self.queues() if q.name in queues}
+            return all(seen.get(q, 0) >= at_least for q in queues)
+
+        wait_for(enough, timeout=timeout, what=f"{at_least} consumer(s) on each of {queues}",
+                 describe=lambda: str({q.name: q.consumers for q in self.queues() if q.name in queues}))
+
+    def backlog(self, queues: list[str]) -> int:
+        stats = {q.name: q for q in self.queues()}
+        return sum(stats[name].backlog for name in queues if name in stats)
+
+    def wait_settled(self, queues: list[str], timeout: float, since_publish: float) -> None:
+        """Poll until ready + unacked is 0 on every queue in ``queues`` (pass the
+        work, retry and delay queues; not the dead-letter ones, which keep theirs).
+
+        The management API refreshes its counters every collect_statistics_interval
+        (500 ms in the kit's config), so a zero only counts once the stats are
+        newer than the last publish; and it must read zero twice in a row.
+        """
+        zeros = []
+
+        def settled() -> bool:
+            fresh = time.time() - since_publish > STATS_INTERVAL_S * 2
+            zeros.append(self.backlog(queues) == 0 and fresh)
+            return len(zeros) >= 2 and zeros[-1] and zeros[-2]
+
+        wait_for(settled, timeout=timeout, interval=STATS_INTERVAL_S, what=f"queues {queues} to settle",
+                 describe=lambda: str([q for q in self.queues() if q.name in queues and q.backlog]))
+
+    def close(self) -> None:
+        self.http.close()
+
+
+STATS_INTERVAL_S = 0.5  # matches collect_statistics_interval in queuekit/brokers/rabbitmq.py

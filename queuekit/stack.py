@@ -1,0 +1,152 @@
+"""The Stack protocol: what the harness needs from each framework, and nothing more.
+
+One implementation per app package (``celery_app.stack:CeleryStack``, …),
+found through ``STACKS`` and imported lazily so a user without, say, Kafka
+still runs the other two. Differences between stacks are declared as class
+attributes (kombu's transport style), never tested with ``if name == …``.
+
+Contract for implementations:
+
+* ``start`` launches real worker OS processes (one per worker index) that run
+  the stack's consumers for the given workloads, each recording into the
+  ledger at ``ledger_path``, and returns once every worker is consuming.
+* ``publish`` returns only after the broker has confirmed every message
+  (publisher confirms / acks=all); a refused message is counted, never dropped
+  silently.
+* ``drain`` polls the broker's own view (ready + unacked, or consumer lag,
+  including retry / delay queues) until nothing is left in flight, and raises
+  ``WaitTimeout`` naming what is still there. Never a bare sleep.
+* ``dead_letters`` reads the dead-letter place without consuming it.
+* ``reset`` purges the stack's queues/topics/groups so any scenario runs in any
+  order. It must be idempotent.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Sequence
+
+from .config import Settings
+from .envelope import Envelope
+
+STACKS: dict[str, str] = {
+    "celery": "celery_app.stack:CeleryStack",
+    "dramatiq": "dramatiq_app.stack:DramatiqStack",
+    "kafka": "kafka_app.stack:KafkaStack",
+}
+
+
+@dataclass(frozen=True)
+class StackOptions:
+    """How the workers are run. Every stack accepts all of these; what each
+    one does with them is documented on the adapter."""
+
+    workers: int = 2  # worker OS processes
+    concurrency: int = 1  # slots per worker process (threads)
+    prefetch: int = 1  # messages a worker may hold unacknowledged (Kafka: ignored, pull-based)
+    guard: bool = True  # the ledger's idempotency guard
+    max_retries: int = 3  # retries after the first attempt, then dead-letter
+    backoff_ms: int = 100  # first retry delay; doubles per retry
+    early_ack: bool = False  # ack on receipt instead of after the handler (Celery's default)
+    partitions: int = 4  # Kafka partitions per topic
+    queue_max_length: int | None = None  # RabbitMQ x-max-length with overflow=reject-publish
+    extra: dict[str, Any] = field(default_factory=dict)  # stack-specific knobs, documented per stack
+
+
+OPTIONS_ENV = "QUEUEKIT_STACK_OPTIONS"
+
+
+def options_env(options: StackOptions) -> dict[str, str]:
+    """How a stack hands its options to the worker processes it spawns."""
+    return {OPTIONS_ENV: json.dumps(asdict(options))}
+
+
+def options_from_env() -> StackOptions:
+    """Inside a worker process: the options the stack started it with (defaults when run by hand)."""
+    raw = os.environ.get(OPTIONS_ENV)
+    return StackOptions(**json.loads(raw)) if raw else StackOptions()
+
+
+@dataclass(frozen=True)
+class PublishReport:
+    confirmed: int
+    refused: int = 0  # nacked / rejected by the broker (e.g. a full queue)
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    service: str  # which queue / consumer it died in
+    payload: bytes  # the original bytes, so nothing is lost
+    reason: str  # why: the decode error or the last exception
+
+
+class Stack(ABC):
+    name: ClassVar[str]  # "celery" | "dramatiq" | "kafka"
+    broker: ClassVar[str]  # "rabbitmq" | "kafka"
+    # Capabilities, as data for the scenario expectations:
+    native_fanout: ClassVar[bool]  # the broker copies one publish to every subscriber
+    native_dead_letter: ClassVar[bool]  # failures reach a DLQ without code of ours
+    replayable: ClassVar[bool]  # consumed history can be read again
+
+    def __init__(self, settings: Settings, ledger_path: Path):
+        self.settings = settings
+        self.ledger_path = ledger_path
+
+    @abstractmethod
+    def start(self, workloads: Sequence[str], options: StackOptions = StackOptions()) -> None:
+        """Declare the topology, start ``options.workers`` worker processes; return once all consume."""
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Stop every worker (SIGTERM, then SIGKILL) and close producer connections."""
+
+    @abstractmethod
+    def publish(self, workload: str, envelopes: Sequence[Envelope]) -> PublishReport:
+        """Send to the workload's entry point; return once the broker confirmed (or refused) each."""
+
+    @abstractmethod
+    def publish_raw(self, workload: str, payload: bytes) -> None:
+        """Send bytes as they are (malformed input must reach the dead-letter place)."""
+
+    @abstractmethod
+    def kill_worker(self, index: int) -> int:
+        """SIGKILL worker ``index`` (the process holding messages); return its pid."""
+
+    @abstractmethod
+    def drain(self, workload: str, timeout: float = 60.0) -> None:
+        """Return when nothing of ``workload`` is ready or in flight; raise WaitTimeout otherwise."""
+
+    @abstractmethod
+    def dead_letters(self, workload: str) -> list[DeadLetter]:
+        """Everything in the workload's dead-letter place, read without consuming it."""
+
+    @abstractmethod
+    def backlog(self, workload: str) -> int:
+        """Messages not yet settled: ready + unacked (RabbitMQ) or consumer lag (Kafka)."""
+
+    @abstractmethod
+    def reset(self) -> None:
+        """Delete / purge every queue, topic and group the stack uses."""
+
+    def worker_pids(self) -> list[int]:
+        return self.pool.pids() if getattr(self, "pool", None) else []
+
+    def __enter__(self) -> "Stack":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def load_stack(name: str) -> type[Stack]:
+    try:
+        target = STACKS[name]
+    except KeyError:
+        raise ValueError(f"unknown stack {name!r}; choose from {', '.join(STACKS)}") from None
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)

@@ -1,0 +1,109 @@
+"""Worker OS processes, one per index, that a scenario can SIGKILL mid-task."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import psutil
+
+from .errors import KitError
+from .waiting import wait_for
+
+
+@dataclass
+class WorkerPool:
+    """Starts ``python -m <module> …`` (or any argv) per worker with a ledger and a name in its env.
+
+    Each worker's output goes to ``<log_dir>/<name>.log``; a worker that dies
+    while we wait for readiness fails the wait at once with its log's tail.
+    """
+
+    prefix: str  # "celery" -> worker names celery-0, celery-1, …
+    log_dir: Path
+    env: dict[str, str] = field(default_factory=dict)
+    procs: list[subprocess.Popen] = field(default_factory=list)
+
+    def name(self, index: int) -> str:
+        return f"{self.prefix}-{index}"
+
+    def spawn(self, argv: list[str], index: int | None = None, extra_env: dict[str, str] | None = None) -> subprocess.Popen:
+        index = len(self.procs) if index is None else index
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, **self.env, **(extra_env or {}), "QUEUEKIT_WORKER_NAME": self.name(index),
+               "PYTHONUNBUFFERED": "1"}
+        with open(self.log_dir / f"{self.name(index)}.log", "ab") as log:
+            proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        if index < len(self.procs):
+            self.procs[index] = proc
+        else:
+            self.procs.append(proc)
+        return proc
+
+    def python(self, module: str, *args: str) -> list[str]:
+        return [sys.executable, "-m", module, *args]
+
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs if p.poll() is None]
+
+    def alive(self, index: int) -> bool:
+        return self.procs[index].poll() is None
+
+    def log_tail(self, index: int, lines: int = 8) -> str:
+        try:
+            text = (self.log_dir / f"{self.name(index)}.log").read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        return " | ".join(text[-lines:])
+
+    def wait_ready(self, ready: Callable[[], bool], *, timeout: float, what: str) -> None:
+        def check() -> bool:
+            for i, proc in enumerate(self.procs):
+                if proc.poll() is not None:
+                    raise KitError(f"worker {self.name(i)} exited with {proc.returncode}: {self.log_tail(i)}")
+            return ready()
+
+        wait_for(check, timeout=timeout, what=what)
+
+    def kill(self, index: int) -> int:
+        """SIGKILL: no shutdown hook runs, nothing is acked, the connection just drops."""
+        proc = self.procs[index]
+        for child in _children(proc.pid):
+            child.send_signal(signal.SIGKILL)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        return proc.pid
+
+    def rss_bytes(self, index: int) -> int:
+        try:
+            root = psutil.Process(self.procs[index].pid)
+            return sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])
+        except psutil.Error:
+            return 0
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """SIGTERM everyone (a warm shutdown: finish or requeue), SIGKILL what is left after ``timeout``."""
+        live = [p for p in self.procs if p.poll() is None]
+        for proc in live:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            wait_for(lambda: all(p.poll() is not None for p in live), timeout=timeout, what="workers to exit")
+        except KitError:
+            for proc in live:
+                if proc.poll() is None:
+                    for child in _children(proc.pid):
+                        child.kill()
+                    proc.kill()
+                    proc.wait(10)
+        self.procs.clear()
+
+
+def _children(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
