@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import time
+import uuid
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -89,23 +90,42 @@ class Management:
         stats = {q.name: q for q in self.queues()}
         return sum(stats[name].backlog for name in queues if name in stats)
 
-    def wait_settled(self, queues: list[str], timeout: float, since_publish: float) -> None:
+    def wait_settled(self, queues: list[str], timeout: float, since_publish: float | None = None) -> None:
         """Poll until ready + unacked is 0 on every queue in ``queues`` (pass the
         work, retry and delay queues; not the dead-letter ones, which keep theirs).
 
-        The management API refreshes its counters every collect_statistics_interval
-        (500 ms in the kit's config), so a zero only counts once the stats are
-        newer than the last publish; and it must read zero twice in a row.
+        The management API's counters lag the broker (about 1 s with the kit's
+        sample-retention settings, 5 s with RabbitMQ's defaults), so a zero read
+        right after a publish may predate it. A probe message published now
+        shows when the API has a snapshot newer than this call; only zeros read
+        after that count, twice in a row. (``since_publish`` is accepted for
+        callers that track it; the probe makes it unnecessary.)
         """
+        deadline = time.monotonic() + timeout
+        self.wait_fresh(timeout)
         zeros = []
 
         def settled() -> bool:
-            fresh = time.time() - since_publish > STATS_INTERVAL_S * 2
-            zeros.append(self.backlog(queues) == 0 and fresh)
+            zeros.append(self.backlog(queues) == 0)
             return len(zeros) >= 2 and zeros[-1] and zeros[-2]
 
-        wait_for(settled, timeout=timeout, interval=STATS_INTERVAL_S, what=f"queues {queues} to settle",
+        wait_for(settled, timeout=max(1.0, deadline - time.monotonic()), interval=STATS_INTERVAL_S,
+                 what=f"queues {queues} to settle",
                  describe=lambda: str([q for q in self.queues() if q.name in queues and q.backlog]))
+
+    def wait_fresh(self, timeout: float = 30.0) -> None:
+        """Return once the management API's view is newer than this call (see ``wait_settled``)."""
+        probe = f"queuekit.stats-probe.{uuid.uuid4().hex[:8]}"
+        path = f"/queues/{self.vhost}/{quote(probe, safe='')}"
+        self.http.put(path, json={"durable": False, "arguments": {"x-expires": 60_000}}).raise_for_status()
+        try:
+            self.http.post(f"/exchanges/{self.vhost}/amq.default/publish",
+                           json={"routing_key": probe, "payload": "probe", "payload_encoding": "string",
+                                 "properties": {}}).raise_for_status()
+            wait_for(lambda: (q := self.queue(probe)) is not None and q.ready == 1, timeout=timeout,
+                     what="a management API snapshot newer than the probe message")
+        finally:
+            self.http.delete(path)
 
     def close(self) -> None:
         self.http.close()

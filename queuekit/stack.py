@@ -73,9 +73,10 @@ def options_from_env() -> StackOptions:
 
 @dataclass(frozen=True)
 class PublishReport:
-    confirmed: int
+    confirmed: int  # envelopes the broker confirmed (every copy of each)
     refused: int = 0  # nacked / rejected by the broker (e.g. a full queue)
     seconds: float = 0.0
+    copies: int = 1  # broker messages the producer sent per envelope (producer-side fan-out: one per subscriber)
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,38 @@ class Stack(ABC):
     @abstractmethod
     def reset(self) -> None:
         """Delete / purge every queue, topic and group the stack uses."""
+
+    # -- scenario hooks: consumers joining and leaving, the in-flight view, replay --------------
+    def _spawn_worker(self, index: int) -> None:  # scenario hook: each stack implements it
+        """Start worker process ``index`` (the same way ``start`` starts each one)."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement this scenario hook yet")
+
+    def _wait_workers_ready(self) -> None:  # scenario hook: each stack implements it
+        """Poll until every live worker consumes (RabbitMQ consumers / Kafka group assignment)."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement this scenario hook yet")
+
+    def add_worker(self) -> int:
+        """A consumer joins mid-stream: one more worker process; returns its index once it consumes."""
+        index = len(self.pool.procs)
+        self._spawn_worker(index)
+        self._wait_workers_ready()
+        return index
+
+    def stop_worker(self, index: int, timeout: float = 30.0) -> None:
+        """A consumer leaves cleanly: SIGTERM worker ``index`` and wait for it to exit (warm shutdown)."""
+        self.pool.stop_one(index, timeout)
+
+    def in_flight(self) -> dict[str, int]:  # scenario hook: each stack implements it
+        """Per consumer: messages delivered to it and not yet acknowledged (empty for pull-based Kafka)."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement this scenario hook yet")
+
+    def replay(self, workload: str, timeout: float = 20.0) -> int:  # scenario hook: each stack implements it
+        """A brand-new consumer reads the workload's entry point from the start: how many past messages it got."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement this scenario hook yet")
+
+    def worker_rss_bytes(self) -> list[int]:
+        """Resident memory of each worker process (with its children)."""
+        return [self.pool.rss_bytes(i) for i in range(len(self.pool.procs))] if getattr(self, "pool", None) else []
 
     def worker_pids(self) -> list[int]:
         return self.pool.pids() if getattr(self, "pool", None) else []

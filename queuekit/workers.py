@@ -27,6 +27,7 @@ class WorkerPool:
     log_dir: Path
     env: dict[str, str] = field(default_factory=dict)
     procs: list[subprocess.Popen] = field(default_factory=list)
+    gone: set[int] = field(default_factory=set)  # indexes killed or stopped on purpose
 
     def name(self, index: int) -> str:
         return f"{self.prefix}-{index}"
@@ -38,6 +39,7 @@ class WorkerPool:
                "PYTHONUNBUFFERED": "1"}
         with open(self.log_dir / f"{self.name(index)}.log", "ab") as log:
             proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        self.gone.discard(index)
         if index < len(self.procs):
             self.procs[index] = proc
         else:
@@ -63,7 +65,7 @@ class WorkerPool:
     def wait_ready(self, ready: Callable[[], bool], *, timeout: float, what: str) -> None:
         def check() -> bool:
             for i, proc in enumerate(self.procs):
-                if proc.poll() is not None:
+                if i not in self.gone and proc.poll() is not None:
                     raise KitError(f"worker {self.name(i)} exited with {proc.returncode}: {self.log_tail(i)}")
             return ready()
 
@@ -72,11 +74,24 @@ class WorkerPool:
     def kill(self, index: int) -> int:
         """SIGKILL: no shutdown hook runs, nothing is acked, the connection just drops."""
         proc = self.procs[index]
+        self.gone.add(index)
         for child in _children(proc.pid):
             child.send_signal(signal.SIGKILL)
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
         return proc.pid
+
+    def stop_one(self, index: int, timeout: float = 30.0) -> None:
+        """SIGTERM one worker (it finishes or hands back what it holds), SIGKILL after ``timeout``."""
+        proc = self.procs[index]
+        self.gone.add(index)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
 
     def rss_bytes(self, index: int) -> int:
         try:
@@ -100,6 +115,7 @@ class WorkerPool:
                     proc.kill()
                     proc.wait(10)
         self.procs.clear()
+        self.gone.clear()
 
 
 def _children(pid: int) -> list[psutil.Process]:

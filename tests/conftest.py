@@ -25,7 +25,8 @@ def kit() -> Settings:
             pytest.fail(f"brokers could not start: {exc}", pytrace=False)
         pytest.skip(f"brokers could not start: {exc}")
     yield settings
-    brokers.down(settings, tuple(started))
+    if started:  # only what this session started; brokers it found running stay up
+        brokers.down(settings, tuple(started))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -9,7 +9,8 @@ from queuekit.waiting import wait_for
 from workloads import WORKLOADS
 
 N = 40
-MALFORMED = b'{"schema": "signup.requested", "version": 1, "id": "bad-1", "sent_at": 0, "headers": {}, "body": {"user_id": "not-an-int"}}'
+MALFORMED = (b'{"schema": "signup.requested", "version": 1, "id": "bad-1", "sent_at": 0, "headers": {}, '
+             b'"body": {"user_id": "not-an-int", "email": "x@example.org", "idempotency_key": "bad-1"}}')
 
 
 def effects_per_service(ledger, spec) -> dict[str, int]:

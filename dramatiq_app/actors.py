@@ -1,0 +1,109 @@
+"""The actors: one per service, each a thin adapter over ``queuekit.execute.process``.
+
+An actor's single argument is the encoded envelope as a JSON string (see
+``to_arg``). Delivery semantics, all Dramatiq's own:
+
+* returns -> the message is acked AFTER the actor and the middleware ran
+  (always late ack: Dramatiq has no ack-on-receipt mode);
+* ``MalformedMessage`` / ``PermanentError`` -> listed in ``throws``: the
+  Retries middleware fails the message at once -> ``.XQ``, no retry;
+* anything else (``TransientError``, a bug) -> Retries re-enqueues it through
+  ``.DQ`` with exponential backoff, and fails it to ``.XQ`` after
+  ``max_retries`` (configured on the broker, see ``broker.py``).
+
+The video pipeline is ``dramatiq.pipeline``: the Pipelines middleware sends the
+next step after a step succeeds, with its return value appended as the last
+argument (our ``upstream``). Tracking fan-out is one message per subscriber
+actor, sent by the producer: Dramatiq has no publish/subscribe.
+"""
+from __future__ import annotations
+
+import functools
+import os
+
+import dramatiq
+from dramatiq import Message
+
+from queuekit.envelope import MalformedMessage
+from queuekit.execute import PermanentError, process
+from queuekit.ledger import Ledger
+from queuekit.stack import options_from_env
+
+from .broker import broker  # noqa: F401  sets the global broker the actors bind to
+from .topology import queue_name
+
+NEVER_RETRY = (MalformedMessage, PermanentError)  # Dramatiq's `throws`: fail at once, to .XQ
+
+
+def to_arg(payload: bytes) -> str:
+    """Bytes -> the actor's str argument; any bytes survive Dramatiq's JSON (invalid UTF-8 as surrogates)."""
+    return payload.decode("utf-8", "surrogateescape")
+
+
+def from_arg(arg: str) -> bytes:
+    return arg.encode("utf-8", "surrogateescape")
+
+
+@functools.cache
+def _ledger() -> Ledger:
+    return Ledger()  # QUEUEKIT_LEDGER, set by the stack's WorkerPool
+
+
+@functools.cache
+def _guard() -> bool:
+    return options_from_env().guard
+
+
+def _process(service: str, arg: str, upstream: dict | None = None) -> dict:
+    outcome = process(from_arg(arg), service=service, worker=os.environ.get("QUEUEKIT_WORKER_NAME", "dramatiq"),
+                      ledger=_ledger(), guard=_guard(), upstream=upstream)
+    return outcome.result
+
+
+def _actor(service: str):
+    return dramatiq.actor(actor_name=service, queue_name=queue_name(service), throws=NEVER_RETRY)
+
+
+@_actor("signup")
+def signup(envelope: str) -> None:
+    _process("signup", envelope)
+
+
+@_actor("video.transcode")
+def transcode(envelope: str) -> dict:
+    return _process("video.transcode", envelope)  # piped into thumbnail as its last argument
+
+
+@_actor("video.thumbnail")
+def thumbnail(envelope: str, upstream: dict) -> dict:
+    return _process("video.thumbnail", envelope, upstream)
+
+
+@_actor("video.notify")
+def notify(envelope: str, upstream: dict) -> None:
+    _process("video.notify", envelope, upstream)
+
+
+@_actor("tracking.analytics")
+def analytics(envelope: str) -> None:
+    _process("tracking.analytics", envelope)
+
+
+@_actor("tracking.recommendations")
+def recommendations(envelope: str) -> None:
+    _process("tracking.recommendations", envelope)
+
+
+def entry_messages(workload: str, payload: bytes) -> list[Message]:
+    """The Dramatiq messages one publish of ``workload`` sends."""
+    arg = to_arg(payload)
+    if workload == "signup":
+        return [signup.message(arg)]
+    if workload == "video":
+        # each step gets the envelope; a pipeline is its first message carrying the rest in
+        # options["pipe_target"], so enqueueing messages[0] is exactly what pipeline.run() does
+        steps = dramatiq.pipeline([transcode.message(arg), thumbnail.message(arg), notify.message(arg)])
+        return steps.messages[:1]
+    if workload == "tracking":
+        return [analytics.message(arg), recommendations.message(arg)]  # no native fan-out: one per subscriber
+    raise ValueError(f"unknown workload {workload!r}")
