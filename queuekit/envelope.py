@@ -16,6 +16,9 @@ Headers (all optional; other keys pass through untouched):
   ``{"fault": "fail-times", "n": 2}``   raise TransientError on attempts 1..n, then succeed
   ``{"fault": "always-fail"}``          raise PermanentError on every attempt (a poison message)
   ``{"fault": "slow", "seconds": 0.5}`` take that long before handling (a slow worker)
+  ``{"fault": "cpu", "rounds": 1300}``  burn CPU first (sha256 rounds; 13k ~ 10 ms) — bench's CPU-bound mode
+  ``{"fault": "crash", "at": "after-effect" | "after-output"}`` the worker process dies there, first attempt only
+- ``{"idempotency": "off"}``: apply this message's effect even if its key was applied before
   Any directive may add ``"service": "video.thumbnail"`` to apply to that service only.
 - ``{"upstream": {...}}``: the previous pipeline step's result, for transports
   that forward it inside the envelope (see ``execute.forward``).
@@ -31,7 +34,8 @@ from typing import Any, Mapping, get_type_hints
 from workloads.messages import MESSAGE_TYPES, Message
 
 ENVELOPE_FIELDS = ("id", "schema", "version", "body", "sent_at", "headers")
-FAULTS = ("fail-times", "always-fail", "slow")
+FAULTS = ("fail-times", "always-fail", "slow", "crash", "cpu")
+CRASH_POINTS = ("after-effect", "after-output")
 
 
 class MalformedMessage(ValueError):
@@ -140,6 +144,10 @@ def _check_headers(headers: dict) -> None:
         raise MalformedMessage("fault 'fail-times' needs an int 'n' >= 0")
     if fault == "slow" and not (_is_type(headers.get("seconds"), float) and headers["seconds"] >= 0):
         raise MalformedMessage("fault 'slow' needs a number 'seconds' >= 0")
+    if fault == "cpu" and not (_is_type(headers.get("rounds"), int) and headers["rounds"] >= 0):
+        raise MalformedMessage("fault 'cpu' needs an int 'rounds' >= 0")
+    if fault == "crash" and headers.get("at") not in CRASH_POINTS:
+        raise MalformedMessage(f"fault 'crash' needs 'at' in {CRASH_POINTS}")
     if "service" in headers and not isinstance(headers["service"], str):
         raise MalformedMessage("header 'service' must be str")
 

@@ -19,6 +19,7 @@ idempotency guard. Services: "signup"; "video.transcode", "video.thumbnail",
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
@@ -99,6 +100,21 @@ def forward(env: Envelope, outcome: Outcome) -> Envelope:
     return make_envelope(env.body, headers, id=env.id, sent_at=env.sent_at)
 
 
+def crash_point(headers: Mapping[str, Any], service: str, attempt: int, point: str) -> None:
+    """The harness's deterministic crash: the worker process dies at ``point`` on the first attempt.
+
+    ``{"fault": "crash", "at": "after-effect"}``: after the effect is committed, before the
+    adapter acks / commits / produces downstream — the window exactly-once has to cover.
+    ``"after-output"``: called by an adapter after it produced its output, before it commits.
+    """
+    if headers.get("fault") == "crash" and headers.get("at") == point and attempt == 1 \
+            and headers.get("service", service) == service:
+        os._exit(CRASH_EXIT_CODE)  # no cleanup, no ack, no commit: like SIGKILL
+
+
+CRASH_EXIT_CODE = 137
+
+
 def apply_fault(headers: Mapping[str, Any], service: str, attempt: int) -> None:
     """Act out the harness's fault directive (see ``queuekit.envelope``) for this attempt."""
     fault = headers.get("fault")
@@ -108,6 +124,8 @@ def apply_fault(headers: Mapping[str, Any], service: str, attempt: int) -> None:
         raise TransientError(f"injected failure {attempt}/{headers['n']}")
     if fault == "always-fail":
         raise PermanentError("injected permanent failure")
+    if fault == "cpu":
+        video.burn(b"bench", headers["rounds"])  # CPU-bound work (the bench's cpu mode)
     if fault == "slow":
         # a real wait on purpose: the slowness IS the workload (back-pressure, kill-mid-task scenarios)
         time.sleep(headers["seconds"])
@@ -125,7 +143,9 @@ def process(
     """Handle one delivery of ``payload`` as ``service``; see the module docstring for what raises.
 
     ``worker`` names the worker in the ledger ("celery-0"). ``guard=False``
-    turns the idempotency guard off (every delivery applies its effect).
+    turns the idempotency guard off (every delivery applies its effect); so
+    does a message whose headers say ``"idempotency": "off"`` (the harness's
+    way to show both sides of the duplicate-delivery scenario in one run).
     ``upstream`` is the previous pipeline step's ``Outcome.result``; when
     None it is read from headers["upstream"].
     """
@@ -149,7 +169,8 @@ def process(
         stage = handler.stage
         applied = ledger.apply_effect(
             service, key, workload=handler.workload, message_id=env.id, worker=worker, payload=result,
-            seq=seq, user_id=msg.user_id, sent_at=env.sent_at, started_at=started_at, guard=guard,
+            seq=seq, user_id=msg.user_id, sent_at=env.sent_at, started_at=started_at,
+            guard=guard and env.headers.get("idempotency") != "off",
             on_claim=(lambda outbox: stage(msg, outbox)) if stage else None,
         )
         if not applied:
@@ -159,6 +180,7 @@ def process(
         ledger.finish_attempt(ticket.id, "error", f"{type(exc).__name__}: {exc}")
         raise
     ledger.finish_attempt(ticket.id, "ok" if applied else "duplicate")
+    crash_point(env.headers, service, ticket.number, "after-effect")
     return Outcome(service=service, key=key, message_id=env.id, attempt=ticket.number, applied=applied, result=result)
 
 

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 LEDGER_ENV = "QUEUEKIT_LEDGER"
+RECORD_ENV = "QUEUEKIT_LEDGER_RECORD"
 BUSY_TIMEOUT_S = 30.0
 
 SCHEMA = """
@@ -135,6 +136,9 @@ class Ledger:
             raise ValueError(f"no ledger path: pass one or set {LEDGER_ENV}")
         self.path = Path(path).resolve()  # absolute: workers may run from another cwd
         self._local = threading.local()
+        # QUEUEKIT_LEDGER_RECORD=0: workers write nothing (the bench's harness-overhead baseline;
+        # attempts are all numbered 1 then, so fail-times faults never succeed — bench only).
+        self.recording = os.environ.get(RECORD_ENV, "1") != "0"
 
     def __getstate__(self) -> dict:
         return {"path": self.path}
@@ -207,6 +211,8 @@ class Ledger:
         started_at: float | None = None,
     ) -> AttemptTicket:
         """Record that a handler starts on (service, key); its number counts earlier attempts at that key."""
+        if not self.recording:
+            return AttemptTicket(id=0, number=1)
         with self._write() as conn:
             # numbering and insert in one locked transaction: two deliveries never get the same number
             cur = conn.execute(
@@ -223,6 +229,8 @@ class Ledger:
         """Close an attempt: ``outcome`` is 'ok', 'duplicate' or 'error'."""
         if outcome not in ("ok", "duplicate", "error"):
             raise ValueError(f"unknown outcome {outcome!r}")
+        if not self.recording:
+            return
         with self._write() as conn:
             conn.execute(
                 "UPDATE attempts SET finished_at = ?, outcome = ?, error = ? WHERE id = ?",
@@ -252,6 +260,8 @@ class Ledger:
         back and the key stays free for the retry. With ``guard=False`` every
         call applies: that is the at-least-once baseline scenarios compare to.
         """
+        if not self.recording:
+            return True
         with self._write() as conn:
             if guard:
                 # the idempotency decision: only the first claim of (service, key) inserts a row
@@ -300,6 +310,11 @@ class Ledger:
             "SELECT key, COUNT(*) FROM effects WHERE service = ? GROUP BY key HAVING COUNT(*) > 1 ORDER BY key",
             (service,),
         ))
+
+    def attempts(self, service: str | None = None) -> list[Attempt]:
+        """Every attempt (at ``service``), oldest first."""
+        where, params = ("WHERE service = ?", (service,)) if service else ("", ())
+        return [Attempt(*row) for row in self._rows(f"SELECT {ATTEMPT_COLUMNS} FROM attempts {where} ORDER BY id", params)]
 
     def attempts_for(self, service: str, key: str) -> list[Attempt]:
         """Every attempt at (service, key), first first."""

@@ -1,0 +1,31 @@
+"""The scenario suite: one module per concept from the class notes, each run on every stack.
+
+``SCENARIOS`` is the ordered list the test and ``queuekit compare`` run.
+"""
+from __future__ import annotations
+
+from .base import STACK_NAMES, Scenario
+from . import (back_pressure, broker_restart, crash, duplicates, exactly_once, fan_out, long_task, ordering,
+               poison, rebalance, replay, retry_backoff, work_distribution)
+
+SCENARIOS: list[Scenario] = [
+    work_distribution.SCENARIO,
+    fan_out.SCENARIO,
+    ordering.SCENARIO,
+    retry_backoff.SCENARIO,
+    poison.SCENARIO,
+    duplicates.SCENARIO,
+    crash.SCENARIO,
+    crash.EARLY_ACK,
+    back_pressure.SCENARIO,
+    replay.SCENARIO,
+    exactly_once.SCENARIO,
+    rebalance.SCENARIO,
+    broker_restart.SCENARIO,
+    long_task.BLOCKING,
+    long_task.PAUSE_RESUME,
+]
+
+BY_NAME = {s.name: s for s in SCENARIOS}
+
+__all__ = ["SCENARIOS", "BY_NAME", "STACK_NAMES", "Scenario"]

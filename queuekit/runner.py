@@ -1,0 +1,76 @@
+"""Run one scenario on one stack and record what was observed (one JSON per cell)."""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import Settings
+from .ledger import Ledger
+from .stack import load_stack
+
+
+@dataclass
+class CellResult:
+    scenario: str
+    stack: str
+    concept: str
+    observed: dict[str, Any]
+    expected: dict[str, str]
+    mismatches: list[str]
+    seconds: float
+    options: dict[str, Any]
+    error: str | None = None
+    skipped: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.mismatches and self.error is None  # a skipped cell is not a failure
+
+    def explain(self) -> str:
+        lines = [f"scenario {self.scenario} on {self.stack}: observed {json.dumps(self.observed, default=str)}"]
+        lines += [f"  mismatch: {m}" for m in self.mismatches]
+        if self.error:
+            lines.append(f"  error: {self.error}")
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def run_cell(scenario, stack_name: str, settings: Settings, workdir: Path) -> CellResult:
+    """Reset the stack's broker state, start it, run the scenario, stop it; never raises for a mismatch."""
+    from scenarios.base import Context, describe
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    if scenario.needs_kit_brokers and (settings.mode != "local" or settings.external_amqp_url
+                                       or settings.external_kafka_bootstrap):
+        return CellResult(scenario.name, stack_name, scenario.concept, {}, {}, [], 0.0, {},
+                          skipped="restarts the broker: only with brokers the kit manages")
+    ledger = Ledger(workdir / f"{scenario.name}-{stack_name}.db")
+    ledger.reset()
+    options = scenario.options_for(stack_name)
+    stack = load_stack(stack_name)(settings, ledger.path)
+    t0 = time.monotonic()
+    observed: dict[str, Any] = {}
+    error = None
+    try:
+        stack.reset()  # any subset of scenarios runs in any order
+        if not scenario.starts_itself:
+            stack.start([scenario.workload], options)
+        observed = scenario.run(Context(stack, ledger, options, scenario.workload, scenario))
+    except Exception as exc:  # noqa: BLE001 - reported in the result, the matrix goes on
+        error = f"{type(exc).__name__}: {exc}"
+    finally:
+        stack.stop()
+    seconds = round(time.monotonic() - t0, 2)
+    result = CellResult(
+        scenario=scenario.name, stack=stack_name, concept=scenario.concept, observed=observed,
+        expected={k: describe(v) for k, v in scenario.expect[stack_name].items()},
+        mismatches=scenario.check(stack_name, observed) if error is None else [],
+        seconds=seconds, options=asdict(options), error=error,
+    )
+    (workdir / f"{scenario.name}-{stack_name}.json").write_text(json.dumps(result.as_dict(), indent=2, default=str))
+    return result

@@ -1,0 +1,72 @@
+"""Back-pressure: a slow consumer. What bounds the work in flight, and who slows down?"""
+from __future__ import annotations
+
+from queuekit.envelope import make_envelope
+from queuekit.stack import StackOptions
+from queuekit.waiting import wait_for
+from workloads import WORKLOADS
+
+from .base import AtLeast, AtMost, Context, Scenario, each
+from .observe import delivery
+
+N = 60
+PREFETCH = 2
+MAX_LENGTH = 10
+SLOW_S = 0.03
+
+
+class Sampler:
+    """Highest in-flight per consumer, backlog and worker memory seen while the test polls."""
+
+    def __init__(self, ctx: Context):
+        self.ctx, self.in_flight, self.backlog, self.rss = ctx, 0, 0, 0
+
+    def __call__(self) -> None:
+        self.in_flight = max(self.in_flight, *self.ctx.stack.in_flight().values(), 0)
+        self.backlog = max(self.backlog, self.ctx.stack.backlog("signup"))
+        self.rss = max(self.rss, *self.ctx.stack.worker_rss_bytes(), 0)
+
+
+def run(ctx: Context) -> dict:
+    envelopes = [make_envelope(m, {"fault": "slow", "seconds": SLOW_S})
+                 for m in WORKLOADS["signup"].make_messages(N, seed=81)]
+    sample, refused = Sampler(ctx), 0
+    for env in envelopes:
+        # A publisher with confirms learns of a full queue from the nack and slows down:
+        # it offers the message again once the backlog has room. Nothing is dropped.
+        while ctx.stack.publish("signup", [env]).refused:
+            refused += 1
+            wait_for(lambda: sample() or ctx.stack.backlog("signup") < MAX_LENGTH, timeout=60,
+                     what="room in the length-limited queue")
+        sample()
+    wait_for(lambda: sample() or len(ctx.ledger.effects(service="signup")) >= N, timeout=90,
+             what=f"{N} slow tasks done")
+    ctx.stack.drain("signup")
+    seen = delivery(ctx, envelopes, "signup")
+    return {
+        "lost": seen["lost"],
+        "effects": seen["effects"],
+        "publisher_refused": refused,
+        "max_in_flight_per_consumer": sample.in_flight,
+        "max_backlog": sample.backlog,
+        "worker_rss_mb": round(sample.rss / 2**20),
+    }
+
+
+SCENARIO = Scenario(
+    name="back-pressure",
+    concept="Back-pressure: prefetch and bounded queues",
+    question=f"{N} slow tasks, one worker, prefetch {PREFETCH}, queue limited to {MAX_LENGTH} (reject-publish): "
+             "how much does a consumer hold, does the publisher get pushed back, is anything lost?",
+    workload="signup",
+    options=StackOptions(workers=1, prefetch=PREFETCH, queue_max_length=MAX_LENGTH),
+    expect=each(
+        {"lost": 0, "effects": N, "worker_rss_mb": AtMost(400)},
+        # Push-based: prefetch bounds what each consumer holds; the full queue nacks the publisher.
+        celery={"max_in_flight_per_consumer": AtMost(PREFETCH), "publisher_refused": AtLeast(1)},
+        dramatiq={"max_in_flight_per_consumer": AtMost(PREFETCH), "publisher_refused": AtLeast(1)},
+        # Pull-based: nothing pushes back on the producer; the lag grows while consumer memory stays bounded.
+        kafka={"publisher_refused": 0, "max_backlog": AtLeast(MAX_LENGTH)},
+    ),
+    run=run,
+)

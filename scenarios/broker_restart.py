@@ -1,0 +1,42 @@
+"""Durability: restart the broker mid-stream; no confirmed message may be lost."""
+from __future__ import annotations
+
+from queuekit import brokers
+from queuekit.envelope import make_envelope
+from queuekit.waiting import wait_for
+from workloads import WORKLOADS
+
+from .base import Anything, Context, Scenario, same
+from .observe import delivery
+
+N = 40
+SLOW_S = 0.05
+
+
+def run(ctx: Context) -> dict:
+    envelopes = [make_envelope(m, {"fault": "slow", "seconds": SLOW_S})
+                 for m in WORKLOADS["signup"].make_messages(N, seed=111)]
+    first, second = envelopes[: N // 2], envelopes[N // 2:]
+    confirmed = ctx.stack.publish("signup", first).confirmed
+    wait_for(lambda: len(ctx.ledger.effects(service="signup")) >= 3, timeout=60, what="work under way")
+    [component] = brokers.components(ctx.settings, (ctx.stack.broker,))
+    component.stop(lambda _: None)  # SIGTERM: RabbitMQ / Kafka shut down as in a rolling restart
+    component.start(lambda _: None)
+    confirmed += ctx.stack.publish("signup", second).confirmed  # clients reconnect by themselves
+    wait_for(lambda: len({e.key for e in ctx.ledger.effects(service="signup")}) >= N, timeout=120,
+             what=f"all {N} tasks after the restart")
+    ctx.stack.drain("signup", timeout=60)
+    seen = delivery(ctx, envelopes, "signup")
+    return {"confirmed": confirmed, "lost": seen["lost"], "duplicate_effects": seen["duplicates"],
+            "redelivered": len(ctx.ledger.attempts(service="signup")) - N}
+
+
+SCENARIO = Scenario(
+    name="broker-restart",
+    concept="Durability: durable queues, persistent messages, the replicated log",
+    question=f"{N} tasks, the broker restarted after a few: is any confirmed message lost?",
+    workload="signup",
+    expect=same(confirmed=N, lost=0, duplicate_effects=0, redelivered=Anything()),
+    run=run,
+    needs_kit_brokers=True,
+)

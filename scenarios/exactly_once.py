@@ -1,0 +1,47 @@
+"""Exactly-once: a crash between doing the work and acknowledging it."""
+from __future__ import annotations
+
+from queuekit.envelope import make_envelope
+from queuekit.stack import StackOptions
+from workloads import WORKLOADS
+
+from .base import AtLeast, Context, Scenario, each
+from .observe import wait_for_effects
+
+N = 6
+
+
+def run(ctx: Context) -> dict:
+    # Kafka (transactional) dies after producing the step's output, before committing the
+    # transaction; RabbitMQ stacks die after the effect is committed, before the ack.
+    crash_at = ctx.options.extra.get("crash_at", "after-effect")
+    victim_msg, *msgs = WORKLOADS["video"].make_messages(N, seed=131)
+    victim = make_envelope(victim_msg, {"fault": "crash", "at": crash_at, "service": "video.transcode"})
+    others = [make_envelope(m) for m in msgs]
+    ctx.stack.publish("video", [victim, *others])
+    wait_for_effects(ctx, "video.notify", [e.key for e in (victim, *others)], timeout=120)
+    ctx.stack.drain("video", timeout=60)
+    downstream = ctx.ledger.attempts(service="video.thumbnail")
+    per_key: dict[str, int] = {}
+    for a in downstream:
+        per_key[a.key] = per_key.get(a.key, 0) + 1
+    return {
+        "transcode_runs_of_victim": len(ctx.ledger.attempts_for("video.transcode", victim.key)),
+        "duplicate_effects": sum(len(ctx.ledger.duplicates(s)) for s in WORKLOADS["video"].services),
+        "outputs_delivered_per_input": max(per_key.values()),
+    }
+
+
+SCENARIO = Scenario(
+    name="exactly-once",
+    concept="Exactly-once vs at-least-once",
+    question="The transcode step crashes after doing its work but before acknowledging it: is the work "
+             "repeated, and does the next step see the output once?",
+    workload="video",
+    options=StackOptions(workers=2, partitions=2),
+    stack_options={"kafka": {"extra": {"transactional": True, "crash_at": "after-output"}}},
+    expect=each(
+        {"duplicate_effects": 0, "transcode_runs_of_victim": AtLeast(2), "outputs_delivered_per_input": 1},
+    ),
+    run=run,
+)

@@ -1,0 +1,49 @@
+"""Consumer group membership: a consumer joins and another leaves mid-stream."""
+from __future__ import annotations
+
+from queuekit.envelope import make_envelope
+from queuekit.stack import StackOptions
+from queuekit.waiting import wait_for
+from workloads import WORKLOADS
+
+from .base import Anything, Context, Scenario, each
+from .observe import delivery
+
+N = 120
+SLOW_S = 0.02
+
+
+def run(ctx: Context) -> dict:
+    envelopes = [make_envelope(m, {"fault": "slow", "seconds": SLOW_S})
+                 for m in WORKLOADS["signup"].make_messages(N, seed=101)]
+    done = lambda: len(ctx.ledger.effects(service="signup"))  # noqa: E731
+    ctx.stack.publish("signup", envelopes)
+    wait_for(lambda: done() >= N // 4, timeout=60, what=f"{N // 4} effects before the join")
+    joined = ctx.stack.add_worker()  # a consumer joins: Kafka rebalances partitions, queues just compete
+    wait_for(lambda: done() >= N // 2, timeout=60, what=f"{N // 2} effects before the leave")
+    ctx.stack.stop_worker(0)  # a consumer leaves cleanly (SIGTERM)
+    wait_for(lambda: done() >= N, timeout=90, what=f"all {N} effects after join and leave")
+    ctx.stack.drain("signup")
+    seen = delivery(ctx, envelopes, "signup")
+    attempts = ctx.ledger.attempts(service="signup")
+    return {
+        "lost": seen["lost"],
+        "duplicate_effects": seen["duplicates"],
+        "redeliveries": len(attempts) - len({a.key for a in attempts}),  # handled more than once
+        "joined_worker_did_work": any(e.worker.endswith(f"-{joined}") for e in ctx.ledger.effects(service="signup")),
+    }
+
+
+SCENARIO = Scenario(
+    name="rebalance",
+    concept="Consumer group: members join and leave",
+    question=f"{N} tasks; a third worker joins after a quarter, the first leaves after half: anything lost, "
+             "anything handled twice?",
+    workload="signup",
+    options=StackOptions(workers=2, partitions=6),
+    expect=each({"lost": 0, "duplicate_effects": 0, "joined_worker_did_work": True},
+                celery={"redeliveries": Anything()},
+                dramatiq={"redeliveries": Anything()},
+                kafka={"redeliveries": Anything()}),  # uncommitted offsets of moved partitions: bounded repeats
+    run=run,
+)

@@ -1,0 +1,31 @@
+"""Replay: can a new consumer read history that was already processed?"""
+from __future__ import annotations
+
+from queuekit.envelope import make_envelope
+from workloads import WORKLOADS
+
+from .base import Context, Scenario, each
+from .observe import wait_for_effects
+
+N = 20
+
+
+def run(ctx: Context) -> dict:
+    envelopes = [make_envelope(m) for m in WORKLOADS["signup"].make_messages(N, seed=91)]
+    ctx.stack.publish("signup", envelopes)
+    wait_for_effects(ctx, "signup", [e.key for e in envelopes])
+    ctx.stack.drain("signup")
+    return {"consumed": len(ctx.ledger.effects(service="signup")), "replayed": ctx.stack.replay("signup")}
+
+
+SCENARIO = Scenario(
+    name="replay",
+    concept="Stream history and replay",
+    question=f"After {N} messages were consumed and acknowledged, how many can a brand-new consumer read again?",
+    workload="signup",
+    expect=each({"consumed": N},
+                celery={"replayed": 0},  # acked = deleted from the queue
+                dramatiq={"replayed": 0},
+                kafka={"replayed": N}),  # a new group from the earliest offset reads the retained log
+    run=run,
+)

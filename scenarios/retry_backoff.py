@@ -1,0 +1,41 @@
+"""Retry with backoff: a transient failure twice, then success — one effect."""
+from __future__ import annotations
+
+from queuekit.envelope import make_envelope
+from queuekit.stack import StackOptions
+from workloads import WORKLOADS
+
+from .base import AtLeast, Context, Scenario, same
+from .observe import wait_for_effects
+
+BACKOFF_MS = 200
+
+
+def run(ctx: Context) -> dict:
+    [msg] = WORKLOADS["signup"].make_messages(1, seed=41)
+    env = make_envelope(msg, {"fault": "fail-times", "n": 2})
+    ctx.stack.publish("signup", [env])
+    wait_for_effects(ctx, "signup", [env.key])
+    ctx.stack.drain("signup")
+    attempts = ctx.ledger.attempts_for("signup", env.key)
+    gaps = [round((b.started_at - a.started_at) * 1000) for a, b in zip(attempts, attempts[1:])]
+    return {
+        "attempts": len(attempts),
+        "effects": len(ctx.ledger.effects(service="signup")),
+        "dead_letters": len(ctx.stack.dead_letters("signup")),
+        "delays_ms": gaps,
+        "first_delay_ms": gaps[0] if gaps else None,
+        "backoff_grows": len(gaps) == 2 and gaps[1] > gaps[0],
+    }
+
+
+SCENARIO = Scenario(
+    name="retry-backoff",
+    concept="At-least-once: retry with backoff",
+    question=f"A handler fails twice then succeeds (backoff {BACKOFF_MS} ms, doubling): how many attempts, "
+             "effects, and how long between them?",
+    workload="signup",
+    options=StackOptions(workers=1, max_retries=3, backoff_ms=BACKOFF_MS),
+    expect=same(attempts=3, effects=1, dead_letters=0, first_delay_ms=AtLeast(BACKOFF_MS * 0.9), backoff_grows=True),
+    run=run,
+)

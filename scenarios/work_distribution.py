@@ -1,0 +1,41 @@
+"""Queue (P2P): each message goes to exactly one worker, and the load is spread."""
+from __future__ import annotations
+
+from queuekit.envelope import make_envelope
+from queuekit.stack import StackOptions
+from workloads import WORKLOADS
+
+from .base import Context, Scenario, same
+from .observe import delivery, wait_for_effects
+
+N = 60
+
+
+def run(ctx: Context) -> dict:
+    envelopes = [make_envelope(m) for m in WORKLOADS["signup"].make_messages(N, seed=11)]
+    ctx.stack.publish("signup", envelopes)
+    wait_for_effects(ctx, "signup", [e.key for e in envelopes])
+    ctx.stack.drain("signup")
+    per_worker: dict[str, int] = {}
+    for effect in ctx.ledger.effects(service="signup"):
+        per_worker[effect.worker] = per_worker.get(effect.worker, 0) + 1
+    workers_per_key = {}
+    for attempt in ctx.ledger.attempts(service="signup"):
+        workers_per_key.setdefault(attempt.key, set()).add(attempt.worker)
+    return {
+        **delivery(ctx, envelopes, "signup"),
+        "keys_seen_by_several_workers": sum(1 for ws in workers_per_key.values() if len(ws) > 1),
+        "idle_workers": ctx.options.workers - len(per_worker),
+        "per_worker": per_worker,
+    }
+
+
+SCENARIO = Scenario(
+    name="work-distribution",
+    concept="Queue (P2P) / consumer group: work distribution",
+    question=f"{N} signup tasks, 3 workers: does each task go to exactly one worker, and does every worker get some?",
+    workload="signup",
+    options=StackOptions(workers=3, partitions=6),  # Kafka: parallelism <= partitions
+    expect=same(lost=0, duplicates=0, keys_seen_by_several_workers=0, idle_workers=0),
+    run=run,
+)

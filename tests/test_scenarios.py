@@ -1,0 +1,24 @@
+"""The scenario suite: every scenario on every stack, on the real brokers.
+
+Ids are ``scenario-<name>-<stack>``, so ``pytest -k "scenario and dramatiq"``
+or ``pytest -k scenario-ordering`` pick a slice. A cell passes when what it
+observed matches what the scenario declares for that stack; the observation
+is written as JSON and printed on a mismatch.
+"""
+from __future__ import annotations
+
+import pytest
+
+from queuekit.runner import run_cell
+from scenarios import SCENARIOS, STACK_NAMES
+
+CELLS = [(scenario, stack) for scenario in SCENARIOS for stack in STACK_NAMES]
+
+
+@pytest.mark.parametrize("scenario,stack", CELLS, ids=[f"scenario-{s.name}-{stack}" for s, stack in CELLS])
+def test_scenario(kit, tmp_path, scenario, stack):
+    result = run_cell(scenario, stack, kit, tmp_path)
+    if result.skipped:
+        pytest.skip(result.skipped)
+    assert result.error is None, result.explain()
+    assert result.ok, result.explain()
