@@ -95,6 +95,7 @@ def kafka_roundtrip(settings: Settings, count: int = 10) -> RoundTrip:
     finally:
         consumer.close()
         admin.delete_topics([topic])
+        admin.delete_consumer_groups([f"{topic}.g"])
     same = all(len(parts) == 1 for parts in partitions.values())
     detail = "same key -> same partition" if same else f"keys spread over partitions: {partitions}"
     return RoundTrip("kafka", count, len(got), time.monotonic() - t0, detail)

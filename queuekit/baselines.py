@@ -1,0 +1,142 @@
+"""Raw-client baselines: how fast each broker serves a bare consume + ack loop on this machine.
+
+Same message size, same persistence and acknowledgement as the stacks (durable
+queue, persistent messages, manual ack after "processing"; Kafka acks=all,
+offsets stored after processing), same number of consumer processes. A stack's
+rate divided by its broker's baseline is the framework's cost.
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+import uuid
+from dataclasses import dataclass
+
+from .config import Settings
+
+
+@dataclass(frozen=True)
+class Window:
+    """First receive to last ack across every consumer process."""
+
+    first: float
+    last: float
+    count: int
+
+    @property
+    def rate(self) -> float:
+        return self.count / (self.last - self.first) if self.last > self.first else 0.0
+
+
+def _rabbit_consumer(url: str, queue: str, prefetch: int, stop_after: int, out: mp.Queue) -> None:
+    import pika
+
+    conn = pika.BlockingConnection(pika.URLParameters(url))
+    ch = conn.channel()
+    ch.basic_qos(prefetch_count=prefetch)  # the same in-flight bound the stacks use
+    first = last = 0.0
+    n = 0
+    for method, _props, _body in ch.consume(queue, inactivity_timeout=2):
+        if method is None:
+            break
+        if not first:
+            first = time.time()
+        ch.basic_ack(method.delivery_tag)  # manual ack after "processing" (nothing): at-least-once
+        n, last = n + 1, time.time()
+        if n >= stop_after:
+            break
+    out.put((first, last, n))
+    conn.close()
+
+
+def rabbitmq_baseline(settings: Settings, payloads: list[bytes], consumers: int, prefetch: int) -> tuple[float, Window]:
+    """Publish with confirms (timed), then drain with ``consumers`` processes; returns (publish secs, window)."""
+    import pika
+
+    queue = f"bench.raw.{uuid.uuid4().hex[:6]}"
+    conn = pika.BlockingConnection(pika.URLParameters(settings.pika_url))
+    ch = conn.channel()
+    ch.queue_declare(queue, durable=True)
+    ch.confirm_delivery()
+    t0 = time.monotonic()
+    for body in payloads:
+        ch.basic_publish("", queue, body, pika.BasicProperties(delivery_mode=2, content_type="application/json"))
+    publish_s = time.monotonic() - t0
+    out: mp.Queue = mp.get_context("spawn").Queue()
+    procs = [mp.get_context("spawn").Process(target=_rabbit_consumer,
+                                             args=(settings.pika_url, queue, prefetch, len(payloads), out))
+             for _ in range(consumers)]
+    for p in procs:
+        p.start()
+    results = [out.get(timeout=300) for _ in procs]
+    for p in procs:
+        p.join(10)
+    ch.queue_delete(queue)
+    conn.close()
+    return publish_s, _window(results)
+
+
+def _kafka_consumer(bootstrap: str, topic: str, group: str, total: int, out: mp.Queue) -> None:
+    from confluent_kafka import Consumer
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest",
+                  "enable.auto.offset.store": False, "log_level": 0})
+    c.subscribe([topic])
+    first = last = 0.0
+    n = 0
+    idle_since = time.monotonic()
+    while time.monotonic() - idle_since < 3:
+        msg = c.poll(0.5)
+        if msg is None or msg.error():
+            continue
+        idle_since = time.monotonic()
+        if not first:
+            first = time.time()
+        c.store_offsets(msg)  # offset stored after "processing": at-least-once, as the stack does
+        n, last = n + 1, time.time()
+    out.put((first, last, n))
+    c.close()
+
+
+def kafka_baseline(settings: Settings, payloads: list[bytes], consumers: int) -> tuple[float, Window]:
+    """Produce with acks=all (timed), then consume with ``consumers`` group members, one partition each."""
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    topic = f"bench.raw.{uuid.uuid4().hex[:6]}"
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    admin.create_topics([NewTopic(topic, consumers, 1)])[topic].result(30)
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "enable.idempotence": True, "acks": "all",
+                         "linger.ms": 5})
+    t0 = time.monotonic()
+    for i, body in enumerate(payloads):
+        while True:
+            try:
+                producer.produce(topic, body, key=str(i % 64))
+                break
+            except BufferError:
+                producer.poll(0.05)  # local queue full: let deliveries drain
+        producer.poll(0)
+    producer.flush(60)
+    publish_s = time.monotonic() - t0
+    out: mp.Queue = mp.get_context("spawn").Queue()
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_kafka_consumer, args=(settings.kafka_bootstrap, topic, f"{topic}.g", len(payloads), out))
+             for _ in range(consumers)]
+    for p in procs:
+        p.start()
+    results = [out.get(timeout=300) for _ in procs]
+    for p in procs:
+        p.join(10)
+    admin.delete_topics([topic])
+    return publish_s, _window(results)
+
+
+def _window(results: list[tuple[float, float, int]]) -> Window:
+    got = [r for r in results if r[2]]
+    if not got:
+        return Window(0.0, 0.0, 0)
+    return Window(min(r[0] for r in got), max(r[1] for r in got), sum(r[2] for r in got))
+
+
+__all__ = ["Window", "rabbitmq_baseline", "kafka_baseline"]

@@ -1,0 +1,71 @@
+"""'When to use which', built from observed cells, in the spirit of the class notes.
+
+Each claim names the scenario and the observation that is its evidence; the
+stacks that did best are computed from what was observed in this run, not
+written down in advance. Where the run shows no difference, it says so.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .compare import Comparison
+
+
+@dataclass(frozen=True)
+class Claim:
+    need: str  # the need a team has, in plain words
+    scenario: str
+    metric: str
+    better: str  # "lower" | "higher" | "true"
+    why: str  # the mechanism behind the difference
+
+    def rank(self, values: dict[str, Any]) -> list[str]:
+        usable = {s: v for s, v in values.items() if v is not None and not isinstance(v, (list, dict, str))}
+        if not usable:
+            return []
+        if self.better == "true":
+            return [s for s, v in usable.items() if v is True]
+        pick = min if self.better == "lower" else max
+        best = pick(usable.values())
+        return [s for s, v in usable.items() if v == best]
+
+
+CLAIMS = [
+    Claim("Share tasks among workers, each task done by one", "work-distribution", "keys_seen_by_several_workers",
+          "lower", "a queue hands each message to one consumer; a group gives each partition to one member"),
+    Claim("Many services need the same events", "fan-out", "broker_messages_per_event", "lower",
+          "Kafka keeps one log that every group reads; RabbitMQ copies per queue (fanout exchange)"),
+    Claim("Per-user order with several consumers", "ordering-per-key", "order_violations", "lower",
+          "same key -> same partition -> one consumer; a work queue gives the next message to any free worker"),
+    Claim("Failing messages set aside, with their reason, without blocking others", "poison-to-dlq",
+          "dead_is_the_poison", "true", "Dramatiq's .XQ is built in; Celery needs a DLX + reject; Kafka a DLQ topic you write"),
+    Claim("A task must survive a worker crash", "crash-mid-task", "lost", "lower",
+          "ack / commit only after the work is done (acks_late, store offset after processing)"),
+    Claim("Beware of acking on receipt", "crash-mid-task-early-ack", "lost", "lower",
+          "Celery's default acks when the task starts: a crash loses it"),
+    Claim("Duplicates are normal (at-least-once): make them harmless", "duplicate-delivery", "effects_with_guard",
+          "lower", "an idempotency key checked in the same transaction as the effect"),
+    Claim("Replay history for a new consumer or a bug fix", "replay", "replayed", "higher",
+          "Kafka retains the log; a queue deletes what was acked"),
+    Claim("Slow the producer down when consumers fall behind", "back-pressure", "publisher_refused", "higher",
+          "RabbitMQ's prefetch and x-max-length with reject-publish push back; Kafka lets lag grow"),
+    Claim("Each input's output exactly once", "exactly-once", "duplicate_outputs", "lower",
+          "Kafka transactions (consume-transform-produce); elsewhere idempotency keys give effectively-once"),
+]
+
+
+def guide(comparison: Comparison) -> list[dict[str, Any]]:
+    """The claims this run has evidence for, each with the observed values and the best stacks."""
+    rows = []
+    for claim in CLAIMS:
+        values = {stack: (cell.observed.get(claim.metric) if (cell := comparison.cell(claim.scenario, stack)) else None)
+                  for stack in comparison.stacks}
+        if all(v is None for v in values.values()):
+            continue
+        best = claim.rank(values)
+        verdict = ("no difference observed" if len(best) == len(comparison.stacks)
+                   else "best observed: " + ", ".join(best) if best else "no usable observation")
+        rows.append({"need": claim.need, "scenario": claim.scenario, "metric": claim.metric,
+                     "values": values, "verdict": verdict, "why": claim.why})
+    return rows

@@ -1,0 +1,84 @@
+"""``queuekit run``: N messages of one workload through one stack, watched until settled."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from .config import Settings
+from .envelope import make_envelope
+from .errors import WaitTimeout
+from .ledger import Ledger
+from .stack import StackOptions, load_stack
+from workloads import WORKLOADS
+
+MALFORMED = b'{"schema": "%s", "version": 1, "id": "malformed-%d", "sent_at": 0, "headers": {}, "body": {}}'
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    stack: str
+    workload: str
+    published: int
+    malformed: int
+    effects: dict[str, int]
+    duplicates: dict[str, int]
+    dead_letters: int
+    dead_letter_reasons: list[str]
+    seconds: float
+    publish_seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.published / self.seconds if self.seconds else 0.0
+
+
+def quick_run(settings: Settings, stack_name: str, workload: str, n: int, workers: int, malformed: int,
+              timeout: float, progress: Progress | None = None) -> RunSummary:
+    spec = WORKLOADS[workload]
+    runs = settings.home / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    ledger = Ledger(runs / f"{stack_name}-{workload}-{int(time.time())}.db")
+    stack = load_stack(stack_name)(settings, ledger.path)
+    envelopes = [make_envelope(m) for m in spec.make_messages(n, seed=int(time.time()))]  # before timing
+    stack.reset()
+    stack.start([workload], StackOptions(workers=workers))
+    try:
+        t0 = time.monotonic()
+        report = stack.publish(workload, envelopes)
+        for i in range(malformed):
+            stack.publish_raw(workload, MALFORMED % (spec.message_type.schema.encode(), i))
+        publish_seconds = time.monotonic() - t0
+        _watch(ledger, spec.services, n, timeout, progress)
+        stack.drain(workload, timeout=timeout)
+        seconds = time.monotonic() - t0
+        dead = stack.dead_letters(workload)
+        return RunSummary(
+            stack=stack_name, workload=workload, published=report.confirmed, malformed=malformed,
+            effects={s: len(ledger.effects(service=s)) for s in spec.services},
+            duplicates={s: sum(n - 1 for n in ledger.duplicates(s).values()) for s in spec.services},
+            dead_letters=len(dead), dead_letter_reasons=sorted({d.reason[:80] for d in dead}),
+            seconds=seconds, publish_seconds=publish_seconds,
+        )
+    finally:
+        stack.stop()
+
+
+def _watch(ledger: Ledger, services: tuple[str, ...], n: int, timeout: float, progress: Progress | None) -> None:
+    """Show effects per service as they land; poll until every service has n (or the deadline passes)."""
+    progress = progress or Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                    TimeElapsedColumn(), transient=False)
+    deadline = time.monotonic() + timeout
+    with progress:
+        tasks = {s: progress.add_task(s, total=n) for s in services}
+        while True:
+            counts = ledger.effect_counts()
+            for service, task in tasks.items():
+                progress.update(task, completed=min(counts.get(service, 0), n))
+            if all(counts.get(s, 0) >= n for s in services):
+                return
+            if time.monotonic() > deadline:
+                raise WaitTimeout(f"timed out after {timeout:.0f}s: effects so far {counts}, wanted {n} per service")
+            time.sleep(0.2)  # the refresh interval of the progress display
