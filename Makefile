@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup compare test up down status clean
+.PHONY: setup compare test bench browser up down status clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,11 +18,18 @@ setup: $(STAMP)
 	$(BIN)/queuekit provision
 
 compare: setup
-	$(BIN)/queuekit up
-	$(BIN)/queuekit ping
+	$(BIN)/queuekit compare $(COMPARE_ARGS)
 
-test: setup
+# The HTML report is checked in a real headless browser: Debian's chromium.
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq --no-install-recommends chromium >/dev/null; } \
+	  || { echo "chromium is missing: run sudo apt-get install -y chromium" >&2; exit 1; }
+
+test: setup browser
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: setup
+	$(BIN)/queuekit bench $(BENCH_ARGS)
 
 up down status: $(STAMP)
 	$(BIN)/queuekit $@

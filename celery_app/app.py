@@ -1,18 +1,58 @@
 """The Celery application: broker, serialization and delivery settings.
 
-Secure defaults: JSON only (pickle is never accepted), broker URL from queuekit.config.
+Secure defaults: JSON only (pickle is never accepted), broker URL from
+queuekit.config. ``make_app(options)`` builds a configured app; the module
+``app`` is the worker's (``celery -A celery_app.app`` / ``celery_app.worker``),
+configured from the options the stack put in the environment. The stack
+builds its own publisher app with the same options, so both sides declare
+identical queues.
 """
 from __future__ import annotations
 
 from celery import Celery
 
 from queuekit.config import settings
+from queuekit.stack import StackOptions, options_from_env
 
-app = Celery("queuekit", broker=settings().amqp_url)
-app.conf.update(
-    task_serializer="json",
-    result_serializer="json",
-    accept_content=["json"],  # refuse pickle and everything else
-    worker_send_task_events=True,  # Flower sees tasks as they run
-    task_send_sent_event=True,
-)
+from . import topology
+
+
+def make_app(options: StackOptions, *, broker_url: str | None = None, include: tuple[str, ...] = ()) -> Celery:
+    app = Celery("queuekit", broker=broker_url or settings().amqp_url, include=list(include))
+    app.conf.update(
+        task_serializer="json",
+        result_serializer="json",
+        event_serializer="json",
+        accept_content=["json"],  # refuse pickle and everything else
+        result_accept_content=["json"],
+        task_ignore_result=True,  # no result backend: chains pass results in the worker, Flower reads events
+        worker_send_task_events=True,  # Flower sees tasks as they run
+        task_send_sent_event=True,
+        # Explicit topology: our queues only; an unrouted task fails instead of creating the 'celery' queue.
+        task_queues=topology.task_queues(options),
+        task_routes=topology.routes(),
+        task_create_missing_queues=False,
+        task_default_queue=topology.queue_name("signup"),  # never used: every task has a route
+        task_default_exchange=topology.TASKS.name,
+        task_default_exchange_type="direct",
+        # Ack timing: after the task returns (at-least-once), unless early_ack asks for Celery's default
+        # (ack when the worker starts the task: a SIGKILL mid-task loses the message).
+        task_acks_late=not options.early_ack,
+        task_reject_on_worker_lost=True,  # with acks_late: a lost pool child requeues instead of acking
+        task_acks_on_failure=True,  # a failed task is acked: failures reach the DLQ because we publish them there
+        # Prefetch: the channel's basic.qos = prefetch x concurrency, so in-flight per worker is bounded.
+        worker_prefetch_multiplier=options.prefetch,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"confirm_publish": True},  # publish() returns after the broker's ack; nack raises
+        # No AMQP heartbeats: with them, Celery 5.7's event loop also reads the events connection (to eat
+        # broker heartbeats) and can swallow the confirm a pool thread waits for while publishing a task
+        # event; that thread then waits forever holding the event mutex and the whole worker freezes.
+        # A SIGKILLed worker's connection still closes at once (the kernel resets its sockets).
+        broker_heartbeat=0,
+        worker_consumer="celery_app.tasks:DeadLetteringConsumer",  # undecodable frames to the DLX, not acked away
+        worker_hijack_root_logger=False,
+    )
+    return app
+
+
+app = make_app(options_from_env(), include=("celery_app.tasks",))

@@ -3,50 +3,63 @@ from __future__ import annotations
 
 from queuekit.envelope import make_envelope
 from queuekit.stack import StackOptions
+from queuekit.waiting import wait_for
 from workloads import WORKLOADS
 
-from .base import AtLeast, Context, Scenario, each
-from .observe import wait_for_effects
+from .base import AtLeast, AtMost, Context, Scenario, each
 
 LONG_S = 6.0
 POLL_INTERVAL_MS = 3000  # Kafka: a member that does not poll for this long is thrown out of the group
 KAFKA = {"max_poll_interval_ms": POLL_INTERVAL_MS, "session_timeout_ms": 2000}
+GIVE_UP_AFTER_ATTEMPTS = 3  # a task handed around this often will not finish: stop watching
 
 
 def run(ctx: Context) -> dict:
     long_msg, *short_msgs = WORKLOADS["video"].make_messages(4, seed=121)
     long_one = make_envelope(long_msg, {"fault": "slow", "seconds": LONG_S, "service": "video.transcode"})
-    others = [make_envelope(m) for m in short_msgs]
-    ctx.stack.publish("video", [long_one, *others])
-    wait_for_effects(ctx, "video.notify", [e.key for e in (long_one, *others)], timeout=120)
-    ctx.stack.drain("video", timeout=60)
-    attempts = ctx.ledger.attempts_for("video.transcode", long_one.key)
+    everything = [long_one, *(make_envelope(m) for m in short_msgs)]
+    ctx.stack.publish("video", everything)
+    attempts = lambda: len(ctx.ledger.attempts_for("video.transcode", long_one.key))  # noqa: E731
+    done = lambda: len({e.key for e in ctx.ledger.effects(service="video.notify")})  # noqa: E731
+    # Either every video finishes, or the long one keeps being taken away and restarted.
+    wait_for(lambda: done() == len(everything) or attempts() >= GIVE_UP_AFTER_ATTEMPTS, timeout=120,
+             what="all videos done, or the long task restarted repeatedly",
+             describe=lambda: f"{done()} videos done, long task attempted {attempts()} times")
+    finished = done() == len(everything)
+    if finished:
+        ctx.stack.drain("video", timeout=60)
     return {
-        "long_task_attempts": len(attempts),
+        "long_task_attempts": attempts(),
+        "long_task_finished": any(e.key == long_one.key for e in ctx.ledger.effects(service="video.notify")),
         "duplicate_effects": len(ctx.ledger.duplicates("video.transcode")),
-        "videos_done": len(ctx.ledger.effects(service="video.notify")),
+        "videos_done": done(),
     }
 
 
-def _scenario(name: str, mode: str, kafka_attempts) -> Scenario:
+def _scenario(name: str, mode: str, kafka: dict) -> Scenario:
     return Scenario(
         name=name,
         concept="Long tasks: consumer liveness (max.poll.interval.ms / consumer_timeout)",
         question=f"A {LONG_S:g} s transcode with Kafka's max.poll.interval.ms at {POLL_INTERVAL_MS} ms "
-                 f"({mode}): is the task handed to another consumer and done twice?",
+                 f"({mode}): is the task taken away from its consumer and started again elsewhere?",
         workload="video",
         options=StackOptions(workers=2, partitions=2),
         stack_options={"kafka": {"extra": {**KAFKA, "long_task": mode}}},
         # RabbitMQ only intervenes after consumer_timeout (30 min here): a long task is just long.
-        expect=each({"duplicate_effects": 0, "videos_done": 4},
-                    celery={"long_task_attempts": 1}, dramatiq={"long_task_attempts": 1},
-                    kafka={"long_task_attempts": kafka_attempts}),
+        expect=each({"duplicate_effects": 0},
+                    celery={"long_task_attempts": 1, "long_task_finished": True, "videos_done": 4},
+                    dramatiq={"long_task_attempts": 1, "long_task_finished": True, "videos_done": 4},
+                    kafka=kafka),
         run=run,
     )
 
 
-# Processing inside the poll loop: the member misses max.poll.interval.ms, is evicted, its
-# partition moves, the task runs again elsewhere (the guard keeps the effect single).
-BLOCKING = _scenario("long-task", "processing in the poll loop", AtLeast(2))
+# Processing inside the poll loop: the member misses max.poll.interval.ms and is evicted. It still
+# finishes the task (its output is produced), but its offset can no longer be stored, so the record
+# starts again on the member that now owns the partition, which is evicted in turn: a livelock, and
+# the videos queued behind it in that partition starve. (Observed; the guard keeps effects single.)
+BLOCKING = _scenario("long-task", "block", {"long_task_attempts": AtLeast(GIVE_UP_AFTER_ATTEMPTS),
+                                            "videos_done": AtMost(3)})
 # The fix: pause the partition, work in a thread, keep polling, resume when done.
-PAUSE_RESUME = _scenario("long-task-pause-resume", "pause/resume while a thread works", 1)
+PAUSE_RESUME = _scenario("long-task-pause-resume", "pause-resume",
+                         {"long_task_attempts": 1, "long_task_finished": True, "videos_done": 4})

@@ -1,0 +1,48 @@
+"""One Celery worker OS process: ``python -m celery_app.worker <workload>...``.
+
+Runs ``app.worker_main`` in THIS process with the thread pool inside it, so
+the pid the stack holds is the one that holds the messages and SIGKILL takes
+every slot with it (prefork would leave pool children). Options arrive
+through the environment (``options_from_env``), the node name from
+QUEUEKIT_WORKER_NAME (``celery-0@host`` in Flower), and ``-Q`` is limited to
+the given workloads' queues.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+from queuekit.stack import options_from_env
+
+from . import topology
+
+
+def argv(workloads: list[str]) -> list[str]:
+    options = options_from_env()
+    name = os.environ.get("QUEUEKIT_WORKER_NAME", "celery-manual")
+    return [
+        "worker",
+        f"--hostname={name}@%h",
+        # threads even for one slot: the solo pool runs the task inside the event loop, so the loop's
+        # deferred ack of early_ack only goes out after the task (a SIGKILL then redelivers, not loses)
+        "--pool=threads",
+        f"--concurrency={options.concurrency}",
+        f"--queues={','.join(topology.queue_name(s) for s in topology.services(workloads))}",
+        "--without-gossip",  # no worker-to-worker chatter; Flower uses events and heartbeats
+        "--without-mingle",  # no startup sync round (faster start, nothing to sync: no revokes)
+        "--loglevel=INFO",
+    ]
+
+
+def main() -> None:
+    workloads = sys.argv[1:]
+    if not workloads:
+        sys.exit("usage: python -m celery_app.worker <workload>...")
+    from .app import app  # imported here so the options in the environment configure it
+    from . import tasks  # noqa: F401  registers the tasks and the consumer step before the worker builds
+
+    app.worker_main(argv(workloads))
+
+
+if __name__ == "__main__":
+    main()
