@@ -135,13 +135,13 @@ class Stack(ABC):
         """Delete / purge every queue, topic and group the stack uses."""
 
     # -- scenario hooks: consumers joining and leaving, the in-flight view, replay --------------
-    def _spawn_worker(self, index: int) -> None:  # scenario hook: each stack implements it
+    @abstractmethod
+    def _spawn_worker(self, index: int) -> None:
         """Start worker process ``index`` (the same way ``start`` starts each one)."""
-        raise NotImplementedError(f"{type(self).__name__} does not implement this scenario hook yet")
 
-    def _wait_workers_ready(self) -> None:  # scenario hook: each stack implements it
+    @abstractmethod
+    def _wait_workers_ready(self) -> None:
         """Poll until every live worker consumes (RabbitMQ consumers / Kafka group assignment)."""
-        raise NotImplementedError(f"{type(self).__name__} does not implement this scenario hook yet")
 
     def add_worker(self) -> int:
         """A consumer joins mid-stream: one more worker process; returns its index once it consumes."""
@@ -154,13 +154,13 @@ class Stack(ABC):
         """A consumer leaves cleanly: SIGTERM worker ``index`` and wait for it to exit (warm shutdown)."""
         self.pool.stop_one(index, timeout)
 
-    def in_flight(self) -> dict[str, int]:  # scenario hook: each stack implements it
+    @abstractmethod
+    def in_flight(self) -> dict[str, int]:
         """Per consumer: messages delivered to it and not yet acknowledged (empty for pull-based Kafka)."""
-        raise NotImplementedError(f"{type(self).__name__} does not implement this scenario hook yet")
 
-    def replay(self, workload: str, timeout: float = 20.0) -> int:  # scenario hook: each stack implements it
+    @abstractmethod
+    def replay(self, workload: str, timeout: float = 20.0) -> int:
         """A brand-new consumer reads the workload's entry point from the start: how many past messages it got."""
-        raise NotImplementedError(f"{type(self).__name__} does not implement this scenario hook yet")
 
     def worker_rss_bytes(self) -> list[int]:
         """Resident memory of each worker process (with its children)."""

@@ -108,6 +108,9 @@ class Kafka:
             "share.coordinator.state.topic.min.isr": "1",
             # A group's first rebalance starts at once instead of waiting 3 s for more members.
             "group.initial.rebalance.delay.ms": "0",
+            # Let consumers ask for short session timeouts (default floor 6 s) so a SIGKILLed
+            # member is noticed in ~2 s and the crash / long-task scenarios run in seconds.
+            "group.min.session.timeout.ms": "1000",
             "auto.create.topics.enable": "false",  # topics are declared by the stacks, explicitly
         }
         path = self.dir / "server.properties"

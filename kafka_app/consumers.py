@@ -1,0 +1,201 @@
+"""The consumer loops: poll a record, ``queuekit.execute.process`` it, route the outcome, store the offset.
+
+Outcome -> what the consumer does before it stores the record's offset:
+
+    Outcome               forward the result to the next pipeline topic (``execute.forward``), if any
+    MalformedMessage,     produce the ORIGINAL bytes to ``qk.<service>.dlq`` with headers reason,
+    PermanentError        service, attempts, original-topic/-partition/-offset
+    anything else         produce the original bytes to ``qk.<service>.retry`` with headers attempts and
+    (TransientError, …)   not-before-ms = now + backoff_ms * 2**(attempt-1); after max_retries: the DLQ
+
+Every record we produce is waited for (delivery report) before the input's
+offset is settled (``offsets.py``): stored for auto-commit (default), so a
+crash in between re-delivers the input rather than losing its output —
+at-least-once end to end; or, with ``extra["transactional"]``, committed in
+the same Kafka transaction as those records — exactly-once within Kafka.
+With ``extra["long_task"] = "pause-resume"`` the record is handled in a worker
+thread while the consumer thread keeps polling (``long_tasks.py``). Kafka has
+no retry or dead-letter of its own; these two topics are ours.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Collection
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+
+from queuekit.envelope import MalformedMessage, decode, encode
+from queuekit.execute import PermanentError, crash_point, forward, process
+from queuekit.ledger import Ledger
+from queuekit.stack import StackOptions
+
+from .long_tasks import PausedWork
+from .offsets import StoredOffsets, Transactions, store
+from .topology import Route
+
+log = logging.getLogger("kafka_app.consumers")
+POLL_S = 0.5  # how often a loop looks at its stop flag; poll() returns at once when a record arrives
+SEND_TIMEOUT_S = 30.0
+ORIGIN = ("original-topic", "original-partition", "original-offset")
+
+
+@dataclass
+class Service:
+    """One consumer thread's world: a group member of one service and the producer it owns."""
+
+    route: Route
+    consumer: Consumer
+    producer: Producer  # owned by this thread alone, so flush() waits for exactly our own records
+    ledger: Ledger
+    worker: str  # the ledger's worker name (QUEUEKIT_WORKER_NAME)
+    options: StackOptions
+    offsets: StoredOffsets | Transactions  # how a handled record's offset is settled
+    paused: PausedWork | None = None  # long_task "pause-resume": handle in a thread, keep polling
+
+
+def consume(svc: Service, stop: threading.Event) -> None:
+    """A member of group ``qk.<service>`` on the service's source topic."""
+    subscribe(svc, svc.route.source)
+    while not stop.is_set():
+        msg = next_record(svc.consumer, POLL_S)
+        if msg is None:
+            svc.offsets.idle()  # transactional: step the committed offsets over commit markers
+            continue
+        if svc.options.early_ack:
+            store(svc.consumer, msg)  # early_ack: stored (committed within 200 ms) BEFORE handling: at-most-once
+        work(svc, msg)  # handle it, THEN store its offset / commit it with the outputs' transaction
+    svc.consumer.close()  # commits the stored offsets and leaves the group (a rebalance now, not in 6 s)
+
+
+def consume_retries(svc: Service, stop: threading.Event) -> None:
+    """A member of group ``qk.<service>.retry``: holds a record (its partition paused) until it is due."""
+    held: dict[tuple[str, int], tuple[Message, float]] = {}  # paused partition -> (its head record, due at)
+
+    def forget(partitions: list[TopicPartition]) -> None:  # revoked: unstored, so the next owner re-reads it
+        for tp in partitions:
+            if held.pop((tp.topic, tp.partition), None):
+                svc.consumer.resume([TopicPartition(tp.topic, tp.partition)])
+
+    subscribe(svc, svc.route.retry_topic, forget)
+    while not stop.is_set():
+        for key, (msg, due) in list(held.items()):
+            if due <= time.time():
+                del held[key]
+                work(svc, msg, keep_paused=held)  # handled, then settled, as in consume()
+                svc.consumer.resume([TopicPartition(*key)])  # fetching restarts at the record after it
+        wait = min([POLL_S, *(due - time.time() for _, due in held.values())])
+        msg = next_record(svc.consumer, max(wait, 0.0))  # blocks until a record or the next due time: no busy loop
+        if msg is None:
+            svc.offsets.idle(skip=held)  # a held record is fetched but not handled: its offset must not move
+            continue
+        due = int(header(msg, "not-before-ms") or 0) / 1000
+        if due > time.time():
+            # Not due: pause the partition (librdkafka drops what it prefetched and will resume
+            # right after this record) and keep the record; later records of the partition wait behind it.
+            svc.consumer.pause([TopicPartition(msg.topic(), msg.partition())])
+            held[(msg.topic(), msg.partition())] = (msg, due)
+            continue
+        work(svc, msg, keep_paused=held)  # after processing: at-least-once (or in its transaction)
+    svc.consumer.close()
+
+
+def work(svc: Service, msg: Message, keep_paused: Collection[tuple[str, int]] = ()) -> None:
+    """Handle ``msg`` and settle its offset: right here (blocking the poll loop: a handler longer than
+    max.poll.interval.ms gets this member evicted), or in a worker thread while this one keeps polling."""
+    def settle(owned: Callable[[], bool] = lambda: True) -> None:
+        svc.offsets.settle(msg, lambda: handle(svc, msg), owned)
+
+    if svc.paused is None:
+        settle()
+    else:
+        svc.paused.run(msg, settle, keep_paused)
+
+
+def handle(svc: Service, msg: Message) -> None:
+    """Process one record and send what it produces; return once that is delivered (the offset may go)."""
+    attempt = int(header(msg, "attempts") or 0) + 1
+    try:
+        env = decode(msg.value())  # MalformedMessage: below
+        outcome = process(env, service=svc.route.service, worker=svc.worker, ledger=svc.ledger,
+                          guard=svc.options.guard)
+    except (MalformedMessage, PermanentError) as exc:  # never retried: straight to the DLQ
+        dead_letter(svc, msg, reason(exc), attempt)
+    except Exception as exc:  # TransientError or a crash in the handler: retry, then dead-letter
+        if attempt > svc.options.max_retries:
+            dead_letter(svc, msg, reason(exc), attempt)
+        else:
+            delay_ms = svc.options.backoff_ms * 2 ** (attempt - 1)  # the first retry after backoff_ms, doubling
+            not_before = math.ceil(time.time() * 1000) + delay_ms  # ceil: never a millisecond early
+            send(svc.producer, svc.route.retry_topic, msg.key(), msg.value(),
+                 {**origin(msg), "attempts": attempt, "not-before-ms": not_before, "error": reason(exc)})
+    else:
+        if svc.route.sink:  # pipeline: the next step's input carries this step's result
+            send(svc.producer, svc.route.sink, msg.key(), encode(forward(env, outcome)))
+        crash_point(env.headers, svc.route.service, outcome.attempt, "after-output")  # harness fault only
+
+
+def dead_letter(svc: Service, msg: Message, why: str, attempts: int) -> None:
+    """The DLQ record: the original bytes, and why, where from, after how many attempts."""
+    send(svc.producer, svc.route.dlq_topic, msg.key(), msg.value(),
+         {**origin(msg), "reason": why, "service": svc.route.service, "attempts": attempts})
+    log.warning("dead-lettered %s/%d@%d for %s: %s", msg.topic(), msg.partition(), msg.offset(),
+                svc.route.service, why)
+
+
+def send(producer: Producer, topic: str, key: bytes | None, value: bytes | None, headers: dict | None = None) -> None:
+    """Produce one record and wait for its delivery report (acks=all)."""
+    failed: list[KafkaError] = []
+    producer.produce(topic, value, key, headers={k: str(v) for k, v in (headers or {}).items()},
+                     on_delivery=lambda err, _: err and failed.append(err))
+    if producer.flush(SEND_TIMEOUT_S) or failed:  # not delivered: raise, leaving the input's offset unstored
+        raise KafkaException(failed[0] if failed else KafkaError(KafkaError._MSG_TIMED_OUT))
+
+
+def origin(msg: Message) -> dict:
+    """Where the record was first consumed: a retried record keeps its first hop's coordinates."""
+    here = dict(zip(ORIGIN, (msg.topic(), msg.partition(), msg.offset())))
+    return {name: header(msg, name) or here[name] for name in ORIGIN}
+
+
+def subscribe(svc: Service, topic: str, forget: Callable[[list[TopicPartition]], None] = lambda _: None) -> None:
+    def on_revoke(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        forget(partitions)
+        if svc.paused:
+            svc.paused.forget(partitions)  # a task running on one of them must not settle its offset
+        svc.offsets.revoked(partitions)  # stored offsets: commit them before the partitions move
+
+    def on_lost(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        forget(partitions)  # evicted (session timeout): another member may own them; committing would be wrong
+        if svc.paused:
+            svc.paused.forget(partitions)
+        log.warning("%s lost %s", svc.route.service, [(tp.topic, tp.partition) for tp in partitions])
+
+    hooks = {"on_assign": svc.paused.assigned} if svc.paused else {}  # pause what arrives mid-task
+    svc.consumer.subscribe([topic], on_revoke=on_revoke, on_lost=on_lost, **hooks)
+
+
+def next_record(consumer: Consumer, timeout: float) -> Message | None:
+    msg = consumer.poll(timeout)
+    if msg is None:
+        return None
+    if msg.error():
+        if msg.error().fatal():
+            raise KafkaException(msg.error())
+        log.warning("consumer error: %s", msg.error())
+        return None
+    return msg
+
+
+def header(msg: Message, name: str) -> str | None:
+    for key, value in msg.headers() or ():
+        if key == name:
+            return value.decode() if value is not None else None
+    return None
+
+
+def reason(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"  # MalformedMessage's str() is its reason ("field 'user_id' must be int")

@@ -1,0 +1,147 @@
+"""How a handled record's offset is settled — and with it the delivery guarantee.
+
+``StoredOffsets`` (default): confluent-kafka's ``examples/consumer.py`` pattern.
+The offset is *stored* once the record's outputs (forward, retry, DLQ) are
+delivered; librdkafka's auto-commit commits it. A crash in between re-delivers
+the record: at-least-once, the ledger's guard absorbing the repeat.
+
+``Transactions`` (``extra["transactional"]``): consume-transform-produce. One
+Kafka transaction per input record holds what handling it produced AND its
+input offset (``send_offsets_to_transaction``); both become visible together
+or not at all, and the consumers read ``read_committed``, so an aborted
+output is never read downstream. Effects outside Kafka (the ledger) are not
+in the transaction: the redo after an abort is absorbed by the ledger's guard.
+
+Fencing. The transactional.id is stable per (service, worker index, slot), so
+a restarted worker's ``init_transactions()`` fences its predecessor and aborts
+what it left open. A member that lost its partitions in a rebalance sends
+stale group metadata with its offsets and its commit is refused (KIP-447).
+A worker that dies and is NOT restarted leaves its transaction open until the
+coordinator aborts it (``transaction.timeout.ms``, checked every 10 s by the
+broker); meanwhile read_committed readers of that partition stop at the open
+transaction (the last stable offset): records committed after it wait too.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Callable, Collection
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+
+log = logging.getLogger("kafka_app.offsets")
+TXN_TIMEOUT_S = 30.0  # per transactional call (its own retries included)
+Owned = Callable[[], bool]  # is the record's partition still ours? (pause-resume: it may move mid-task)
+
+
+def _always() -> bool:
+    return True
+
+
+class StoredOffsets:
+    """At-least-once: store after handling, librdkafka commits in the background."""
+
+    def __init__(self, consumer: Consumer):
+        self.consumer = consumer
+
+    def settle(self, msg: Message, work: Callable[[], None], owned: Owned = _always) -> None:
+        work()
+        if owned():
+            # Store the offset AFTER processing (and after any forward/retry/DLQ record is delivered):
+            # a crash before this line leaves it uncommitted, so the group re-delivers it: at-least-once.
+            store(self.consumer, msg)
+        else:  # revoked mid-task: its new owner re-reads it from the committed offset
+            log.warning("%s/%d@%d handled after its partition moved: not stored", *_where(msg))
+
+    def idle(self, skip: Collection[tuple[str, int]] = ()) -> None:
+        """Nothing to do: auto-commit runs in the background."""
+
+    def revoked(self, partitions: list[TopicPartition]) -> None:
+        commit_stored(self.consumer)  # before the partitions move, so their next owner starts after what we handled
+
+
+class Transactions:
+    """Exactly-once within Kafka: a record's outputs and its offset commit in one transaction."""
+
+    def __init__(self, consumer: Consumer, producer: Producer):
+        self.consumer, self.producer = consumer, producer
+        self.committed: dict[tuple[str, int], int] = {}  # what this member last committed per partition
+
+    def settle(self, msg: Message, work: Callable[[], None], owned: Owned = _always) -> None:
+        self.producer.begin_transaction()  # every record work() produces (forward, retry, DLQ) joins it
+        try:
+            work()  # ends with crash_point("after-output"): a crash there leaves the transaction open
+            if not owned():
+                raise Revoked(f"{msg.topic()}/{msg.partition()} was revoked while its record was handled")
+            self._commit([TopicPartition(msg.topic(), msg.partition(), msg.offset() + 1)])
+        except (KafkaException, Revoked) as exc:
+            self._abort(exc)
+            if owned():  # the consumer has moved past the record: rewind so it is handled again
+                self.consumer.seek(TopicPartition(msg.topic(), msg.partition(), msg.offset()))
+
+    def idle(self, skip: Collection[tuple[str, int]] = ()) -> None:
+        """Step the committed offsets over what poll() skips silently: commit/abort markers, aborted records.
+
+        After handling offset k we commit k+1, which is the transaction's commit marker; the position
+        moves past it only on a later poll. Without this step a transactional topic's group lag never
+        reaches 0. The position is safe to commit when idle: every record before it was handled and
+        committed, or is a marker or aborted. ``skip``: partitions holding an unhandled record.
+        """
+        ahead = [tp for tp in self.consumer.position(self.consumer.assignment())
+                 if tp.offset >= 0 and (tp.topic, tp.partition) not in skip
+                 and self.committed.get((tp.topic, tp.partition)) != tp.offset]
+        if ahead:
+            self.producer.begin_transaction()
+            try:
+                self._commit(ahead)  # a transaction with offsets only
+            except KafkaException as exc:
+                self._abort(exc)
+
+    def revoked(self, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:  # nothing to commit: every handled record's offset went with its transaction
+            self.committed.pop((tp.topic, tp.partition), None)
+
+    def _commit(self, offsets: list[TopicPartition]) -> None:
+        # The offsets join the transaction with this member's group metadata (generation, member id):
+        # if the group has rebalanced without us, the coordinator refuses them (KIP-447 fencing).
+        self.producer.send_offsets_to_transaction(offsets, self.consumer.consumer_group_metadata(), TXN_TIMEOUT_S)
+        while True:
+            try:
+                self.producer.commit_transaction(TXN_TIMEOUT_S)  # outputs and offsets visible together
+                break
+            except KafkaException as exc:
+                if not exc.args[0].retriable():
+                    raise
+        self.committed.update({(tp.topic, tp.partition): tp.offset for tp in offsets})
+
+    def _abort(self, exc: Exception) -> None:
+        error = exc.args[0] if isinstance(exc, KafkaException) else None
+        if isinstance(error, KafkaError) and error.fatal():
+            raise exc  # e.g. fenced: a newer producer with our transactional.id exists; this one must stop
+        log.warning("aborting a transaction: %s", exc)
+        self.producer.abort_transaction(TXN_TIMEOUT_S)  # its records get an abort marker: read_committed skips them
+
+
+class Revoked(Exception):
+    """The record's partition moved to another member while it was handled: settle nothing."""
+
+
+def store(consumer: Consumer, msg: Message) -> None:
+    """Mark ``msg`` done: auto-commit will commit the offset after it."""
+    try:
+        consumer.store_offsets(msg)
+    except KafkaException as exc:  # the partition was taken from us meanwhile (rebalance, max.poll.interval)
+        if exc.args[0].code() != KafkaError._STATE:
+            raise
+        log.warning("%s/%d@%d handled after its partition moved: its new owner re-delivers it", *_where(msg))
+
+
+def commit_stored(consumer: Consumer) -> None:
+    try:
+        consumer.commit(asynchronous=False)
+    except KafkaException as exc:
+        if exc.args[0].code() != KafkaError._NO_OFFSET:  # _NO_OFFSET: nothing stored since the last commit
+            log.warning("commit on revoke failed: %s", exc)
+
+
+def _where(msg: Message) -> tuple[str, int, int]:
+    return msg.topic(), msg.partition(), msg.offset()

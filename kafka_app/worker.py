@@ -1,0 +1,99 @@
+"""One Kafka worker OS process: ``python -m kafka_app.worker <workload>...``.
+
+For every service of the given workloads it runs ``options.concurrency``
+consumer threads (each its own ``Consumer``, so each a member of group
+``qk.<service>``) and one retry consumer (a member of ``qk.<service>.retry``).
+Parallelism per service is bounded by the partition count: members beyond it
+sit idle. Options come from ``QUEUEKIT_STACK_OPTIONS``, the ledger from
+``QUEUEKIT_LEDGER``, the worker's name from ``QUEUEKIT_WORKER_NAME``.
+
+SIGTERM/SIGINT: each thread finishes the record in hand, then ``close()``
+commits the stored offsets and leaves the group. SIGKILL: nothing runs; what
+was handled but not yet committed is re-delivered to the group's other members
+once this one's session times out. A thread that crashes stops the whole
+process (exit 1) instead of leaving a half-alive member behind; so does the
+death of the parent (an orphan would keep its groups non-empty forever).
+
+``extra["transactional"]``: each consumer thread owns a transactional
+producer, id ``qk.<service>.<worker name>.<slot>`` (stable per worker index);
+``extra["long_task"] = "pause-resume"``: each consumer thread hands its
+records to a worker thread of its own and keeps polling (see consumers.py).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+
+from queuekit.config import Settings
+from queuekit.ledger import Ledger
+from queuekit.stack import options_from_env
+
+from . import clients
+from .consumers import Service, consume, consume_retries
+from .long_tasks import MODES, PausedWork
+from .offsets import StoredOffsets, Transactions
+from .topology import routes
+
+log = logging.getLogger("kafka_app.worker")
+
+
+def main(workloads: list[str]) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(threadName)s %(name)s %(levelname)s %(message)s")
+    settings, options, ledger = Settings.from_env(), options_from_env(), Ledger()
+    worker = os.environ.get("QUEUEKIT_WORKER_NAME", f"kafka-{os.getpid()}")
+    stop, crashed = threading.Event(), threading.Event()
+    transactional = bool(options.extra.get("transactional"))
+    long_task = options.extra.get("long_task", "block")
+    if long_task not in MODES:
+        raise ValueError(f"extra long_task={long_task!r}: choose from {', '.join(MODES)}")
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+
+    def service(route, group: str, client_id: str, slot: int | str) -> Service:
+        consumer = clients.consumer(settings, group, client_id, options.extra)
+        if transactional:
+            producer = clients.transactional_producer(settings, client_id, route.transactional_id(worker, slot),
+                                                      options.extra)
+            # Fences any earlier producer with this id (this worker index before a restart) and
+            # aborts the transaction it left open; before subscribing, so "ready" means ready.
+            producer.init_transactions(clients.INIT_TRANSACTIONS_TIMEOUT_S)
+            offsets = Transactions(consumer, producer)
+        else:
+            producer, offsets = clients.producer(settings, client_id), StoredOffsets(consumer)
+        paused = PausedWork(consumer, client_id) if long_task == "pause-resume" else None
+        return Service(route, consumer, producer, ledger, worker, options, offsets, paused)
+
+    def run(loop, route, group: str, client_id: str, slot: int | str) -> None:
+        svc = None
+        try:
+            svc = service(route, group, client_id, slot)
+            loop(svc, stop)
+        except Exception:  # a consumer that cannot go on (or start) takes the process down with it
+            log.exception("%s crashed", client_id)
+            crashed.set()
+            stop.set()
+            if svc is not None:
+                svc.consumer.close()  # commits only what was stored: the record in hand is re-delivered
+
+    threads = []
+    for route in (r for w in workloads for r in routes(w)):
+        members = [(consume, route.group, f"{worker}.{route.service}.{i}", i) for i in range(options.concurrency)]
+        members.append((consume_retries, route.retry_group, f"{worker}.{route.service}.retry", "retry"))
+        for loop, group, client_id, slot in members:
+            threads.append(threading.Thread(target=run, args=(loop, route, group, client_id, slot), name=client_id))
+    for thread in threads:
+        thread.start()
+    parent = os.getppid()
+    while not stop.wait(1.0):  # a signal handler or a crashed thread sets it
+        if os.getppid() != parent:  # orphaned (the harness died): leave the groups instead of lingering
+            stop.set()
+    for thread in threads:
+        thread.join()
+    return 1 if crashed.is_set() else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
