@@ -40,9 +40,8 @@ from kombu.exceptions import OperationalError
 
 from queuekit.config import Settings
 from queuekit.envelope import Envelope, encode
-from queuekit.ledger import LEDGER_ENV
 from queuekit.rabbit import Management
-from queuekit.stack import DeadLetter, PublishReport, Stack, StackOptions, options_env
+from queuekit.stack import DeadLetter, PublishReport, Stack, StackOptions
 from queuekit.workers import WorkerPool
 from workloads import WORKLOADS
 
@@ -75,8 +74,7 @@ class CeleryStack(Stack):
         with self.app.connection_for_write() as conn:
             topology.declare(conn.default_channel, workloads, options)
         self.workloads = tuple(workloads)
-        self.pool = WorkerPool("celery", Path(self.ledger_path).parent / "logs",
-                               env={LEDGER_ENV: str(self.ledger_path), **options_env(options)})
+        self.pool = self.new_pool(options)
         for index in range(options.workers):
             self._spawn_worker(index)
         self._wait_workers_ready()

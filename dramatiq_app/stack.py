@@ -41,9 +41,8 @@ from dramatiq import Message
 from dramatiq.errors import ConnectionClosed, DecodeError
 
 from queuekit.envelope import Envelope, encode
-from queuekit.ledger import LEDGER_ENV
 from queuekit.rabbit import Management
-from queuekit.stack import DeadLetter, PublishReport, Stack, StackOptions, options_env
+from queuekit.stack import DeadLetter, PublishReport, Stack, StackOptions
 from queuekit.workers import WorkerPool
 
 from . import actors, topology
@@ -77,8 +76,7 @@ class DramatiqStack(Stack):
         for workload in workloads:  # declare before any publish, with this run's queue arguments
             for service in topology.entry_services(workload):
                 self.producer.declare_queue(topology.queue_name(service), ensure=True)
-        self.pool = WorkerPool("dramatiq", self.settings.home / "logs",
-                               env={LEDGER_ENV: str(self.ledger_path), **options_env(options)})
+        self.pool = self.new_pool(options)
         for index in range(options.workers):
             self._spawn_worker(index)
         self._wait_workers_ready()

@@ -59,7 +59,7 @@ from confluent_kafka.admin import ConfigResource, OffsetSpec, ResourceType
 from queuekit.config import Settings
 from queuekit.envelope import Envelope, encode
 from queuekit.errors import KitError, WaitTimeout
-from queuekit.stack import DeadLetter, PublishReport, Stack, StackOptions, options_env
+from queuekit.stack import DeadLetter, PublishReport, Stack, StackOptions
 from queuekit.waiting import wait_for
 from queuekit.workers import WorkerPool
 
@@ -93,8 +93,7 @@ class KafkaStack(Stack):
         session_ms = max(clients.SESSION_TIMEOUT_MS, self._broker_min_session_ms())  # the broker refuses less
         self.options = replace(options, extra={"session_timeout_ms": session_ms, **options.extra})
         self.workloads = list(workloads)
-        self.pool = WorkerPool("kafka", self.settings.run_dir / "kafka-workers",
-                               env={"QUEUEKIT_LEDGER": str(self.ledger_path), **options_env(self.options)})
+        self.pool = self.new_pool(self.options)
         for index in range(options.workers):
             self._spawn_worker(index)
         try:

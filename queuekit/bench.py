@@ -88,6 +88,22 @@ def ledger_recording(on: bool) -> Iterator[None]:
         os.environ.pop(RECORD_ENV, None) if old is None else os.environ.__setitem__(RECORD_ENV, old)
 
 
+def split(items: list, at: int) -> tuple[list, list]:
+    return items[:at], items[at:]
+
+
+def workers_down(stack, count: int) -> None:
+    """Stop the worker processes (the producer stays connected) so a backlog can build."""
+    for index in range(len(stack.pool.procs) - count, len(stack.pool.procs)):
+        stack.stop_worker(index)
+
+
+def workers_up(stack, count: int) -> None:
+    """The same number of fresh workers, consuming before this returns."""
+    for _ in range(count):
+        stack.add_worker()
+
+
 class StackBench:
     """One stack, one mode: a fresh ledger per measurement, the same options every time."""
 
@@ -99,23 +115,25 @@ class StackBench:
 
     def _stack(self, tag: str):
         ledger = Ledger(self.workdir / f"{self.stack_name}-{self.mode}-{tag}.db")
+        ledger.reset()  # a measurement never sees an earlier one's rows
         return load_stack(self.stack_name)(self.settings, ledger.path), ledger
 
     def backlog_run(self, seed: int) -> dict[str, float]:
         """Publish N with no worker running, then start workers and time the backlog's processing."""
         stack, ledger = self._stack(f"backlog-{seed}")
-        envelopes = self.envelopes(self.cfg.n, seed)  # built before timing
+        # Built before timing, from one batch so warm-up and measured keys never collide
+        # (the idempotency guard would rightly swallow a repeated key).
+        warm, envelopes = split(self.envelopes(self.cfg.warmup + self.cfg.n, seed), self.cfg.warmup)
         stack.reset()
         stack.start(["signup"], self.cfg.options)
         try:
-            warm = self.envelopes(self.cfg.warmup, seed + 10_000)
             stack.publish("signup", warm)
             wait_for(lambda: ledger.count("effects") >= len(warm), timeout=120, what="the warm-up batch")
-            stack.stop()  # workers down: the backlog builds up untouched
+            workers_down(stack, self.cfg.workers)  # the backlog builds up untouched
             t0 = time.monotonic()
             report = stack.publish("signup", envelopes)
             publish_s = time.monotonic() - t0
-            stack.start(["signup"], self.cfg.options)
+            workers_up(stack, self.cfg.workers)
             keys = {e.key for e in envelopes}
             wait_for(lambda: ledger.count("effects") >= len(warm) + len(envelopes), timeout=600,
                      what=f"{len(envelopes)} effects", interval=0.1)
@@ -155,10 +173,10 @@ class StackBench:
             stack.reset()
             stack.start(["signup"], self.cfg.options)
             try:
-                stack.stop()
+                workers_down(stack, self.cfg.workers)
                 stack.publish("signup", envelopes)
                 t0 = time.monotonic()
-                stack.start(["signup"], self.cfg.options)
+                workers_up(stack, self.cfg.workers)
                 stack.drain("signup", timeout=600)
                 return len(envelopes) / (time.monotonic() - t0)
             finally:

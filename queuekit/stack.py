@@ -32,6 +32,8 @@ from typing import Any, ClassVar, Sequence
 
 from .config import Settings
 from .envelope import Envelope
+from .ledger import LEDGER_ENV
+from .workers import WorkerPool
 
 STACKS: dict[str, str] = {
     "celery": "celery_app.stack:CeleryStack",
@@ -161,6 +163,11 @@ class Stack(ABC):
     @abstractmethod
     def replay(self, workload: str, timeout: float = 20.0) -> int:
         """A brand-new consumer reads the workload's entry point from the start: how many past messages it got."""
+
+    def new_pool(self, options: StackOptions) -> WorkerPool:
+        """This stack's worker processes: logs beside the run's ledger; ledger path and options in their env."""
+        return WorkerPool(self.name, Path(self.ledger_path).parent / "logs",
+                          env={LEDGER_ENV: str(self.ledger_path), **options_env(options)})
 
     def worker_rss_bytes(self) -> list[int]:
         """Resident memory of each worker process (with its children)."""

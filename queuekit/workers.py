@@ -1,6 +1,7 @@
 """Worker OS processes, one per index, that a scenario can SIGKILL mid-task."""
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -38,7 +39,8 @@ class WorkerPool:
         env = {**os.environ, **self.env, **(extra_env or {}), "QUEUEKIT_WORKER_NAME": self.name(index),
                "PYTHONUNBUFFERED": "1"}
         with open(self.log_dir / f"{self.name(index)}.log", "ab") as log:
-            proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                    preexec_fn=_die_with_parent)
         self.gone.discard(index)
         if index < len(self.procs):
             self.procs[index] = proc
@@ -116,6 +118,21 @@ class WorkerPool:
                     proc.wait(10)
         self.procs.clear()
         self.gone.clear()
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM me when the harness that started me dies (Linux).
+
+    A harness killed mid-run (Ctrl-C twice, a CI timeout) must not leave workers consuming
+    from the shared queues with a stale ledger; they would steal the next run's messages.
+    """
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:  # not Linux: stop() and the pid files remain the only cleanup
+        pass
+
+
+PR_SET_PDEATHSIG = 1
 
 
 def _children(pid: int) -> list[psutil.Process]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from queuekit.envelope import make_envelope
 from workloads import WORKLOADS
 
-from .base import Anything, Context, Scenario, each
+from .base import Context, Scenario, each
 from .observe import delivery, wait_for_effects
 
 N = 40

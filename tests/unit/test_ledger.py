@@ -109,7 +109,7 @@ def test_order_violations_counts_a_known_shuffle(ledger):
 
 def test_in_flight_max(ledger):
     start = lambda: ledger.record_attempt(workload="w", service="svc", key="k", message_id="m", worker="t")  # noqa
-    a, b, c = start(), start(), start()
+    a, b, _c = start(), start(), start()
     ledger.finish_attempt(a.id, "ok")
     ledger.finish_attempt(b.id, "ok")
     start()
