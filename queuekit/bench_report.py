@@ -18,16 +18,16 @@ def table(result: dict[str, Any]) -> Table:
                   f"{base['publish_rate']['median']:.0f}", "", "", "", "1.00")
     for stack, modes in result["stacks"].items():
         for mode, m in modes.items():
-            if mode == "harness":
-                continue
             r, lat = m["rate"], m["latency"]
             ratio = m.get("ratio_to_baseline")
             t.add_row(stack, mode, f"{r['median']:.0f}", f"{r['min']:.0f}-{r['max']:.0f}",
                       f"{m['publish_rate']['median']:.0f}", f"{lat['p50_ms']:.1f}", f"{lat['p95_ms']:.1f}",
                       f"{lat['p99_ms']:.1f}", f"{ratio:.2f}" if ratio is not None else "")
-        h = modes["harness"]
-        t.add_row(stack, "ledger on/off", f"{h['drain_rate_ledger_on']:.0f} / {h['drain_rate_ledger_off']:.0f}",
-                  f"overhead {h['overhead']:.0%}" if h["overhead"] is not None else "", "", "", "", "", "")
+    h = result["harness"]
+    t.caption = (f"harness: process() {h['us_per_msg_ledger_on']:.0f} µs/msg with the ledger, "
+                 f"{h['us_per_msg_ledger_off']:.0f} µs without; ledger share of each stack's noop time: "
+                 + ", ".join(f"{s} {m['noop']['ledger_share']:.0%}" for s, m in result["stacks"].items()
+                             if m.get("noop", {}).get("ledger_share") is not None))
     return t
 
 
@@ -38,7 +38,7 @@ def chart(result: dict[str, Any], stem: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     stacks = list(result["stacks"])
-    modes = [m for m in next(iter(result["stacks"].values())) if m != "harness"]
+    modes = list(next(iter(result["stacks"].values())))
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4))
     width = 0.8 / len(modes)
     for i, mode in enumerate(modes):
