@@ -17,7 +17,7 @@ class Claim:
     need: str  # the need a team has, in plain words
     scenario: str
     metric: str
-    better: str  # "lower" | "higher" | "true"
+    better: str  # "lower" | "higher" | "true" | "positive" (any push-back at all counts, not how much)
     why: str  # the mechanism behind the difference
 
     def rank(self, values: dict[str, Any]) -> list[str]:
@@ -26,6 +26,8 @@ class Claim:
             return []
         if self.better == "true":
             return [s for s, v in usable.items() if v is True]
+        if self.better == "positive":
+            return [s for s, v in usable.items() if v > 0]
         pick = min if self.better == "lower" else max
         best = pick(usable.values())
         return [s for s, v in usable.items() if v == best]
@@ -48,9 +50,9 @@ CLAIMS = [
           "lower", "an idempotency key checked in the same transaction as the effect"),
     Claim("Replay history for a new consumer or a bug fix", "replay", "replayed", "higher",
           "Kafka retains the log; a queue deletes what was acked"),
-    Claim("Slow the producer down when consumers fall behind", "back-pressure", "publisher_refused", "higher",
+    Claim("Slow the producer down when consumers fall behind", "back-pressure", "publisher_refused", "positive",
           "RabbitMQ's prefetch and x-max-length with reject-publish push back; Kafka lets lag grow"),
-    Claim("Each input's output exactly once", "exactly-once", "duplicate_outputs", "lower",
+    Claim("Each input's output exactly once, across a crash", "exactly-once", "outputs_delivered_per_input", "lower",
           "Kafka transactions (consume-transform-produce); elsewhere idempotency keys give effectively-once"),
 ]
 

@@ -86,8 +86,12 @@ def same(**expected: Any) -> dict[str, dict[str, Any]]:
 
 
 def each(base: Mapping[str, Any] | None = None, **per_stack: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """A shared base expectation plus per-stack differences: each({"lost": 0}, kafka={"violations": 0})."""
-    return {stack: {**(base or {}), **per_stack.get(stack, {})} for stack in STACK_NAMES}
+    """A shared base expectation plus per-stack differences: each({"lost": 0}, kafka={"violations": 0}).
+
+    The per-stack keys come first: they are the cell's distinguishing numbers in the report."""
+    return {stack: {**per_stack.get(stack, {}), **{k: v for k, v in (base or {}).items()
+                                                    if k not in per_stack.get(stack, {})}}
+            for stack in STACK_NAMES}
 
 
 @dataclass
