@@ -22,7 +22,8 @@ compare: setup
 
 # The HTML report is checked in a real headless browser: Debian's chromium.
 browser:
-	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq --no-install-recommends chromium >/dev/null; } \
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && echo "installing chromium with apt-get (first run only)…" \
+	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; } \
 	  || { echo "chromium is missing: run sudo apt-get install -y chromium" >&2; exit 1; }
 
 test: setup browser
