@@ -62,18 +62,10 @@ def rabbitmq_baseline(settings: Settings, payloads: list[bytes], consumers: int,
     for body in payloads:
         ch.basic_publish("", queue, body, pika.BasicProperties(delivery_mode=2, content_type="application/json"))
     publish_s = time.monotonic() - t0
-    out: mp.Queue = mp.get_context("spawn").Queue()
-    procs = [mp.get_context("spawn").Process(target=_rabbit_consumer,
-                                             args=(settings.pika_url, queue, prefetch, len(payloads), out))
-             for _ in range(consumers)]
-    for p in procs:
-        p.start()
-    results = [out.get(timeout=300) for _ in procs]
-    for p in procs:
-        p.join(10)
+    window = _consume_in_processes(_rabbit_consumer, (settings.pika_url, queue, prefetch, len(payloads)), consumers)
     ch.queue_delete(queue)
     conn.close()
-    return publish_s, _window(results)
+    return publish_s, window
 
 
 def _kafka_consumer(bootstrap: str, topic: str, group: str, total: int, out: mp.Queue) -> None:
@@ -119,17 +111,23 @@ def kafka_baseline(settings: Settings, payloads: list[bytes], consumers: int) ->
         producer.poll(0)
     producer.flush(60)
     publish_s = time.monotonic() - t0
-    out: mp.Queue = mp.get_context("spawn").Queue()
+    window = _consume_in_processes(_kafka_consumer, (settings.kafka_bootstrap, topic, f"{topic}.g", len(payloads)),
+                                   consumers)
+    admin.delete_topics([topic])
+    return publish_s, window
+
+
+def _consume_in_processes(target, args: tuple, count: int) -> Window:
+    """``count`` consumer processes (like the stacks' workers), each reporting (first, last, n)."""
     ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_kafka_consumer, args=(settings.kafka_bootstrap, topic, f"{topic}.g", len(payloads), out))
-             for _ in range(consumers)]
+    out: mp.Queue = ctx.Queue()
+    procs = [ctx.Process(target=target, args=(*args, out)) for _ in range(count)]
     for p in procs:
         p.start()
     results = [out.get(timeout=300) for _ in procs]
     for p in procs:
         p.join(10)
-    admin.delete_topics([topic])
-    return publish_s, _window(results)
+    return _window(results)
 
 
 def _window(results: list[tuple[float, float, int]]) -> Window:

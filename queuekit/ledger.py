@@ -128,7 +128,7 @@ class TransactionOutbox:
 
 
 class Ledger:
-    """The shared store. Cheap to construct and to pickle (it holds only the path)."""
+    """The shared store. Cheap to construct and to hand to another process (it holds only the path)."""
 
     def __init__(self, path: str | os.PathLike | None = None):
         path = path or os.environ.get(LEDGER_ENV)
