@@ -1,4 +1,4 @@
-"""A stack per test, on the real brokers, with a fresh ledger and reset broker state."""
+"""Stacks on the real brokers, each with a fresh ledger and reset broker state."""
 from __future__ import annotations
 
 import pytest
@@ -12,10 +12,28 @@ def ledger(tmp_path) -> Ledger:
     return Ledger(tmp_path / "ledger.db")
 
 
+@pytest.fixture
+def fresh_stack(kit, ledger):
+    """``fresh_stack("celery")``: a reset stack on this test's ledger, stopped after the test."""
+    made = []
+
+    def make(name: str):
+        instance = load_stack(name)(kit, ledger.path)
+        instance.reset()
+        made.append(instance)
+        return instance
+
+    yield make
+    for instance in made:
+        instance.stop()
+
+
 @pytest.fixture(params=list(STACKS))
-def stack(request, kit, ledger):
-    cls = load_stack(request.param)
-    instance = cls(kit, ledger.path)
-    instance.reset()
-    yield instance
-    instance.stop()
+def stack(request, fresh_stack):
+    """Every stack in turn (the shared workload tests)."""
+    return fresh_stack(request.param)
+
+
+@pytest.fixture
+def kafka(fresh_stack):
+    return fresh_stack("kafka")

@@ -7,7 +7,6 @@ from dataclasses import replace
 import pytest
 from kombu import Connection
 
-from celery_app.stack import CeleryStack
 from queuekit.envelope import make_envelope
 from queuekit.stack import StackOptions
 from queuekit.waiting import wait_for
@@ -22,11 +21,8 @@ BAD_BODY = json.dumps("a task header over a body that is not [args, kwargs, embe
 
 
 @pytest.fixture
-def stack(kit, ledger):
-    instance = CeleryStack(kit, ledger.path)
-    instance.reset()
-    yield instance
-    instance.stop()
+def stack(fresh_stack):
+    return fresh_stack("celery")
 
 
 def envelopes(workload: str, count: int, seed: int = 1, **headers):

@@ -7,7 +7,6 @@ import pika
 import pytest
 
 from dramatiq_app import topology
-from dramatiq_app.stack import DramatiqStack
 from queuekit.envelope import make_envelope
 from queuekit.stack import StackOptions
 from queuekit.waiting import wait_for
@@ -20,11 +19,8 @@ NOT_UTF8 = b"\xff\xfe not even UTF-8"
 
 
 @pytest.fixture
-def stack(kit, ledger):
-    instance = DramatiqStack(kit, ledger.path)
-    instance.reset()
-    yield instance
-    instance.stop()
+def stack(fresh_stack):
+    return fresh_stack("dramatiq")
 
 
 def signups(count: int, seed: int = 1, **headers):

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import psutil
-import pytest
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
 from kafka_app import clients
@@ -17,13 +16,6 @@ from workloads import WORKLOADS
 MALFORMED = (b'{"schema":"signup.requested","version":1,"id":"bad-1","sent_at":0,"headers":{},'
              b'"body":{"user_id":"not-an-int","email":"x@example.test","idempotency_key":"k-bad"}}')
 
-
-@pytest.fixture
-def kafka(kit, ledger):
-    stack = KafkaStack(kit, ledger.path)
-    stack.reset()
-    yield stack
-    stack.stop()
 
 
 def signups(count: int, seed: int = 11, *faults: dict, **headers) -> list:

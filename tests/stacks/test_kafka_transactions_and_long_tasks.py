@@ -17,13 +17,6 @@ MALFORMED = (b'{"schema":"signup.requested","version":1,"id":"bad-2","sent_at":0
              b'"body":{"user_id":"not-an-int","email":"x@example.test","idempotency_key":"k-bad-2"}}')
 
 
-@pytest.fixture
-def kafka(kit, ledger):
-    stack = KafkaStack(kit, ledger.path)
-    stack.reset()
-    yield stack
-    stack.stop()
-
 
 def signups(count: int, seed: int, *faults: dict, **headers) -> list:
     messages = WORKLOADS["signup"].make_messages(count, seed=seed)
