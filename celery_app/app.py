@@ -1,7 +1,7 @@
 """The Celery application: broker, serialization and delivery settings.
 
 Secure defaults: JSON only (pickle is never accepted), broker URL from
-queuekit.config. ``make_app(options)`` builds a configured app; the module
+queuekit.core.config. ``make_app(options)`` builds a configured app; the module
 ``app`` is the worker's (``celery -A celery_app.app`` / ``celery_app.worker``),
 configured from the options the stack put in the environment. The stack
 builds its own publisher app with the same options, so both sides declare
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from celery import Celery
 
-from queuekit.config import settings
-from queuekit.stack import StackOptions, options_from_env
+from queuekit.core.config import settings
+from queuekit.core.options import StackOptions, options_from_env
 
 from . import topology
 

@@ -38,11 +38,12 @@ from celery import Celery, chain
 from kombu import Queue, binding
 from kombu.exceptions import OperationalError
 
-from queuekit.config import Settings
-from queuekit.envelope import Envelope, encode
-from queuekit.rabbit import Management
-from queuekit.stack import DeadLetter, PublishReport, Stack, StackOptions
-from queuekit.workers import WorkerPool
+from queuekit.core.config import Settings
+from queuekit.core.envelope import Envelope, encode
+from queuekit.stacks.rabbitmq import Management
+from queuekit.core.options import StackOptions
+from queuekit.stacks.base import DeadLetter, PublishReport, Stack
+from queuekit.stacks.pool import WorkerPool
 from workloads import WORKLOADS
 
 from . import topology

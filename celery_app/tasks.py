@@ -1,4 +1,4 @@
-"""The three workloads as Celery tasks: thin adapters around ``queuekit.execute.process``.
+"""The three workloads as Celery tasks: thin adapters around ``queuekit.core.execute.process``.
 
 Every task's argument is the envelope as a JSON string (``encode(env).decode()``;
 bytes that are not UTF-8 travel as kombu's base64 JSON type). ``handle`` maps
@@ -33,10 +33,10 @@ from celery.utils.log import get_logger
 from celery.worker.consumer import Consumer
 from celery.worker.request import Request
 
-from queuekit.envelope import MalformedMessage
-from queuekit.execute import PermanentError, process
-from queuekit.ledger import Ledger
-from queuekit.stack import options_from_env
+from queuekit.core.envelope import MalformedMessage
+from queuekit.core.execute import PermanentError, process
+from queuekit.core.ledger import Ledger
+from queuekit.core.options import options_from_env
 
 from . import topology
 from .app import app

@@ -43,7 +43,7 @@ from typing import Iterable
 
 from kombu import Exchange, Queue, binding
 
-from queuekit.stack import StackOptions
+from queuekit.core.options import StackOptions
 from workloads import WORKLOADS
 
 PREFIX = "celery."

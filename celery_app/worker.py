@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 
-from queuekit.stack import options_from_env
+from queuekit.core.options import options_from_env
 
 from . import topology
 

@@ -1,4 +1,4 @@
-"""The actors: one per service, each a thin adapter over ``queuekit.execute.process``.
+"""The actors: one per service, each a thin adapter over ``queuekit.core.execute.process``.
 
 An actor's single argument is the encoded envelope as a JSON string (see
 ``to_arg``). Delivery semantics, all Dramatiq's own:
@@ -24,10 +24,10 @@ import os
 import dramatiq
 from dramatiq import Message
 
-from queuekit.envelope import MalformedMessage
-from queuekit.execute import PermanentError, process
-from queuekit.ledger import Ledger
-from queuekit.stack import options_from_env
+from queuekit.core.envelope import MalformedMessage
+from queuekit.core.execute import PermanentError, process
+from queuekit.core.ledger import Ledger
+from queuekit.core.options import options_from_env
 
 from .broker import broker  # noqa: F401  sets the global broker the actors bind to
 from .topology import queue_name

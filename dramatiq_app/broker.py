@@ -35,8 +35,8 @@ from dramatiq.errors import BrokerConnectionError
 from dramatiq.middleware import default_middleware
 from dramatiq.middleware.retries import Retries
 
-from queuekit.config import Settings, settings
-from queuekit.stack import StackOptions, options_from_env
+from queuekit.core.config import Settings, settings
+from queuekit.core.options import StackOptions, options_from_env
 
 from .topology import extra_queue_arguments
 

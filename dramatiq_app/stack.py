@@ -40,10 +40,11 @@ import pika.exceptions
 from dramatiq import Message
 from dramatiq.errors import ConnectionClosed, DecodeError
 
-from queuekit.envelope import Envelope, encode
-from queuekit.rabbit import Management
-from queuekit.stack import DeadLetter, PublishReport, Stack, StackOptions
-from queuekit.workers import WorkerPool
+from queuekit.core.envelope import Envelope, encode
+from queuekit.stacks.rabbitmq import Management
+from queuekit.core.options import StackOptions
+from queuekit.stacks.base import DeadLetter, PublishReport, Stack
+from queuekit.stacks.pool import WorkerPool
 
 from . import actors, topology
 from .broker import QueuekitBroker, make_broker

@@ -12,7 +12,7 @@ to the default exchange with the queue name as routing key.
 """
 from __future__ import annotations
 
-from queuekit.stack import StackOptions
+from queuekit.core.options import StackOptions
 from workloads import WORKLOADS
 
 PREFIX = "dramatiq."  # reset() deletes every queue with this prefix

@@ -21,7 +21,7 @@ import threading
 
 import dramatiq
 
-from queuekit.stack import options_from_env
+from queuekit.core.options import options_from_env
 from workloads import WORKLOADS
 
 from . import actors  # noqa: F401  declares the actors (and their queues) on the global broker

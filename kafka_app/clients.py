@@ -25,7 +25,7 @@ from typing import Any
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient
 
-from queuekit.config import Settings
+from queuekit.core.config import Settings
 
 LOG = logging.getLogger("kafka_app.rdkafka")
 COMMIT_INTERVAL_MS = 200  # how stale a committed offset may be; drain() waits for the commit

@@ -1,4 +1,4 @@
-"""The consumer loops: poll a record, ``queuekit.execute.process`` it, route the outcome, store the offset.
+"""The consumer loops: poll a record, ``queuekit.core.execute.process`` it, route the outcome, store the offset.
 
 Outcome -> what the consumer does before it stores the record's offset:
 
@@ -28,10 +28,10 @@ from typing import Callable, Collection
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from queuekit.envelope import MalformedMessage, decode, encode
-from queuekit.execute import PermanentError, crash_point, forward, process
-from queuekit.ledger import Ledger
-from queuekit.stack import StackOptions
+from queuekit.core.envelope import MalformedMessage, decode, encode
+from queuekit.core.execute import PermanentError, crash_point, forward, process
+from queuekit.core.ledger import Ledger
+from queuekit.core.options import StackOptions
 
 from .long_tasks import PausedWork
 from .offsets import StoredOffsets, Transactions, store

@@ -56,12 +56,13 @@ from confluent_kafka import (OFFSET_BEGINNING, ConsumerGroupState, ConsumerGroup
                              KafkaException, TopicPartition)
 from confluent_kafka.admin import ConfigResource, OffsetSpec, ResourceType
 
-from queuekit.config import Settings
-from queuekit.envelope import Envelope, encode
-from queuekit.errors import KitError, WaitTimeout
-from queuekit.stack import DeadLetter, PublishReport, Stack, StackOptions
-from queuekit.waiting import wait_for
-from queuekit.workers import WorkerPool
+from queuekit.core.config import Settings
+from queuekit.core.envelope import Envelope, encode
+from queuekit.core.errors import KitError, WaitTimeout
+from queuekit.core.options import StackOptions
+from queuekit.stacks.base import DeadLetter, PublishReport, Stack
+from queuekit.core.waiting import wait_for
+from queuekit.stacks.pool import WorkerPool
 
 from . import clients, topology
 from .consumers import header

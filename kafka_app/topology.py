@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from queuekit.execute import next_service
-from queuekit.waiting import wait_for
+from queuekit.core.execute import next_service
+from queuekit.core.waiting import wait_for
 from workloads import WORKLOADS
 
 PREFIX = "qk."

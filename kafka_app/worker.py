@@ -27,9 +27,9 @@ import signal
 import sys
 import threading
 
-from queuekit.config import Settings
-from queuekit.ledger import Ledger
-from queuekit.stack import options_from_env
+from queuekit.core.config import Settings
+from queuekit.core.ledger import Ledger
+from queuekit.core.options import options_from_env
 
 from . import clients
 from .consumers import Service, consume, consume_retries

@@ -1,3 +1,3 @@
-from .cli import main
+from queuekit.cli import main
 
 main()

@@ -4,7 +4,7 @@
 """
 from __future__ import annotations
 
-from .base import STACK_NAMES, Scenario
+from queuekit.suite.model import STACK_NAMES, Scenario
 from . import (back_pressure, broker_restart, crash, duplicates, exactly_once, fan_out, long_task, ordering,
                poison, rebalance, replay, retry_backoff, work_distribution)
 

@@ -1,12 +1,12 @@
 """Back-pressure: a slow consumer. What bounds the work in flight, and who slows down?"""
 from __future__ import annotations
 
-from queuekit.envelope import make_envelope
-from queuekit.stack import StackOptions
-from queuekit.waiting import wait_for
+from queuekit.core.envelope import make_envelope
+from queuekit.core.options import StackOptions
+from queuekit.core.waiting import wait_for
 from workloads import WORKLOADS
 
-from .base import AtLeast, AtMost, Context, Scenario, each
+from queuekit.suite.model import AtLeast, AtMost, Context, Scenario, each
 from .observe import delivery
 
 N = 60

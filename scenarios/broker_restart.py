@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 from queuekit import brokers
-from queuekit.envelope import make_envelope
-from queuekit.waiting import wait_for
+from queuekit.core.envelope import make_envelope
+from queuekit.core.waiting import wait_for
 from workloads import WORKLOADS
 
-from .base import Anything, Context, Scenario, same
+from queuekit.suite.model import Anything, Context, Scenario, same
 from .observe import delivery
 
 N = 40

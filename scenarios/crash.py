@@ -1,12 +1,12 @@
 """At-least-once vs at-most-once: SIGKILL a worker while it holds a message."""
 from __future__ import annotations
 
-from queuekit.envelope import make_envelope
-from queuekit.stack import StackOptions
-from queuekit.waiting import wait_for
+from queuekit.core.envelope import make_envelope
+from queuekit.core.options import StackOptions
+from queuekit.core.waiting import wait_for
 from workloads import WORKLOADS
 
-from .base import Context, Scenario, each, same
+from queuekit.suite.model import Context, Scenario, each, same
 from .observe import attempts_in_progress, delivery, worker_of
 
 N_QUICK = 10

@@ -1,11 +1,11 @@
 """Idempotency: the same message delivered twice; one effect with the guard, two without."""
 from __future__ import annotations
 
-from queuekit.envelope import make_envelope
+from queuekit.core.envelope import make_envelope
 from workloads import WORKLOADS
 
-from .base import Context, Scenario, same
-from queuekit.waiting import wait_for
+from queuekit.suite.model import Context, Scenario, same
+from queuekit.core.waiting import wait_for
 
 N = 10
 

@@ -1,11 +1,11 @@
 """Exactly-once: a crash between doing the work and acknowledging it."""
 from __future__ import annotations
 
-from queuekit.envelope import make_envelope
-from queuekit.stack import StackOptions
+from queuekit.core.envelope import make_envelope
+from queuekit.core.options import StackOptions
 from workloads import WORKLOADS
 
-from .base import AtLeast, Context, Scenario, each
+from queuekit.suite.model import AtLeast, Context, Scenario, each
 from .observe import wait_for_effects
 
 N = 6

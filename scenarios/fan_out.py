@@ -1,10 +1,10 @@
 """Pub/Sub: one event, two subscribing services; each must see every event."""
 from __future__ import annotations
 
-from queuekit.envelope import make_envelope
+from queuekit.core.envelope import make_envelope
 from workloads import WORKLOADS
 
-from .base import Context, Scenario, each
+from queuekit.suite.model import Context, Scenario, each
 from .observe import delivery, wait_for_effects
 
 N = 40

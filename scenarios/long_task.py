@@ -1,12 +1,12 @@
 """Long tasks: a video step that takes longer than Kafka's max.poll.interval.ms."""
 from __future__ import annotations
 
-from queuekit.envelope import make_envelope
-from queuekit.stack import StackOptions
-from queuekit.waiting import wait_for
+from queuekit.core.envelope import make_envelope
+from queuekit.core.options import StackOptions
+from queuekit.core.waiting import wait_for
 from workloads import WORKLOADS
 
-from .base import AtLeast, AtMost, Context, Scenario, each
+from queuekit.suite.model import AtLeast, AtMost, Context, Scenario, each
 
 LONG_S = 6.0
 POLL_INTERVAL_MS = 3000  # Kafka: a member that does not poll for this long is thrown out of the group

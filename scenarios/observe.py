@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Sequence
 
-from queuekit.envelope import Envelope, MalformedMessage, decode
-from queuekit.waiting import wait_for
+from queuekit.core.envelope import Envelope, MalformedMessage, decode
+from queuekit.core.waiting import wait_for
 
-from .base import Context
+from queuekit.suite.model import Context
 
 
 def effect_keys(ctx: Context, service: str) -> list[str]:

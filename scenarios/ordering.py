@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import random
 
-from queuekit.envelope import make_envelope
-from queuekit.stack import StackOptions
+from queuekit.core.envelope import make_envelope
+from queuekit.core.options import StackOptions
 from workloads import WORKLOADS
 
-from .base import AtLeast, Context, Scenario, each
+from queuekit.suite.model import AtLeast, Context, Scenario, each
 from .observe import delivery, wait_for_effects
 
 N = 160

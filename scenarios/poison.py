@@ -1,13 +1,13 @@
 """DLQ: a message that always fails ends in the dead-letter place and blocks nothing."""
 from __future__ import annotations
 
-from queuekit.envelope import make_envelope
-from queuekit.stack import StackOptions
+from queuekit.core.envelope import make_envelope
+from queuekit.core.options import StackOptions
 from workloads import WORKLOADS
 
-from .base import Context, Scenario, same
+from queuekit.suite.model import Context, Scenario, same
 from .observe import key_of, wait_for_effects
-from queuekit.waiting import wait_for
+from queuekit.core.waiting import wait_for
 
 N_GOOD = 20
 MAX_RETRIES = 2

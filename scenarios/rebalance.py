@@ -1,12 +1,12 @@
 """Consumer group membership: a consumer joins and another leaves mid-stream."""
 from __future__ import annotations
 
-from queuekit.envelope import make_envelope
-from queuekit.stack import StackOptions
-from queuekit.waiting import wait_for
+from queuekit.core.envelope import make_envelope
+from queuekit.core.options import StackOptions
+from queuekit.core.waiting import wait_for
 from workloads import WORKLOADS
 
-from .base import Anything, Context, Scenario, each
+from queuekit.suite.model import Anything, Context, Scenario, each
 from .observe import delivery
 
 N = 120

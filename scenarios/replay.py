@@ -1,10 +1,10 @@
 """Replay: can a new consumer read history that was already processed?"""
 from __future__ import annotations
 
-from queuekit.envelope import make_envelope
+from queuekit.core.envelope import make_envelope
 from workloads import WORKLOADS
 
-from .base import Context, Scenario, each
+from queuekit.suite.model import Context, Scenario, each
 from .observe import wait_for_effects
 
 N = 20

@@ -1,11 +1,11 @@
 """Retry with backoff: a transient failure twice, then success — one effect."""
 from __future__ import annotations
 
-from queuekit.envelope import make_envelope
-from queuekit.stack import StackOptions
+from queuekit.core.envelope import make_envelope
+from queuekit.core.options import StackOptions
 from workloads import WORKLOADS
 
-from .base import AtLeast, Context, Scenario, same
+from queuekit.suite.model import AtLeast, Context, Scenario, same
 from .observe import wait_for_effects
 
 BACKOFF_MS = 200

@@ -1,11 +1,11 @@
 """Queue (P2P): each message goes to exactly one worker, and the load is spread."""
 from __future__ import annotations
 
-from queuekit.envelope import make_envelope
-from queuekit.stack import StackOptions
+from queuekit.core.envelope import make_envelope
+from queuekit.core.options import StackOptions
 from workloads import WORKLOADS
 
-from .base import Context, Scenario, same
+from queuekit.suite.model import Context, Scenario, same
 from .observe import delivery, wait_for_effects
 
 N = 60

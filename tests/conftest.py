@@ -6,8 +6,8 @@ import os
 import pytest
 
 from queuekit import brokers
-from queuekit.config import Settings
-from queuekit.errors import KitError
+from queuekit.core.config import Settings
+from queuekit.core.errors import KitError
 
 
 @pytest.fixture(scope="session")

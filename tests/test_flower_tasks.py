@@ -4,10 +4,10 @@ from __future__ import annotations
 import httpx
 
 from celery_app.stack import CeleryStack
-from queuekit.envelope import make_envelope
-from queuekit.ledger import Ledger
-from queuekit.stack import StackOptions
-from queuekit.waiting import wait_for
+from queuekit.core.envelope import make_envelope
+from queuekit.core.ledger import Ledger
+from queuekit.core.options import StackOptions
+from queuekit.core.waiting import wait_for
 from workloads import WORKLOADS
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from queuekit.runner import run_cell
+from queuekit.suite.runner import run_cell
 from scenarios import SCENARIOS, STACK_NAMES
 
 CELLS = [(scenario, stack) for scenario in SCENARIOS for stack in STACK_NAMES]

@@ -7,8 +7,8 @@ machines with a Docker engine (see docker.py; not exercised on these machines).
 """
 from __future__ import annotations
 
-from ..config import Settings
-from ..errors import KitError
+from queuekit.core.config import Settings
+from queuekit.core.errors import KitError
 from .base import Component, Say, Status
 from .external import External
 from .flower import Flower

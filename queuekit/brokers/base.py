@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Callable, Protocol
 
-from ..config import Settings
+from queuekit.core.config import Settings
 
 Say = Callable[[str], None]  # progress messages for a person ("resolving jars…")
 

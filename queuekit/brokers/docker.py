@@ -13,8 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from ..config import Settings
-from ..errors import KitError
+from queuekit.core.config import Settings
+from queuekit.core.errors import KitError
 from .base import Say
 
 COMPOSE_FILE = Path(__file__).resolve().parents[2] / "docker-compose.yml"

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..errors import KitError, WaitTimeout
-from ..waiting import wait_for
+from queuekit.core.errors import KitError, WaitTimeout
+from queuekit.core.waiting import wait_for
 from .base import Component, Say, Status
 
 REACH_TIMEOUT = 15.0

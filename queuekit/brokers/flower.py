@@ -12,7 +12,7 @@ import time
 
 import httpx
 
-from ..config import LOOPBACK, Settings
+from queuekit.core.config import LOOPBACK, Settings
 from .base import Say, Status
 from .process import ManagedProcess, elapsed, ensure_ports_free
 

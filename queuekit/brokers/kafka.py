@@ -18,9 +18,9 @@ import uuid
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from ..config import LOOPBACK, Settings
-from ..errors import KitError
-from ..waiting import wait_for
+from queuekit.core.config import LOOPBACK, Settings
+from queuekit.core.errors import KitError
+from queuekit.core.waiting import wait_for
 from .base import Say, Status
 from .process import ManagedProcess, elapsed, ensure_ports_free
 

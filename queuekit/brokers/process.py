@@ -18,8 +18,8 @@ from pathlib import Path
 
 import psutil
 
-from ..errors import KitError
-from ..waiting import wait_for
+from queuekit.core.errors import KitError
+from queuekit.core.waiting import wait_for
 
 
 def port_open(host: str, port: int, timeout: float = 0.3) -> bool:

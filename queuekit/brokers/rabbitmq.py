@@ -15,9 +15,9 @@ from pathlib import Path
 
 import httpx
 
-from ..config import LOOPBACK, Settings
-from ..errors import KitError
-from ..waiting import wait_for
+from queuekit.core.config import LOOPBACK, Settings
+from queuekit.core.errors import KitError
+from queuekit.core.waiting import wait_for
 from .base import Say, Status
 from .process import ManagedProcess, elapsed, ensure_ports_free, port_open
 

@@ -11,7 +11,7 @@ import pytest
 
 from queuekit import brokers
 from queuekit.brokers.process import port_open
-from queuekit.config import LOOPBACK, Settings
+from queuekit.core.config import LOOPBACK, Settings
 
 
 def _pids(settings: Settings) -> dict[str, int | None]:

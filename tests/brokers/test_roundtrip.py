@@ -1,5 +1,5 @@
 """Each real broker carries messages: RabbitMQ with confirms, Kafka with keyed partitioning."""
-from queuekit.roundtrip import kafka_roundtrip, rabbitmq_roundtrip
+from queuekit.brokers.roundtrip import kafka_roundtrip, rabbitmq_roundtrip
 
 
 def test_rabbitmq_publish_with_confirms_and_consume(kit):

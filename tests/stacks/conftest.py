@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from queuekit.ledger import Ledger
-from queuekit.stack import STACKS, load_stack
+from queuekit.core.ledger import Ledger
+from queuekit.stacks.registry import STACKS, load_stack
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ import pika
 import pytest
 
 from dramatiq_app import topology
-from queuekit.envelope import make_envelope
-from queuekit.stack import StackOptions
-from queuekit.waiting import wait_for
+from queuekit.core.envelope import make_envelope
+from queuekit.core.options import StackOptions
+from queuekit.core.waiting import wait_for
 from workloads import WORKLOADS
 
 # well-formed except one type, so the reason is about that field (not a missing one)

@@ -7,9 +7,9 @@ from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 from kafka_app import clients
 from kafka_app.consumers import header
 from kafka_app.stack import KafkaStack
-from queuekit.envelope import make_envelope
-from queuekit.stack import StackOptions
-from queuekit.waiting import wait_for
+from queuekit.core.envelope import make_envelope
+from queuekit.core.options import StackOptions
+from queuekit.core.waiting import wait_for
 from workloads import WORKLOADS
 
 # Complete but ill-typed, so decode() objects to the type: "field 'user_id' must be int".

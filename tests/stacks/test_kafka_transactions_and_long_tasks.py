@@ -6,9 +6,9 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from kafka_app import clients, topology
 from kafka_app.stack import KafkaStack
-from queuekit.envelope import make_envelope
-from queuekit.stack import StackOptions
-from queuekit.waiting import wait_for
+from queuekit.core.envelope import make_envelope
+from queuekit.core.options import StackOptions
+from queuekit.core.waiting import wait_for
 from workloads import WORKLOADS
 from workloads.messages import VideoUploaded
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from queuekit.envelope import make_envelope
-from queuekit.stack import StackOptions
-from queuekit.waiting import wait_for
+from queuekit.core.envelope import make_envelope
+from queuekit.core.options import StackOptions
+from queuekit.core.waiting import wait_for
 from workloads import WORKLOADS
 
 N = 40

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from queuekit.envelope import Envelope, MalformedMessage, decode, encode, make_envelope
+from queuekit.core.envelope import Envelope, MalformedMessage, decode, encode, make_envelope
 from workloads import WORKLOADS
 from workloads.messages import SignupRequested, TrackEvent, VideoUploaded
 

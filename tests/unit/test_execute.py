@@ -5,11 +5,11 @@ import time
 
 import pytest
 
-from queuekit.envelope import MalformedMessage, encode, make_envelope
-from queuekit.execute import (
+from queuekit.core.envelope import MalformedMessage, encode, make_envelope
+from queuekit.core.execute import (
     HANDLERS, Outcome, PermanentError, TransientError, forward, handler_for, next_service, process,
 )
-from queuekit.ledger import Ledger
+from queuekit.core.ledger import Ledger
 from workloads import WORKLOADS
 from workloads.messages import SignupRequested, TrackEvent, VideoUploaded
 

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from queuekit.ledger import Ledger
+from queuekit.core.ledger import Ledger
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from . import brokers
-from .config import settings
-from .errors import KitError
+from queuekit import brokers
+from queuekit.core.config import settings
+from queuekit.core.errors import KitError
 
 console = Console(stderr=True)  # progress and tables for people; --json goes to stdout
 COMPONENTS = click.Choice(brokers.NAMES)
@@ -78,8 +78,8 @@ def status(as_json: bool) -> None:
 @cli.command()
 def provision() -> None:
     """Install what the brokers need (apt rabbitmq-server, Kafka jars from Maven Central), start nothing."""
-    from .brokers.kafka import resolve_jars
-    from .brokers.rabbitmq import install_rabbitmq
+    from queuekit.brokers.kafka import resolve_jars
+    from queuekit.brokers.rabbitmq import install_rabbitmq
 
     s = settings()
     if not s.external_amqp_url:
@@ -94,7 +94,7 @@ def provision() -> None:
 @click.option("-n", "count", default=10, show_default=True, help="Messages per broker.")
 def ping(count: int) -> None:
     """Send real messages through each broker and read them back (brings brokers up if needed)."""
-    from .roundtrip import kafka_roundtrip, rabbitmq_roundtrip
+    from queuekit.brokers.roundtrip import kafka_roundtrip, rabbitmq_roundtrip
 
     s = settings()
     brokers.up(s, ("rabbitmq", "kafka"), say)
@@ -119,7 +119,7 @@ def run(stack: str, workload: str, count: int, workers: int, malformed: int, tim
 
     Example: queuekit run kafka tracking -n 1000 --workers 2 --malformed 3
     """
-    from .quickrun import quick_run
+    from queuekit.suite.quickrun import quick_run
 
     s = settings()
     brokers.up(s, say=say)
@@ -163,8 +163,8 @@ def compare(stacks: tuple[str, ...], names: tuple[str, ...], fmt: str, out: Path
     """
     from scenarios import BY_NAME, SCENARIOS, STACK_NAMES
 
-    from .compare import compare as run_compare
-    from .report import markdown, terminal_matrix, write_reports
+    from queuekit.suite.compare import compare as run_compare
+    from queuekit.report import markdown, terminal_matrix, write_reports
 
     unknown = [n for n in names if n not in BY_NAME]
     if unknown:
@@ -208,8 +208,8 @@ def bench(quick: bool, count: int | None, repeats: int | None, stacks: tuple[str
     """
     from dataclasses import replace
 
-    from .bench import BenchConfig, run_bench
-    from .bench_report import chart, table
+    from queuekit.bench import BenchConfig, run_bench
+    from queuekit.bench.report import chart, table
 
     cfg = BenchConfig.quick() if quick else BenchConfig()
     changes = {k: v for k, v in (("n", count), ("repeats", repeats)) if v}
@@ -239,7 +239,7 @@ def monitor(once: bool, as_json: bool, interval: float) -> None:
     groups (members, lag per partition) and DLQ topics, Celery workers from Flower. Ctrl-C to leave."""
     from rich.live import Live
 
-    from .monitor import render, snapshot
+    from queuekit.report.monitor import render, snapshot
 
     s = settings()
     if once:

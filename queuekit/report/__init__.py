@@ -9,9 +9,9 @@ from typing import Any
 
 from rich.table import Table
 
-from .compare import Comparison
-from .guide import guide
-from .runner import CellResult
+from queuekit.suite.compare import Comparison
+from queuekit.suite.guide import guide
+from queuekit.suite.runner import CellResult
 
 MAX_NUMBERS = 4  # key numbers shown per cell
 

@@ -11,9 +11,9 @@ from typing import Any, Sequence
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from . import brokers
-from .config import Settings
-from .runner import CellResult, run_cell
+from queuekit import brokers
+from queuekit.core.config import Settings
+from queuekit.suite.runner import CellResult, run_cell
 
 LIBRARIES = ("celery", "kombu", "dramatiq", "confluent-kafka", "pika", "flower")
 

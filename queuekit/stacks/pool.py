@@ -12,8 +12,8 @@ from typing import Callable
 
 import psutil
 
-from .errors import KitError
-from .waiting import wait_for
+from queuekit.core.errors import KitError
+from queuekit.core.waiting import wait_for
 
 
 @dataclass

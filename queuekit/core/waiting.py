@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Callable, TypeVar
 
-from .errors import KitError, WaitTimeout
+from queuekit.core.errors import KitError, WaitTimeout
 
 T = TypeVar("T")
 

@@ -27,12 +27,13 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from .baselines import kafka_baseline, rabbitmq_baseline
-from .config import Settings
-from .envelope import encode, make_envelope
-from .ledger import RECORD_ENV, Ledger
-from .stack import StackOptions, load_stack
-from .waiting import wait_for
+from queuekit.bench.baselines import kafka_baseline, rabbitmq_baseline
+from queuekit.core.config import Settings
+from queuekit.core.envelope import encode, make_envelope
+from queuekit.core.ledger import RECORD_ENV, Ledger
+from queuekit.core.options import StackOptions
+from queuekit.stacks.registry import load_stack
+from queuekit.core.waiting import wait_for
 from workloads import WORKLOADS
 
 MODES: dict[str, dict[str, Any]] = {
@@ -178,7 +179,7 @@ def harness_cost(workdir: Path, n: int = 2000) -> dict[str, float]:
     Measured in one process, no broker, same noop envelope the stacks handle; compared
     with each stack's per-message time it shows whether the harness is the bottleneck.
     """
-    from .execute import process
+    from queuekit.core.execute import process
 
     envelopes = [encode(e) for e in (make_envelope(m) for m in WORKLOADS["signup"].make_messages(n, seed=5))]
     costs = {}
@@ -237,7 +238,7 @@ def _baseline(measure: Callable[[], tuple[float, Any]], cfg: BenchConfig) -> dic
 
 
 def machine(settings: Settings) -> dict[str, Any]:
-    from . import brokers
+    from queuekit import brokers
 
     return {
         "cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),

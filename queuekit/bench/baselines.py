@@ -12,7 +12,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from .config import Settings
+from queuekit.core.config import Settings
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import Settings
-from .ledger import Ledger
-from .stack import load_stack
+from queuekit.core.config import Settings
+from queuekit.core.ledger import Ledger
+from queuekit.stacks.registry import load_stack
 
 
 @dataclass
@@ -42,7 +42,7 @@ class CellResult:
 
 def run_cell(scenario, stack_name: str, settings: Settings, workdir: Path) -> CellResult:
     """Reset the stack's broker state, start it, run the scenario, stop it; never raises for a mismatch."""
-    from scenarios.base import Context, describe
+    from queuekit.suite.model import Context, describe
 
     workdir.mkdir(parents=True, exist_ok=True)
     if scenario.needs_kit_brokers and (settings.mode != "local" or settings.external_amqp_url

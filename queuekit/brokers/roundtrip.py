@@ -8,9 +8,9 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from .config import Settings
-from .errors import KitError
-from .waiting import wait_for
+from queuekit.core.config import Settings
+from queuekit.core.errors import KitError
+from queuekit.core.waiting import wait_for
 
 
 @dataclass(frozen=True)

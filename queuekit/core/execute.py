@@ -27,8 +27,8 @@ from typing import Any, Callable, Mapping
 from workloads import signup, tracking, video
 from workloads.messages import Message, SignupRequested, TrackEvent, VideoUploaded
 
-from .envelope import Envelope, MalformedMessage, decode, make_envelope
-from .ledger import Ledger
+from queuekit.core.envelope import Envelope, MalformedMessage, decode, make_envelope
+from queuekit.core.ledger import Ledger
 
 
 class TransientError(Exception):
@@ -116,7 +116,7 @@ CRASH_EXIT_CODE = 137
 
 
 def apply_fault(headers: Mapping[str, Any], service: str, attempt: int) -> None:
-    """Act out the harness's fault directive (see ``queuekit.envelope``) for this attempt."""
+    """Act out the harness's fault directive (see ``queuekit.core.envelope``) for this attempt."""
     fault = headers.get("fault")
     if fault is None or headers.get("service", service) != service:
         return

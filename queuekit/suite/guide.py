@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .compare import Comparison
+from queuekit.suite.compare import Comparison
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from urllib.parse import quote
 
 import httpx
 
-from .config import Settings
-from .waiting import wait_for
+from queuekit.core.config import Settings
+from queuekit.core.waiting import wait_for
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,12 @@ from dataclasses import dataclass
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from .config import Settings
-from .envelope import make_envelope
-from .errors import WaitTimeout
-from .ledger import Ledger
-from .stack import StackOptions, load_stack
+from queuekit.core.config import Settings
+from queuekit.core.envelope import make_envelope
+from queuekit.core.errors import WaitTimeout
+from queuekit.core.ledger import Ledger
+from queuekit.core.options import StackOptions
+from queuekit.stacks.registry import load_stack
 from workloads import WORKLOADS
 
 MALFORMED = b'{"schema": "%s", "version": 1, "id": "malformed-%d", "sent_at": 0, "headers": {}, "body": {}}'

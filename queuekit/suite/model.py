@@ -16,8 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping
 
-from queuekit.ledger import Ledger
-from queuekit.stack import Stack, StackOptions
+from queuekit.core.ledger import Ledger
+from queuekit.core.options import StackOptions
+from queuekit.stacks.base import Stack
 
 STACK_NAMES = ("celery", "dramatiq", "kafka")
 

@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .ledger import Ledger
+from queuekit.core.ledger import Ledger
 
 
 def write(ledger: Ledger, writer: int, n: int, start_together) -> None:

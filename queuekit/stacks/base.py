@@ -30,48 +30,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
-from .config import Settings
-from .envelope import Envelope
-from .ledger import LEDGER_ENV
-from .workers import WorkerPool
-
-STACKS: dict[str, str] = {
-    "celery": "celery_app.stack:CeleryStack",
-    "dramatiq": "dramatiq_app.stack:DramatiqStack",
-    "kafka": "kafka_app.stack:KafkaStack",
-}
-
-
-@dataclass(frozen=True)
-class StackOptions:
-    """How the workers are run. Every stack accepts all of these; what each
-    one does with them is documented on the adapter."""
-
-    workers: int = 2  # worker OS processes
-    concurrency: int = 1  # slots per worker process (threads)
-    prefetch: int = 1  # messages a worker may hold unacknowledged (Kafka: ignored, pull-based)
-    guard: bool = True  # the ledger's idempotency guard
-    max_retries: int = 3  # retries after the first attempt, then dead-letter
-    backoff_ms: int = 100  # first retry delay; doubles per retry
-    early_ack: bool = False  # ack on receipt instead of after the handler (Celery's default)
-    partitions: int = 4  # Kafka partitions per topic
-    queue_max_length: int | None = None  # RabbitMQ x-max-length with overflow=reject-publish
-    extra: dict[str, Any] = field(default_factory=dict)  # stack-specific knobs, documented per stack
-
-
-OPTIONS_ENV = "QUEUEKIT_STACK_OPTIONS"
-
-
-def options_env(options: StackOptions) -> dict[str, str]:
-    """How a stack hands its options to the worker processes it spawns."""
-    return {OPTIONS_ENV: json.dumps(asdict(options))}
-
-
-def options_from_env() -> StackOptions:
-    """Inside a worker process: the options the stack started it with (defaults when run by hand)."""
-    raw = os.environ.get(OPTIONS_ENV)
-    return StackOptions(**json.loads(raw)) if raw else StackOptions()
-
+from queuekit.core.config import Settings
+from queuekit.core.envelope import Envelope
+from queuekit.core.options import StackOptions, options_env
+from queuekit.core.ledger import LEDGER_ENV
+from queuekit.stacks.pool import WorkerPool
 
 @dataclass(frozen=True)
 class PublishReport:
@@ -181,12 +144,3 @@ class Stack(ABC):
 
     def __exit__(self, *exc) -> None:
         self.stop()
-
-
-def load_stack(name: str) -> type[Stack]:
-    try:
-        target = STACKS[name]
-    except KeyError:
-        raise ValueError(f"unknown stack {name!r}; choose from {', '.join(STACKS)}") from None
-    module, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module), attr)

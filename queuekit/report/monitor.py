@@ -8,8 +8,8 @@ import httpx
 from rich.console import Group
 from rich.table import Table
 
-from .config import Settings
-from .rabbit import Management
+from queuekit.core.config import Settings
+from queuekit.stacks.rabbitmq import Management
 
 DLQ_MARKERS = (".dlq", ".XQ")  # Celery's dead-letter queues, Dramatiq's; Kafka's DLQ topics end in .dlq
 

@@ -1,0 +1,33 @@
+"""Every stack the kit knows, by alias, imported lazily (kombu's transport table).
+
+The CLI, the bench, the scenario suite and the tests all take their stack
+names from here: adding a stack is one line below plus its app package.
+A user without, say, Kafka's client installed still runs the others.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .base import Stack
+
+STACKS: dict[str, str] = {
+    "celery": "celery_app.stack:CeleryStack",
+    "dramatiq": "dramatiq_app.stack:DramatiqStack",
+    "kafka": "kafka_app.stack:KafkaStack",
+}
+
+
+def stack_names() -> tuple[str, ...]:
+    """The columns of the comparison, in order."""
+    return tuple(STACKS)
+
+
+def load_stack(name: str) -> type[Stack]:
+    try:
+        target = STACKS[name]
+    except KeyError:
+        raise ValueError(f"unknown stack {name!r}; choose from {', '.join(STACKS)}") from None
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
