@@ -40,75 +40,63 @@ from kombu.exceptions import OperationalError
 
 from queuekit.core.config import Settings
 from queuekit.core.envelope import Envelope, encode
-from queuekit.stacks.rabbitmq import Management
-from queuekit.core.options import StackOptions
+from queuekit.stacks.rabbitmq import Management, x_death
 from queuekit.stacks.base import DeadLetter, PublishReport, Stack
-from queuekit.stacks.pool import WorkerPool
+from queuekit.stacks.capabilities import Capabilities
 from workloads import WORKLOADS
 
 from . import topology
 from .app import make_app
 
-READY_TIMEOUT = 60.0
 
 
 class CeleryStack(Stack):
     name = "celery"
-    broker = "rabbitmq"
-    native_fanout = True  # a fanout exchange copies each tracking event into every service's queue
-    native_dead_letter = False  # Celery acks failures; ours are published to the DLQ by the task
-    replayable = False  # an acked message is deleted
+    worker_module = "celery_app.worker"
+    capabilities = Capabilities(
+        broker="rabbitmq",
+        native_fanout=True,  # the fanout exchange celery.tracking copies each event into every service's queue
+        per_key_order=False,  # a work queue hands the next message to whichever worker is free
+        replayable=False,  # an acked message is deleted
+        dead_letter="adapter",  # Celery acks failures; ours are published to celery.<service>.dlq by the task
+        ack_on_receipt_possible=True,  # task_acks_late=False, Celery's default
+        transactions=False,
+        pull_based=False,  # the broker pushes up to prefetch; a bounded queue nacks the publisher
+        evicts_slow_consumer=False,  # consumer_timeout is 30 min here: a long task is just long
+    )
 
     def __init__(self, settings: Settings, ledger_path: Path):
         super().__init__(settings, ledger_path)
         self.mgmt = Management(settings)
-        self.pool: WorkerPool | None = None
         self.app: Celery | None = None
-        self.options = StackOptions()
-        self.workloads: tuple[str, ...] = ()
 
-    # -- lifecycle ---------------------------------------------------------------
-    def start(self, workloads: Sequence[str], options: StackOptions = StackOptions()) -> None:
-        self.stop()
-        self.options = options
-        self.app = make_app(options, broker_url=self.settings.amqp_url)
-        with self.app.connection_for_write() as conn:
-            topology.declare(conn.default_channel, workloads, options)
-        self.workloads = tuple(workloads)
-        self.pool = self.new_pool(options)
-        for index in range(options.workers):
-            self._spawn_worker(index)
-        self._wait_workers_ready()
+    # -- the template's hooks ------------------------------------------------------
+    def declare(self) -> None:
+        with self._app().connection_for_write() as conn:
+            topology.declare(conn.default_channel, self.workloads, self.options)
 
-    def _spawn_worker(self, index: int) -> None:
-        self.pool.spawn(self.pool.python("celery_app.worker", *self.workloads), index)
+    def _app(self) -> Celery:
+        if self.app is None:  # the producer side: the same configuration as the workers' app
+            self.app = make_app(self.options, broker_url=self.settings.amqp_url)
+        return self.app
 
-    def _wait_workers_ready(self) -> None:
-        queues = [topology.queue_name(s) for s in topology.services(self.workloads)]
-        live = len(self.pool.pids())
-        self.pool.wait_ready(lambda: self._consumers_at_least(queues, live), timeout=READY_TIMEOUT,
-                             what=f"{live} Celery worker(s) consuming {queues}")
+    def _consumed_queues(self) -> list[str]:
+        return [topology.queue_name(s) for s in topology.services(self.workloads)]
 
-    def _consumers_at_least(self, queues: list[str], n: int) -> bool:
-        seen = {q.name: q.consumers for q in self.mgmt.queues(topology.PREFIX)}
-        return all(seen.get(q, 0) >= n for q in queues)
+    def consumers_ready(self) -> bool:
+        live = len(self.worker_pids())
+        return self.mgmt.consumers_on(self._consumed_queues(), topology.PREFIX) >= live
 
-    def stop(self) -> None:
-        if self.pool is not None:
-            self.pool.stop()  # SIGTERM: warm shutdown; unacked (acks_late) messages go back to the queue
-            self.pool = None
+    def describe_consumers(self) -> str:
+        return f"consumers per queue: {self.mgmt.consumer_counts(topology.PREFIX)}"
+
+    def close_clients(self) -> None:
         if self.app is not None:
             self.app.close()
             self.app = None
 
-    def kill_worker(self, index: int) -> int:
-        if self.pool is None:
-            raise RuntimeError("no workers: call start() first")
-        return self.pool.kill(index)  # the worker process itself runs the slots (thread pool, no children)
-
-    def reset(self) -> None:
-        """Stop our workers, delete every celery.* queue and our exchanges (not Celery's own celery.pidbox)."""
-        self.stop()
+    def purge(self) -> None:
+        """Every celery.* queue and our exchanges (not Celery's own celery.pidbox)."""
         self.mgmt.delete_queues(topology.PREFIX)
         for exchange in topology.EXCHANGES:
             self.mgmt.delete_exchanges(exchange.name)
@@ -125,11 +113,9 @@ class CeleryStack(Stack):
         self._send(workload, [argument])
 
     def _send(self, workload: str, arguments: list) -> PublishReport:
-        if self.app is None:
-            raise RuntimeError("call start() before publishing")
         began = time.monotonic()
         confirmed = refused = 0
-        with self.app.producer_or_acquire() as producer:
+        with self._app().producer_or_acquire() as producer:
             for argument in arguments:
                 try:
                     # retry: reconnect on a lost connection (a broker restart); a nack is not retried
@@ -139,14 +125,15 @@ class CeleryStack(Stack):
                     if not isinstance(exc.__cause__, MessageNacked):
                         raise
                     refused += 1  # the broker refused it (x-overflow=reject-publish): counted, not retried
-        return PublishReport(confirmed, refused, time.monotonic() - began)
+        # one broker message per task: a chain's next steps and the fanout's copies are made later, not here
+        return PublishReport(confirmed, refused, time.monotonic() - began, broker_messages=confirmed)
 
     def _signature(self, workload: str, argument):
         spec = WORKLOADS[workload]
         if spec.shape == "pipeline":  # a chain: each later step gets the previous result prepended to its args
-            return chain(*[self.app.signature(topology.task_name(s), args=[argument]) for s in spec.services])
+            return chain(*[self._app().signature(topology.task_name(s), args=[argument]) for s in spec.services])
         # work queue: one task; fan-out: ONE task message that the fanout exchange copies per service
-        return self.app.signature(topology.task_name(spec.services[0]), args=[argument])
+        return self._app().signature(topology.task_name(spec.services[0]), args=[argument])
 
     # -- the broker's view -------------------------------------------------------------
     def _work_queues(self, workload: str) -> list[str]:
@@ -161,17 +148,13 @@ class CeleryStack(Stack):
         return self.mgmt.backlog(self._work_queues(workload))
 
     def in_flight(self) -> dict[str, int]:
-        """Per consumer channel on our queues: delivered, not yet acked (management stats, about 1 s old)."""
-        consumers = self.mgmt.http.get(f"/consumers/{self.mgmt.vhost}").json()
-        ours = {c["channel_details"]["name"] for c in consumers
-                if c["queue"]["name"].startswith(topology.PREFIX) and not c["queue"]["name"].endswith(".dlq")}
-        return {ch["name"]: ch.get("messages_unacknowledged", 0) or 0
-                for ch in self.mgmt.channel_prefetch_unacked() if ch["name"] in ours}
+        """Per consumer channel on our work queues: delivered, not yet acked (management stats, ~1 s old)."""
+        return self.mgmt.unacked_per_consumer_channel(topology.PREFIX, exclude_suffix=".dlq")
 
     def replay(self, workload: str, timeout: float = 20.0) -> int:
         """A brand-new queue bound like the entry queue: what history can it read? (acked = deleted: none)"""
         entry = topology.work_queue(topology.entry_services(workload)[0], self.options)
-        with self.app.connection_for_write() as conn:
+        with self._app().connection_for_write() as conn:
             fresh = Queue("", exclusive=True, bindings=entry.bindings or [binding(topology.TASKS, entry.routing_key)])
             name = fresh(conn.default_channel).declare()
             return conn.default_channel.queue_declare(name, passive=True).message_count
@@ -186,9 +169,8 @@ def _dead_letter(service: str, body: bytes, headers: dict) -> DeadLetter:
     """Ours carry the envelope bytes and a reason; the broker's (DLX) carry a whole Celery message."""
     if topology.REASON_HEADER in headers:
         return DeadLetter(service, body, headers[topology.REASON_HEADER])
-    death = (headers.get("x-death") or [{}])[0]
     what = f"task {headers['task']!r}" if "task" in headers else "not a Celery task message"
-    reason = f"{death.get('reason', 'dead-lettered')} by the Celery worker on {death.get('queue', '?')}: {what}"
+    reason = f"{x_death(headers)} by the Celery worker: {what}"
     return DeadLetter(service, _task_argument(body), reason)
 
 

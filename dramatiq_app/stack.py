@@ -41,10 +41,9 @@ from dramatiq import Message
 from dramatiq.errors import ConnectionClosed, DecodeError
 
 from queuekit.core.envelope import Envelope, encode
-from queuekit.stacks.rabbitmq import Management
-from queuekit.core.options import StackOptions
+from queuekit.stacks.rabbitmq import Management, x_death
 from queuekit.stacks.base import DeadLetter, PublishReport, Stack
-from queuekit.stacks.pool import WorkerPool
+from queuekit.stacks.capabilities import Capabilities
 
 from . import actors, topology
 from .broker import QueuekitBroker, make_broker
@@ -52,17 +51,22 @@ from .broker import QueuekitBroker, make_broker
 
 class DramatiqStack(Stack):
     name = "dramatiq"
-    broker = "rabbitmq"
-    native_fanout = False  # the producer sends one message per subscriber actor
-    native_dead_letter = True  # failed messages go to Dramatiq's .XQ (we only add the reason, see broker.py)
-    replayable = False  # an acked message is gone from RabbitMQ
+    worker_module = "dramatiq_app.worker"
+    capabilities = Capabilities(
+        broker="rabbitmq",
+        native_fanout=False,  # Dramatiq has no fan-out: the producer sends one message per subscriber actor
+        per_key_order=False,  # a work queue hands the next message to whichever worker is free
+        replayable=False,  # an acked message is gone from RabbitMQ
+        dead_letter="native",  # Dramatiq's Retries middleware moves failures to .XQ (we only add the reason)
+        ack_on_receipt_possible=False,  # Dramatiq acks only after the actor ran: no at-most-once mode
+        transactions=False,
+        pull_based=False,  # basic.qos prefetch; a bounded queue nacks the publisher
+        evicts_slow_consumer=False,  # consumer_timeout is 30 min here: a long task is just long
+    )
 
     def __init__(self, settings, ledger_path):
         super().__init__(settings, ledger_path)
         self.mgmt = Management(settings)
-        self.options = StackOptions()
-        self.pool: WorkerPool | None = None
-        self.workloads: list[str] = []
         self._producer: QueuekitBroker | None = None
 
     @property
@@ -71,54 +75,43 @@ class DramatiqStack(Stack):
             self._producer = make_broker(self.options, self.settings, name="dramatiq-producer")
         return self._producer
 
-    def start(self, workloads: Sequence[str], options: StackOptions = StackOptions()) -> None:
-        self._close_producer()
-        self.options, self.workloads = options, list(workloads)
-        for workload in workloads:  # declare before any publish, with this run's queue arguments
+    # -- the template's hooks ------------------------------------------------------
+    def declare(self) -> None:
+        for workload in self.workloads:  # declare before any publish, with this run's queue arguments
             for service in topology.entry_services(workload):
                 self.producer.declare_queue(topology.queue_name(service), ensure=True)
-        self.pool = self.new_pool(options)
-        for index in range(options.workers):
-            self._spawn_worker(index)
-        self._wait_workers_ready()
 
-    def _spawn_worker(self, index: int) -> None:
-        self.pool.spawn(self.pool.python("dramatiq_app.worker", *self.workloads), index)
+    def _consumed_queues(self) -> list[str]:
+        return [q for w in self.workloads for q in topology.consumed_queues(w)]
 
-    def _wait_workers_ready(self) -> None:
-        """Every live worker consumes each queue; a killed worker (kill_worker) is not waited for."""
-        queues, live = [q for w in self.workloads for q in topology.consumed_queues(w)], len(self.pool.pids())
-        self.pool.wait_ready(lambda: self._consumers(queues) >= live, timeout=60,
-                             what=f"{live} Dramatiq consumer(s) on each of {queues}")
-
-    def _consumers(self, queues: list[str]) -> int:
-        """Fewest consumers on any of ``queues``, read over AMQP (the management API lags by seconds)."""
+    def consumers_ready(self) -> bool:
+        """Every live worker consumes each queue; read over AMQP (the management API lags by seconds)."""
         try:
-            return min(self.producer.channel.queue_declare(q, passive=True).method.consumer_count for q in queues)
+            fewest = min(self.producer.channel.queue_declare(q, passive=True).method.consumer_count
+                         for q in self._consumed_queues())
         except pika.exceptions.AMQPError:  # 404 (no worker declared it yet) closes the channel; or a dead link
             del self.producer.connection
-            return 0
+            return False
+        return fewest >= len(self.worker_pids())
 
-    def stop(self) -> None:
-        if self.pool is not None:
-            self.pool.stop()
-        self._close_producer()
+    def describe_consumers(self) -> str:
+        return f"consumers per queue: {self.mgmt.consumer_counts(topology.PREFIX)}"
 
-    def _close_producer(self) -> None:
+    def close_clients(self) -> None:
         if self._producer is not None:
-            self._producer.close()
+            self._producer.close()  # it remembers which queues it declared: a new run declares again
             self._producer = None
 
+    def purge(self) -> None:
+        self.mgmt.delete_queues(topology.PREFIX)  # every queue, .DQ and .XQ; no exchanges (default exchange only)
+
     def publish(self, workload: str, envelopes: Sequence[Envelope]) -> PublishReport:
-        t0, confirmed, refused, copies = time.monotonic(), 0, 0, 1
+        t0, confirmed, refused, sent = time.monotonic(), 0, 0, 0
         for env in envelopes:
-            messages = actors.entry_messages(workload, encode(env))
-            copies = len(messages)  # tracking: one per subscriber actor, Dramatiq has no fan-out
-            if self._send(messages):
-                confirmed += 1
-            else:
-                refused += 1
-        return PublishReport(confirmed=confirmed, refused=refused, seconds=time.monotonic() - t0, copies=copies)
+            messages = actors.entry_messages(workload, encode(env))  # tracking: one per subscriber actor
+            ok = self._send(messages)
+            confirmed, refused, sent = confirmed + ok, refused + (not ok), sent + len(messages) * ok
+        return PublishReport(confirmed=confirmed, refused=refused, seconds=time.monotonic() - t0, broker_messages=sent)
 
     def publish_raw(self, workload: str, payload: bytes) -> None:
         """The bytes as the actor argument of a well-formed Dramatiq message (the actor rejects them)."""
@@ -135,9 +128,6 @@ class DramatiqStack(Stack):
                     return False
                 raise
         return True
-
-    def kill_worker(self, index: int) -> int:
-        return self.pool.kill(index)
 
     def drain(self, workload: str, timeout: float = 60.0) -> None:
         """Work and delay queues empty, read from a management snapshot newer than this call. Every
@@ -184,18 +174,13 @@ class DramatiqStack(Stack):
                 consumer.close()  # unacked deliveries go back to the queue
         return seen
 
-    def reset(self) -> None:
-        self.mgmt.delete_queues(topology.PREFIX)  # every queue, .DQ and .XQ; no exchanges (default exchange only)
-        self._close_producer()  # it remembers which queues it declared
-
 
 def _dead_letter(service: str, body: bytes, headers: dict) -> DeadLetter:
     """A Dramatiq message in .XQ -> its actor argument (the original bytes) and the last line of its traceback."""
     try:
         message = Message.decode(body)
     except DecodeError:  # not a Dramatiq message at all: the consumer nacked it unread, RabbitMQ's DLX moved it
-        death = (headers.get("x-death") or [{}])[0].get("reason", "?")
-        return DeadLetter(service, body, f"not a Dramatiq message (x-death reason: {death})")
+        return DeadLetter(service, body, f"not a Dramatiq message ({x_death(headers)})")
     lines = [line for line in (message.options.get("traceback") or "").splitlines() if line.strip()]
     reason = lines[-1] if lines else "no reason recorded"
     return DeadLetter(service, actors.from_arg(message.args[0]) if message.args else body, reason)

@@ -4,7 +4,7 @@
 """
 from __future__ import annotations
 
-from queuekit.suite.model import STACK_NAMES, Scenario
+from queuekit.suite.model import Scenario
 from . import (back_pressure, broker_restart, crash, duplicates, exactly_once, fan_out, long_task, ordering,
                poison, rebalance, replay, retry_backoff, work_distribution)
 
@@ -28,4 +28,4 @@ SCENARIOS: list[Scenario] = [
 
 BY_NAME = {s.name: s for s in SCENARIOS}
 
-__all__ = ["SCENARIOS", "BY_NAME", "STACK_NAMES", "Scenario"]
+__all__ = ["SCENARIOS", "BY_NAME", "Scenario"]

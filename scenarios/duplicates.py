@@ -4,7 +4,7 @@ from __future__ import annotations
 from queuekit.core.envelope import make_envelope
 from workloads import WORKLOADS
 
-from queuekit.suite.model import Context, Scenario, same
+from queuekit.suite.model import Context, Scenario, always
 from queuekit.core.waiting import wait_for
 
 N = 10
@@ -36,6 +36,6 @@ SCENARIO = Scenario(
     question=f"{N} messages each delivered twice: how many effects with the ledger's idempotency key, "
              "and how many without it?",
     workload="signup",
-    expect=same(deliveries=4 * N, effects_with_guard=N, emails_with_guard=N, effects_without_guard=2 * N),
+    expect=[always(deliveries=4 * N, effects_with_guard=N, emails_with_guard=N, effects_without_guard=2 * N)],
     run=run,
 )

@@ -48,10 +48,3 @@ def key_of(payload: bytes) -> str | None:
         return None
 
 
-def worker_of(name: str) -> int:
-    """The index of a worker from its ledger name ("celery-1" -> 1)."""
-    return int(name.rsplit("-", 1)[1])
-
-
-def attempts_in_progress(ctx: Context, service: str, key: str) -> list:
-    return [a for a in ctx.ledger.attempts_for(service, key) if a.finished_at is None]

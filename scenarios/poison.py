@@ -5,7 +5,7 @@ from queuekit.core.envelope import make_envelope
 from queuekit.core.options import StackOptions
 from workloads import WORKLOADS
 
-from queuekit.suite.model import Context, Scenario, same
+from queuekit.suite.model import Context, Scenario, always
 from .observe import key_of, wait_for_effects
 from queuekit.core.waiting import wait_for
 
@@ -38,7 +38,7 @@ SCENARIO = Scenario(
              "with what reason, after how many attempts, and do the good ones get through?",
     workload="signup",
     options=StackOptions(workers=1, max_retries=MAX_RETRIES, backoff_ms=50),
-    expect=same(good_effects=N_GOOD, dead_letters=1, dead_is_the_poison=True, reason_given=True,
-                poison_attempts=MAX_RETRIES + 1),
+    expect=[always(good_effects=N_GOOD, dead_letters=1, dead_is_the_poison=True, reason_given=True,
+                   poison_attempts=MAX_RETRIES + 1)],
     run=run,
 )

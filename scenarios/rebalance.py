@@ -6,7 +6,7 @@ from queuekit.core.options import StackOptions
 from queuekit.core.waiting import wait_for
 from workloads import WORKLOADS
 
-from queuekit.suite.model import Anything, Context, Scenario, each
+from queuekit.suite.model import Anything, Context, Scenario, always
 from .observe import delivery
 
 N = 120
@@ -19,7 +19,7 @@ def run(ctx: Context) -> dict:
     done = lambda: len(ctx.ledger.effects(service="signup"))  # noqa: E731
     ctx.stack.publish("signup", envelopes)
     wait_for(lambda: done() >= N // 4, timeout=60, what=f"{N // 4} effects before the join")
-    joined = ctx.stack.add_worker()  # a consumer joins: Kafka rebalances partitions, queues just compete
+    joined_name = ctx.stack.worker_name(ctx.stack.add_worker())  # joins: Kafka rebalances, queues just compete
     wait_for(lambda: done() >= N // 2, timeout=60, what=f"{N // 2} effects before the leave")
     ctx.stack.stop_worker(0)  # a consumer leaves cleanly (SIGTERM)
     wait_for(lambda: done() >= N, timeout=90, what=f"all {N} effects after join and leave")
@@ -30,7 +30,7 @@ def run(ctx: Context) -> dict:
         "lost": seen["lost"],
         "duplicate_effects": seen["duplicates"],
         "redeliveries": len(attempts) - len({a.key for a in attempts}),  # handled more than once
-        "joined_worker_did_work": any(e.worker.endswith(f"-{joined}") for e in ctx.ledger.effects(service="signup")),
+        "joined_worker_did_work": any(e.worker == joined_name for e in ctx.ledger.effects(service="signup")),
     }
 
 
@@ -41,9 +41,7 @@ SCENARIO = Scenario(
              "anything handled twice?",
     workload="signup",
     options=StackOptions(workers=2, partitions=6),
-    expect=each({"lost": 0, "duplicate_effects": 0, "joined_worker_did_work": True},
-                celery={"redeliveries": Anything()},
-                dramatiq={"redeliveries": Anything()},
-                kafka={"redeliveries": Anything()}),  # uncommitted offsets of moved partitions: bounded repeats
+    # redeliveries are recorded, not asserted: on Kafka, uncommitted offsets of moved partitions repeat
+    expect=[always(lost=0, duplicate_effects=0, joined_worker_did_work=True, redeliveries=Anything())],
     run=run,
 )

@@ -5,7 +5,7 @@ from queuekit.core.envelope import make_envelope
 from queuekit.core.options import StackOptions
 from workloads import WORKLOADS
 
-from queuekit.suite.model import AtLeast, Context, Scenario, same
+from queuekit.suite.model import AtLeast, Context, Scenario, always
 from .observe import wait_for_effects
 
 BACKOFF_MS = 200
@@ -36,6 +36,6 @@ SCENARIO = Scenario(
              "effects, and how long between them?",
     workload="signup",
     options=StackOptions(workers=1, max_retries=3, backoff_ms=BACKOFF_MS),
-    expect=same(attempts=3, effects=1, dead_letters=0, first_delay_ms=AtLeast(BACKOFF_MS * 0.9), backoff_grows=True),
+    expect=[always(attempts=3, effects=1, dead_letters=0, first_delay_ms=AtLeast(BACKOFF_MS * 0.9), backoff_grows=True)],
     run=run,
 )

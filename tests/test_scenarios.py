@@ -10,9 +10,10 @@ from __future__ import annotations
 import pytest
 
 from queuekit.suite.runner import run_cell
-from scenarios import SCENARIOS, STACK_NAMES
+from queuekit.stacks.registry import stack_names
+from scenarios import SCENARIOS
 
-CELLS = [(scenario, stack) for scenario in SCENARIOS for stack in STACK_NAMES]
+CELLS = [(scenario, stack) for scenario in SCENARIOS for stack in stack_names()]
 
 
 @pytest.mark.parametrize("scenario,stack", CELLS, ids=[f"scenario-{s.name}-{stack}" for s, stack in CELLS])

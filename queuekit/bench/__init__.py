@@ -32,7 +32,7 @@ from queuekit.core.config import Settings
 from queuekit.core.envelope import encode, make_envelope
 from queuekit.core.ledger import RECORD_ENV, Ledger
 from queuekit.core.options import StackOptions
-from queuekit.stacks.registry import load_stack
+from queuekit.stacks.registry import load_stack, stack_names
 from queuekit.core.waiting import wait_for
 from workloads import WORKLOADS
 
@@ -41,7 +41,7 @@ MODES: dict[str, dict[str, Any]] = {
     "io": {"fault": "slow", "seconds": 0.005},  # 5 ms waiting on I/O per message
     "cpu": {"fault": "cpu", "rounds": 2600},  # ~2 ms of hashing per message
 }
-STACKS = ("celery", "dramatiq", "kafka")
+STACKS = stack_names()
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,11 @@ from rich.table import Table
 from queuekit import brokers
 from queuekit.core.config import settings
 from queuekit.core.errors import KitError
+from queuekit.stacks.registry import stack_names
 
 console = Console(stderr=True)  # progress and tables for people; --json goes to stdout
 COMPONENTS = click.Choice(brokers.NAMES)
+STACK_CHOICE = click.Choice(stack_names())  # every registered stack, no list of names here
 
 
 def say(message: str) -> None:
@@ -107,7 +109,7 @@ def ping(count: int) -> None:
 
 
 @cli.command()
-@click.argument("stack", type=click.Choice(["celery", "dramatiq", "kafka"]))
+@click.argument("stack", type=STACK_CHOICE)
 @click.argument("workload", type=click.Choice(["signup", "video", "tracking"]))
 @click.option("-n", "count", default=200, show_default=True, help="Messages to publish.")
 @click.option("--workers", default=2, show_default=True, help="Worker processes.")
@@ -143,7 +145,7 @@ def run(stack: str, workload: str, count: int, workers: int, malformed: int, tim
 
 
 @cli.command()
-@click.option("--stack", "stacks", multiple=True, type=click.Choice(["celery", "dramatiq", "kafka"]),
+@click.option("--stack", "stacks", multiple=True, type=STACK_CHOICE,
               help="Only this stack (repeatable). Default: all three.")
 @click.option("--scenario", "names", multiple=True, metavar="NAME",
               help="Only this scenario (repeatable). See `queuekit scenarios`.")
@@ -161,7 +163,7 @@ def compare(stacks: tuple[str, ...], names: tuple[str, ...], fmt: str, out: Path
     expectation is a finding and is flagged; the exit status is 1 only when a
     cell could not run at all.
     """
-    from scenarios import BY_NAME, SCENARIOS, STACK_NAMES
+    from scenarios import BY_NAME, SCENARIOS
 
     from queuekit.suite.compare import compare as run_compare
     from queuekit.report import markdown, terminal_matrix, write_reports
@@ -173,7 +175,7 @@ def compare(stacks: tuple[str, ...], names: tuple[str, ...], fmt: str, out: Path
     brokers.up(s, say=say)
     chosen = [BY_NAME[n] for n in names] if names else SCENARIOS
     outdir = out / time.strftime("%Y%m%d-%H%M%S")
-    result = run_compare(s, chosen, list(stacks) or list(STACK_NAMES), outdir)
+    result = run_compare(s, chosen, list(stacks) or list(stack_names()), outdir)
     paths = write_reports(result, outdir)
     if fmt == "json":
         click.echo(paths["json"].read_text())
@@ -193,7 +195,7 @@ def compare(stacks: tuple[str, ...], names: tuple[str, ...], fmt: str, out: Path
 @click.option("--quick", is_flag=True, help="A smoke look in about a minute (300 msgs, 1 repeat).")
 @click.option("-n", "count", type=int, help="Messages per measurement (default 2000; quick 300).")
 @click.option("--repeats", type=int, help="Repeats per measurement (default 3; quick 1).")
-@click.option("--stack", "stacks", multiple=True, type=click.Choice(["celery", "dramatiq", "kafka"]))
+@click.option("--stack", "stacks", multiple=True, type=STACK_CHOICE)
 @click.option("--mode", "modes", multiple=True, type=click.Choice(["noop", "io", "cpu"]))
 @click.option("--out", type=click.Path(path_type=Path), default=Path("bench-results"), show_default=True)
 def bench(quick: bool, count: int | None, repeats: int | None, stacks: tuple[str, ...], modes: tuple[str, ...],

@@ -1,47 +1,63 @@
-"""The Stack protocol: what the harness needs from each framework, and nothing more.
+"""The Stack template: what the harness needs from each framework, and one lifecycle for all.
 
-One implementation per app package (``celery_app.stack:CeleryStack``, …),
-found through ``STACKS`` and imported lazily so a user without, say, Kafka
-still runs the other two. Differences between stacks are declared as class
-attributes (kombu's transport style), never tested with ``if name == …``.
+One subclass per app package (``celery_app.stack:CeleryStack``, …), found
+through ``queuekit.stacks.registry``. The base class owns the worker
+processes and the lifecycle; a subclass declares what it is (``name``,
+``worker_module``, ``capabilities``) and implements the broker-specific parts.
 
-Contract for implementations:
+The lifecycle rule, written once (subclasses do not override these):
 
-* ``start`` launches real worker OS processes (one per worker index) that run
-  the stack's consumers for the given workloads, each recording into the
-  ledger at ``ledger_path``, and returns once every worker is consuming.
-* ``publish`` returns only after the broker has confirmed every message
-  (publisher confirms / acks=all); a refused message is counted, never dropped
-  silently.
-* ``drain`` polls the broker's own view (ready + unacked, or consumer lag,
-  including retry / delay queues) until nothing is left in flight, and raises
-  ``WaitTimeout`` naming what is still there. Never a bare sleep.
-* ``dead_letters`` reads the dead-letter place without consuming it.
-* ``reset`` purges the stack's queues/topics/groups so any scenario runs in any
-  order. It must be idempotent.
+* ``start(workloads, options)`` stops a previous run, declares the topology,
+  spawns ``options.workers`` worker processes and returns once every one
+  consumes (``consumers_ready``).
+* ``stop()`` is idempotent: SIGTERM the workers (a warm shutdown: they finish
+  or hand back what they hold), then close the driver's own clients.
+* ``reset()`` = ``stop()`` then ``purge()``: only what the kit created, so any
+  scenario runs in any order.
+* ``kill_worker`` / ``add_worker`` / ``stop_worker`` / ``kill_worker_holding``
+  act on worker processes by index; a worker's identity is data
+  (``worker_name(index)``), never parsed from a string.
+
+What a subclass implements:
+
+* ``declare`` the topology; ``consumers_ready`` from the broker's own view;
+  ``purge``; ``close_clients``;
+* ``publish`` returns only after the broker confirmed (or refused) every
+  message; ``publish_raw`` sends bytes as they are;
+* ``drain`` polls the broker's view until nothing of the workload is ready or
+  in flight and raises ``WaitTimeout`` naming what is left; ``backlog``;
+  ``in_flight``; ``dead_letters`` reads the dead-letter place without
+  consuming it; ``replay`` asks a brand-new consumer what history it can read.
 """
 from __future__ import annotations
 
-import importlib
-import json
-import os
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import ClassVar, Sequence
 
 from queuekit.core.config import Settings
 from queuekit.core.envelope import Envelope
+from queuekit.core.ledger import LEDGER_ENV, Ledger
 from queuekit.core.options import StackOptions, options_env
-from queuekit.core.ledger import LEDGER_ENV
-from queuekit.stacks.pool import WorkerPool
+from queuekit.core.waiting import wait_for
+
+from .capabilities import Capabilities
+from .pool import WorkerPool
+
+READY_TIMEOUT = 60.0  # seconds for every worker to consume after a start / join
+
 
 @dataclass(frozen=True)
 class PublishReport:
     confirmed: int  # envelopes the broker confirmed (every copy of each)
     refused: int = 0  # nacked / rejected by the broker (e.g. a full queue)
     seconds: float = 0.0
-    copies: int = 1  # broker messages the producer sent per envelope (producer-side fan-out: one per subscriber)
+    broker_messages: int = 0  # messages the broker confirmed in all (one per copy: producer-side fan-out sends several)
+
+    @property
+    def messages_per_envelope(self) -> float:
+        return self.broker_messages / max(1, self.confirmed + self.refused)
 
 
 @dataclass(frozen=True)
@@ -52,24 +68,129 @@ class DeadLetter:
 
 
 class Stack(ABC):
-    name: ClassVar[str]  # "celery" | "dramatiq" | "kafka"
-    broker: ClassVar[str]  # "rabbitmq" | "kafka"
-    # Capabilities, as data for the scenario expectations:
-    native_fanout: ClassVar[bool]  # the broker copies one publish to every subscriber
-    native_dead_letter: ClassVar[bool]  # failures reach a DLQ without code of ours
-    replayable: ClassVar[bool]  # consumed history can be read again
+    name: ClassVar[str]  # the registry alias: the column of the comparison
+    worker_module: ClassVar[str]  # ``python -m <worker_module> <workload>…`` runs one worker process
+    capabilities: ClassVar[Capabilities]  # what the stack is, as data: scenario expectations derive from it
 
     def __init__(self, settings: Settings, ledger_path: Path):
         self.settings = settings
-        self.ledger_path = ledger_path
+        self.ledger_path = Path(ledger_path)
+        self.options = StackOptions()
+        self.workloads: tuple[str, ...] = ()
+        self.pool: WorkerPool | None = None
 
-    @abstractmethod
+    @property
+    def broker(self) -> str:
+        return self.capabilities.broker
+
+    # -- the lifecycle (the template: subclasses implement the hooks below) ---------------------
     def start(self, workloads: Sequence[str], options: StackOptions = StackOptions()) -> None:
-        """Declare the topology, start ``options.workers`` worker processes; return once all consume."""
+        self.stop()
+        self.workloads = tuple(dict.fromkeys(workloads))
+        self.options = self.prepare_options(options)
+        self.declare()
+        self.pool = WorkerPool(self.name, self.ledger_path.parent / "logs",
+                               env={LEDGER_ENV: str(self.ledger_path), **options_env(self.options)})
+        for index in range(self.options.workers):
+            self._spawn(index)
+        self.wait_workers_ready()
+
+    def stop(self) -> None:
+        if self.pool is not None:
+            self.pool.stop()  # SIGTERM: a warm shutdown; what a worker holds unacked goes back to the broker
+            self.pool = None
+        self.close_clients()
+
+    def reset(self) -> None:
+        self.stop()
+        self.purge()
+
+    def _spawn(self, index: int) -> None:
+        self._running().spawn(self._running().python(self.worker_module, *self.workloads), index)
+
+    def wait_workers_ready(self) -> None:
+        """Poll the broker until every live worker consumes; a worker that dies meanwhile fails the wait."""
+        pool = self._running()
+        pool.wait_ready(self.consumers_ready, timeout=READY_TIMEOUT,
+                        what=f"{len(pool.pids())} {self.name} worker(s) consuming {', '.join(self.workloads)}",
+                        describe=self.describe_consumers)
+
+    def _running(self) -> WorkerPool:
+        if self.pool is None:
+            raise RuntimeError(f"{self.name}: no workers; call start() first")
+        return self.pool
+
+    # -- workers joining, leaving and dying -------------------------------------------------------
+    def worker_name(self, index: int) -> str:
+        """The name worker ``index`` records in the ledger (its identity as data)."""
+        return self._running().name(index)
+
+    def worker_index(self, name: str) -> int:
+        return self._running().index_of(name)
+
+    def kill_worker(self, index: int) -> int:
+        """SIGKILL worker ``index`` (with its children): nothing is acked, the connection just drops."""
+        return self._running().kill(index)
+
+    def kill_worker_holding(self, service: str, key: str, timeout: float = 30.0) -> int:
+        """Wait until a worker is inside ``key``'s handler in ``service``, SIGKILL that worker; its pid."""
+        ledger = Ledger(self.ledger_path)
+        [holder] = wait_for(lambda: [a for a in ledger.attempts_for(service, key) if a.finished_at is None],
+                            timeout=timeout, what=f"a {self.name} worker to start {key} in {service}")
+        return self.kill_worker(self.worker_index(holder.worker))
+
+    def add_worker(self) -> int:
+        """A consumer joins mid-stream: one more worker process; returns its index once it consumes."""
+        index = len(self._running().procs)
+        self._spawn(index)
+        self.wait_workers_ready()
+        return index
+
+    def stop_worker(self, index: int, timeout: float = 30.0) -> None:
+        """A consumer leaves cleanly: SIGTERM worker ``index`` and wait for it to exit (warm shutdown)."""
+        self._running().stop_one(index, timeout)
+
+    def worker_rss_bytes(self) -> list[int]:
+        """Resident memory of each worker process (with its children)."""
+        return [self.pool.rss_bytes(i) for i in range(len(self.pool.procs))] if self.pool else []
+
+    def worker_pids(self) -> list[int]:
+        return self.pool.pids() if self.pool else []
+
+    # -- the broker ----------------------------------------------------------------------------------
+    def restart_broker(self) -> None:
+        """Stop the broker this stack uses (SIGTERM, as in a rolling restart) and start it again.
+
+        Only for brokers the kit manages; clients are expected to reconnect by themselves."""
+        from queuekit import brokers  # the driver's broker control; not needed by the stacks otherwise
+
+        [component] = brokers.components(self.settings, (self.broker,))
+        component.stop(lambda _: None)
+        component.start(lambda _: None)
+
+    # -- hooks: the broker-specific parts --------------------------------------------------------------
+    def prepare_options(self, options: StackOptions) -> StackOptions:
+        """Adjust the run's options before anything starts (e.g. to a broker's minimum); default: as given."""
+        return options
 
     @abstractmethod
-    def stop(self) -> None:
-        """Stop every worker (SIGTERM, then SIGKILL) and close producer connections."""
+    def declare(self) -> None:
+        """Create the queues / exchanges / topics of ``self.workloads`` with ``self.options``."""
+
+    @abstractmethod
+    def consumers_ready(self) -> bool:
+        """True when the broker sees every live worker consuming (consumers / group assignment)."""
+
+    def describe_consumers(self) -> str:
+        """What the broker shows while ``consumers_ready`` is false (for the timeout message)."""
+        return ""
+
+    @abstractmethod
+    def purge(self) -> None:
+        """Delete what the kit created for this stack (queues, topics, groups); idempotent."""
+
+    def close_clients(self) -> None:
+        """Close the driver's producer / admin connections (they are made again on demand)."""
 
     @abstractmethod
     def publish(self, workload: str, envelopes: Sequence[Envelope]) -> PublishReport:
@@ -80,66 +201,26 @@ class Stack(ABC):
         """Send bytes as they are (malformed input must reach the dead-letter place)."""
 
     @abstractmethod
-    def kill_worker(self, index: int) -> int:
-        """SIGKILL worker ``index`` (the process holding messages); return its pid."""
-
-    @abstractmethod
     def drain(self, workload: str, timeout: float = 60.0) -> None:
         """Return when nothing of ``workload`` is ready or in flight; raise WaitTimeout otherwise."""
+
+    @abstractmethod
+    def backlog(self, workload: str) -> int:
+        """Messages not yet settled: ready + unacked (queues) or consumer lag (logs)."""
+
+    @abstractmethod
+    def in_flight(self) -> dict[str, int]:
+        """Per consumer: messages delivered to it and not yet acknowledged (empty where pull-based)."""
 
     @abstractmethod
     def dead_letters(self, workload: str) -> list[DeadLetter]:
         """Everything in the workload's dead-letter place, read without consuming it."""
 
     @abstractmethod
-    def backlog(self, workload: str) -> int:
-        """Messages not yet settled: ready + unacked (RabbitMQ) or consumer lag (Kafka)."""
-
-    @abstractmethod
-    def reset(self) -> None:
-        """Delete / purge every queue, topic and group the stack uses."""
-
-    # -- scenario hooks: consumers joining and leaving, the in-flight view, replay --------------
-    @abstractmethod
-    def _spawn_worker(self, index: int) -> None:
-        """Start worker process ``index`` (the same way ``start`` starts each one)."""
-
-    @abstractmethod
-    def _wait_workers_ready(self) -> None:
-        """Poll until every live worker consumes (RabbitMQ consumers / Kafka group assignment)."""
-
-    def add_worker(self) -> int:
-        """A consumer joins mid-stream: one more worker process; returns its index once it consumes."""
-        index = len(self.pool.procs)
-        self._spawn_worker(index)
-        self._wait_workers_ready()
-        return index
-
-    def stop_worker(self, index: int, timeout: float = 30.0) -> None:
-        """A consumer leaves cleanly: SIGTERM worker ``index`` and wait for it to exit (warm shutdown)."""
-        self.pool.stop_one(index, timeout)
-
-    @abstractmethod
-    def in_flight(self) -> dict[str, int]:
-        """Per consumer: messages delivered to it and not yet acknowledged (empty for pull-based Kafka)."""
-
-    @abstractmethod
     def replay(self, workload: str, timeout: float = 20.0) -> int:
         """A brand-new consumer reads the workload's entry point from the start: how many past messages it got."""
 
-    def new_pool(self, options: StackOptions) -> WorkerPool:
-        """This stack's worker processes: logs beside the run's ledger; ledger path and options in their env."""
-        return WorkerPool(self.name, Path(self.ledger_path).parent / "logs",
-                          env={LEDGER_ENV: str(self.ledger_path), **options_env(options)})
-
-    def worker_rss_bytes(self) -> list[int]:
-        """Resident memory of each worker process (with its children)."""
-        return [self.pool.rss_bytes(i) for i in range(len(self.pool.procs))] if getattr(self, "pool", None) else []
-
-    def worker_pids(self) -> list[int]:
-        return self.pool.pids() if getattr(self, "pool", None) else []
-
-    def __enter__(self) -> "Stack":
+    def __enter__(self) -> Stack:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -33,6 +33,13 @@ class WorkerPool:
     def name(self, index: int) -> str:
         return f"{self.prefix}-{index}"
 
+    def index_of(self, name: str) -> int:
+        """The index of the worker that records itself as ``name`` (the inverse of ``name``)."""
+        for index in range(len(self.procs)):
+            if self.name(index) == name:
+                return index
+        raise KeyError(f"no worker named {name!r} in this pool (workers: {[self.name(i) for i in range(len(self.procs))]})")
+
     def spawn(self, argv: list[str], index: int | None = None, extra_env: dict[str, str] | None = None) -> subprocess.Popen:
         index = len(self.procs) if index is None else index
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -64,14 +71,15 @@ class WorkerPool:
             return ""
         return " | ".join(text[-lines:])
 
-    def wait_ready(self, ready: Callable[[], bool], *, timeout: float, what: str) -> None:
+    def wait_ready(self, ready: Callable[[], bool], *, timeout: float, what: str,
+                   describe: Callable[[], str] | None = None) -> None:
         def check() -> bool:
             for i, proc in enumerate(self.procs):
                 if i not in self.gone and proc.poll() is not None:
                     raise KitError(f"worker {self.name(i)} exited with {proc.returncode}: {self.log_tail(i)}")
             return ready()
 
-        wait_for(check, timeout=timeout, what=what)
+        wait_for(check, timeout=timeout, what=what, describe=describe)
 
     def kill(self, index: int) -> int:
         """SIGKILL: no shutdown hook runs, nothing is acked, the connection just drops."""

@@ -78,19 +78,27 @@ class Management:
         r.raise_for_status()
         return r.json()
 
-    def wait_consumers(self, queues: list[str], at_least: int, timeout: float = 60.0) -> None:
-        def enough() -> bool:
-            seen = {q.name: q.consumers for q in self.queues() if q.name in queues}
-            return all(seen.get(q, 0) >= at_least for q in queues)
+    def consumer_counts(self, prefix: str) -> dict[str, int]:
+        return {q.name: q.consumers for q in self.queues(prefix)}
 
-        wait_for(enough, timeout=timeout, what=f"{at_least} consumer(s) on each of {queues}",
-                 describe=lambda: str({q.name: q.consumers for q in self.queues() if q.name in queues}))
+    def consumers_on(self, queues: list[str], prefix: str = "") -> int:
+        """The fewest consumers on any of ``queues`` (0 when one is not declared yet)."""
+        seen = self.consumer_counts(prefix)
+        return min((seen.get(q, 0) for q in queues), default=0)
+
+    def unacked_per_consumer_channel(self, prefix: str, exclude_suffix: str) -> dict[str, int]:
+        """Per channel consuming one of our queues (not the dead-letter ones): messages delivered, not acked."""
+        consumers = self.http.get(f"/consumers/{self.vhost}").json()
+        ours = {c["channel_details"]["name"] for c in consumers
+                if c["queue"]["name"].startswith(prefix) and not c["queue"]["name"].endswith(exclude_suffix)}
+        return {ch["name"]: ch.get("messages_unacknowledged", 0) or 0
+                for ch in self.channel_prefetch_unacked() if ch["name"] in ours}
 
     def backlog(self, queues: list[str]) -> int:
         stats = {q.name: q for q in self.queues()}
         return sum(stats[name].backlog for name in queues if name in stats)
 
-    def wait_settled(self, queues: list[str], timeout: float, since_publish: float | None = None) -> None:
+    def wait_settled(self, queues: list[str], timeout: float) -> None:
         """Poll until ready + unacked is 0 on every queue in ``queues`` (pass the
         work, retry and delay queues; not the dead-letter ones, which keep theirs).
 
@@ -98,8 +106,7 @@ class Management:
         sample-retention settings, 5 s with RabbitMQ's defaults), so a zero read
         right after a publish may predate it. A probe message published now
         shows when the API has a snapshot newer than this call; only zeros read
-        after that count, twice in a row. (``since_publish`` is accepted for
-        callers that track it; the probe makes it unnecessary.)
+        after that count, twice in a row.
         """
         deadline = time.monotonic() + timeout
         self.wait_fresh(timeout)
@@ -132,3 +139,10 @@ class Management:
 
 
 STATS_INTERVAL_S = 0.5  # matches collect_statistics_interval in queuekit/brokers/rabbitmq.py
+
+
+def x_death(headers: dict) -> str:
+    """What RabbitMQ's dead-lettering recorded (the newest ``x-death`` entry): reason and source queue."""
+    deaths = headers.get("x-death")
+    death = deaths[0] if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict) else {}
+    return f"{death.get('reason', 'dead-lettered')} on {death.get('queue', '?')}"

@@ -3,25 +3,27 @@
 A scenario module declares:
 
 * the concept from the class notes it demonstrates, and the question it asks;
-* the workload and the ``StackOptions`` it runs with (per-stack overrides allowed);
+* the workload and the ``StackOptions`` it runs with (overrides for stacks with
+  a capability, ``options_when``);
 * ``run(ctx) -> dict``: publish, inject the fault, measure — returns observations
   (numbers and short strings) read only from the ledger and the broker's view;
-* ``expect``: per stack, what the observations must be. An expectation is data —
-  a value (equality) or a predicate such as ``AtLeast(1)`` — never an
-  ``if stack == …`` in an assertion. "Lost" or "violated" can be the correct,
-  expected observation; it is a finding about the stack, not a failure of the kit.
+* ``expect``: rules written against the stacks' declared capabilities —
+  ``always(lost=0)``, ``by_capability("replayable", yes={"replayed": N}, no={"replayed": 0})``
+  — and, only for a finding that belongs to one framework, ``for_stack(name, why, …)``.
+  A new stack joins the matrix through its capabilities, without editing a scenario.
+  An expectation is a value (equality) or a predicate such as ``AtLeast(1)``.
+  "Lost" or "violated" can be the correct, expected observation; it is a
+  finding about the stack, not a failure of the kit.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from queuekit.core.ledger import Ledger
+from queuekit.stacks.capabilities import Capabilities
 from queuekit.core.options import StackOptions
 from queuekit.stacks.base import Stack
-
-STACK_NAMES = ("celery", "dramatiq", "kafka")
-
 
 class Predicate:
     def matches(self, value: Any) -> bool:
@@ -81,23 +83,73 @@ def matches(expected: Any, observed: Any) -> bool:
     return expected.matches(observed) if isinstance(expected, Predicate) else observed == expected
 
 
-def same(**expected: Any) -> dict[str, dict[str, Any]]:
+class Rule:
+    """One line of a scenario's expectations: which stacks it applies to, and what they must observe."""
+
+    specific = True  # distinguishing numbers come first in a cell; shared ones (``always``) after
+
+    def applies(self, name: str, caps: Capabilities) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Always(Rule):
+    expected: Mapping[str, Any]
+    specific = False
+
+    def applies(self, name: str, caps: Capabilities) -> dict[str, Any]:
+        return dict(self.expected)
+
+
+@dataclass(frozen=True)
+class ByCapability(Rule):
+    capability: str
+    cases: Mapping[Any, Mapping[str, Any]]  # capability value -> expectations
+
+    def applies(self, name: str, caps: Capabilities) -> dict[str, Any]:
+        return dict(self.cases.get(getattr(caps, self.capability), {}))
+
+
+@dataclass(frozen=True)
+class ForStack(Rule):
+    """A finding that belongs to one framework, not to a capability: ``why`` says which."""
+
+    stack: str
+    expected: Mapping[str, Any]
+    why: str
+
+    def applies(self, name: str, caps: Capabilities) -> dict[str, Any]:
+        return dict(self.expected) if name == self.stack else {}
+
+
+def always(**expected: Any) -> Always:
     """The same expectation on every stack."""
-    return {stack: dict(expected) for stack in STACK_NAMES}
+    return Always(expected)
 
 
-def each(base: Mapping[str, Any] | None = None, **per_stack: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """A shared base expectation plus per-stack differences: each({"lost": 0}, kafka={"violations": 0}).
+def by_capability(capability: str, *, yes: Mapping[str, Any] | None = None, no: Mapping[str, Any] | None = None,
+                  **cases: Mapping[str, Any]) -> ByCapability:
+    """Expectations that follow a declared capability: ``by_capability("replayable", yes={...}, no={...})``;
+    for a non-boolean capability name its values: ``by_capability("dead_letter", native={...}, adapter={...})``."""
+    if capability not in Capabilities.names():
+        raise ValueError(f"unknown capability {capability!r}; known: {', '.join(Capabilities.names())}")
+    table: dict[Any, Mapping[str, Any]] = dict(cases)
+    if yes is not None:
+        table[True] = yes
+    if no is not None:
+        table[False] = no
+    return ByCapability(capability, table)
 
-    The per-stack keys come first: they are the cell's distinguishing numbers in the report."""
-    return {stack: {**per_stack.get(stack, {}), **{k: v for k, v in (base or {}).items()
-                                                    if k not in per_stack.get(stack, {})}}
-            for stack in STACK_NAMES}
+
+def for_stack(stack: str, why: str, **expected: Any) -> ForStack:
+    return ForStack(stack, expected, why)
 
 
 @dataclass
 class Context:
-    """What ``run`` gets: the started stack, the ledger, the options and the settings."""
+    """What ``run`` gets: the started stack, the ledger, the options and the settings.
+
+    ``stack`` is typed by the protocol only: a scenario calls the Stack's methods, never a class's."""
 
     stack: Stack
     ledger: Ledger
@@ -117,19 +169,36 @@ class Scenario:
     question: str  # what it asks, in one sentence
     workload: str
     run: Callable[[Context], dict[str, Any]]
-    expect: dict[str, dict[str, Any]]  # stack -> observation name -> value or Predicate
+    expect: Sequence[Rule]  # applied in order; a later rule overrides an earlier one's keys
     options: StackOptions = StackOptions()
-    stack_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # stack -> StackOptions overrides
-    starts_itself: bool = False  # run() starts the stack (e.g. to publish before workers exist)
+    # StackOptions overrides for stacks that have a capability: {"transactions": {"extra": {...}}}
+    options_when: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     needs_kit_brokers: bool = False  # restarts the broker: only with brokers the kit manages
 
-    def options_for(self, stack: str) -> StackOptions:
-        return replace(self.options, **self.stack_options.get(stack, {}))
+    def options_for(self, caps: Capabilities) -> StackOptions:
+        options = self.options
+        for capability, overrides in self.options_when.items():
+            if getattr(caps, capability):
+                options = replace(options, **overrides)
+        return options
 
-    def check(self, stack: str, observed: Mapping[str, Any]) -> list[str]:
+    def expected(self, name: str, caps: Capabilities) -> dict[str, Any]:
+        """What ``name`` must observe. Keys a rule singles out come first: they are the cell's
+        distinguishing numbers in the report."""
+        specific: dict[str, Any] = {}
+        shared: dict[str, Any] = {}
+        for rule in self.expect:
+            found = rule.applies(name, caps)
+            for key in found:
+                specific.pop(key, None)
+                shared.pop(key, None)
+            (specific if rule.specific else shared).update(found)
+        return {**specific, **shared}
+
+    def check(self, expected: Mapping[str, Any], observed: Mapping[str, Any]) -> list[str]:
         """The mismatches between what was observed and what was expected, as sentences."""
         return [
             f"{key}: observed {observed.get(key)!r}, expected {describe(want)}"
-            for key, want in self.expect[stack].items()
+            for key, want in expected.items()
             if not matches(want, observed.get(key))
         ]

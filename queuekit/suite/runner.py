@@ -10,6 +10,7 @@ from typing import Any
 from queuekit.core.config import Settings
 from queuekit.core.ledger import Ledger
 from queuekit.stacks.registry import load_stack
+from queuekit.suite.model import Context, Scenario, describe
 
 
 @dataclass
@@ -40,37 +41,35 @@ class CellResult:
         return asdict(self)
 
 
-def run_cell(scenario, stack_name: str, settings: Settings, workdir: Path) -> CellResult:
+def run_cell(scenario: Scenario, stack_name: str, settings: Settings, workdir: Path) -> CellResult:
     """Reset the stack's broker state, start it, run the scenario, stop it; never raises for a mismatch."""
-    from queuekit.suite.model import Context, describe
-
     workdir.mkdir(parents=True, exist_ok=True)
+    stack_cls = load_stack(stack_name)
+    expected = scenario.expected(stack_name, stack_cls.capabilities)
+    options = scenario.options_for(stack_cls.capabilities)
+    described = {k: describe(v) for k, v in expected.items()}
     if scenario.needs_kit_brokers and (settings.mode != "local" or settings.external_amqp_url
                                        or settings.external_kafka_bootstrap):
-        return CellResult(scenario.name, stack_name, scenario.concept, {}, {}, [], 0.0, {},
+        return CellResult(scenario.name, stack_name, scenario.concept, {}, described, [], 0.0, asdict(options),
                           skipped="restarts the broker: only with brokers the kit manages")
     ledger = Ledger(workdir / f"{scenario.name}-{stack_name}.db")
     ledger.reset()
-    options = scenario.options_for(stack_name)
-    stack = load_stack(stack_name)(settings, ledger.path)
+    stack = stack_cls(settings, ledger.path)
     t0 = time.monotonic()
     observed: dict[str, Any] = {}
     error = None
     try:
         stack.reset()  # any subset of scenarios runs in any order
-        if not scenario.starts_itself:
-            stack.start([scenario.workload], options)
+        stack.start([scenario.workload], options)
         observed = scenario.run(Context(stack, ledger, options, scenario.workload, scenario))
     except Exception as exc:  # noqa: BLE001 - reported in the result, the matrix goes on
         error = f"{type(exc).__name__}: {exc}"
     finally:
         stack.stop()
-    seconds = round(time.monotonic() - t0, 2)
     result = CellResult(
         scenario=scenario.name, stack=stack_name, concept=scenario.concept, observed=observed,
-        expected={k: describe(v) for k, v in scenario.expect[stack_name].items()},
-        mismatches=scenario.check(stack_name, observed) if error is None else [],
-        seconds=seconds, options=asdict(options), error=error,
+        expected=described, mismatches=scenario.check(expected, observed) if error is None else [],
+        seconds=round(time.monotonic() - t0, 2), options=asdict(options), error=error,
     )
     (workdir / f"{scenario.name}-{stack_name}.json").write_text(json.dumps(result.as_dict(), indent=2, default=str))
     return result

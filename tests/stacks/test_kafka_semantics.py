@@ -27,7 +27,7 @@ def signups(count: int, seed: int = 11, *faults: dict, **headers) -> list:
 def dlq_records(kafka: KafkaStack, topic: str) -> list:
     """The raw DLQ records with their headers (dead_letters() keeps only service, payload, reason)."""
     reader = clients.reader(kafka.settings)
-    partitions = kafka.admin.list_topics(topic, timeout=10).topics[topic].partitions
+    partitions = kafka.admin.partitions(topic)
     total = sum(reader.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions)
     reader.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
     records = []

@@ -26,7 +26,7 @@ def signups(count: int, seed: int, *faults: dict, **headers) -> list:
 def records_and_end(kafka: KafkaStack, topic: str) -> tuple[int, int]:
     """(records in the log as read_uncommitted sees them, end offset), summed over the topic's partitions."""
     raw = Consumer({**clients.reader_config(kafka.settings), "isolation.level": "read_uncommitted"})
-    tps = [TopicPartition(topic, p) for p in kafka.admin.list_topics(topic, timeout=10).topics[topic].partitions]
+    tps = [TopicPartition(topic, p) for p in kafka.admin.partitions(topic)]
     ends = {tp.partition: raw.get_watermark_offsets(tp, timeout=10)[1] for tp in tps}
     raw.assign([TopicPartition(topic, tp.partition, OFFSET_BEGINNING) for tp in tps])
     seen: list = []
@@ -61,7 +61,7 @@ def test_transactional_outputs_commit_with_their_offsets_and_the_lag_reaches_zer
 
 def test_a_successor_with_the_same_transactional_id_fences_the_worker(kafka, ledger):
     kafka.start(["signup"], StackOptions(workers=1, partitions=1, extra=TRANSACTIONAL))
-    tx_id = topology.Route("signup").transactional_id(kafka.pool.name(0), 0)
+    tx_id = topology.Route("signup").transactional_id(kafka.worker_name(0), 0)
     successor = clients.transactional_producer(kafka.settings, "qk.test.successor", tx_id)
     successor.init_transactions(30)  # a new epoch for kafka-0's id: its producer is now a zombie
     [envelope] = signups(1, 51)

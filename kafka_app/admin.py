@@ -1,0 +1,153 @@
+"""Kafka as the harness sees it: lag, group membership, deleting what the kit made, reading a topic.
+
+The AdminClient plumbing behind ``KafkaStack`` (and any other stack on
+Kafka): every call here is a read of the broker's own view or a cleanup of
+objects under the kit's prefix. Nothing here consumes on behalf of a worker.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator, Sequence
+
+from confluent_kafka import ConsumerGroupState, ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import ConfigResource, OffsetSpec, ResourceType
+
+from queuekit.core.config import Settings
+from queuekit.core.waiting import wait_for
+
+from . import clients
+
+REQUEST_TIMEOUT = 10.0  # seconds per admin request: a poll fails fast and is retried
+DELETE_TIMEOUT = 60.0
+
+
+class Admin:
+    """An AdminClient that is replaced after a failed call (see ``_renewed_on_error``)."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.client = clients.admin(settings)
+
+    @contextmanager
+    def _renewed_on_error(self) -> Iterator[None]:
+        """Polled admin calls: after a failure the next poll gets a new client. An AdminClient was seen
+        timing out on every consumer-group request after a broker restart while a new one answered at once."""
+        try:
+            yield
+        except KafkaException:
+            self.client = clients.admin(self.settings)
+            raise
+
+    def topics(self, timeout: float = 10) -> dict:
+        return self.client.list_topics(timeout=timeout).topics
+
+    def partitions(self, topic: str) -> list[int]:
+        return list(self.client.list_topics(topic, timeout=10).topics[topic].partitions)
+
+    # -- lag: how far each group's committed offsets trail the log ----------------------------
+    def lag(self, subscriptions: Sequence[tuple[str, str]]) -> dict[str, int]:
+        """Per (group, topic): high watermark minus committed offset (from the log start when none)."""
+        with self._renewed_on_error():
+            metadata = self.topics()
+            per_group = {}
+            for group, topic in subscriptions:
+                if topic not in metadata:
+                    continue  # not declared (reset, not started): nothing to consume
+                tps = [TopicPartition(topic, p) for p in metadata[topic].partitions]
+                request = [ConsumerGroupTopicPartitions(group, tps)]
+                committed = self.client.list_consumer_group_offsets(request, request_timeout=REQUEST_TIMEOUT)[group]
+                ends = self.client.list_offsets({tp: OffsetSpec.latest() for tp in tps}, request_timeout=REQUEST_TIMEOUT)
+                starts = self.client.list_offsets({tp: OffsetSpec.earliest() for tp in tps},
+                                                  request_timeout=REQUEST_TIMEOUT)
+                total = 0
+                for tp in committed.result().topic_partitions:
+                    key = TopicPartition(tp.topic, tp.partition)
+                    high, low = ends[key].result().offset, starts[key].result().offset
+                    total += high - (tp.offset if tp.offset >= 0 else low)
+                per_group[group] = total
+            return per_group
+
+    # -- membership ---------------------------------------------------------------------------
+    def groups_ready(self, expected: dict[str, tuple[str, int]]) -> bool:
+        """group -> (topic, members): each group STABLE with exactly that many members and every partition assigned."""
+        with self._renewed_on_error():
+            metadata = self.topics(timeout=5)
+            futures = self.client.describe_consumer_groups(list(expected), request_timeout=REQUEST_TIMEOUT)
+            descriptions = {group: future.result() for group, future in futures.items()}
+        for group, (topic, members) in expected.items():
+            desc = descriptions[group]
+            assigned = {tp.partition for m in desc.members for tp in m.assignment.topic_partitions if tp.topic == topic}
+            if (desc.state != ConsumerGroupState.STABLE or len(desc.members) != members
+                    or assigned != set(metadata[topic].partitions)):
+                return False
+        return True
+
+    def describe_groups(self, groups: Sequence[str]) -> str:
+        try:
+            futures = self.client.describe_consumer_groups(list(groups))
+            return "; ".join(f"{g}: {f.result().state.name}, {len(f.result().members)} members"
+                             for g, f in futures.items())
+        except Exception as exc:  # noqa: BLE001 - a description for a timeout message
+            return f"could not describe groups: {exc}"
+
+    def broker_min_session_ms(self) -> int:
+        """The broker's ``group.min.session.timeout.ms``: a consumer asking for less is refused."""
+        broker = next(iter(self.client.list_topics(timeout=10).brokers))
+        resource = ConfigResource(ResourceType.BROKER, str(broker))
+        return int(self.client.describe_configs([resource])[resource].result()["group.min.session.timeout.ms"].value)
+
+    # -- cleanup: only what carries the kit's prefix ----------------------------------------------
+    def delete_groups_and_topics(self, prefix: str) -> None:
+        wait_for(lambda: self._delete_groups(prefix), timeout=DELETE_TIMEOUT,
+                 what=f"every {prefix}* consumer group to be deleted",
+                 describe=lambda: f"groups left: {self._groups(prefix)}")
+        topics = [t for t in self.topics() if t.startswith(prefix)]
+        if topics:
+            for future in self.client.delete_topics(topics, operation_timeout=30).values():
+                try:
+                    future.result()
+                except KafkaException as exc:
+                    if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                        raise
+        wait_for(lambda: not any(t.startswith(prefix) for t in self.topics()), timeout=DELETE_TIMEOUT,
+                 what=f"every {prefix}* topic to be deleted")
+
+    def _groups(self, prefix: str) -> list[str]:
+        listing = self.client.list_consumer_groups().result(timeout=10)
+        return [g.group_id for g in listing.valid if g.group_id.startswith(prefix)]
+
+    def _delete_groups(self, prefix: str) -> bool:
+        """One round: delete what can be; a group with members (still timing out) waits for the next."""
+        groups = self._groups(prefix)
+        if groups:
+            for future in self.client.delete_consumer_groups(groups).values():
+                try:
+                    future.result()
+                except KafkaException as exc:
+                    if exc.args[0].code() not in (KafkaError.GROUP_ID_NOT_FOUND, KafkaError.NON_EMPTY_GROUP):
+                        raise
+        return not self._groups(prefix)
+
+
+def read_until(reader, topic: str, partitions: Sequence[int], timeout: float) -> list:
+    """Poll ``reader`` (assigned or subscribed to ``topic``) until it has read each partition up to the
+    high watermark it had when we started; return the records in (partition, offset) order.
+
+    "Read up to" is the reader's position, not the last record's offset: a transactionally written
+    topic ends with a commit marker that poll() never returns but steps over."""
+    marks = {p: reader.get_watermark_offsets(TopicPartition(topic, p), timeout=10) for p in partitions}
+    todo = {p for p, (low, high) in marks.items() if high > low}
+    records = []
+
+    def read_one() -> bool:
+        msg = reader.poll(0.2)  # blocks until a record arrives: no busy loop
+        if msg is not None and not msg.error() and msg.offset() < marks[msg.partition()][1]:
+            records.append(msg)  # (records appended after we looked are not ours to count)
+        for tp in reader.position([TopicPartition(topic, p) for p in todo]):
+            if tp.offset >= marks[tp.partition][1]:
+                todo.discard(tp.partition)
+        return not todo
+
+    if todo:
+        wait_for(read_one, timeout=timeout, interval=0.0, max_interval=0.0, what=f"{topic} read to its high watermark")
+    return sorted(records, key=lambda m: (m.partition(), m.offset()))  # partitions arrive interleaved

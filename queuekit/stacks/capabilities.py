@@ -1,0 +1,45 @@
+"""What a stack is, as data: the scenario suite derives its expectations from these fields.
+
+Each field is a property of the broker + framework pair that a team would
+put in a design document. Scenarios never read these values back as
+observations: they observe the broker and the ledger, and the capability
+only says what the observation should be (``by_capability`` in
+``queuekit.suite.model``). A stack whose observation disagrees with its
+declared capability fails its cell — the declaration is tested, not trusted.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    broker: Literal["rabbitmq", "kafka"]
+    # One publish reaches every subscribing service through the broker (fanout exchange, a group per service,
+    # an offset per service). False: the producer sends one copy per subscriber.
+    native_fanout: bool
+    # With several workers, one key's messages are still handled in publish order (a partition per key range,
+    # one reader per partition).
+    per_key_order: bool
+    # A brand-new consumer can read messages that were already consumed and acknowledged.
+    replayable: bool
+    # Where a failed message ends: "native" = the broker or the framework routes it (DLX, .XQ, dlq.* topic);
+    # "adapter" = the kit's adapter code writes it to a dead-letter place.
+    dead_letter: Literal["native", "adapter"]
+    # An at-most-once mode exists: the message is acknowledged on receipt, before the handler runs.
+    ack_on_receipt_possible: bool
+    # Consume-transform-produce in one broker transaction (outputs and the input's offset together).
+    transactions: bool
+    # Consumers fetch; the broker never refuses a producer because consumers are slow (lag grows instead).
+    pull_based: bool
+    # A consumer whose handler outlives a liveness deadline (max.poll.interval.ms) loses its message mid-task.
+    evicts_slow_consumer: bool
+    # More workers than partitions all get work (queues; share groups) — False: parallelism <= partitions.
+    work_sharing_beyond_partitions: bool = True
+    # The broker itself caps redeliveries of a message (x-delivery-limit, share-group delivery count).
+    delivery_limit: bool = False
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
