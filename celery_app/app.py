@@ -12,7 +12,8 @@ from __future__ import annotations
 from celery import Celery
 
 from queuekit.core.config import settings
-from queuekit.core.options import StackOptions, options_from_env
+from queuekit.core.options import StackOptions
+from queuekit.core.worker_env import this_worker
 
 from . import topology
 
@@ -55,4 +56,4 @@ def make_app(options: StackOptions, *, broker_url: str | None = None, include: t
     return app
 
 
-app = make_app(options_from_env(), include=("celery_app.tasks",))
+app = make_app(this_worker("celery").options, include=("celery_app.tasks",))

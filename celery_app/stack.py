@@ -30,8 +30,8 @@ from __future__ import annotations
 import base64
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from amqp.exceptions import MessageNacked
 from celery import Celery, chain
@@ -40,14 +40,13 @@ from kombu.exceptions import OperationalError
 
 from queuekit.core.config import Settings
 from queuekit.core.envelope import Envelope, encode
-from queuekit.stacks.rabbitmq import Management, x_death
 from queuekit.stacks.base import DeadLetter, PublishReport, Stack
 from queuekit.stacks.capabilities import Capabilities
+from queuekit.stacks.rabbitmq import Management, x_death
 from workloads import WORKLOADS
 
 from . import topology
 from .app import make_app
-
 
 
 class CeleryStack(Stack):

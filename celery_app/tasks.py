@@ -25,8 +25,6 @@ dead letter whose publish failed, and frames that never become a task
 """
 from __future__ import annotations
 
-import os
-
 from celery import bootsteps
 from celery.exceptions import InvalidTaskError, Reject
 from celery.utils.log import get_logger
@@ -36,23 +34,19 @@ from celery.worker.request import Request
 from queuekit.core.envelope import MalformedMessage
 from queuekit.core.execute import PermanentError, process
 from queuekit.core.ledger import Ledger
-from queuekit.core.options import options_from_env
+from queuekit.core.worker_env import this_worker
 
 from . import topology
 from .app import app
 
-OPTIONS = options_from_env()
-WORKER = os.environ.get("QUEUEKIT_WORKER_NAME", "celery-manual")
+ME = this_worker("celery")  # name, options and ledger, as the stack started this worker
+OPTIONS, WORKER = ME.options, ME.name
 logger = get_logger(__name__)
-_ledger: Ledger | None = None
 _task_consumer = None  # the worker's kombu Consumer (set by RememberTaskConsumer)
 
 
 def ledger() -> Ledger:
-    global _ledger
-    if _ledger is None:
-        _ledger = Ledger()  # QUEUEKIT_LEDGER, set by the stack
-    return _ledger
+    return ME.ledger  # QUEUEKIT_LEDGER, set by the stack
 
 
 class RememberTaskConsumer(bootsteps.StartStopStep):
@@ -120,7 +114,7 @@ def handle(task, service: str, payload: str | bytes, upstream: dict | None = Non
             raise
         # Retry with backoff: a new message (eta) to THIS service's queue, never via the fanout exchange;
         # the current message is acked once the retry is published.
-        raise task.retry(exc=err, countdown=OPTIONS.backoff_ms * 2**retries / 1000,
+        raise task.retry(  # noqa: B904 - Celery's Retry carries exc=err itselfexc=err, countdown=OPTIONS.backoff_ms * 2**retries / 1000,
                          max_retries=OPTIONS.max_retries, **topology.to_queue(service))
     return outcome.result
 

@@ -39,7 +39,7 @@ subscriber too (observed before ``to_queue``).
 """
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from kombu import Exchange, Queue, binding
 

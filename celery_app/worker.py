@@ -3,23 +3,22 @@
 Runs ``app.worker_main`` in THIS process with the thread pool inside it, so
 the pid the stack holds is the one that holds the messages and SIGKILL takes
 every slot with it (prefork would leave pool children). Options arrive
-through the environment (``options_from_env``), the node name from
+through the environment (``this_worker``), the node name from
 QUEUEKIT_WORKER_NAME (``celery-0@host`` in Flower), and ``-Q`` is limited to
 the given workloads' queues.
 """
 from __future__ import annotations
 
-import os
 import sys
 
-from queuekit.core.options import options_from_env
+from queuekit.core.worker_env import this_worker
 
 from . import topology
 
 
 def argv(workloads: list[str]) -> list[str]:
-    options = options_from_env()
-    name = os.environ.get("QUEUEKIT_WORKER_NAME", "celery-manual")
+    me = this_worker("celery")
+    options, name = me.options, me.name
     return [
         "worker",
         f"--hostname={name}@%h",
@@ -38,8 +37,8 @@ def main() -> None:
     workloads = sys.argv[1:]
     if not workloads:
         sys.exit("usage: python -m celery_app.worker <workload>...")
-    from .app import app  # imported here so the options in the environment configure it
     from . import tasks  # noqa: F401  registers the tasks and the consumer step before the worker builds
+    from .app import app  # imported here so the options in the environment configure it
 
     app.worker_main(argv(workloads))
 

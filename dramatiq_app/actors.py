@@ -18,16 +18,12 @@ actor, sent by the producer: Dramatiq has no publish/subscribe.
 """
 from __future__ import annotations
 
-import functools
-import os
-
 import dramatiq
 from dramatiq import Message
 
 from queuekit.core.envelope import MalformedMessage
 from queuekit.core.execute import PermanentError, process
-from queuekit.core.ledger import Ledger
-from queuekit.core.options import options_from_env
+from queuekit.core.worker_env import this_worker
 
 from .broker import broker  # noqa: F401  sets the global broker the actors bind to
 from .topology import queue_name
@@ -44,19 +40,12 @@ def from_arg(arg: str) -> bytes:
     return arg.encode("utf-8", "surrogateescape")
 
 
-@functools.cache
-def _ledger() -> Ledger:
-    return Ledger()  # QUEUEKIT_LEDGER, set by the stack's WorkerPool
-
-
-@functools.cache
-def _guard() -> bool:
-    return options_from_env().guard
 
 
 def _process(service: str, arg: str, upstream: dict | None = None) -> dict:
-    outcome = process(from_arg(arg), service=service, worker=os.environ.get("QUEUEKIT_WORKER_NAME", "dramatiq"),
-                      ledger=_ledger(), guard=_guard(), upstream=upstream)
+    me = this_worker("dramatiq")
+    outcome = process(from_arg(arg), service=service, worker=me.name, ledger=me.ledger, guard=me.options.guard,
+                      upstream=upstream)
     return outcome.result
 
 

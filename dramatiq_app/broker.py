@@ -2,7 +2,7 @@
 
 ``make_broker(options)`` builds one; importing this module builds the
 process's global broker from the options the stack handed the worker
-(``options_from_env``) and sets it with ``dramatiq.set_broker`` before
+(``this_worker``) and sets it with ``dramatiq.set_broker`` before
 ``actors`` binds to it. The stack's producer builds its own with the same
 options, so both declare the queues with the same arguments.
 
@@ -24,9 +24,8 @@ Two additions to Dramatiq's ``RabbitmqBroker``, both small overrides:
 """
 from __future__ import annotations
 
-import os
 import traceback
-from typing import Mapping
+from collections.abc import Mapping
 
 import dramatiq
 from dramatiq.brokers.rabbitmq import RabbitmqBroker, _RabbitmqConsumer
@@ -36,7 +35,8 @@ from dramatiq.middleware import default_middleware
 from dramatiq.middleware.retries import Retries
 
 from queuekit.core.config import Settings, settings
-from queuekit.core.options import StackOptions, options_from_env
+from queuekit.core.options import StackOptions
+from queuekit.core.worker_env import this_worker
 
 from .topology import extra_queue_arguments
 
@@ -89,5 +89,5 @@ def make_broker(options: StackOptions, config: Settings | None = None, name: str
 
 
 dramatiq.set_encoder(dramatiq.JSONEncoder())  # the default, stated: never the PickleEncoder
-broker = make_broker(options_from_env(), name=os.environ.get("QUEUEKIT_WORKER_NAME", "dramatiq"))
+broker = make_broker(this_worker("dramatiq").options, name=this_worker("dramatiq").name)
 dramatiq.set_broker(broker)

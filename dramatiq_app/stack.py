@@ -34,16 +34,16 @@ native fan-out); an envelope is confirmed only when every copy was.
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import pika.exceptions
 from dramatiq import Message
 from dramatiq.errors import ConnectionClosed, DecodeError
 
 from queuekit.core.envelope import Envelope, encode
-from queuekit.stacks.rabbitmq import Management, x_death
 from queuekit.stacks.base import DeadLetter, PublishReport, Stack
 from queuekit.stacks.capabilities import Capabilities
+from queuekit.stacks.rabbitmq import Management, x_death
 
 from . import actors, topology
 from .broker import QueuekitBroker, make_broker

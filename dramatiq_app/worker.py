@@ -14,14 +14,13 @@ RabbitMQ when the consumer connections close.
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import sys
 import threading
 
 import dramatiq
 
-from queuekit.core.options import options_from_env
+from queuekit.core.worker_env import this_worker
 from workloads import WORKLOADS
 
 from . import actors  # noqa: F401  declares the actors (and their queues) on the global broker
@@ -30,8 +29,8 @@ from .topology import queue_name
 
 
 def main(workloads: list[str]) -> None:
-    options = options_from_env()
-    name = os.environ.get("QUEUEKIT_WORKER_NAME", "dramatiq")
+    me = this_worker("dramatiq")
+    options, name = me.options, me.name
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {name} %(threadName)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("pika").setLevel(logging.WARNING)  # one INFO line per connection step otherwise
     stopping = threading.Event()

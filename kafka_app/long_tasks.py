@@ -16,8 +16,8 @@ next owner re-reads the record from the committed offset.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Collection
 from concurrent import futures
-from typing import Callable, Collection
 
 from confluent_kafka import Consumer, Message, TopicPartition
 

@@ -24,7 +24,7 @@ transaction (the last stable offset): records committed after it wait too.
 from __future__ import annotations
 
 import logging
-from typing import Callable, Collection
+from collections.abc import Callable, Collection
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 

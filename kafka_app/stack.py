@@ -47,8 +47,8 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Sequence
 
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 

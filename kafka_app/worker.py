@@ -28,8 +28,7 @@ import sys
 import threading
 
 from queuekit.core.config import Settings
-from queuekit.core.ledger import Ledger
-from queuekit.core.options import options_from_env
+from queuekit.core.worker_env import this_worker
 
 from . import clients
 from .consumers import Service, consume, consume_retries
@@ -42,8 +41,8 @@ log = logging.getLogger("kafka_app.worker")
 
 def main(workloads: list[str]) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(threadName)s %(name)s %(levelname)s %(message)s")
-    settings, options, ledger = Settings.from_env(), options_from_env(), Ledger()
-    worker = os.environ.get("QUEUEKIT_WORKER_NAME", f"kafka-{os.getpid()}")
+    me = this_worker("kafka")
+    settings, options, ledger, worker = Settings.from_env(), me.options, me.ledger, me.name
     stop, crashed = threading.Event(), threading.Event()
     transactional = bool(options.extra.get("transactional"))
     long_task = options.extra.get("long_task", "block")

@@ -5,8 +5,22 @@
 from __future__ import annotations
 
 from queuekit.suite.model import Scenario
-from . import (back_pressure, broker_restart, crash, duplicates, exactly_once, fan_out, long_task, ordering,
-               poison, rebalance, replay, retry_backoff, work_distribution)
+
+from . import (
+               back_pressure,
+               broker_restart,
+               crash,
+               duplicates,
+               exactly_once,
+               fan_out,
+               long_task,
+               ordering,
+               poison,
+               rebalance,
+               replay,
+               retry_backoff,
+               work_distribution,
+)
 
 SCENARIOS: list[Scenario] = [
     work_distribution.SCENARIO,

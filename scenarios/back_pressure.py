@@ -4,9 +4,9 @@ from __future__ import annotations
 from queuekit.core.envelope import make_envelope
 from queuekit.core.options import StackOptions
 from queuekit.core.waiting import wait_for
+from queuekit.suite.model import AtLeast, AtMost, Context, Scenario, always, by_capability
 from workloads import WORKLOADS
 
-from queuekit.suite.model import AtLeast, AtMost, Context, Scenario, always, by_capability
 from .observe import delivery
 
 N = 60

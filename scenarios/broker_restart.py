@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from queuekit.core.envelope import make_envelope
 from queuekit.core.waiting import wait_for
+from queuekit.suite.model import Anything, Context, Scenario, always
 from workloads import WORKLOADS
 
-from queuekit.suite.model import Anything, Context, Scenario, always
 from .observe import delivery
 
 N = 40

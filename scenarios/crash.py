@@ -3,10 +3,9 @@ from __future__ import annotations
 
 from queuekit.core.envelope import make_envelope
 from queuekit.core.options import StackOptions
-from queuekit.core.waiting import wait_for
+from queuekit.suite.model import Context, Scenario, always, by_capability
 from workloads import WORKLOADS
 
-from queuekit.suite.model import Context, Scenario, always, by_capability
 from .observe import delivery
 
 N_QUICK = 10

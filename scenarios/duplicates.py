@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 from queuekit.core.envelope import make_envelope
-from workloads import WORKLOADS
-
-from queuekit.suite.model import Context, Scenario, always
 from queuekit.core.waiting import wait_for
+from queuekit.suite.model import Context, Scenario, always
+from workloads import WORKLOADS
 
 N = 10
 

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from queuekit.core.envelope import make_envelope
+from queuekit.suite.model import Context, Scenario, always, by_capability
 from workloads import WORKLOADS
 
-from queuekit.suite.model import Context, Scenario, always, by_capability
 from .observe import delivery, wait_for_effects
 
 N = 40

@@ -4,9 +4,8 @@ from __future__ import annotations
 from queuekit.core.envelope import make_envelope
 from queuekit.core.options import StackOptions
 from queuekit.core.waiting import wait_for
-from workloads import WORKLOADS
-
 from queuekit.suite.model import AtLeast, AtMost, Context, Scenario, always, by_capability
+from workloads import WORKLOADS
 
 LONG_S = 6.0
 POLL_INTERVAL_MS = 3000  # Kafka: a member that does not poll for this long is thrown out of the group

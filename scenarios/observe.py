@@ -1,11 +1,11 @@
 """Observations shared by scenarios, read only from the ledger and the broker's own view."""
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from queuekit.core.envelope import Envelope, MalformedMessage, decode
 from queuekit.core.waiting import wait_for
-
 from queuekit.suite.model import Context
 
 

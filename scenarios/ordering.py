@@ -5,9 +5,9 @@ import random
 
 from queuekit.core.envelope import make_envelope
 from queuekit.core.options import StackOptions
+from queuekit.suite.model import AtLeast, Context, Scenario, always, by_capability
 from workloads import WORKLOADS
 
-from queuekit.suite.model import AtLeast, Context, Scenario, always, by_capability
 from .observe import delivery, wait_for_effects
 
 N = 160

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from queuekit.core.envelope import make_envelope
 from queuekit.core.options import StackOptions
+from queuekit.core.waiting import wait_for
+from queuekit.suite.model import Context, Scenario, always
 from workloads import WORKLOADS
 
-from queuekit.suite.model import Context, Scenario, always
 from .observe import key_of, wait_for_effects
-from queuekit.core.waiting import wait_for
 
 N_GOOD = 20
 MAX_RETRIES = 2

@@ -4,9 +4,9 @@ from __future__ import annotations
 from queuekit.core.envelope import make_envelope
 from queuekit.core.options import StackOptions
 from queuekit.core.waiting import wait_for
+from queuekit.suite.model import Anything, Context, Scenario, always
 from workloads import WORKLOADS
 
-from queuekit.suite.model import Anything, Context, Scenario, always
 from .observe import delivery
 
 N = 120

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from queuekit.core.envelope import make_envelope
 from queuekit.core.options import StackOptions
+from queuekit.suite.model import AtLeast, Context, Scenario, always
 from workloads import WORKLOADS
 
-from queuekit.suite.model import AtLeast, Context, Scenario, always
 from .observe import wait_for_effects
 
 BACKOFF_MS = 200

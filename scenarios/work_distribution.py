@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from queuekit.core.envelope import make_envelope
 from queuekit.core.options import StackOptions
+from queuekit.suite.model import Context, Scenario, always
 from workloads import WORKLOADS
 
-from queuekit.suite.model import Context, Scenario, always
 from .observe import delivery, wait_for_effects
 
 N = 60

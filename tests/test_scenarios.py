@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from queuekit.suite.runner import run_cell
 from queuekit.stacks.registry import stack_names
+from queuekit.suite.runner import run_cell
 from scenarios import SCENARIOS
 
 CELLS = [(scenario, stack) for scenario in SCENARIOS for stack in stack_names()]

@@ -7,8 +7,8 @@ test messages. Nothing here imports a queue framework.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 from . import signup, tracking, video
 from .messages import MESSAGE_TYPES, SignupRequested, TrackEvent, VideoUploaded

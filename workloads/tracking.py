@@ -12,7 +12,7 @@ per-user sequences 0..k so reordering by the transport is observable.
 from __future__ import annotations
 
 import random
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 from .messages import TrackEvent
 

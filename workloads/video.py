@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from typing import Mapping
+from collections.abc import Mapping
 
 from .messages import VideoUploaded
 

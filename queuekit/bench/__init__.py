@@ -21,19 +21,20 @@ import os
 import platform
 import statistics
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from queuekit.bench.baselines import kafka_baseline, rabbitmq_baseline
 from queuekit.core.config import Settings
 from queuekit.core.envelope import encode, make_envelope
 from queuekit.core.ledger import RECORD_ENV, Ledger
 from queuekit.core.options import StackOptions
-from queuekit.stacks.registry import load_stack, stack_names
 from queuekit.core.waiting import wait_for
+from queuekit.stacks.registry import load_stack, stack_names
 from workloads import WORKLOADS
 
 MODES: dict[str, dict[str, Any]] = {
@@ -58,7 +59,7 @@ class BenchConfig:
     stacks: tuple[str, ...] = STACKS
 
     @classmethod
-    def quick(cls) -> "BenchConfig":
+    def quick(cls) -> BenchConfig:
         return cls(n=500, repeats=1, warmup=20, latency_n=40, latency_rate=80.0, modes=("noop",))
 
     @property

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from queuekit.core.config import Settings
 from queuekit.core.errors import KitError
+
 from .base import Component, Say, Status
 from .external import External
 from .flower import Flower

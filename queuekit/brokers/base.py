@@ -1,8 +1,9 @@
 """What every broker component offers the kit: start, stop, and say how it is."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
 from queuekit.core.config import Settings
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from queuekit.core.config import Settings
 from queuekit.core.errors import KitError
+
 from .base import Say
 
 COMPOSE_FILE = Path(__file__).resolve().parents[2] / "docker-compose.yml"

@@ -5,6 +5,7 @@ from dataclasses import replace
 
 from queuekit.core.errors import KitError, WaitTimeout
 from queuekit.core.waiting import wait_for
+
 from .base import Component, Say, Status
 
 REACH_TIMEOUT = 15.0

@@ -13,6 +13,7 @@ import time
 import httpx
 
 from queuekit.core.config import LOOPBACK, Settings
+
 from .base import Say, Status
 from .process import ManagedProcess, elapsed, ensure_ports_free
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from queuekit.core.config import LOOPBACK, Settings
 from queuekit.core.errors import KitError
 from queuekit.core.waiting import wait_for
+
 from .base import Say, Status
 from .process import ManagedProcess, elapsed, ensure_ports_free
 
@@ -67,7 +68,7 @@ def resolve_jars(settings: Settings, say: Say) -> tuple[Path, str]:
          f"-DoutputDirectory={staging}", "-DincludeScope=runtime"],
         capture_output=True, text=True)
     if done.returncode != 0:
-        last = [l for l in (done.stdout + done.stderr).splitlines() if "ERROR" in l][:1] or ["no output"]
+        last = [line for line in (done.stdout + done.stderr).splitlines() if "ERROR" in line][:1] or ["no output"]
         raise KitError(f"Maven could not resolve Kafka {version}: {last[0].strip()[:200]}",
                        "check that Maven Central is reachable, or set KAFKA_HOME to an existing Kafka")
     (staging / ".complete").write_text(version)

@@ -18,6 +18,7 @@ import httpx
 from queuekit.core.config import LOOPBACK, Settings
 from queuekit.core.errors import KitError
 from queuekit.core.waiting import wait_for
+
 from .base import Say, Status
 from .process import ManagedProcess, elapsed, ensure_ports_free, port_open
 

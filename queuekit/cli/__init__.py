@@ -163,10 +163,9 @@ def compare(stacks: tuple[str, ...], names: tuple[str, ...], fmt: str, out: Path
     expectation is a finding and is flagged; the exit status is 1 only when a
     cell could not run at all.
     """
-    from scenarios import BY_NAME, SCENARIOS
-
-    from queuekit.suite.compare import compare as run_compare
     from queuekit.report import markdown, terminal_matrix, write_reports
+    from queuekit.suite.compare import compare as run_compare
+    from scenarios import BY_NAME, SCENARIOS
 
     unknown = [n for n in names if n not in BY_NAME]
     if unknown:

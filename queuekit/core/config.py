@@ -42,7 +42,7 @@ class Ports:
     epmd: int = 4369  # shared by every Erlang node on the machine; not offset
 
     @classmethod
-    def offset_by(cls, offset: int) -> "Ports":
+    def offset_by(cls, offset: int) -> Ports:
         base = cls()
         return cls(**{name: value + offset for name, value in vars(base).items() if name != "epmd"})
 
@@ -63,7 +63,7 @@ class Settings:
     ports: Ports = field(default_factory=Ports)
 
     @classmethod
-    def from_env(cls) -> "Settings":
+    def from_env(cls) -> Settings:
         home = Path(_env("QUEUEKIT_HOME", str(Path.home() / ".cache" / "queuekit")))
         kafka_home = os.environ.get("KAFKA_HOME")
         offset = int(_env("QUEUEKIT_PORT_OFFSET", "0"))
@@ -136,7 +136,7 @@ class Settings:
         """Private state of the brokers the kit starts (data, logs, pid files)."""
         return self.home / ("run" if not self.port_offset else f"run-{self.port_offset}")
 
-    def with_(self, **changes) -> "Settings":
+    def with_(self, **changes) -> Settings:
         return replace(self, **changes)
 
     @property

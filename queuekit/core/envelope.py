@@ -28,8 +28,9 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Mapping, get_type_hints
+from typing import Any, get_type_hints
 
 from workloads.messages import MESSAGE_TYPES, Message
 

@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
-
-from workloads import signup, tracking, video
-from workloads.messages import Message, SignupRequested, TrackEvent, VideoUploaded
+from typing import Any
 
 from queuekit.core.envelope import Envelope, MalformedMessage, decode, make_envelope
 from queuekit.core.ledger import Ledger
+from workloads import signup, tracking, video
+from workloads.messages import Message, SignupRequested, TrackEvent, VideoUploaded
 
 
 class TransientError(Exception):

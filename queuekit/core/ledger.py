@@ -32,10 +32,11 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 LEDGER_ENV = "QUEUEKIT_LEDGER"
 RECORD_ENV = "QUEUEKIT_LEDGER_RECORD"

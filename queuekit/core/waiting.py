@@ -7,7 +7,8 @@ it was waiting for and what it saw last.
 from __future__ import annotations
 
 import time
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 from queuekit.core.errors import KitError, WaitTimeout
 

@@ -25,8 +25,7 @@ def rabbitmq_snapshot(settings: Settings) -> list[dict[str, Any]]:
 
 def kafka_snapshot(settings: Settings, timeout: float = 10.0) -> dict[str, Any]:
     """Consumer groups (members, lag per partition) and DLQ topic sizes, from the AdminClient."""
-    from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
-    from confluent_kafka import Consumer
+    from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
     from confluent_kafka.admin import AdminClient
 
     conf = {"bootstrap.servers": settings.kafka_bootstrap, "log_level": 0}

@@ -32,9 +32,10 @@ What a subclass implements:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Sequence
+from typing import ClassVar
 
 from queuekit.core.config import Settings
 from queuekit.core.envelope import Envelope
@@ -191,6 +192,7 @@ class Stack(ABC):
 
     def close_clients(self) -> None:
         """Close the driver's producer / admin connections (they are made again on demand)."""
+        return None  # a stack whose driver holds no connection has nothing to close
 
     @abstractmethod
     def publish(self, workload: str, envelopes: Sequence[Envelope]) -> PublishReport:

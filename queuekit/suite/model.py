@@ -17,13 +17,15 @@ A scenario module declares:
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from queuekit.core.ledger import Ledger
-from queuekit.stacks.capabilities import Capabilities
 from queuekit.core.options import StackOptions
 from queuekit.stacks.base import Stack
+from queuekit.stacks.capabilities import Capabilities
+
 
 class Predicate:
     def matches(self, value: Any) -> bool:
@@ -155,7 +157,7 @@ class Context:
     ledger: Ledger
     options: StackOptions
     workload: str
-    scenario: "Scenario"
+    scenario: Scenario
 
     @property
     def settings(self):

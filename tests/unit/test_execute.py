@@ -7,7 +7,14 @@ import pytest
 
 from queuekit.core.envelope import MalformedMessage, encode, make_envelope
 from queuekit.core.execute import (
-    HANDLERS, Outcome, PermanentError, TransientError, forward, handler_for, next_service, process,
+    HANDLERS,
+    Outcome,
+    PermanentError,
+    TransientError,
+    forward,
+    handler_for,
+    next_service,
+    process,
 )
 from queuekit.core.ledger import Ledger
 from workloads import WORKLOADS
