@@ -26,8 +26,15 @@ browser:
 	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; } \
 	  || { echo "chromium is missing: run sudo apt-get install -y chromium" >&2; exit 1; }
 
+# The suite: lint and import contracts, everything but the scenario matrix, then the matrix in two lanes
+# (RabbitMQ cells and Kafka cells side by side; see tests/test_scenarios.py). PYTEST_ARGS reaches both runs.
+# The brokers are started once for both runs and left running (`make down` stops them).
 test: setup browser
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+	$(BIN)/queuekit up
+	$(BIN)/pytest --ignore=tests/test_scenarios.py $(PYTEST_ARGS)
+	$(BIN)/pytest -p xdist -n 2 --dist loadgroup tests/test_scenarios.py $(PYTEST_ARGS)
 
 bench: setup
 	$(BIN)/queuekit bench $(BENCH_ARGS)

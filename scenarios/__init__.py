@@ -42,4 +42,9 @@ SCENARIOS: list[Scenario] = [
 
 BY_NAME = {s.name: s for s in SCENARIOS}
 
-__all__ = ["SCENARIOS", "BY_NAME", "Scenario"]
+# ``queuekit compare --quick``: the cells a design review asks about first, in about two minutes.
+QUICK: list[Scenario] = [BY_NAME[name] for name in (
+    "work-distribution", "fan-out", "ordering-per-key", "poison-to-dlq", "crash-mid-task-early-ack", "replay",
+)]
+
+__all__ = ["SCENARIOS", "BY_NAME", "QUICK", "Scenario"]

@@ -1,6 +1,7 @@
 """Shared fixtures: the real brokers, started once per session when not already running."""
 from __future__ import annotations
 
+import fcntl
 import os
 
 import pytest
@@ -18,14 +19,19 @@ def kit() -> Settings:
     must not go green by skipping); on a developer's machine it is skipped.
     """
     settings = Settings.from_env()
+    settings.home.mkdir(parents=True, exist_ok=True)
     try:
-        started = brokers.up(settings, say=lambda msg: print(f"[queuekit] {msg}"))
+        with open(settings.home / "pytest-up.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # pytest -n 2: one worker starts the brokers, the other finds them up
+            started = brokers.up(settings, say=lambda msg: print(f"[queuekit] {msg}"))
     except KitError as exc:
         if os.environ.get("CI"):
             pytest.fail(f"brokers could not start: {exc}", pytrace=False)
         pytest.skip(f"brokers could not start: {exc}")
     yield settings
-    if started:  # only what this session started; brokers it found running stay up
+    # Only what this session started; brokers it found running stay up. Under xdist another worker may
+    # still be using them: they stay up (queuekit down stops them).
+    if started and not os.environ.get("PYTEST_XDIST_WORKER"):
         brokers.down(settings, tuple(started))
 
 

@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import pytest
 
-from queuekit.stacks.registry import stack_names
+from queuekit.stacks.registry import load_stack, stack_names
 from queuekit.suite.runner import run_cell
 from scenarios import SCENARIOS
 
-CELLS = [(scenario, stack) for scenario in SCENARIOS for stack in stack_names()]
+# One lane per broker (pytest -n 2 --dist loadgroup): cells of one broker run one at a time, since they
+# reset the same broker; a RabbitMQ cell and a Kafka cell share nothing and may run side by side.
+CELLS = [pytest.param(scenario, stack, id=f"scenario-{scenario.name}-{stack}",
+                      marks=pytest.mark.xdist_group(load_stack(stack).capabilities.broker))
+         for scenario in SCENARIOS for stack in stack_names()]
 
 
-@pytest.mark.parametrize("scenario,stack", CELLS, ids=[f"scenario-{s.name}-{stack}" for s, stack in CELLS])
+@pytest.mark.parametrize("scenario,stack", CELLS)
 def test_scenario(kit, tmp_path, scenario, stack):
     result = run_cell(scenario, stack, kit, tmp_path)
     if result.skipped:

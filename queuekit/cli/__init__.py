@@ -146,14 +146,19 @@ def run(stack: str, workload: str, count: int, workers: int, malformed: int, tim
 
 @cli.command()
 @click.option("--stack", "stacks", multiple=True, type=STACK_CHOICE,
-              help="Only this stack (repeatable). Default: all three.")
+              help="Only this stack (repeatable). Default: every registered stack.")
 @click.option("--scenario", "names", multiple=True, metavar="NAME",
               help="Only this scenario (repeatable). See `queuekit scenarios`.")
 @click.option("--format", "fmt", type=click.Choice(["table", "markdown", "json"]), default="table", show_default=True,
               help="How the matrix is printed to the terminal.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("reports"), show_default=True,
               help="Reports go to OUT/<timestamp>/.")
-def compare(stacks: tuple[str, ...], names: tuple[str, ...], fmt: str, out: Path) -> None:
+@click.option("--quick", is_flag=True,
+              help="Only the scenarios a design review asks about first (work distribution, fan-out, ordering, "
+                   "poison, early-ack crash, replay).")
+@click.option("--serial", is_flag=True,
+              help="One cell at a time. By default RabbitMQ and Kafka cells run side by side (they share nothing).")
+def compare(stacks: tuple[str, ...], names: tuple[str, ...], fmt: str, out: Path, quick: bool, serial: bool) -> None:
     """Run every scenario on every stack against real brokers, print the matrix, write the reports.
 
     Each cell is what was observed (lost, duplicates, order violations, dead
@@ -165,16 +170,16 @@ def compare(stacks: tuple[str, ...], names: tuple[str, ...], fmt: str, out: Path
     """
     from queuekit.report import markdown, terminal_matrix, write_reports
     from queuekit.suite.compare import compare as run_compare
-    from scenarios import BY_NAME, SCENARIOS
+    from scenarios import BY_NAME, QUICK, SCENARIOS
 
     unknown = [n for n in names if n not in BY_NAME]
     if unknown:
         raise KitError(f"unknown scenario(s): {', '.join(unknown)}", f"choose from {', '.join(BY_NAME)}")
     s = settings()
     brokers.up(s, say=say)
-    chosen = [BY_NAME[n] for n in names] if names else SCENARIOS
+    chosen = [BY_NAME[n] for n in names] if names else QUICK if quick else SCENARIOS
     outdir = out / time.strftime("%Y%m%d-%H%M%S")
-    result = run_compare(s, chosen, list(stacks) or list(stack_names()), outdir)
+    result = run_compare(s, chosen, list(stacks) or list(stack_names()), outdir, parallel=not serial)
     paths = write_reports(result, outdir)
     if fmt == "json":
         click.echo(paths["json"].read_text())
