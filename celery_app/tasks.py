@@ -114,7 +114,7 @@ def handle(task, service: str, payload: str | bytes, upstream: dict | None = Non
             raise
         # Retry with backoff: a new message (eta) to THIS service's queue, never via the fanout exchange;
         # the current message is acked once the retry is published.
-        raise task.retry(  # noqa: B904 - Celery's Retry carries exc=err itselfexc=err, countdown=OPTIONS.backoff_ms * 2**retries / 1000,
+        raise task.retry(exc=err, countdown=OPTIONS.backoff_ms * 2**retries / 1000,  # noqa: B904 - exc= chains it
                          max_retries=OPTIONS.max_retries, **topology.to_queue(service))
     return outcome.result
 
