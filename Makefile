@@ -34,7 +34,7 @@ test: setup browser
 	$(BIN)/lint-imports
 	$(BIN)/queuekit up
 	$(BIN)/pytest --ignore=tests/test_scenarios.py $(PYTEST_ARGS)
-	$(BIN)/pytest -p xdist -n 2 --dist loadgroup tests/test_scenarios.py $(PYTEST_ARGS)
+	$(BIN)/pytest -n 2 --dist loadscope tests/test_scenarios.py $(PYTEST_ARGS)
 
 bench: setup
 	$(BIN)/queuekit bench $(BENCH_ARGS)

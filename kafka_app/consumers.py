@@ -34,7 +34,7 @@ from queuekit.core.ledger import Ledger
 from queuekit.core.options import StackOptions
 
 from .long_tasks import PausedWork
-from .offsets import StoredOffsets, Transactions, store
+from .offsets import StoredOffsets, Transactions, commit_before_handling
 from .topology import Route
 
 log = logging.getLogger("kafka_app.consumers")
@@ -66,7 +66,7 @@ def consume(svc: Service, stop: threading.Event) -> None:
             svc.offsets.idle()  # transactional: step the committed offsets over commit markers
             continue
         if svc.options.early_ack:
-            store(svc.consumer, msg)  # early_ack: stored (committed within 200 ms) BEFORE handling: at-most-once
+            commit_before_handling(svc.consumer, msg)  # early_ack: committed BEFORE handling: at-most-once
         work(svc, msg)  # handle it, THEN store its offset / commit it with the outputs' transaction
     svc.consumer.close()  # commits the stored offsets and leaves the group (a rebalance now, not in 6 s)
 

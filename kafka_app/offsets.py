@@ -135,6 +135,14 @@ def store(consumer: Consumer, msg: Message) -> None:
         log.warning("%s/%d@%d handled after its partition moved: its new owner re-delivers it", *_where(msg))
 
 
+def commit_before_handling(consumer: Consumer, msg: Message) -> None:
+    """At-most-once (``early_ack``): the offset past ``msg`` is stored AND committed synchronously before the
+    handler runs, so a crash mid-handler skips the record — the broker already knows it as consumed. (Storing
+    alone would leave the commit to the 200 ms auto-commit timer: a crash before it fires re-delivers.)"""
+    store(consumer, msg)
+    commit_stored(consumer)
+
+
 def commit_stored(consumer: Consumer) -> None:
     try:
         consumer.commit(asynchronous=False)

@@ -15,7 +15,7 @@ Options, as this stack honours them:
   with a not-before time ``backoff_ms * 2**(attempt-1)`` ahead; the retry group
   holds it (partition paused) until then; after ``max_retries`` retries it goes
   to ``qk.<service>.dlq``.
-- ``early_ack``: the offset is stored before handling instead of after
+- ``early_ack``: the offset is committed (synchronously) before handling instead of stored after
   (at-most-once: a SIGKILL can lose the record in hand).
 - ``partitions``: partitions of every topic of the workload (retry and DLQ too);
   the record key is the user id, so one user's records stay in order.
@@ -73,7 +73,7 @@ class KafkaStack(Stack):
         per_key_order=True,  # the key picks the partition; one member reads a partition, in order
         replayable=True,  # consuming does not delete: a new group (or a seek) reads the log again
         dead_letter="adapter",  # the DLQ topic is written by our consumer code
-        ack_on_receipt_possible=True,  # store the offset before handling (early_ack): at-most-once
+        ack_on_receipt_possible=True,  # commit the offset before handling (early_ack): at-most-once
         transactions=True,  # consume-transform-produce in a Kafka transaction (extra transactional=True)
         pull_based=True,  # consumers fetch; producers never see back-pressure, lag grows
         evicts_slow_consumer=True,  # a handler longer than max.poll.interval.ms gets its member evicted
