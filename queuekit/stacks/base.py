@@ -90,8 +90,7 @@ class Stack(ABC):
         self.workloads = tuple(dict.fromkeys(workloads))
         self.options = self.prepare_options(options)
         self.declare()
-        self.pool = WorkerPool(self.name, self.ledger_path.parent / "logs",
-                               env={LEDGER_ENV: str(self.ledger_path), **options_env(self.options)})
+        self.pool = self.make_pool()
         for index in range(self.options.workers):
             self._spawn(index)
         self.wait_workers_ready()
@@ -170,6 +169,12 @@ class Stack(ABC):
         component.start(lambda _: None)
 
     # -- hooks: the broker-specific parts --------------------------------------------------------------
+    def make_pool(self) -> WorkerPool:
+        """The worker processes of a run: ``python -m worker_module`` with the ledger and options in their env.
+        (Only the in-memory StubStack runs its workers as threads instead.)"""
+        return WorkerPool(self.name, self.ledger_path.parent / "logs",
+                          env={LEDGER_ENV: str(self.ledger_path), **options_env(self.options)})
+
     def prepare_options(self, options: StackOptions) -> StackOptions:
         """Adjust the run's options before anything starts (e.g. to a broker's minimum); default: as given."""
         return options

@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .base import Stack
 
-STACKS: dict[str, str] = {
+# alias -> "module:Class" (imported on first use). A test may add a Stack class itself for a while
+# (``monkeypatch.setitem(STACKS, "stub", StubStack)``): the in-memory StubStack is never listed here.
+STACKS: dict[str, str | type[Stack]] = {
     "celery": "celery_app.stack:CeleryStack",
     "dramatiq": "dramatiq_app.stack:DramatiqStack",
     "kafka": "kafka_app.stack:KafkaStack",
@@ -29,5 +31,7 @@ def load_stack(name: str) -> type[Stack]:
         target = STACKS[name]
     except KeyError:
         raise ValueError(f"unknown stack {name!r}; choose from {', '.join(STACKS)}") from None
+    if not isinstance(target, str):
+        return target
     module, _, attr = target.partition(":")
     return getattr(importlib.import_module(module), attr)

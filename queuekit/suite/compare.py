@@ -40,13 +40,20 @@ class Comparison:
                 "cells": [c.as_dict() for c in self.cells]}
 
 
-def environment(settings: Settings) -> dict[str, Any]:
+def brokers_of(stacks: Sequence[str]) -> tuple[str, ...]:
+    """The kit's broker components these stacks run on (none for the in-memory StubStack)."""
+    used = {load_stack(name).capabilities.broker for name in stacks}
+    return tuple(name for name in brokers.NAMES if name in used)
+
+
+def environment(settings: Settings, stacks: Sequence[str]) -> dict[str, Any]:
     """Broker versions, library versions, machine: the configuration that produced the numbers."""
     import os
 
+    used = brokers_of(stacks)
     return {
         "brokers": {s.name: {"version": s.version, "url": s.url, "managed": s.managed}
-                    for s in brokers.statuses(settings)},
+                    for s in (brokers.statuses(settings, used) if used else [])},
         "libraries": {lib: version(lib) for lib in LIBRARIES},
         "python": platform.python_version(),
         "machine": {"cores": os.cpu_count(), "platform": platform.platform()},
@@ -89,5 +96,5 @@ def compare(settings: Settings, scenarios: Sequence[Scenario], stacks: Sequence[
     return Comparison(
         started=started, seconds=round(time.monotonic() - t0, 1), stacks=list(stacks),
         scenarios=[{"name": s.name, "concept": s.concept, "question": s.question} for s in scenarios],
-        cells=cells, environment=environment(settings),
+        cells=cells, environment=environment(settings, stacks),
     )

@@ -9,6 +9,7 @@ from typing import Any
 
 from queuekit.core.config import Settings
 from queuekit.core.ledger import Ledger
+from queuekit.stacks.base import Stack
 from queuekit.stacks.registry import load_stack
 from queuekit.suite.model import Context, Scenario, describe
 
@@ -41,10 +42,13 @@ class CellResult:
         return asdict(self)
 
 
-def run_cell(scenario: Scenario, stack_name: str, settings: Settings, workdir: Path) -> CellResult:
-    """Reset the stack's broker state, start it, run the scenario, stop it; never raises for a mismatch."""
+def run_cell(scenario: Scenario, stack: str | type[Stack], settings: Settings, workdir: Path) -> CellResult:
+    """Reset the stack's broker state, start it, run the scenario, stop it; never raises for a mismatch.
+
+    ``stack`` is a registered name, or a Stack class itself (a test's StubStack variant)."""
     workdir.mkdir(parents=True, exist_ok=True)
-    stack_cls = load_stack(stack_name)
+    stack_cls = load_stack(stack) if isinstance(stack, str) else stack
+    stack_name = stack_cls.name
     expected = scenario.expected(stack_name, stack_cls.capabilities)
     options = scenario.options_for(stack_cls.capabilities)
     described = {k: describe(v) for k, v in expected.items()}
@@ -54,18 +58,18 @@ def run_cell(scenario: Scenario, stack_name: str, settings: Settings, workdir: P
                           skipped="restarts the broker: only with brokers the kit manages")
     ledger = Ledger(workdir / f"{scenario.name}-{stack_name}.db")
     ledger.reset()
-    stack = stack_cls(settings, ledger.path)
+    instance = stack_cls(settings, ledger.path)
     t0 = time.monotonic()
     observed: dict[str, Any] = {}
     error = None
     try:
-        stack.reset()  # any subset of scenarios runs in any order
-        stack.start([scenario.workload], options)
-        observed = scenario.run(Context(stack, ledger, options, scenario.workload, scenario))
+        instance.reset()  # any subset of scenarios runs in any order
+        instance.start([scenario.workload], options)
+        observed = scenario.run(Context(instance, ledger, options, scenario.workload, scenario))
     except Exception as exc:  # noqa: BLE001 - reported in the result, the matrix goes on
         error = f"{type(exc).__name__}: {exc}"
     finally:
-        stack.stop()
+        instance.stop()
     result = CellResult(
         scenario=scenario.name, stack=stack_name, concept=scenario.concept, observed=observed,
         expected=described, mismatches=scenario.check(expected, observed) if error is None else [],
