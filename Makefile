@@ -27,14 +27,14 @@ browser:
 	  || { echo "chromium is missing: run sudo apt-get install -y chromium" >&2; exit 1; }
 
 # The suite: lint and import contracts, everything but the scenario matrix, then the matrix in two lanes
-# (RabbitMQ cells and Kafka cells side by side; see tests/test_scenarios.py). PYTEST_ARGS reaches both runs.
+# (RabbitMQ cells and Kafka cells side by side; see tests/scenarios/test_scenarios.py). PYTEST_ARGS reaches both runs.
 # The brokers are started once for both runs and left running (`make down` stops them).
 test: setup browser
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/queuekit up
-	$(BIN)/pytest --ignore=tests/test_scenarios.py $(PYTEST_ARGS)
-	$(BIN)/pytest -n 2 --dist loadscope tests/test_scenarios.py $(PYTEST_ARGS)
+	$(BIN)/pytest --ignore=tests/scenarios/test_scenarios.py $(PYTEST_ARGS)
+	$(BIN)/pytest -n 2 --dist loadscope tests/scenarios/test_scenarios.py $(PYTEST_ARGS)
 
 bench: setup
 	$(BIN)/queuekit bench $(BENCH_ARGS)

@@ -1,4 +1,6 @@
-"""Shared fixtures: the real brokers, started once per session when not already running."""
+"""Shared fixtures: the real brokers (started once per session when not already running), a ledger, fresh stacks.
+
+Shared helpers (message builders, malformed payloads) live in ``tests/helpers.py``."""
 from __future__ import annotations
 
 import fcntl
@@ -9,6 +11,8 @@ import pytest
 from queuekit import brokers
 from queuekit.core.config import Settings
 from queuekit.core.errors import KitError
+from queuekit.core.ledger import Ledger
+from queuekit.stacks.registry import load_stack
 
 
 @pytest.fixture(scope="session")
@@ -41,3 +45,24 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "kit" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.brokers)
+
+
+@pytest.fixture
+def ledger(tmp_path) -> Ledger:
+    return Ledger(tmp_path / "ledger.db")
+
+
+@pytest.fixture
+def fresh_stack(kit, ledger):
+    """``fresh_stack("celery")``: a reset stack on this test's ledger, stopped after the test."""
+    made = []
+
+    def make(name: str):
+        instance = load_stack(name)(kit, ledger.path)
+        instance.reset()
+        made.append(instance)
+        return instance
+
+    yield make
+    for instance in made:
+        instance.stop()

@@ -11,6 +11,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from queuekit import brokers
@@ -73,7 +74,7 @@ def lanes(stacks: Sequence[str]) -> dict[str, list[str]]:
 def compare(settings: Settings, scenarios: Sequence[Scenario], stacks: Sequence[str], workdir: Path,
             progress: Progress | None = None, parallel: bool = True) -> Comparison:
     progress = progress or Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                    TimeElapsedColumn())
+                                    TimeElapsedColumn(), console=Console(stderr=True))  # stdout: the --format output
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     t0 = time.monotonic()
     by_lane = lanes(stacks) if parallel else {"all": list(stacks)}

@@ -3,24 +3,16 @@ from __future__ import annotations
 
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from helpers import BAD_TYPE, signups
 
 from kafka_app import clients, topology
 from kafka_app.stack import KafkaStack
 from queuekit.core.envelope import make_envelope
 from queuekit.core.options import StackOptions
 from queuekit.core.waiting import wait_for
-from workloads import WORKLOADS
 from workloads.messages import VideoUploaded
 
 TRANSACTIONAL = {"transactional": True}
-MALFORMED = (b'{"schema":"signup.requested","version":1,"id":"bad-2","sent_at":0,"headers":{},'
-             b'"body":{"user_id":"not-an-int","email":"x@example.test","idempotency_key":"k-bad-2"}}')
-
-
-
-def signups(count: int, seed: int, *faults: dict, **headers) -> list:
-    messages = WORKLOADS["signup"].make_messages(count, seed=seed)
-    return [make_envelope(m, faults[i] if i < len(faults) else headers) for i, m in enumerate(messages)]
 
 
 def records_and_end(kafka: KafkaStack, topic: str) -> tuple[int, int]:
@@ -46,13 +38,13 @@ def test_transactional_outputs_commit_with_their_offsets_and_the_lag_reaches_zer
     kafka.start(["signup"], StackOptions(workers=1, backoff_ms=50, max_retries=2, extra=TRANSACTIONAL))
     flaky, poison, *good = signups(6, 41, {"fault": "fail-times", "n": 1}, {"fault": "always-fail"})
     kafka.publish("signup", [flaky, poison, *good])
-    kafka.publish_raw("signup", MALFORMED)
+    kafka.publish_raw("signup", BAD_TYPE)
 
     wait_for(lambda: len(ledger.effects(service="signup")) == 5, timeout=30, what="5 signup effects")
     # Lag 0 means the committed offsets stepped over each topic's final commit marker (idle commit).
     kafka.drain("signup", timeout=30)
     dead = {d.reason.split(":")[0]: d for d in kafka.dead_letters("signup")}  # read past the markers too
-    assert set(dead) == {"PermanentError", "MalformedMessage"} and dead["MalformedMessage"].payload == MALFORMED
+    assert set(dead) == {"PermanentError", "MalformedMessage"} and dead["MalformedMessage"].payload == BAD_TYPE
     assert [a.outcome for a in ledger.attempts_for("signup", flaky.key)] == ["error", "ok"]
     # Written in transactions: each retry / DLQ record is followed by a commit marker, an offset of its own.
     assert records_and_end(kafka, "qk.signup.retry") == (1, 2)

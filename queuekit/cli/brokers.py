@@ -1,0 +1,78 @@
+"""Broker commands: up, down, status, provision, ping."""
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+from rich.table import Table
+
+from queuekit import brokers
+from queuekit.core.config import settings
+
+from .common import console, print_status, say
+
+COMPONENTS = click.Choice(brokers.NAMES)
+
+
+@click.command()
+@click.argument("components", nargs=-1, type=COMPONENTS)
+def up(components: tuple[str, ...]) -> None:
+    """Provision (first run) and start the brokers; reuse whatever already runs.
+
+    COMPONENTS: any of rabbitmq, kafka, flower (default: all).
+    """
+    started = brokers.up(settings(), components or None, say)
+    say(f"started: {', '.join(started)}" if started else "everything was already running")
+    print_status(brokers.statuses(settings(), components or None))
+
+
+@click.command()
+@click.argument("components", nargs=-1, type=COMPONENTS)
+def down(components: tuple[str, ...]) -> None:
+    """Stop what the kit started (SIGTERM, then SIGKILL). External brokers are never touched."""
+    stopped = brokers.down(settings(), components or None, say)
+    say(f"stopped: {', '.join(stopped)}" if stopped else "nothing of the kit's was running")
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document to stdout.")
+def status(as_json: bool) -> None:
+    """Show each component: URL, who manages it, pid, version, health. Exit 1 if any is unhealthy."""
+    rows = brokers.statuses(settings())
+    if as_json:
+        click.echo(json.dumps([r.as_dict() for r in rows], indent=2))
+    else:
+        print_status(rows)
+    sys.exit(0 if all(r.healthy for r in rows) else 1)
+
+
+@click.command()
+def provision() -> None:
+    """Install what the brokers need (apt rabbitmq-server, Kafka jars from Maven Central), start nothing."""
+    from queuekit.brokers.kafka import resolve_jars
+    from queuekit.brokers.rabbitmq import install_rabbitmq
+
+    s = settings()
+    if not s.external_amqp_url:
+        install_rabbitmq(say)
+    if not s.external_kafka_bootstrap:
+        libs, version = resolve_jars(s, say)
+        say(f"Kafka {version}: {libs}")
+    say("provisioned")
+
+
+@click.command()
+@click.option("-n", "count", default=10, show_default=True, help="Messages per broker.")
+def ping(count: int) -> None:
+    """Send real messages through each broker and read them back (brings brokers up if needed)."""
+    from queuekit.brokers.roundtrip import kafka_roundtrip, rabbitmq_roundtrip
+
+    s = settings()
+    brokers.up(s, ("rabbitmq", "kafka"), say)
+    table = Table(title="round trips")
+    for col in ("broker", "sent", "received", "seconds", "observed"):
+        table.add_column(col)
+    for trip in (rabbitmq_roundtrip(s, count), kafka_roundtrip(s, count)):
+        table.add_row(trip.broker, str(trip.sent), str(trip.received), f"{trip.seconds:.3f}", trip.detail)
+    console.print(table)

@@ -1,0 +1,43 @@
+"""What every command module shares: the console, one-line progress, stack names as a click choice."""
+from __future__ import annotations
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from queuekit import brokers
+from queuekit.stacks.registry import stack_names
+
+console = Console(stderr=True)  # progress and tables for people; --json goes to stdout
+
+
+def say(message: str) -> None:
+    console.print(f"[dim]·[/dim] {message}")
+
+
+class StackChoice(click.Choice):
+    """Every registered stack, read from the registry when the command runs (no list of names here)."""
+
+    def __init__(self) -> None:
+        super().__init__(())
+
+    @property  # type: ignore[override]
+    def choices(self):  # noqa: D102
+        return stack_names()
+
+    @choices.setter
+    def choices(self, _value) -> None:
+        pass
+
+
+STACK_CHOICE = StackChoice()
+
+
+def print_status(rows: list[brokers.Status]) -> None:
+    table = Table(title="queuekit brokers")
+    for col in ("component", "health", "managed by", "pid", "version", "url"):
+        table.add_column(col)
+    for r in rows:
+        health = "[green]up[/green]" if r.healthy else f"[red]down[/red] {r.detail}"
+        table.add_row(r.name, health, r.managed, str(r.pid or "-"), r.version or "-", r.url)
+    console.print(table)

@@ -1,0 +1,120 @@
+"""Running the stacks: run (one workload, watched), compare (the matrix), scenarios (what each asks)."""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from queuekit import brokers
+from queuekit.core.config import settings
+from queuekit.core.errors import KitError
+from queuekit.stacks.registry import stack_names
+
+from .common import STACK_CHOICE, console, say
+
+
+@click.command()
+@click.argument("stack", type=STACK_CHOICE)
+@click.argument("workload", type=click.Choice(["signup", "video", "tracking"]))
+@click.option("-n", "count", default=200, show_default=True, help="Messages to publish.")
+@click.option("--workers", default=2, show_default=True, help="Worker processes.")
+@click.option("--malformed", default=0, show_default=True,
+              help="Also send this many malformed messages: they must end in the dead-letter place.")
+@click.option("--timeout", default=300.0, show_default=True, help="Seconds to wait for everything to settle.")
+def run(stack: str, workload: str, count: int, workers: int, malformed: int, timeout: float) -> None:
+    """Publish N messages of WORKLOAD on STACK, show progress until all settled, then print the tally.
+
+    Example: queuekit run kafka tracking -n 1000 --workers 2 --malformed 3
+    """
+    from queuekit.suite.quickrun import quick_run
+
+    s = settings()
+    brokers.up(s, say=say)
+    r = quick_run(s, stack, workload, count, workers, malformed, timeout)
+    table = Table(title=f"{stack} / {workload}")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_row("published (confirmed)", str(r.published))
+    for service, n in r.effects.items():
+        table.add_row(f"effects {service}", str(n))
+        table.add_row(f"duplicates {service}", str(r.duplicates[service]))
+    table.add_row("malformed sent", str(r.malformed))
+    table.add_row("dead letters", str(r.dead_letters))
+    for reason in r.dead_letter_reasons:
+        table.add_row("  reason", reason)
+    table.add_row("publish time", f"{r.publish_seconds:.2f}s")
+    table.add_row("time to all effects", f"{r.seconds:.2f}s")
+    table.add_row("time to settled (broker empty)", f"{r.settle_seconds:.2f}s")
+    table.add_row("msgs/s (publish to last effect)", f"{r.rate:.0f}")
+    console.print(table)
+
+
+@click.command()
+@click.option("--stack", "stacks", multiple=True, type=STACK_CHOICE,
+              help="Only this stack (repeatable). Default: every registered stack.")
+@click.option("--scenario", "names", multiple=True, metavar="NAME",
+              help="Only this scenario (repeatable). See `queuekit scenarios`.")
+@click.option("--format", "fmt", type=click.Choice(["table", "markdown", "json"]), default="table", show_default=True,
+              help="How the matrix is printed to the terminal.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("reports"), show_default=True,
+              help="Reports go to OUT/<timestamp>/.")
+@click.option("--quick", is_flag=True,
+              help="Only the scenarios a design review asks about first (work distribution, fan-out, ordering, "
+                   "poison, early-ack crash, replay).")
+@click.option("--serial", is_flag=True,
+              help="One cell at a time. By default RabbitMQ and Kafka cells run side by side (they share nothing).")
+def compare(stacks: tuple[str, ...], names: tuple[str, ...], fmt: str, out: Path, quick: bool, serial: bool) -> None:
+    """Run every scenario on every stack against real brokers, print the matrix, write the reports.
+
+    Each cell is what was observed (lost, duplicates, order violations, dead
+    letters, in-flight, time), marked where it differs from the scenario's
+    declared expectation. Writes results.json, report.md and a self-contained
+    report.html (charts inline, works offline). A cell that differs from its
+    expectation is a finding and is flagged; the exit status is 1 only when a
+    cell could not run at all.
+    """
+    from queuekit.report import markdown, terminal_matrix, write_reports
+    from queuekit.suite.compare import brokers_of
+    from queuekit.suite.compare import compare as run_compare
+    from scenarios import BY_NAME, QUICK, SCENARIOS
+
+    unknown = [n for n in names if n not in BY_NAME]
+    if unknown:
+        raise KitError(f"unknown scenario(s): {', '.join(unknown)}", f"choose from {', '.join(BY_NAME)}")
+    s = settings()
+    columns = list(stacks) or list(stack_names())
+    if brokers_of(columns):  # the in-memory StubStack (tests only) needs none
+        brokers.up(s, say=say)
+    chosen = [BY_NAME[n] for n in names] if names else QUICK if quick else SCENARIOS
+    outdir = out / time.strftime("%Y%m%d-%H%M%S")
+    result = run_compare(s, chosen, columns, outdir, parallel=not serial)
+    paths = write_reports(result, outdir)
+    if fmt == "json":
+        click.echo(paths["json"].read_text())
+    elif fmt == "markdown":
+        click.echo(markdown(result))
+    else:
+        Console(width=max(console.width, 140)).print(terminal_matrix(result))
+    differ = [c for c in result.cells if c.mismatches]
+    errors = [c for c in result.cells if c.error]
+    say(f"{len(result.cells)} cells in {result.seconds:.0f}s: {len(differ)} differ from expectation, "
+        f"{len(errors)} could not run")
+    say(f"reports: {paths['md']}  {paths['html']}  {paths['json']}")
+    sys.exit(1 if errors else 0)
+
+
+@click.command()
+def scenarios() -> None:
+    """List the scenarios: name, concept, and the question each one answers."""
+    from scenarios import SCENARIOS
+
+    table = Table(title="scenarios")
+    for col in ("name", "concept", "question"):
+        table.add_column(col)
+    for sc in SCENARIOS:
+        table.add_row(sc.name, sc.concept, sc.question)
+    console.print(table)

@@ -1,0 +1,161 @@
+"""The delivery contract, one set of tests run on every registered stack (kombu's t/integration/common.py).
+
+What each stack must do is derived from its declared capabilities
+(``pull_based``, ``ack_on_receipt_possible``, ``per_key_order``), so a new
+stack runs this file without editing it. The only per-name data are the
+retry timing windows, which belong to each framework (see ``RETRY_TIMING``).
+Framework-only checks (Celery's bad frames, Dramatiq's prefetch, Kafka's DLQ
+headers, fencing and transactions) live in ``tests/stacks/``.
+"""
+from __future__ import annotations
+
+import psutil
+from helpers import BAD_TYPE, NOT_UTF8, payload_of, signups
+
+from queuekit.core.envelope import make_envelope
+from queuekit.core.options import StackOptions
+from queuekit.core.waiting import wait_for
+from workloads import WORKLOADS
+
+
+def test_dead_letters_keep_the_bytes_and_say_why(stack, ledger):
+    stack.start(["signup"], StackOptions(workers=1, max_retries=2, backoff_ms=20))
+    poison, flaky, *good = signups(4, 11, {"fault": "always-fail"}, {"fault": "fail-times", "n": 9})  # 9 > retries
+    stack.publish_raw("signup", BAD_TYPE)
+    stack.publish_raw("signup", NOT_UTF8)
+    stack.publish("signup", [poison, flaky, *good])
+
+    wait_for(lambda: len(stack.dead_letters("signup")) >= 4, timeout=30, what="4 dead letters",
+             describe=lambda: str(stack.dead_letters("signup")))
+    wait_for(lambda: len(ledger.effects(service="signup")) == 2, timeout=30, what="the 2 good messages' effects")
+    stack.drain("signup", timeout=30)
+    dead = {d.payload: d.reason for d in stack.dead_letters("signup")}
+    assert len(dead) == 4 and stack.dead_letters("signup") == stack.dead_letters("signup")  # reading does not consume
+    assert "field 'user_id' must be int" in dead[BAD_TYPE]  # the original bytes, and what is wrong with them
+    assert "not UTF-8" in dead[NOT_UTF8]
+    assert dead[payload_of(poison, dead)].endswith("PermanentError: injected permanent failure")
+    assert dead[payload_of(flaky, dead)].endswith("TransientError: injected failure 3/9")  # the LAST attempt's error
+    assert len(ledger.attempts_for("signup", poison.key)) == 1  # a poison message is never retried
+    assert len(ledger.attempts_for("signup", flaky.key)) == 3  # 1 + max_retries
+    assert sorted(e.key for e in ledger.effects(service="signup")) == sorted(e.key for e in good)
+
+
+# How each framework spaces its retries (seconds between attempts), as measured on this machine. Celery: a
+# countdown of backoff_ms * 2**n, held unacked until its eta; Dramatiq: the same times U[1, 2) (it always
+# jitters), through the .DQ; Kafka: the retry topic's not-before time, measured from the failed attempt's end.
+# A stack not listed gets the lower bounds only.
+RETRY_TIMING = {
+    "celery": {"backoff_ms": 200, "from": "start", "first": (0.2, 0.35), "second": (0.4, 0.6)},
+    "dramatiq": {"backoff_ms": 100, "from": "start", "first": (0.09, 0.5), "second": (0.19, None)},
+    "kafka": {"backoff_ms": 200, "from": "finish", "first": (0.2, None), "second": (0.4, None)},
+}
+DEFAULT_TIMING = {"backoff_ms": 200, "from": "start", "first": (0.2, None), "second": (0.4, None)}
+
+
+def test_transient_failures_are_retried_with_growing_backoff(stack, ledger):
+    timing = RETRY_TIMING.get(stack.name, DEFAULT_TIMING)
+    stack.start(["signup"], StackOptions(workers=1, max_retries=3, backoff_ms=timing["backoff_ms"]))
+    flaky, *good = signups(3, 21, {"fault": "fail-times", "n": 2})
+    assert stack.publish("signup", [flaky, *good]).confirmed == 3
+
+    wait_for(lambda: len(ledger.effects(service="signup")) == 3, timeout=30, what="3 effects, 1 after 2 failures")
+    stack.drain("signup", timeout=30)
+    attempts = ledger.attempts_for("signup", flaky.key)
+    assert [a.outcome for a in attempts] == ["error", "error", "ok"]
+    gaps = [later.started_at - (earlier.started_at if timing["from"] == "start" else earlier.finished_at)
+            for earlier, later in zip(attempts, attempts[1:])]
+    for gap, (low, high) in zip(gaps, (timing["first"], timing["second"])):
+        assert gap >= low and (high is None or gap < high), (gaps, timing)  # the delay grows
+    assert stack.dead_letters("signup") == [] and stack.backlog("signup") == 0
+
+
+def test_fan_out_reaches_every_service_in_key_order_where_declared(stack, ledger):
+    spec = WORKLOADS["tracking"]
+    stack.start(["tracking"], StackOptions(workers=2, concurrency=2, partitions=4))
+    events = [make_envelope(m) for m in spec.make_messages(120, seed=3)]
+    stack.publish("tracking", events)
+
+    wait_for(lambda: all(len(ledger.effects(service=s)) == 120 for s in spec.services), timeout=30,
+             what="120 effects per tracking service")
+    stack.drain("tracking", timeout=30)
+    for service in spec.services:
+        assert ledger.duplicates(service) == {}
+        if stack.capabilities.per_key_order:  # key = user: one partition, one reader, in order
+            assert ledger.order_violations(service) == 0
+
+
+def test_a_retry_stays_in_its_own_service(stack, ledger):
+    stack.start(["tracking"], StackOptions(workers=2, concurrency=2, backoff_ms=50))
+    first, *rest = WORKLOADS["tracking"].make_messages(11, seed=31)
+    flaky = make_envelope(first, {"fault": "fail-times", "n": 1, "service": "tracking.analytics"})
+    stack.publish("tracking", [flaky, *(make_envelope(m) for m in rest)])
+    services = WORKLOADS["tracking"].services
+    wait_for(lambda: all(len(ledger.effects(service=s)) == 11 for s in services), timeout=30,
+             what="11 effects per tracking service")
+    stack.drain("tracking", timeout=30)
+    assert len(ledger.attempts_for("tracking.analytics", flaky.key)) == 2
+    assert len(ledger.attempts_for("tracking.recommendations", flaky.key)) == 1  # the retry did not fan out again
+
+
+def _kill_the_holder(stack, ledger, slow):
+    holder = wait_for(lambda: ledger.attempts_for("signup", slow.key), timeout=20, what="the slow attempt")[0]
+    pid = stack.kill_worker(stack.worker_index(holder.worker))
+    assert pid == holder.pid  # the killed process is the one that held the message
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert pid not in stack.worker_pids() and len(stack.worker_pids()) == 1
+    return holder
+
+
+def test_sigkill_mid_task_redelivers_with_the_ack_after_the_work(stack, ledger):
+    stack.start(["signup"], StackOptions(workers=2, prefetch=1, partitions=2))
+    slow, *quick = signups(6, 41, {"fault": "slow", "seconds": 2.0})
+    stack.publish("signup", [slow])
+    holder = _kill_the_holder(stack, ledger, slow)
+    stack.publish("signup", quick)
+
+    # a queue requeues what the dead connection held; a group hands the partition to the survivor after
+    # the session timeout, from the last committed offset
+    wait_for(lambda: len({e.key for e in ledger.effects(service="signup")}) == 6, timeout=40,
+             what="every signup applied despite the kill")
+    stack.drain("signup", timeout=30)
+    attempts = ledger.attempts_for("signup", slow.key)
+    assert [a.outcome for a in attempts] == [None, "ok"] and attempts[1].worker != holder.worker
+    assert ledger.duplicates("signup") == {}  # re-deliveries of applied messages are absorbed by the guard
+
+
+def test_sigkill_with_the_ack_on_receipt_loses_the_task_where_that_mode_exists(stack, ledger):
+    stack.start(["signup"], StackOptions(workers=2, prefetch=1, partitions=2, early_ack=True))
+    slow, *later = signups(4, 42, {"fault": "slow", "seconds": 2.0})
+    stack.publish("signup", [slow])
+    _kill_the_holder(stack, ledger, slow)
+    stack.publish("signup", later)
+
+    wait_for(lambda: len({e.key for e in ledger.effects(service="signup")} - {slow.key}) == 3, timeout=40,
+             what="3 later effects")
+    stack.drain("signup", timeout=30)
+    outcomes = [a.outcome for a in ledger.attempts_for("signup", slow.key)]
+    if stack.capabilities.ack_on_receipt_possible:
+        assert outcomes == [None]  # acked before it ran: gone with the worker
+    else:  # no such mode (the option is ignored): redelivered like any unacked message
+        assert outcomes == [None, "ok"]
+    assert stack.backlog("signup") == 0
+
+
+def test_a_full_queue_refuses_the_publisher_or_the_lag_grows(stack, ledger):
+    stack.start(["signup"], StackOptions(workers=1, prefetch=1, queue_max_length=3, partitions=1))
+    [slow] = signups(1, 51, fault="slow", seconds=3.0)
+    stack.publish("signup", [slow])
+    wait_for(lambda: ledger.attempts(service="signup"), timeout=20, what="the worker busy on the slow one")
+    report = stack.publish("signup", signups(6, 52))
+    if stack.capabilities.pull_based:  # nothing refuses a producer; consumers fall behind
+        assert (report.confirmed, report.refused) == (6, 0)
+        assert stack.backlog("signup") >= 6
+        settled = 7
+    else:  # x-max-length with reject-publish: the broker nacks what does not fit
+        assert (report.confirmed, report.refused) == (3, 3)
+        settled = 4
+    wait_for(lambda: len(ledger.effects(service="signup")) == settled, timeout=30,
+             what=f"{settled} effects (the slow one and those accepted)")
+    stack.drain("signup", timeout=30)
+    assert ledger.in_flight_max(service="signup") == 1
+

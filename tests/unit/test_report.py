@@ -1,0 +1,78 @@
+"""The reports, built from a comparison run on StubStack variants (no broker): matrix, JSON, markdown, HTML."""
+from __future__ import annotations
+
+import json
+from html.parser import HTMLParser
+
+import pytest
+from rich.console import Console
+
+from queuekit.core.config import Settings
+from queuekit.report import html_report, markdown, terminal_matrix, write_reports
+from queuekit.stacks import registry
+from queuekit.stacks.stub import StubStack
+from queuekit.suite.compare import Comparison, compare
+from scenarios import BY_NAME
+
+LOG = StubStack.variant("stub-log", replayable=True)
+LIAR = StubStack.variant("stub-liar", replayable=True, behaves={"replayable": False})
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory) -> Comparison:
+    with pytest.MonkeyPatch.context() as mp:
+        for cls in (StubStack, LOG, LIAR):
+            mp.setitem(registry.STACKS, cls.name, cls)
+        return compare(Settings.from_env(), [BY_NAME["fan-out"], BY_NAME["replay"]], ["stub", "stub-log", "stub-liar"],
+                       tmp_path_factory.mktemp("compare"))
+
+
+def test_results_json_holds_every_cell(result, tmp_path):
+    paths = write_reports(result, tmp_path)
+    doc = json.loads(paths["json"].read_text())
+    cells = {(c["scenario"], c["stack"]): c for c in doc["cells"]}
+    assert len(cells) == 6 and doc["stacks"] == ["stub", "stub-log", "stub-liar"]
+    assert cells[("replay", "stub-log")]["observed"]["replayed"] == 20
+    assert cells[("replay", "stub-liar")]["mismatches"] == ["replayed: observed 0, expected == 20"]
+    assert cells[("fan-out", "stub")]["observed"]["broker_messages_per_event"] == 1
+    assert "dramatiq" in doc["environment"]["libraries"]
+    assert paths["md"].read_text() == markdown(result) and paths["html"].stat().st_size > 0
+
+
+def test_markdown_matrix_marks_each_cell_and_lists_what_differs(result):
+    md = markdown(result)
+    [replay] = [line for line in md.splitlines() if line.startswith("| replay |")]
+    cells = [c.strip() for c in replay.split("|")[3:-1]]
+    assert cells[0].startswith("**as expected**") and "replayed=0" in cells[0]
+    assert cells[1].startswith("**as expected**") and "replayed=20" in cells[1]
+    assert cells[2].startswith("**DIFFERS**")
+    assert "- replay on stub-liar: replayed: observed 0, expected == 20" in md
+    assert "**Replay history for a new consumer or a bug fix** — best observed: stub-log." in md
+
+
+class _Cells(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.classes: list[str] = []
+        self.svgs = 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "td":
+            self.classes.append(dict(attrs).get("class", ""))
+        self.svgs += tag == "svg"
+
+
+def test_html_report_has_the_matrix_coloured_by_match_and_both_charts(result):
+    page = html_report(result)
+    parsed = _Cells()
+    parsed.feed(page)
+    assert parsed.classes == ["ok", "ok", "ok", "ok", "ok", "bad"]  # fan-out x3, replay x3: the liar differs
+    assert parsed.svgs == 2 and 'id="guide"' in page
+
+
+def test_terminal_matrix_shows_every_stack_and_mark(result):
+    console = Console(record=True, width=200)
+    console.print(terminal_matrix(result))
+    text = console.export_text()
+    assert all(name in text for name in ("stub-log", "stub-liar", "fan-out", "replay"))
+    assert text.count("as expected") == 5 and text.count("DIFFERS") == 1
