@@ -148,11 +148,3 @@ class RabbitMQ:
             subprocess.run([epmd, "-kill"], env=self._env(), capture_output=True)
         return True
 
-    def ctl(self, *args: str) -> str:
-        """Run rabbitmqctl against our node (same HOME so the same cookie)."""
-        done = subprocess.run([str(RABBIT_BIN / "rabbitmqctl"), "-n", self.node, *args],
-                              env=self._env(), capture_output=True, text=True, timeout=120)
-        if done.returncode != 0:
-            raise KitError(f"rabbitmqctl {' '.join(args)} failed: {done.stderr.strip()[:200]}")
-        return done.stdout
-

@@ -21,8 +21,8 @@ class StackChoice(click.Choice):
     def __init__(self) -> None:
         super().__init__(())
 
-    @property  # type: ignore[override]
-    def choices(self):  # noqa: D102
+    @property
+    def choices(self):
         return stack_names()
 
     @choices.setter

@@ -30,7 +30,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
 from queuekit.core.envelope import Envelope, MalformedMessage, decode, encode
 from queuekit.core.errors import WaitTimeout
@@ -99,6 +99,10 @@ class ThreadWorkers(WorkerPool):
 
     stack: StubStack | None = None
 
+    @property
+    def workers(self) -> list[ThreadWorker]:
+        return cast("list[ThreadWorker]", self.procs)  # the same list: the base class appends and indexes it
+
     def spawn(self, argv: list[str], index: int | None = None, extra_env: dict[str, str] | None = None) -> Any:
         assert self.stack is not None
         index = len(self.procs) if index is None else index
@@ -110,11 +114,11 @@ class ThreadWorkers(WorkerPool):
             worker.threads.append(thread)
         worker.pid = worker.threads[0].native_id or id(worker)
         self.gone.discard(index)
-        self.procs[index:index + 1] = [worker]  # type: ignore[list-item]
+        self.workers[index:index + 1] = [worker]
         return worker
 
     def pids(self) -> list[int]:
-        return [w.pid for w in self.procs if w.returncode is None]  # type: ignore[attr-defined]
+        return [w.pid for w in self.workers if w.returncode is None]
 
     def alive(self, index: int) -> bool:
         return self.procs[index].returncode is None
@@ -128,20 +132,20 @@ class ThreadWorkers(WorkerPool):
     def kill(self, index: int) -> int:
         assert self.stack is not None
         self.gone.add(index)
-        return self.stack.crash(self.procs[index])  # type: ignore[arg-type]
+        return self.stack.crash(self.workers[index])
 
     def stop_one(self, index: int, timeout: float = 30.0) -> None:
         assert self.stack is not None
         self.gone.add(index)
-        self.stack.leave(self.procs[index], timeout)  # type: ignore[arg-type]
+        self.stack.leave(self.workers[index], timeout)
 
     def rss_bytes(self, index: int) -> int:
         return 0  # threads share the test process's memory
 
     def stop(self, timeout: float = 20.0) -> None:
         assert self.stack is not None
-        for worker in self.procs:
-            self.stack.leave(worker, timeout)  # type: ignore[arg-type]
+        for worker in self.workers:
+            self.stack.leave(worker, timeout)
         self.procs.clear()
         self.gone.clear()
 
@@ -176,11 +180,14 @@ class StubStack(Stack):
     def make_pool(self) -> WorkerPool:
         return ThreadWorkers(self.name, self.ledger_path.parent / "logs", stack=self)
 
+    def _threads(self) -> ThreadWorkers:
+        return cast(ThreadWorkers, self._running())
+
     def declare(self) -> None:
         return None  # queues exist as soon as something is put in them
 
     def consumers_ready(self) -> bool:
-        return all(t.is_alive() or w.returncode is not None for w in self._running().procs for t in w.threads)  # type: ignore[attr-defined]
+        return all(t.is_alive() or w.returncode is not None for w in self._threads().workers for t in w.threads)
 
     def purge(self) -> None:
         with self.cond:
@@ -337,7 +344,7 @@ class StubStack(Stack):
             return {}
         with self.cond:
             return {w.name: sum(1 for d in self.messages if d.holder == w.name)
-                    for w in (self.pool.procs if self.pool else []) if w.returncode is None}  # type: ignore[attr-defined]
+                    for w in self._threads().workers if w.returncode is None} if self.pool else {}
 
     def dead_letters(self, workload: str) -> list[DeadLetter]:
         with self.cond:

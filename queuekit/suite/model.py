@@ -55,18 +55,6 @@ class AtMost(Predicate):
 
 
 @dataclass(frozen=True)
-class Between(Predicate):
-    low: float
-    high: float
-
-    def matches(self, value: Any) -> bool:
-        return value is not None and self.low <= value <= self.high
-
-    def __str__(self) -> str:
-        return f"in [{self.low:g}, {self.high:g}]"
-
-
-@dataclass(frozen=True)
 class Anything(Predicate):
     """Recorded, reported, not asserted: the number is the finding (e.g. rebalance duplicates)."""
 

@@ -26,19 +26,20 @@ def test_up_twice_is_a_noop(kit):
 
 @pytest.fixture
 def second_kit(tmp_path: Path) -> Settings:
-    """A second, private kit beside the session's: own home, ports offset by 100."""
+    """A second, private kit beside the session's: own home, ports 100 above the session's."""
     env_settings = Settings.from_env()
     if env_settings.external_amqp_url or env_settings.external_kafka_bootstrap or env_settings.mode != "local":
         pytest.skip("lifecycle of kit-managed brokers: not applicable to external brokers")
     cache = env_settings.cache_dir  # reuse the provisioned jars
-    s = env_settings.with_(home=tmp_path / "home", port_offset=100,
-                           ports=type(env_settings.ports).offset_by(100))
+    offset = env_settings.port_offset + 100  # relative: kits started with other QUEUEKIT_PORT_OFFSETs keep theirs
+    s = env_settings.with_(home=tmp_path / "home", port_offset=offset, ports=type(env_settings.ports).offset_by(offset))
     s.home.mkdir(parents=True)
     (s.home / "cache").symlink_to(cache)
     yield s
     brokers.down(s)
 
 
+@pytest.mark.brokers  # starts a kit of its own: not part of the broker-free subset
 def test_down_leaves_no_process_and_no_port(second_kit):
     s = second_kit
     assert brokers.up(s) == ["rabbitmq", "kafka", "flower"]
