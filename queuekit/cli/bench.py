@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
@@ -37,7 +38,7 @@ def bench(quick: bool, count: int | None, repeats: int | None, stacks: tuple[str
     from queuekit.bench.report import chart, table
 
     cfg = BenchConfig.quick() if quick else BenchConfig()
-    changes = {k: v for k, v in (("n", count), ("repeats", repeats)) if v}
+    changes: dict[str, Any] = {k: v for k, v in (("n", count), ("repeats", repeats)) if v}
     if stacks:
         changes["stacks"] = stacks
     if modes:

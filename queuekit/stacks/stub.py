@@ -27,30 +27,24 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
 from queuekit.core.envelope import Envelope, MalformedMessage, decode, encode
 from queuekit.core.errors import WaitTimeout
 from queuekit.core.execute import PermanentError, forward, handler_for, next_service, process
-from queuekit.core.ledger import Ledger
-from queuekit.core.waiting import wait_for
 from workloads import WORKLOADS
 
 from .base import DeadLetter, PublishReport, Stack
 from .capabilities import Capabilities
 from .pool import WorkerPool
+from .threads import ThreadWorker, ThreadWorkers, WorkerKilled
 
 STUB_CAPABILITIES = Capabilities(
     broker="memory", native_fanout=True, per_key_order=False, replayable=False, dead_letter="adapter",
     ack_on_receipt_possible=True, transactions=False, pull_based=False, evicts_slow_consumer=False,
 )
-
-
-class WorkerKilled(BaseException):
-    """Raised into a killed worker thread's ledger writes: a SIGKILLed process writes nothing more."""
 
 
 @dataclass(eq=False)
@@ -62,92 +56,6 @@ class Delivery:
     not_before: float = 0.0  # a retry's backoff
     holder: str | None = None  # the worker handling it
     acked: bool = False  # acked on receipt (early ack): a crash loses it; join() still waits for its handler
-
-
-class _WorkerLedger(Ledger):
-    def __init__(self, path, killed: threading.Event):
-        super().__init__(path)
-        self.killed = killed
-
-    @contextmanager
-    def _write(self) -> Iterator[Any]:
-        if self.killed.is_set():
-            raise WorkerKilled(self.path)
-        with super()._write() as conn:
-            yield conn
-
-
-@dataclass(eq=False)
-class ThreadWorker:
-    """One stub "worker process": ``concurrency`` threads under one name."""
-
-    name: str
-    pid: int  # a stand-in id (the first thread's native id); the ledger records the test process's pid
-    ledger: _WorkerLedger
-    killed: threading.Event = field(default_factory=threading.Event)
-    stopping: bool = False
-    threads: list[threading.Thread] = field(default_factory=list)
-
-    @property
-    def returncode(self) -> int | None:  # as Popen: None while alive
-        return -9 if self.killed.is_set() else (0 if self.stopping else None)
-
-
-@dataclass
-class ThreadWorkers(WorkerPool):
-    """The WorkerPool surface over threads, so the base class's lifecycle runs unchanged."""
-
-    stack: StubStack | None = None
-
-    @property
-    def workers(self) -> list[ThreadWorker]:
-        return cast("list[ThreadWorker]", self.procs)  # the same list: the base class appends and indexes it
-
-    def spawn(self, argv: list[str], index: int | None = None, extra_env: dict[str, str] | None = None) -> Any:
-        assert self.stack is not None
-        index = len(self.procs) if index is None else index
-        killed = threading.Event()
-        worker = ThreadWorker(self.name(index), 0, _WorkerLedger(self.stack.ledger_path, killed), killed)
-        for slot in range(self.stack.options.concurrency):
-            thread = threading.Thread(target=self.stack.consume, args=(worker,), name=f"{worker.name}/{slot}", daemon=True)
-            thread.start()
-            worker.threads.append(thread)
-        worker.pid = worker.threads[0].native_id or id(worker)
-        self.gone.discard(index)
-        self.workers[index:index + 1] = [worker]
-        return worker
-
-    def pids(self) -> list[int]:
-        return [w.pid for w in self.workers if w.returncode is None]
-
-    def alive(self, index: int) -> bool:
-        return self.procs[index].returncode is None
-
-    def log_tail(self, index: int, lines: int = 8) -> str:
-        return ""
-
-    def wait_ready(self, ready, *, timeout, what, describe=None) -> None:
-        wait_for(ready, timeout=timeout, what=what, describe=describe)
-
-    def kill(self, index: int) -> int:
-        assert self.stack is not None
-        self.gone.add(index)
-        return self.stack.crash(self.workers[index])
-
-    def stop_one(self, index: int, timeout: float = 30.0) -> None:
-        assert self.stack is not None
-        self.gone.add(index)
-        self.stack.leave(self.workers[index], timeout)
-
-    def rss_bytes(self, index: int) -> int:
-        return 0  # threads share the test process's memory
-
-    def stop(self, timeout: float = 20.0) -> None:
-        assert self.stack is not None
-        for worker in self.workers:
-            self.stack.leave(worker, timeout)
-        self.procs.clear()
-        self.gone.clear()
 
 
 class StubStack(Stack):

@@ -1,6 +1,8 @@
 """The in-memory StubStack keeps the Stack protocol's delivery rules, without a broker (threads, real ledger)."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from helpers import BAD_TYPE, payload_of, signups
 
@@ -11,7 +13,7 @@ from queuekit.core.ledger import Ledger
 from queuekit.core.options import StackOptions
 from queuekit.core.waiting import wait_for
 from queuekit.stacks.registry import stack_names
-from queuekit.stacks.stub import StubStack
+from queuekit.stacks.stub import STUB_CAPABILITIES, StubStack
 from workloads import WORKLOADS
 
 
@@ -107,10 +109,16 @@ def test_a_bounded_queue_refuses_unless_pull_based(make, ledger):
         stack.stop()
 
 
-def test_replay_reads_history_only_where_the_stub_keeps_a_log(make):
+def test_replay_reads_history_only_where_the_stub_keeps_a_log(make, ledger):
     for cls, replayed in ((StubStack, 0), (StubStack.variant("log", replayable=True), 4)):
         stack = make(cls)
         stack.publish("signup", signups(4, 40 + replayed))
         stack.join("signup", timeout=10)
         assert stack.replay("signup") == replayed
         stack.stop()
+    one = StubStack(Settings.from_env(), ledger.path, capabilities=replace(STUB_CAPABILITIES, replayable=True))
+    one.start(["signup"])  # capabilities set on one instance
+    one.publish("signup", signups(3, 50))
+    one.join("signup", timeout=10)
+    assert one.replay("signup") == 3 and StubStack.capabilities.replayable is False
+    one.stop()
