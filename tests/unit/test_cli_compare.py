@@ -40,7 +40,7 @@ def test_compare_markdown_goes_to_stdout(stubs, tmp_path):
     assert "| replay |" in done.stdout and "**as expected**" in done.stdout
 
 
-def test_an_unknown_scenario_or_stack_is_one_line_and_a_non_zero_exit(stubs, tmp_path):
+def test_an_unknown_name_is_one_line_and_a_non_zero_exit(stubs, tmp_path):
     done = CliRunner().invoke(cli, ["compare", "--stack", "stub", "--scenario", "nope", "--out", str(tmp_path)])
     assert done.exit_code == 1 and "unknown scenario(s): nope" in done.output
     done = CliRunner().invoke(cli, ["compare", "--stack", "nope"])
