@@ -16,6 +16,7 @@ STACKS: dict[str, str] = {
     "celery": "celery_app.stack:CeleryStack",
     "dramatiq": "dramatiq_app.stack:DramatiqStack",
     "kafka": "kafka_app.stack:KafkaStack",
+    "rabbitmq_stream": "rabbitmq_stream_app.stack:RabbitMQStreamStack",
 }
 
 
