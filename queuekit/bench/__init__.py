@@ -221,7 +221,7 @@ def run_bench(settings: Settings, cfg: BenchConfig, workdir: Path, say: Callable
                 "message_bytes": runs[0]["message_bytes"],
                 "latency": bench.latency_run(),
             }
-        broker = load_stack(stack).broker
+        broker = load_stack(stack).capabilities.broker  # `broker` is an instance property
         base = result["baselines"][broker]["rate"]["median"]
         noop = per_mode["noop"]["rate"]["median"]
         per_mode["noop"]["ratio_to_baseline"] = round(noop / base, 3) if base else None
