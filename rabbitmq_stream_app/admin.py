@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 from rstream import AMQPMessage, ConsumerOffsetSpecification, MessageContext, OffsetNotFound, OffsetType, amqp_decoder
 
 from queuekit.core.config import Settings
+from queuekit.core.errors import KitError
 from queuekit.core.waiting import wait_for
 from queuekit.stacks.rabbitmq import Management
 
@@ -52,7 +53,13 @@ class StreamAdmin:
     # -- streams ------------------------------------------------------------------------------
     def declare(self, names: Sequence[str]) -> None:
         """Create the streams (an existing one is kept) and watch their tails."""
-        self._call(self._declare(list(names)))
+        try:
+            self._call(self._declare(list(names)))
+        except OSError as exc:
+            where = f"{clients.endpoint(self.settings)['host']}:{self.settings.ports.rabbit_stream}"
+            raise KitError(f"RabbitMQ's stream port {where} is not answering ({exc})",
+                           "start the kit's RabbitMQ (queuekit up rabbitmq), or enable the rabbitmq_stream plugin "
+                           "on yours") from exc
 
     async def _declare(self, names: list[str]) -> None:
         producer = await self._get_producer()

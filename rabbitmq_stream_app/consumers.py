@@ -62,11 +62,15 @@ class Service:
 
 async def read(svc: Service, stop: asyncio.Event) -> None:
     """Read until ``stop``; a dropped connection (broker restart) reconnects and resumes after the stored offset."""
+    failures = 0
     while not stop.is_set():
         try:
             await read_once(svc, stop)
+            failures = 0
         except (OSError, asyncio.TimeoutError, ConnectionError) as exc:
-            log.warning("%s: broker unreachable (%s); reconnecting", svc.reference, exc)
+            failures += 1
+            if failures % 10 == 1:  # the first failure, then one line per ~10 s of a broker being away
+                log.warning("%s: broker unreachable (%s); reconnecting every %g s", svc.reference, exc, RECONNECT_S)
         if not stop.is_set():
             try:
                 await asyncio.wait_for(stop.wait(), RECONNECT_S)
