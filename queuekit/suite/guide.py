@@ -53,7 +53,8 @@ CLAIMS = [
     Claim("Replay history for a new consumer or a bug fix", "replay", "replayed", "higher",
           "Kafka and RabbitMQ streams retain the log (replay without a second broker); a queue deletes what was acked"),
     Claim("Slow the producer down when consumers fall behind", "back-pressure", "publisher_refused", "positive",
-          "RabbitMQ's prefetch and x-max-length with reject-publish push back; Kafka lets lag grow"),
+          "RabbitMQ's prefetch and x-max-length with reject-publish push back; Kafka and RabbitMQ streams "
+          "let lag grow"),
     Claim("Each input's output exactly once, across a crash", "exactly-once", "outputs_delivered_per_input", "lower",
           "Kafka transactions (consume-transform-produce); elsewhere idempotency keys give effectively-once"),
 ]
