@@ -22,7 +22,15 @@ import time
 from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
 
-from rstream import AMQPMessage, ConsumerOffsetSpecification, MessageContext, OffsetNotFound, OffsetType, amqp_decoder
+from rstream import (
+    AMQPMessage,
+    ConsumerOffsetSpecification,
+    MessageContext,
+    OffsetNotFound,
+    OffsetType,
+    StreamDoesNotExist,
+    amqp_decoder,
+)
 
 from queuekit.core.config import Settings
 from queuekit.core.errors import KitError
@@ -33,6 +41,7 @@ from . import clients
 
 T = TypeVar("T")
 CALL_TIMEOUT_S = 60.0
+PROBE_S = 1.0  # how long a tail probe waits for the last chunk of a stream nobody watches
 BATCH = 500  # messages per publish frame (far below the 1 MiB frame_max for the kit's envelopes)
 
 
@@ -162,8 +171,26 @@ class StreamAdmin:
 
     def read(self, stream: str, timeout: float = 30.0) -> list[tuple[int, AMQPMessage]]:
         """Every message of ``stream`` up to its tail now, by a reader with no reference (stores nothing)."""
-        tail = self.tails.get(stream, -1)
+        tail = self.tails[stream] if stream in self.tails else self._call(self._probe_tail(stream))
         return self._call(self._read(stream, tail, timeout), timeout=timeout + 10) if tail >= 0 else []
+
+    async def _probe_tail(self, stream: str, wait_s: float = PROBE_S) -> int:
+        """A stream nobody watches (no run started): the last chunk's highest offset, -1 if none comes."""
+        seen = [-1]
+
+        async def on_message(_msg: bytes, ctx: MessageContext) -> None:
+            seen.append(ctx.offset)
+
+        probe = clients.consumer(self.settings, "stream-tail-probe")
+        try:
+            await probe.subscribe(stream, on_message, offset_specification=ConsumerOffsetSpecification(OffsetType.LAST,
+                                                                                                       None))
+            await asyncio.sleep(wait_s)  # the last chunk comes at once if there is one; an empty stream sends nothing
+        except StreamDoesNotExist:
+            pass
+        finally:
+            await asyncio.wait_for(probe.close(), 10)
+        return max(seen)
 
     async def _read(self, stream: str, tail: int, timeout: float) -> list[tuple[int, AMQPMessage]]:
         got: list[tuple[int, AMQPMessage]] = []
