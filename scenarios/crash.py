@@ -57,6 +57,9 @@ EARLY_ACK = Scenario(
             # no such mode (Dramatiq always acks after the actor): the option is ignored, nothing is lost
             no={"lost": 0, "slow_task_redelivered": True},
         ),
+        # Without competing consumers (a 3.10 stream) the other worker read the same message with its own
+        # offset and handles it: the killed reader's at-most-once loss is covered by a second reader.
+        by_capability("competing_consumers", no={"lost": 0, "slow_task_redelivered": True}),
     ],
     run=crash_mid_task,
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 from queuekit.core.envelope import make_envelope
 from queuekit.core.options import StackOptions
 from queuekit.core.waiting import wait_for
-from queuekit.suite.model import Anything, Context, Scenario, always
+from queuekit.suite.model import Anything, Context, Scenario, always, by_capability
 from workloads import WORKLOADS
 
 from .observe import delivery
@@ -45,6 +45,9 @@ SCENARIO = Scenario(
     workload="signup",
     options=StackOptions(workers=2, partitions=6),
     # redeliveries are recorded, not asserted: on Kafka, uncommitted offsets of moved partitions repeat
-    expect=[always(lost=0, duplicate_effects=0, joined_worker_did_work=True, redeliveries=Anything())],
+    expect=[always(lost=0, duplicate_effects=0, joined_worker_did_work=True, redeliveries=Anything()),
+            # Without competing consumers (a 3.10 stream) the joiner is a new reader: no stored offset, so it starts
+            # at the first message, behind the others, and finds every message already applied (no effect of its own).
+            by_capability("competing_consumers", no={"joined_worker_did_work": False})],
     run=run,
 )

@@ -23,7 +23,7 @@ from .base import Say, Status
 from .process import ManagedProcess, elapsed, ensure_ports_free, port_open
 
 RABBIT_BIN = Path(os.environ.get("QUEUEKIT_RABBITMQ_BIN", "/usr/lib/rabbitmq/bin"))
-PLUGINS = ("rabbitmq_management", "rabbitmq_stream")
+PLUGINS = ("rabbitmq_management", "rabbitmq_stream", "rabbitmq_stream_management")
 READY_TIMEOUT = 120.0
 
 

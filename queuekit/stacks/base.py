@@ -135,9 +135,10 @@ class Stack(ABC):
     def kill_worker_holding(self, service: str, key: str, timeout: float = 30.0) -> int:
         """Wait until a worker is inside ``key``'s handler in ``service``, SIGKILL that worker; its pid."""
         ledger = Ledger(self.ledger_path)
-        [holder] = wait_for(lambda: [a for a in ledger.attempts_for(service, key) if a.finished_at is None],
-                            timeout=timeout, what=f"a {self.name} worker to start {key} in {service}")
-        return self.kill_worker(self.worker_index(holder.worker))
+        holders = wait_for(lambda: [a for a in ledger.attempts_for(service, key) if a.finished_at is None],
+                           timeout=timeout, what=f"a {self.name} worker to start {key} in {service}")
+        # the first to start it (on a stream every reader gets the message: several may hold it at once)
+        return self.kill_worker(self.worker_index(holders[0].worker))
 
     def add_worker(self) -> int:
         """A consumer joins mid-stream: one more worker process; returns its index once it consumes."""

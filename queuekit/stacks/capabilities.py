@@ -39,6 +39,10 @@ class Capabilities:
     work_sharing_beyond_partitions: bool = True
     # The broker itself caps redeliveries of a message (x-delivery-limit, share-group delivery count).
     delivery_limit: bool = False
+    # A service's workers share its messages, each message going to one of them (queues, groups, share groups).
+    # False: every consumer of a service receives every message (a RabbitMQ 3.10 stream: no single active
+    # consumer, no super streams), so "more workers" means the same work done again, not more throughput.
+    competing_consumers: bool = True
 
     @classmethod
     def names(cls) -> tuple[str, ...]:

@@ -35,9 +35,11 @@ class Claim:
 
 CLAIMS = [
     Claim("Share tasks among workers, each task done by one", "work-distribution", "keys_seen_by_several_workers",
-          "lower", "a queue hands each message to one consumer; a group gives each partition to one member"),
+          "lower", "a queue hands each message to one consumer; a group gives each partition to one member; "
+          "a RabbitMQ 3.10 stream gives every message to every reader (no single active consumer before 3.11)"),
     Claim("Many services need the same events", "fan-out", "broker_messages_per_event", "lower",
-          "Kafka keeps one log that every group reads; RabbitMQ copies per queue (fanout exchange)"),
+          "Kafka keeps one log that every group reads, and so does a RabbitMQ stream (an offset per reader): "
+          "log semantics without a second broker; RabbitMQ queues copy per queue (fanout exchange)"),
     Claim("Per-user order with several consumers", "ordering-per-key", "order_violations", "lower",
           "same key -> same partition -> one consumer; a work queue gives the next message to any free worker"),
     Claim("Failing messages set aside, with their reason, without blocking others", "poison-to-dlq",
@@ -49,9 +51,10 @@ CLAIMS = [
     Claim("Duplicates are normal (at-least-once): make them harmless", "duplicate-delivery", "effects_with_guard",
           "lower", "an idempotency key checked in the same transaction as the effect"),
     Claim("Replay history for a new consumer or a bug fix", "replay", "replayed", "higher",
-          "Kafka retains the log; a queue deletes what was acked"),
+          "Kafka and RabbitMQ streams retain the log (replay without a second broker); a queue deletes what was acked"),
     Claim("Slow the producer down when consumers fall behind", "back-pressure", "publisher_refused", "positive",
-          "RabbitMQ's prefetch and x-max-length with reject-publish push back; Kafka lets lag grow"),
+          "RabbitMQ's prefetch and x-max-length with reject-publish push back; Kafka and RabbitMQ streams "
+          "let lag grow"),
     Claim("Each input's output exactly once, across a crash", "exactly-once", "outputs_delivered_per_input", "lower",
           "Kafka transactions (consume-transform-produce); elsewhere idempotency keys give effectively-once"),
 ]

@@ -1,0 +1,171 @@
+"""The reader: one service's subscription in one worker, ``process`` per message, outcome routed, offset stored.
+
+Outcome -> what the reader does before it remembers the message's offset as done:
+
+    Outcome               forward the result to the next pipeline stream (``execute.forward``), if any
+    MalformedMessage,     append the ORIGINAL bytes to ``stream.<service>.dlq`` with application
+    PermanentError        properties reason, service, attempts, original-stream, original-offset
+    anything else         retry right here after ``backoff_ms * 2**(attempt-1)``; after ``max_retries``
+    (TransientError, …)   retries: the dead-letter stream
+
+Retries happen in the reader, not through a retry stream: every reader of a
+stream reads every message (no competing consumers on 3.10), so a retry stream
+would be written and retried by every reader. The price: while a message
+waits for its retry, the messages behind it on this reader wait too (order is
+kept; a poison message delays its stream by the sum of its backoffs).
+
+Forwards and dead letters are appended with publishing id = input offset + 1
+under a producer name shared by the service's readers in every worker: the
+broker drops an id the name already wrote (deduplication), so one input gives
+one output however many readers handled it, and a re-read after a crash does
+not append it twice. Every append is confirmed before the offset is
+remembered (``offsets.py``). Streams have no dead-lettering of their own: the
+dead-letter stream is ours.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from rstream import AMQPMessage, Consumer, MessageContext, Producer, amqp_decoder
+
+from queuekit.core.config import Settings
+from queuekit.core.envelope import MalformedMessage, decode, encode
+from queuekit.core.execute import PermanentError, crash_point, forward, process
+from queuekit.core.ledger import Ledger
+from queuekit.core.options import StackOptions
+
+from . import clients
+from .offsets import StoredOffsets, resume_point
+from .topology import Route
+
+log = logging.getLogger("rabbitmq_stream_app.consumers")
+RECONNECT_S = 1.0  # wait between attempts to reach the broker again
+
+
+@dataclass
+class Service:
+    """One reader's world: which service, in which worker, with what options."""
+
+    route: Route
+    settings: Settings
+    ledger: Ledger
+    worker: str  # the ledger's worker name (QUEUEKIT_WORKER_NAME)
+    options: StackOptions
+    handled: int | None = None  # the last offset done, kept across reconnects
+
+    @property
+    def reference(self) -> str:
+        return self.route.reference(self.worker)
+
+
+async def read(svc: Service, stop: asyncio.Event) -> None:
+    """Read until ``stop``; a dropped connection (broker restart) reconnects and resumes after the stored offset."""
+    failures = 0
+    while not stop.is_set():
+        try:
+            await read_once(svc, stop)
+            failures = 0
+        except (OSError, asyncio.TimeoutError, ConnectionError) as exc:
+            failures += 1
+            if failures % 10 == 1:  # the first failure, then one line per ~10 s of a broker being away
+                log.warning("%s: broker unreachable (%s); reconnecting every %g s", svc.reference, exc, RECONNECT_S)
+        if not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), RECONNECT_S)
+            except asyncio.TimeoutError:
+                pass
+
+
+async def read_once(svc: Service, stop: asyncio.Event) -> None:
+    """One connection's life: subscribe after the stored offset, handle in order, store, close."""
+    broken = asyncio.Event()  # the connection dropped or an append failed: stop handling, reconnect
+    consumer = clients.consumer(svc.settings, f"{svc.worker}.{svc.route.service}", on_close=lambda _: broken.set())
+    producer = clients.producer(svc.settings, f"{svc.worker}.{svc.route.service}.out")
+    offsets = StoredOffsets(consumer, svc.route.source, svc.reference)
+    busy = asyncio.Lock()  # held while a message is handled: stopping waits for it
+
+    async def on_message(msg: AMQPMessage, ctx: MessageContext) -> None:
+        if stop.is_set() or broken.is_set() or (svc.handled is not None and ctx.offset <= svc.handled):
+            return  # not ours to handle now (stopping) or already done before a reconnect
+        async with busy:
+            try:
+                if svc.options.early_ack:
+                    await offsets.early(ctx.offset)  # early_ack: stored BEFORE handling: at-most-once
+                await handle(svc, producer, msg.body, ctx.offset)
+                svc.handled = ctx.offset
+                offsets.done(ctx.offset)  # handled and its outputs confirmed: may be stored now
+            except Exception:  # an append not confirmed (broker gone): nothing remembered, re-read later
+                log.exception("%s: offset %d not settled", svc.reference, ctx.offset)
+                broken.set()
+
+    try:
+        if svc.handled is not None:
+            await offsets.early(svc.handled)  # done before the reconnect: store it so it is not re-read
+        start = await resume_point(consumer, svc.route.source, svc.reference)
+        await consumer.subscribe(svc.route.source, on_message, decoder=amqp_decoder, offset_specification=start,
+                                 subscriber_name=svc.reference, initial_credit=clients.INITIAL_CREDIT,
+                                 properties={"service": svc.route.service, "worker": svc.worker})
+        storing = asyncio.create_task(offsets.run())
+        stop_or_broken = [asyncio.create_task(e.wait()) for e in (stop, broken)]
+        await asyncio.wait(stop_or_broken, return_when=asyncio.FIRST_COMPLETED)
+        for task in stop_or_broken:
+            task.cancel()
+        async with busy:  # the message in hand finishes (SIGTERM: a warm stop)
+            storing.cancel()
+            if not broken.is_set():
+                await offsets.flush()  # what was handled is stored before we leave
+    finally:
+        await _close(consumer, producer)
+
+
+async def handle(svc: Service, producer: Producer, payload: bytes, offset: int) -> None:
+    """Process one message (retrying in place) and append what it produces; return once that is confirmed."""
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            env = decode(payload)  # MalformedMessage: below
+            outcome = await asyncio.to_thread(process, env, service=svc.route.service, worker=svc.worker,
+                                              ledger=svc.ledger, guard=svc.options.guard)
+        except (MalformedMessage, PermanentError) as exc:  # never retried: straight to the dead-letter stream
+            return await dead_letter(svc, producer, payload, offset, reason(exc), attempt)
+        except Exception as exc:  # TransientError or a crash in the handler: retry here, then dead-letter
+            if attempt > svc.options.max_retries:
+                return await dead_letter(svc, producer, payload, offset, reason(exc), attempt)
+            # The first retry after backoff_ms, doubling; this reader's later messages wait behind it.
+            await asyncio.sleep(svc.options.backoff_ms * 2 ** (attempt - 1) / 1000)
+            continue
+        if svc.route.sink:  # pipeline: the next step's input carries this step's result
+            await append(producer, svc.route.sink, encode(forward(env, outcome)), offset, svc.route.producer_name)
+        crash_point(env.headers, svc.route.service, outcome.attempt, "after-output")  # harness fault only
+        return
+
+
+async def dead_letter(svc: Service, producer: Producer, payload: bytes, offset: int, why: str, attempts: int) -> None:
+    """The dead-letter entry: the original bytes, and why, where from, after how many attempts."""
+    await append(producer, svc.route.dlq, payload, offset, svc.route.producer_name,
+                 {"reason": why, "service": svc.route.service, "attempts": str(attempts),
+                  "original-stream": svc.route.source, "original-offset": str(offset)})
+    log.warning("dead-lettered %s@%d for %s: %s", svc.route.source, offset, svc.route.service, why)
+
+
+async def append(producer: Producer, stream: str, body: bytes, input_offset: int, name: str,
+                 properties: dict | None = None) -> None:
+    """Append one message and wait for the broker's confirm; a repeat of the same input is dropped by the broker."""
+    msg = AMQPMessage(body=body, application_properties=properties)
+    msg.publishing_id = input_offset + 1  # dedup key: strictly increasing per name, as the input offsets are
+    await producer.send_wait(stream, msg, publisher_name=name, timeout=30)
+
+
+def reason(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"  # MalformedMessage's str() is its reason ("field 'user_id' must be int")
+
+
+async def _close(consumer: Consumer, producer: Producer) -> None:
+    for client in (consumer, producer):
+        try:
+            await asyncio.wait_for(client.close(), 10)
+        except Exception as exc:  # noqa: BLE001 - the connection may already be gone (broker restart)
+            log.info("closing %s: %s", type(client).__name__, exc)

@@ -1,0 +1,177 @@
+"""``RabbitMQStreamStack``: RabbitMQ 3.10 streams over the native stream protocol (rstream), behind the Stack protocol.
+
+A stream is an append-only log inside RabbitMQ: reading does not remove, each
+reader keeps an offset. What this stack supports on RabbitMQ 3.10.8, and how:
+
+* Supports fan-out: Yes, native — one stream per event type, a reader (and
+  an offset) per subscribing service; one append per event.
+* Supports replay: Yes, native — a reader without a stored offset starts at
+  the log's first message; nothing is deleted by consuming (no retention set).
+* Supports competing consumers (a service's workers sharing its messages):
+  **No.** Every subscriber receives every message; each worker of a service
+  reads the whole stream with its own offset reference ``<service>@<worker>``.
+  More workers = the same work again (the ledger's guard keeps one effect).
+  Single active consumer and super streams (partitioned streams), the 3.11
+  answers, are **unsupported on RabbitMQ 3.10.8**; this stack does not fake them.
+* Supports offset tracking: Yes, the broker's offset store (``store_offset``
+  every 200 ms and on stop; ``query_offset`` on (re)connect) — see ``offsets.py``.
+* Supports dead-lettering: No (streams have no DLX). The reader appends the
+  original bytes with a reason to ``stream.<service>.dlq``, a stream too.
+* Supports retries: No. The reader retries in place with doubling backoff
+  (the messages behind wait: order kept, head-of-line blocking).
+* Supports publisher confirms and deduplication: Yes — every append is
+  confirmed; forwards and dead letters carry publishing id = input offset + 1
+  under a per-service producer name, so the broker keeps one per input.
+* Supports length limits that push back on producers: No (streams take
+  ``x-max-length-bytes`` / ``x-max-age`` retention, which deletes old segments).
+* Supports transactions: No.
+
+Options, as this stack honours them:
+
+- ``workers``: worker processes; each reads every stream of the workload in full.
+- ``concurrency``: ignored; one reader per service per worker, one message at a time.
+- ``prefetch``: ignored; credit-based flow, ``clients.INITIAL_CREDIT`` chunks ahead.
+- ``guard``: passed to ``process()``.
+- ``max_retries`` / ``backoff_ms``: in-place retries, ``backoff_ms * 2**(attempt-1)``, then the dead-letter stream.
+- ``early_ack``: the offset is stored before handling (at-most-once for that reader).
+- ``partitions``: ignored (super streams need 3.11).
+- ``queue_max_length``: ignored (see above: no reject-publish on a stream).
+
+Broker view: ``backlog`` is, over every live worker's reference of the
+workload, the stream's tail offset minus the stored offset (offsets, not
+messages: on 3.10 each stored offset is itself an entry of the log);
+``drain`` waits for it to be 0 on two reads in a row. ``in_flight`` is empty:
+nothing is acknowledged per message.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from queuekit.core.envelope import Envelope, encode
+from queuekit.core.errors import KitError
+from queuekit.core.waiting import wait_for
+from queuekit.stacks.base import DeadLetter, PublishReport, Stack
+from queuekit.stacks.capabilities import Capabilities
+
+from . import topology
+from .admin import StreamAdmin
+
+SETTLE_READS = 2  # drain: zero lag on this many reads in a row (the tail watcher trails an append by milliseconds)
+
+
+class RabbitMQStreamStack(Stack):
+    name = "rabbitmq_stream"
+    worker_module = "rabbitmq_stream_app.worker"
+    capabilities = Capabilities(
+        broker="rabbitmq",
+        native_fanout=True,  # one stream, a reader with its own offset per service
+        per_key_order=True,  # every reader reads the whole stream in order, one message at a time
+        replayable=True,  # consuming does not delete: a new reader starts at the first message
+        dead_letter="adapter",  # no DLX for streams: the reader appends to stream.<service>.dlq
+        ack_on_receipt_possible=True,  # store the offset before handling (early_ack): at-most-once
+        transactions=False,
+        pull_based=True,  # credit-based reads; a stream never refuses a producer, the lag grows
+        evicts_slow_consumer=False,  # no liveness deadline: heartbeats continue while a handler runs in a thread
+        work_sharing_beyond_partitions=False,  # no sharing at all: see competing_consumers
+        competing_consumers=False,  # every subscriber gets every message (single active consumer needs 3.11)
+    )
+
+    def __init__(self, settings, ledger_path):
+        super().__init__(settings, ledger_path)
+        self._admin: StreamAdmin | None = None
+
+    @property
+    def admin(self) -> StreamAdmin:
+        if self._admin is None:
+            self._admin = StreamAdmin(self.settings)
+        return self._admin
+
+    # -- the template's hooks ------------------------------------------------------
+    def declare(self) -> None:
+        self.admin.declare([s for w in self.workloads for s in topology.streams(w)])
+
+    def _live_workers(self) -> list[str]:
+        pool = self.pool
+        return [pool.name(i) for i in range(len(pool.procs)) if pool.alive(i)] if pool else []
+
+    def _readers(self) -> set[tuple[str, str, str]]:
+        """(stream, service, worker) the broker sees subscribed (stream management plugin)."""
+        return {(c["queue"]["name"], (c.get("properties") or {}).get("service"), (c.get("properties") or {}).get("worker"))
+                for c in self.admin.consumers()}
+
+    def consumers_ready(self) -> bool:
+        """Every live worker has a subscription per service of the workloads."""
+        seen = self._readers()
+        return all((r.source, r.service, w) in seen
+                   for w in self._live_workers() for wl in self.workloads for r in topology.routes(wl))
+
+    def describe_consumers(self) -> str:
+        return f"stream readers (stream, service, worker): {sorted(self._readers(), key=str)}"
+
+    def close_clients(self) -> None:
+        if self._admin is not None:
+            self._admin.close()  # the watcher, producer and offset reader; the loop thread stays for the next run
+
+    def purge(self) -> None:
+        """Every ``stream.*`` stream, with the offsets and producer sequences stored in it."""
+        self.admin.delete(topology.PREFIX)
+
+    # -- producing -----------------------------------------------------------------
+    def publish(self, workload: str, envelopes: Sequence[Envelope]) -> PublishReport:
+        t0 = time.monotonic()
+        confirmed, refused = self.admin.publish(topology.entry_stream(workload), [encode(e) for e in envelopes])
+        return PublishReport(confirmed=confirmed, refused=refused, seconds=time.monotonic() - t0,
+                             broker_messages=confirmed)
+
+    def publish_raw(self, workload: str, payload: bytes) -> None:
+        confirmed, _ = self.admin.publish(topology.entry_stream(workload), [payload])
+        if not confirmed:
+            raise KitError(f"RabbitMQ did not confirm the raw message on {topology.entry_stream(workload)}")
+
+    # -- the broker's view -----------------------------------------------------------
+    def lag(self, workload: str) -> dict[str, int]:
+        """Per live reader (``<service>@<worker>``): the stream's tail offset minus its stored offset."""
+        lags = {}
+        for route in topology.routes(workload):
+            tail = self.admin.tails.get(route.source, -1)
+            for worker in self._live_workers():
+                stored = self.admin.stored_offset(route.source, route.reference(worker))
+                lags[route.reference(worker)] = max(0, tail - (-1 if stored is None else stored))
+        return lags
+
+    def backlog(self, workload: str) -> int:
+        return sum(self.lag(workload).values())
+
+    def drain(self, workload: str, timeout: float = 60.0) -> None:
+        zeros: list[bool] = []
+
+        def settled() -> bool:
+            zeros.append(self.backlog(workload) == 0)
+            return len(zeros) >= SETTLE_READS and all(zeros[-SETTLE_READS:])
+
+        wait_for(settled, timeout=timeout, interval=0.25, max_interval=0.25,
+                 what=f"every live {workload} reader's stored offset at its stream's tail",
+                 describe=lambda: f"lag per reader: {self.lag(workload)}, tails: {self.admin.tails}")
+
+    def dead_letters(self, workload: str) -> list[DeadLetter]:
+        """Every entry of the workload's dead-letter streams, read by a reader that stores no offset."""
+        found = []
+        for route in topology.routes(workload):
+            for _, msg in self.admin.read(route.dlq):
+                props = {_text(k): _text(v) for k, v in (msg.application_properties or {}).items()}
+                found.append(DeadLetter(service=props.get("service") or route.service, payload=bytes(msg.body),
+                                        reason=props.get("reason", "")))
+        return found
+
+    def in_flight(self) -> dict[str, int]:
+        """Nothing is acknowledged per message on a stream: progress is the stored offset (see ``lag``)."""
+        return {}
+
+    def replay(self, workload: str, timeout: float = 20.0) -> int:
+        """A brand-new reader (no reference) reads the entry stream from its first message: how many."""
+        return len(self.admin.read(topology.entry_stream(workload), timeout=timeout))
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

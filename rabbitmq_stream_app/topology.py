@@ -1,0 +1,88 @@
+"""The streams of each workload and who reads them with which offset reference.
+
+    signup    stream.signup ------------------------------> reader signup
+    video     stream.video.uploaded -> video.transcode --(forward)--> stream.video.transcoded
+              stream.video.transcoded -> video.thumbnail --(forward)--> stream.video.thumbnailed
+              stream.video.thumbnailed -> video.notify
+    tracking  stream.tracking.events -> reader tracking.analytics
+                                     -> reader tracking.recommendations   (fan-out: an offset per reader)
+
+Per service a dead-letter stream ``stream.<service>.dlq`` that only the
+consumers write (streams have no dead-letter exchange). No retry stream: every
+reader reads every message, so a retry stream would be retried by every reader
+(see ``consumers.py``); retries happen in the reader, in order.
+
+Offset references (the broker's offset store, one stored offset per
+reference and stream): one per service *and worker*, ``<service>@<worker>``.
+On RabbitMQ 3.10 every subscriber of a stream receives every message: there
+is no way to share a stream's messages among a service's workers (single
+active consumer, 3.11, would make one of them active; super streams, 3.11,
+would partition). Two instances storing under one reference would overwrite
+each other's position, so each keeps its own — a reader is a "group of one".
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from queuekit.core.execute import next_service
+from workloads import WORKLOADS
+
+PREFIX = "stream."  # reset() deletes every stream with this prefix
+SOURCES = {  # the stream each service reads; a pipeline step's sink is the next step's source
+    "signup": "stream.signup",
+    "video.transcode": "stream.video.uploaded",
+    "video.thumbnail": "stream.video.transcoded",
+    "video.notify": "stream.video.thumbnailed",
+    "tracking.analytics": "stream.tracking.events",
+    "tracking.recommendations": "stream.tracking.events",
+}
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where one service reads, forwards and dead-letters."""
+
+    service: str
+
+    @property
+    def source(self) -> str:
+        return SOURCES[self.service]
+
+    @property
+    def sink(self) -> str | None:
+        """The next pipeline step's stream, or None (end of pipeline / not a pipeline)."""
+        after = next_service(self.service)
+        return SOURCES[after] if after else None
+
+    @property
+    def dlq(self) -> str:
+        return f"{PREFIX}{self.service}.dlq"
+
+    def reference(self, worker: str) -> str:
+        """The offset reference of this service's reader in ``worker`` (the broker stores one offset per reference)."""
+        return f"{self.service}@{worker}"
+
+    @property
+    def producer_name(self) -> str:
+        """Shared by the service's readers in every worker: the broker drops a message whose publishing id
+        (the input's offset + 1) this name already wrote to that stream — one forward / dead letter per input,
+        however many readers handled it (stream deduplication)."""
+        return f"{PREFIX}{self.service}"
+
+
+def routes(workload: str) -> list[Route]:
+    return [Route(service) for service in WORKLOADS[workload].services]
+
+
+def entry_stream(workload: str) -> str:
+    return routes(workload)[0].source
+
+
+def streams(workload: str) -> list[str]:
+    names = [s for r in routes(workload) for s in (r.source, r.sink, r.dlq) if s]
+    return list(dict.fromkeys(names))
+
+
+def read_streams(workload: str) -> list[str]:
+    """The streams the workload's readers consume (not the dead-letter ones)."""
+    return list(dict.fromkeys(r.source for r in routes(workload)))
