@@ -78,6 +78,7 @@ class KafkaStack(Stack):
         pull_based=True,  # consumers fetch; producers never see back-pressure, lag grows
         evicts_slow_consumer=True,  # a handler longer than max.poll.interval.ms gets its member evicted
         work_sharing_beyond_partitions=False,  # a partition has one reader per group: extra members idle
+        lease="member",  # past max.poll.interval.ms the member is evicted and its partitions move
     )
 
     def __init__(self, settings, ledger_path):

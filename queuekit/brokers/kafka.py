@@ -107,6 +107,12 @@ class Kafka:
             "transaction.state.log.num.partitions": "10",
             "share.coordinator.state.topic.replication.factor": "1",
             "share.coordinator.state.topic.min.isr": "1",
+            # Share groups (kafka_share): let a group ask for a short record lock, session and heartbeat
+            # (broker floors 15 s / 45 s / 5 s) so a SIGKILLed member's records and partitions come back
+            # in seconds; each group sets its own values (kafka_share_app/admin.py).
+            "group.share.min.record.lock.duration.ms": "1000",
+            "group.share.min.session.timeout.ms": "2000",
+            "group.share.min.heartbeat.interval.ms": "500",
             # A group's first rebalance starts at once instead of waiting 3 s for more members.
             "group.initial.rebalance.delay.ms": "0",
             # Let consumers ask for short session timeouts (default floor 6 s) so a SIGKILLed

@@ -43,6 +43,12 @@ class Capabilities:
     # False: every consumer of a service receives every message (a RabbitMQ 3.10 stream: no single active
     # consumer, no super streams), so "more workers" means the same work done again, not more throughput.
     competing_consumers: bool = True
+    # What takes a message back from a consumer that is still handling it (the lease-expiry scenario):
+    # "none" — nothing within a task's time (RabbitMQ's consumer_timeout is broker-wide, 30 min on the kit's
+    # broker, and not settable per queue on 3.10); "member" — the whole member is evicted after
+    # max.poll.interval.ms and its partitions move; "record" — each record's acquisition lock expires
+    # (share.record.lock.duration.ms) and that record alone is delivered again, while its handler still runs.
+    lease: Literal["none", "member", "record"] = "none"
 
     @classmethod
     def names(cls) -> tuple[str, ...]:

@@ -18,6 +18,7 @@ STACKS: dict[str, str | type[Stack]] = {
     "celery": "celery_app.stack:CeleryStack",
     "dramatiq": "dramatiq_app.stack:DramatiqStack",
     "kafka": "kafka_app.stack:KafkaStack",
+    "kafka_share": "kafka_share_app.stack:KafkaShareStack",
     "rabbitmq_stream": "rabbitmq_stream_app.stack:RabbitMQStreamStack",
 }
 

@@ -1,0 +1,56 @@
+"""Per-record acknowledgement: where the share-group stack's delivery semantics are decided.
+
+    handled (effect applied, output forwarded)    ACCEPT   the record is done for this share group
+    TransientError / a crash in the handler       RELEASE  available again at once, delivery count + 1
+      … on delivery ``max_retries + 1``           REJECT   (after noting why) -> the group's dlq.* topic
+    MalformedMessage / PermanentError             REJECT   (after noting why) -> the group's dlq.* topic
+    worker SIGKILLed / lock expired mid-task      nothing  the broker releases it when the lock expires
+                                                           or the member's session ends; count + 1
+    delivery count reaches the group's limit      (broker) archived, written to the dlq.* topic
+
+The broker writes the dead-letter record (KIP-1191), with the original key
+and value (``errors.deadletterqueue.copy.record.enable``) and headers saying
+where from and how many deliveries — but not why: REJECT carries no reason.
+So before a REJECT the adapter writes the reason, keyed by the record's
+coordinates, to ``qks.<service>.dlq-reasons``; ``dead_letters`` joins the two.
+
+Acknowledgements are sent with ``commit_sync`` right after each record:
+nothing handled waits in the client for the next poll, so a SIGKILL
+re-delivers only the record in hand. An acknowledgement for a record whose
+lock has expired is refused by the broker (the record was, or will be,
+delivered again): logged, and the ledger's idempotency guard absorbs the repeat.
+"""
+from __future__ import annotations
+
+import json
+import logging
+
+from confluent_kafka import AcknowledgeType, Message, Producer, ShareConsumer
+
+from .topology import Route
+
+log = logging.getLogger("kafka_share_app.acks")
+ACCEPT, RELEASE, REJECT = AcknowledgeType.ACCEPT, AcknowledgeType.RELEASE, AcknowledgeType.REJECT
+NAMES = {ACCEPT: "ACCEPT", RELEASE: "RELEASE", REJECT: "REJECT"}
+COMMIT_TIMEOUT_S = 30.0
+
+
+def acknowledge(consumer: ShareConsumer, msg: Message, kind: AcknowledgeType) -> bool:
+    """Record ``kind`` for ``msg`` and send it now; False when the broker refused it (lock lost)."""
+    consumer.acknowledge(msg, kind)
+    refused = {tp: err for tp, err in consumer.commit_sync(COMMIT_TIMEOUT_S).items() if err is not None}
+    if refused:
+        log.warning("%s of %s/%d@%d refused (its lock expired: the record is delivered again): %s",
+                    NAMES[kind], msg.topic(), msg.partition(), msg.offset(), refused)
+    return not refused
+
+
+def coordinates(topic: str | None, partition: int | str | None, offset: int | str | None) -> str:
+    return f"{topic}/{partition}/{offset}"
+
+
+def note_reason(producer: Producer, route: Route, msg: Message, why: str, send) -> None:
+    """Before a REJECT: why, keyed by where the record is (the broker's DLQ headers carry the same)."""
+    value = json.dumps({"reason": why, "service": route.service, "delivery_count": msg.delivery_count()})
+    send(producer, route.reasons_topic, coordinates(msg.topic(), msg.partition(), msg.offset()).encode(),
+         value.encode())

@@ -1,0 +1,104 @@
+"""The share-consumer loop: poll, ``queuekit.core.execute.process`` each record, acknowledge it (``acks.py``).
+
+    Outcome               forward the result to the next pipeline topic, then ACCEPT
+    MalformedMessage,     note the reason, REJECT (the broker writes the record to dlq.qks.<service>)
+    PermanentError
+    anything else         RELEASE: delivered again at once (no backoff: KIP-932 has no redelivery
+    (TransientError, …)   delay), to whichever member fetches first; on delivery max_retries + 1: REJECT
+
+``early_ack``: ACCEPT is sent before the handler runs (at-most-once: a SIGKILL
+or a failure loses the record). Every member may read every partition the
+broker assigns it, and the broker may assign one partition to several
+members: workers beyond the partition count still get records.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+from confluent_kafka import KafkaError, KafkaException, Message, Producer, ShareConsumer
+
+from queuekit.core.envelope import MalformedMessage, decode, encode
+from queuekit.core.execute import PermanentError, crash_point, forward, process
+from queuekit.core.ledger import Ledger
+from queuekit.core.options import StackOptions
+
+from .acks import ACCEPT, RELEASE, REJECT, AcknowledgeType, acknowledge, note_reason
+from .topology import Route
+
+log = logging.getLogger("kafka_share_app.consumers")
+POLL_S = 0.5  # how often a loop looks at its stop flag; poll() returns at once when records arrive
+SEND_TIMEOUT_S = 30.0
+
+
+@dataclass
+class Service:
+    """One consumer thread's world: a member of one service's share group and the producer it owns."""
+
+    route: Route
+    consumer: ShareConsumer
+    producer: Producer  # owned by this thread alone: flush() waits for exactly our own records
+    ledger: Ledger
+    worker: str
+    options: StackOptions
+
+
+def consume(svc: Service, stop: threading.Event) -> None:
+    svc.consumer.subscribe([svc.route.source])
+    while not stop.is_set():
+        for msg in svc.consumer.poll(POLL_S):  # a batch of records now locked to this member
+            if msg.error():
+                if msg.error().fatal():
+                    raise KafkaException(msg.error())
+                log.warning("share consumer error: %s", msg.error())
+                continue
+            if svc.options.early_ack:
+                acknowledge(svc.consumer, msg, ACCEPT)  # early_ack: done for the broker BEFORE handling
+                handle(svc, msg)  # whatever happens now, the record will not come back
+            else:
+                kind = handle(svc, msg)  # handle first ...
+                acknowledge(svc.consumer, msg, kind)  # ... THEN acknowledge: at-least-once
+    svc.consumer.close()  # sends what is acknowledged, releases what is not, leaves the group
+
+
+def handle(svc: Service, msg: Message) -> AcknowledgeType:
+    """Process one record and send what it produces; return how to acknowledge it."""
+    attempt = msg.delivery_count()  # the broker's count: 1 on the first delivery, +1 per release or lock expiry
+    try:
+        env = decode(msg.value())
+        outcome = process(env, service=svc.route.service, worker=svc.worker, ledger=svc.ledger,
+                          guard=svc.options.guard)
+    except (MalformedMessage, PermanentError) as exc:  # never retried
+        return reject(svc, msg, reason(exc))
+    except Exception as exc:  # TransientError or a crash in the handler
+        if attempt > svc.options.max_retries:
+            return reject(svc, msg, reason(exc))
+        log.info("releasing %s/%d@%d (delivery %d): %s", msg.topic(), msg.partition(), msg.offset(), attempt,
+                 reason(exc))
+        return RELEASE
+    if svc.route.sink:  # pipeline: the next step's input carries this step's result
+        send(svc.producer, svc.route.sink, msg.key(), encode(forward(env, outcome)))
+    crash_point(env.headers, svc.route.service, outcome.attempt, "after-output")  # harness fault only
+    return ACCEPT
+
+
+def reject(svc: Service, msg: Message, why: str) -> AcknowledgeType:
+    if svc.options.early_ack:  # already accepted: nothing left to reject; the record is gone
+        log.warning("%s/%d@%d failed after an early ACCEPT: lost (%s)", msg.topic(), msg.partition(), msg.offset(), why)
+        return REJECT
+    note_reason(svc.producer, svc.route, msg, why, send)
+    log.warning("rejecting %s/%d@%d for %s: %s", msg.topic(), msg.partition(), msg.offset(), svc.route.service, why)
+    return REJECT
+
+
+def send(producer: Producer, topic: str, key: bytes | None, value: bytes | None) -> None:
+    """Produce one record and wait for its delivery report (acks=all)."""
+    failed: list[KafkaError] = []
+    producer.produce(topic, value, key, on_delivery=lambda err, _: err and failed.append(err))
+    if producer.flush(SEND_TIMEOUT_S) or failed:  # not delivered: raise; the record stays unacknowledged
+        raise KafkaException(failed[0] if failed else KafkaError(KafkaError._MSG_TIMED_OUT))
+
+
+def reason(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
