@@ -77,7 +77,9 @@ class KafkaShareStack(Stack):
         ack_on_receipt_possible=True,  # early_ack: ACCEPT before handling
         transactions=False,  # share acknowledgements cannot join a Kafka transaction (KIP-932)
         pull_based=True,  # members fetch; producers never see back-pressure
-        evicts_slow_consumer=True,  # a record whose lock expires mid-task is taken back and delivered again
+        # max.poll.interval.ms (3 s) did not take a 6 s task away (long-task); what does is the record lock,
+        # declared as lease="record" below.
+        evicts_slow_consumer=False,
         work_sharing_beyond_partitions=True,  # a partition can be assigned to several members
         delivery_limit=True,  # share.delivery.count.limit: the broker archives (dead-letters) after N deliveries
         lease="record",  # the per-record acquisition lock; the client cannot renew it

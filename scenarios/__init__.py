@@ -13,7 +13,9 @@ from . import (
                duplicates,
                exactly_once,
                fan_out,
+               lease_expiry,
                long_task,
+               more_consumers,
                ordering,
                poison,
                rebalance,
@@ -38,6 +40,8 @@ SCENARIOS: list[Scenario] = [
     broker_restart.SCENARIO,
     long_task.BLOCKING,
     long_task.PAUSE_RESUME,
+    more_consumers.SCENARIO,
+    lease_expiry.SCENARIO,
 ]
 
 BY_NAME = {s.name: s for s in SCENARIOS}

@@ -5,7 +5,7 @@ import random
 
 from queuekit.core.envelope import make_envelope
 from queuekit.core.options import StackOptions
-from queuekit.suite.model import AtLeast, Context, Scenario, always, by_capability
+from queuekit.suite.model import AtLeast, Anything, Context, Scenario, always, by_capability, for_stack
 from workloads import WORKLOADS
 
 from .observe import delivery, wait_for_effects
@@ -40,6 +40,11 @@ SCENARIO = Scenario(
     # Work queues hand the next message to whichever worker is free: order per key is not kept.
     # Kafka keys by user_id: one partition per user, one consumer per partition, order kept.
     expect=[always(lost=0, duplicates=0),
-            by_capability("per_key_order", yes={"order_violations": 0}, no={"order_violations": AtLeast(1)})],
+            by_capability("per_key_order", yes={"order_violations": 0}, no={"order_violations": AtLeast(1)}),
+            # Finding: share groups promise no order, yet with 3 members on 3 partitions the broker gave each
+            # member a partition of its own and each member handles its records one by one: 0 violations seen.
+            # The order breaks once members outnumber partitions (more-consumers-than-partitions counts it).
+            for_stack("kafka_share", why="3 members, 3 partitions: each member got its own partition",
+                      order_violations=Anything())],
     run=run,
 )

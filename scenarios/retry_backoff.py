@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from queuekit.core.envelope import make_envelope
 from queuekit.core.options import StackOptions
-from queuekit.suite.model import AtLeast, Context, Scenario, always
+from queuekit.suite.model import AtLeast, AtMost, Anything, Context, Scenario, always, for_stack
 from workloads import WORKLOADS
 
 from .observe import wait_for_effects
@@ -36,6 +36,11 @@ SCENARIO = Scenario(
              "effects, and how long between them?",
     workload="signup",
     options=StackOptions(workers=1, max_retries=3, backoff_ms=BACKOFF_MS),
-    expect=[always(attempts=3, effects=1, dead_letters=0, first_delay_ms=AtLeast(BACKOFF_MS * 0.9), backoff_grows=True)],
+    expect=[always(attempts=3, effects=1, dead_letters=0, first_delay_ms=AtLeast(BACKOFF_MS * 0.9), backoff_grows=True),
+            # Finding: a RELEASEd record is available again at once (KIP-932 has no redelivery delay); the broker
+            # counts deliveries but waits for none — observed 10 and 9 ms, then 45 and 182 ms (poll timing on a
+            # loaded machine) between the three attempts: what grows is noise, so it is recorded, not asserted.
+            for_stack("kafka_share", why="RELEASE redelivers at once: no backoff in share groups",
+                      first_delay_ms=AtMost(BACKOFF_MS * 0.9), backoff_grows=Anything())],
     run=run,
 )

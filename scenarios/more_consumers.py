@@ -1,0 +1,47 @@
+"""Parallelism beyond partitions: 6 workers on a topic of 2 partitions — how many do work?"""
+from __future__ import annotations
+
+from queuekit.core.envelope import make_envelope
+from queuekit.core.options import StackOptions
+from queuekit.suite.model import AtLeast, Context, Scenario, always, by_capability
+from workloads import WORKLOADS
+
+from .observe import delivery, wait_for_effects
+
+N = 36
+WORKERS = 6
+PARTITIONS = 2
+SLOW_S = 0.1
+
+
+def run(ctx: Context) -> dict:
+    envelopes = [make_envelope(m, {"fault": "slow", "seconds": SLOW_S})
+                 for m in WORKLOADS["signup"].make_messages(N, seed=141)]
+    for env in envelopes:  # a stream arriving, one confirmed message at a time (not one burst)
+        ctx.stack.publish("signup", [env])
+    wait_for_effects(ctx, "signup", [e.key for e in envelopes], timeout=90)
+    ctx.stack.drain("signup")
+    per_worker: dict[str, int] = {}
+    for effect in ctx.ledger.effects(service="signup"):
+        per_worker[effect.worker] = per_worker.get(effect.worker, 0) + 1
+    seen = delivery(ctx, envelopes, "signup")
+    return {"workers_with_work": len(per_worker), "lost": seen["lost"], "duplicates": seen["duplicates"],
+            "per_worker": per_worker}
+
+
+SCENARIO = Scenario(
+    name="more-consumers-than-partitions",
+    concept="Queue vs consumer group: parallelism and partitions",
+    question=f"{N} tasks of {SLOW_S:g} s arriving one by one, {WORKERS} workers, {PARTITIONS} partitions: "
+             "how many workers do work?",
+    workload="signup",
+    options=StackOptions(workers=WORKERS, partitions=PARTITIONS),
+    expect=[
+        always(lost=0, duplicates=0),
+        # A consumer group gives a partition to one member: at most 2 busy. Queues hand each message to a free
+        # worker; share groups hand out records, a partition to several members: more than 2 busy.
+        by_capability("work_sharing_beyond_partitions", yes={"workers_with_work": AtLeast(PARTITIONS + 1)},
+                      no={"workers_with_work": PARTITIONS}),
+    ],
+    run=run,
+)
