@@ -24,7 +24,7 @@ from queuekit.core.execute import PermanentError, crash_point, forward, process
 from queuekit.core.ledger import Ledger
 from queuekit.core.options import StackOptions
 
-from .acks import ACCEPT, RELEASE, REJECT, AcknowledgeType, acknowledge, note_reason
+from .acks import ACCEPT, REJECT, RELEASE, AcknowledgeType, acknowledge, note_reason
 from .topology import Route
 
 log = logging.getLogger("kafka_share_app.consumers")

@@ -5,7 +5,7 @@ import random
 
 from queuekit.core.envelope import make_envelope
 from queuekit.core.options import StackOptions
-from queuekit.suite.model import AtLeast, Anything, Context, Scenario, always, by_capability, for_stack
+from queuekit.suite.model import Anything, AtLeast, Context, Scenario, always, by_capability, for_stack
 from workloads import WORKLOADS
 
 from .observe import delivery, wait_for_effects

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from queuekit.core.envelope import make_envelope
 from queuekit.core.options import StackOptions
-from queuekit.suite.model import AtLeast, AtMost, Anything, Context, Scenario, always, for_stack
+from queuekit.suite.model import Anything, AtLeast, AtMost, Context, Scenario, always, for_stack
 from workloads import WORKLOADS
 
 from .observe import wait_for_effects
