@@ -57,6 +57,12 @@ CLAIMS = [
           "let lag grow"),
     Claim("Each input's output exactly once, across a crash", "exactly-once", "outputs_delivered_per_input", "lower",
           "Kafka transactions (consume-transform-produce); elsewhere idempotency keys give effectively-once"),
+    Claim("More workers than partitions, all busy (queue semantics without a second broker)",
+          "more-consumers-than-partitions", "workers_with_work", "higher",
+          "a consumer group gives a partition to one member; queues and Kafka share groups hand out messages"),
+    Claim("A task longer than the broker's lease runs once", "lease-expiry", "long_task_attempts", "lower",
+          "share groups lock each record (max 60 s, not renewable from confluent-kafka); consumer groups evict "
+          "the member after max.poll.interval.ms; RabbitMQ's consumer_timeout is broker-wide (30 min here)"),
 ]
 
 
