@@ -12,6 +12,9 @@ call, instead of starting a JVM (``kafka-share-groups.sh``) on every poll:
 
 Only what the harness reads is decoded. Every request goes to the broker the
 bootstrap names; a NOT_COORDINATOR answer (a multi-broker cluster) raises.
+Ask only for partitions that exist: Kafka 4.4 never answered a
+DescribeShareGroupOffsets naming a partition the topic does not have (its log:
+"Exhausted max retries for read state summary"), so the call times out.
 """
 from __future__ import annotations
 
