@@ -6,7 +6,7 @@ import threading
 from queuekit.core.envelope import make_envelope
 from queuekit.core.options import StackOptions
 from queuekit.core.waiting import wait_for
-from queuekit.suite.model import AtLeast, AtMost, Anything, Context, Scenario, always, by_capability, for_stack
+from queuekit.suite.model import Anything, AtLeast, AtMost, Context, Scenario, always, by_capability, for_stack
 from workloads import WORKLOADS
 
 from .observe import delivery
