@@ -67,8 +67,10 @@ class ShareAdmin:
 
     # -- the broker's view ---------------------------------------------------------------------
     def groups_ready(self, expected: Mapping[str, tuple[str, int]]) -> bool:
-        """group -> (topic, members): each group Stable, with exactly that many members, and every partition
-        assigned to at least one member (share groups may assign a partition to several)."""
+        """group -> (topic, members): each group Stable, with exactly that many members, every member assigned
+        a partition and every partition assigned. Members beyond the partition count share partitions, but the
+        broker assigns them a moment later (seen: 1 s with one partition and three members): until then a
+        member has none and would sit idle, so it is not ready."""
         described = wire.describe_share_groups(self.bootstrap, list(expected))
         metadata = self.topics(timeout=5)
         for group, (topic, members) in expected.items():
@@ -76,7 +78,7 @@ class ShareAdmin:
             if desc is None or desc.state != "Stable" or len(desc.members) != members:
                 return False
             assigned = {p for m in desc.members for p in m.assignment.get(topic, [])}
-            if assigned != set(metadata[topic].partitions):
+            if assigned != set(metadata[topic].partitions) or not all(m.assignment.get(topic) for m in desc.members):
                 return False
         return True
 
