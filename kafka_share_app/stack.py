@@ -201,8 +201,8 @@ class KafkaShareStack(Stack):
                 h = {k: (v or b"").decode() for k, v in m.headers() or ()}
                 where = coordinates(h.get("__dlq.errors.topic"), h.get("__dlq.errors.partition"),
                                     h.get("__dlq.errors.offset"))
-                broker_says = f"{h.get('__dlq.errors.message', '')} (delivery {h.get('__dlq.errors.delivery.count')})"
-                why = f"{reasons[where]}; broker: {broker_says}" if where in reasons else f"broker: {broker_says}"
+                broker_says = f"broker: {h.get('__dlq.errors.message', '')} (delivery {h.get('__dlq.errors.delivery.count')})"
+                why = f"{broker_says}; {reasons[where]}" if where in reasons else broker_says  # the handler's reason last
                 found.append(DeadLetter(service=route.service, payload=m.value() or b"", reason=why))
         return found
 

@@ -62,6 +62,8 @@ SCENARIO = Scenario(
             # count limit (max_retries + 1 = 4) archives it into the DLQ although its first run succeeded.
             record={"long_task_attempts": AtLeast(2), "long_task_dead_lettered": True, "quick_effects": N_QUICK},
         ),
+        # No competing consumers (a 3.10 stream): both workers read the long task, so it runs once per worker.
+        by_capability("competing_consumers", no={"long_task_attempts": 2}),
     ],
     run=run,
 )

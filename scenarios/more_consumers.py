@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from queuekit.core.envelope import make_envelope
 from queuekit.core.options import StackOptions
-from queuekit.suite.model import AtLeast, Context, Scenario, always, by_capability
+from queuekit.suite.model import Anything, AtLeast, Context, Scenario, always, by_capability
 from workloads import WORKLOADS
 
 from .observe import delivery, wait_for_effects
@@ -26,6 +26,7 @@ def run(ctx: Context) -> dict:
         per_worker[effect.worker] = per_worker.get(effect.worker, 0) + 1
     seen = delivery(ctx, envelopes, "signup")
     return {"workers_with_work": len(per_worker), "lost": seen["lost"], "duplicates": seen["duplicates"],
+            "deliveries_per_task": round(ctx.ledger.count("attempts", service="signup") / N, 2),
             "per_worker": per_worker}
 
 
@@ -42,6 +43,9 @@ SCENARIO = Scenario(
         # worker; share groups hand out records, a partition to several members: more than 2 busy.
         by_capability("work_sharing_beyond_partitions", yes={"workers_with_work": AtLeast(PARTITIONS + 1)},
                       no={"workers_with_work": PARTITIONS}),
+        # No competing consumers (a 3.10 stream): every worker reads every task; the guard lets the first to apply
+        # it have the effect, so who "did work" is a race and each task is handled once per worker.
+        by_capability("competing_consumers", no={"workers_with_work": Anything(), "deliveries_per_task": WORKERS}),
     ],
     run=run,
 )
