@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup compare test bench browser up down status clean
+.PHONY: setup compare test bench browser kcat up down status clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,10 +26,16 @@ browser:
 	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; } \
 	  || { echo "chromium is missing: run sudo apt-get install -y chromium" >&2; exit 1; }
 
+# README "Run it yourself" sends with kcat (a Kafka producer nobody here wrote); its test runs it.
+kcat:
+	@command -v kcat >/dev/null || { [ "$$(id -u)" = 0 ] && echo "installing kcat with apt-get (first run only)…" \
+	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends kcat >/dev/null; } \
+	  || { echo "kcat is missing: run sudo apt-get install -y kcat" >&2; exit 1; }
+
 # The suite: lint and import contracts, everything but the scenario matrix, then the matrix in two lanes
 # (RabbitMQ cells and Kafka cells side by side; see tests/scenarios/test_scenarios.py). PYTEST_ARGS reaches both runs.
 # The brokers are started once for both runs and left running (`make down` stops them).
-test: setup browser
+test: setup browser kcat
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/queuekit up

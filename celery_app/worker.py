@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import sys
 
+from queuekit.core.options import StackOptions
 from queuekit.core.worker_env import this_worker
 
 from . import topology
 
 
-def argv(workloads: list[str]) -> list[str]:
-    me = this_worker("celery")
-    options, name = me.options, me.name
+def argv(workloads: list[str], options: StackOptions | None = None, name: str | None = None) -> list[str]:
+    """``celery worker`` arguments (after ``-A celery_app.app``); ``celery_app.by_hand`` passes options and name."""
+    if options is None or name is None:
+        me = this_worker("celery")
+        options, name = options or me.options, name or me.name
     return [
         "worker",
         f"--hostname={name}@%h",

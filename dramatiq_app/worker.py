@@ -25,6 +25,7 @@ from workloads import WORKLOADS
 
 from . import actors  # noqa: F401  declares the actors (and their queues) on the global broker
 from .broker import broker
+from .by_hand import worker_timeout_ms
 from .topology import queue_name
 
 
@@ -41,7 +42,7 @@ def main(workloads: list[str]) -> None:
     queues = {queue_name(s) for w in workloads for s in WORKLOADS[w].services}
     # worker_timeout is also how often a consumer wakes to move due messages out of its delay queue:
     # with Dramatiq's 1000 ms every retry waits >= ~1 s whatever its backoff; keep it under the first delay.
-    worker_timeout = min(1000, max(10, options.backoff_ms // 2))
+    worker_timeout = worker_timeout_ms(options)
     worker = dramatiq.Worker(broker, queues=queues, worker_threads=options.concurrency, worker_timeout=worker_timeout)
     # Prefetch: basic_qos(prefetch_count) on each queue's consumer channel. Dramatiq's default is
     # 2 * worker_threads (env dramatiq_queue_prefetch, read at import); in-progress messages count.

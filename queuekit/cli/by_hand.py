@@ -1,0 +1,48 @@
+"""Running things by hand: a stack's workers in the foreground, the framework's own way (``worker``)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from queuekit import brokers
+from queuekit.core.config import settings
+from workloads import WORKLOADS
+
+from .common import STACK_CHOICE, say
+
+
+@click.command()
+@click.argument("stack", type=STACK_CHOICE)
+@click.option("--workload", "workloads", multiple=True, type=click.Choice(list(WORKLOADS)),
+              help="Consume this workload's queues/topics (repeatable). Default: all three.")
+@click.option("--workers", default=1, show_default=True, help="Worker processes.")
+@click.option("--concurrency", default=1, show_default=True, help="Slots (threads) per worker process.")
+@click.option("--prefetch", default=1, show_default=True, help="Unacked messages per slot (RabbitMQ stacks).")
+@click.option("--ledger", type=click.Path(path_type=Path), envvar="QUEUEKIT_LEDGER",
+              help="Where effects are recorded. Default: $QUEUEKIT_LEDGER, else $QUEUEKIT_HOME/by-hand/ledger.sqlite.")
+@click.option("--print", "print_only", is_flag=True, help="Declare the topology, print the commands, start nothing.")
+def worker(stack: str, workloads: tuple[str, ...], workers: int, concurrency: int, prefetch: int,
+           ledger: Path | None, print_only: bool) -> None:
+    """Run STACK's workers in the foreground, the framework's own way; Ctrl-C stops them (warm shutdown).
+
+    Declares the queues/topics, prints the environment and the exact command
+    (celery worker, dramatiq, python -m kafka_app.worker) so you can run it
+    yourself, then runs it with each line prefixed by the worker's name.
+    """
+    from queuekit.core.options import StackOptions
+    from queuekit.stacks import by_hand
+    from queuekit.stacks.registry import load_stack
+
+    s = settings()
+    brokers.up(s, (load_stack(stack).capabilities.broker,), say)
+    ledger = (ledger or by_hand.default_ledger(s)).resolve()
+    ledger.parent.mkdir(parents=True, exist_ok=True)
+    options = StackOptions(workers=workers, concurrency=concurrency, prefetch=prefetch)
+    commands = by_hand.prepare(s, stack, workloads or tuple(WORKLOADS), options, ledger)
+    click.echo(by_hand.describe(commands))
+    if print_only:
+        return
+    say(f"{stack}: {workers} worker(s) in the foreground, effects in {ledger}; Ctrl-C stops them")
+    sys.exit(by_hand.run(commands, click.echo))

@@ -1,0 +1,98 @@
+"""README "Run it yourself", run as written: each stack's own worker command, a message sent with the
+framework's own tool (``celery call``, an actor's ``.send()``, kcat), one effect in the ledger; and
+``queuekit worker`` running the same command in the foreground until SIGTERM / Ctrl-C."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from queuekit.core.ledger import Ledger
+from queuekit.core.waiting import wait_for
+
+from readme_blocks import blocks, shell_env
+
+STACKS = ("celery", "dramatiq", "kafka")
+KEY = "by-hand-1"  # the idempotency key of the README's message
+
+
+def _as_written(script: str, kit) -> str:
+    # The README shows the default Kafka port; this kit may run on shifted ports (QUEUEKIT_PORT_OFFSET).
+    return script.replace("127.0.0.1:9092", kit.kafka_bootstrap)
+
+
+def _effects(path) -> list:
+    if not path.exists():
+        return []
+    return [e for e in Ledger(path).effects(service="signup") if e.key == KEY]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_readme_commands_run_as_written(kit, stack, tmp_path):
+    if stack == "kafka" and not shutil.which("kcat"):
+        pytest.fail("kcat is missing: make test installs it (apt-get install -y kcat)")
+    readme = blocks()
+    env = shell_env()
+    log = (tmp_path / "worker.log").open("w")
+    worker = subprocess.Popen(["bash", "-ec", readme["message"] + _as_written(readme[f"{stack} worker"], kit)],
+                              cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        sent = subprocess.run(["bash", "-ec", readme["message"] + _as_written(readme[f"{stack} send"], kit)],
+                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+        assert sent.returncode == 0, sent.stderr[-2000:]
+        ledger = tmp_path / "by-hand.sqlite"
+        wait_for(lambda: _effects(ledger), timeout=90,
+                 what=f"the {stack} worker started as the README says to record signup {KEY} in {ledger}: "
+                      + (tmp_path / "worker.log").read_text()[-1500:])
+        assert len(_effects(ledger)) == 1
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)  # what Ctrl-C in that terminal would do: a warm shutdown
+        worker.wait(60)
+        log.close()
+
+
+def test_worker_command_prints_what_the_readme_shows(kit):
+    """The README's by-hand worker lines are what ``queuekit worker --print`` prints today."""
+    readme = blocks()
+    for stack in STACKS:
+        printed = subprocess.run([sys.executable, "-m", "queuekit", "worker", stack, "--workload", "signup", "--print"],
+                                 capture_output=True, text=True, timeout=120, env=shell_env())
+        assert printed.returncode == 0, printed.stderr
+        command = readme[f"{stack} worker"].strip().splitlines()[-1]
+        assert command in printed.stdout.splitlines(), (stack, printed.stdout)
+
+
+def test_queuekit_worker_runs_in_the_foreground_and_stops_on_sigint(kit, tmp_path):
+    ledger = tmp_path / "ledger.sqlite"
+    proc = subprocess.Popen([sys.executable, "-m", "queuekit", "worker", "dramatiq", "--workload", "signup",
+                             "--workers", "2", "--ledger", str(ledger)],
+                            env=shell_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    try:
+        wait_for(lambda: _ready(proc, lines), timeout=90, what="two Dramatiq worker processes to start")
+        readme = blocks()
+        sent = subprocess.run(["bash", "-ec", readme["message"] + readme["dramatiq send"]], cwd=tmp_path,
+                              env=shell_env(QUEUEKIT_LEDGER=str(ledger)), capture_output=True, text=True, timeout=60)
+        assert sent.returncode == 0, sent.stderr
+        wait_for(lambda: _effects(ledger), timeout=60, what=f"signup {KEY} recorded: {''.join(lines)[-1500:]}")
+    finally:
+        proc.send_signal(signal.SIGINT)  # Ctrl-C
+        out, _ = proc.communicate(timeout=60)
+        lines.append(out)
+    text = "".join(lines)
+    assert "export QUEUEKIT_LEDGER=" in text and "dramatiq dramatiq_app.actors --processes 2" in text
+    assert proc.returncode == 0, text[-2000:]
+    assert "dramatiq-by-hand exited with 0" in text
+
+
+def _ready(proc, lines: list[str]) -> bool:
+    if proc.poll() is not None:
+        raise AssertionError(f"queuekit worker exited: {proc.stdout.read()}")
+    line = proc.stdout.readline()  # blocks until a line: the worker prints as it starts
+    lines.append(line)
+    return sum("Worker process is ready" in l for l in lines) >= 2
