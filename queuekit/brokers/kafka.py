@@ -54,27 +54,41 @@ def resolve_jars(settings: Settings, say: Say) -> tuple[Path, str]:
                            "point KAFKA_HOME at an unpacked Apache Kafka, or unset it to use Maven Central")
         version = re.sub(r"^kafka_2\.\d+-|(-test|-sources)?\.jar$", "", found[-1].name)
         return libs, version
+    return _resolve(settings, say, "libs"), pinned_version()
+
+
+def resolve_tools(settings: Settings, say: Say) -> Path:
+    """The directory of Kafka's command-line tools' jars (kafka-tools, same version as the broker, with
+    its dependencies): ``kafka-pom.xml``'s ``tools`` profile, cached beside the broker's ``libs``.
+    With KAFKA_HOME, its ``libs/`` (a Kafka tarball ships the tools)."""
+    if settings.kafka_home:
+        return resolve_jars(settings, say)[0]
+    return _resolve(settings, say, "tools", "-P", "tools")
+
+
+def _resolve(settings: Settings, say: Say, into: str, *mvn_args: str) -> Path:
+    """``mvn dependency:copy-dependencies`` on kafka-pom.xml into ``$QUEUEKIT_HOME/cache/kafka-<v>/<into>``, once."""
     require("java", JAVA_FIX)  # Maven and the broker both need it: say so first
     version = pinned_version()
-    libs = settings.cache_dir / f"kafka-{version}" / "libs"
+    libs = settings.cache_dir / f"kafka-{version}" / into
     if (libs / ".complete").exists():
-        return libs, version
+        return libs
     mvn = require("mvn", "install Maven: apt-get install -y maven (or set KAFKA_HOME to an existing Kafka)")
-    say(f"resolving Kafka {version} jars from Maven Central into {libs} (first run only)…")
-    staging = libs.with_name("libs.partial")
+    say(f"resolving Kafka {version} {into} jars from Maven Central into {libs} (first run only)…")
+    staging = libs.with_name(f"{into}.partial")
     shutil.rmtree(staging, ignore_errors=True)
     done = subprocess.run(
-        [mvn, "-B", "-q", "-f", str(POM), "dependency:copy-dependencies",
+        [mvn, "-B", "-q", "-f", str(POM), *mvn_args, "dependency:copy-dependencies",
          f"-DoutputDirectory={staging}", "-DincludeScope=runtime"],
         capture_output=True, text=True)
     if done.returncode != 0:
         last = [line for line in (done.stdout + done.stderr).splitlines() if "ERROR" in line][:1] or ["no output"]
-        raise KitError(f"Maven could not resolve Kafka {version}: {last[0].strip()[:200]}",
+        raise KitError(f"Maven could not resolve Kafka {version} {into}: {last[0].strip()[:200]}",
                        "check that Maven Central is reachable, or set KAFKA_HOME to an existing Kafka")
     (staging / ".complete").write_text(version)
     shutil.rmtree(libs, ignore_errors=True)
     staging.rename(libs)  # atomic: a half-resolved cache is never used
-    return libs, version
+    return libs
 
 
 class Kafka:

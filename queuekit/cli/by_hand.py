@@ -1,4 +1,4 @@
-"""Running things by hand: a stack's workers in the foreground, the framework's own way (``worker``)."""
+"""Running things by hand: a stack's workers the framework's own way (``worker``), the brokers' own tools (``tool``)."""
 from __future__ import annotations
 
 import sys
@@ -46,3 +46,29 @@ def worker(stack: str, workloads: tuple[str, ...], workers: int, concurrency: in
         return
     say(f"{stack}: {workers} worker(s) in the foreground, effects in {ledger}; Ctrl-C stops them")
     sys.exit(by_hand.run(commands, click.echo))
+
+
+@click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.argument("name", required=False)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def tool(name: str | None, args: tuple[str, ...]) -> None:
+    """Run a broker's own tool against the kit's brokers: node name, cookie, bootstrap servers and
+    credentials filled in. Without NAME: list the tools.
+
+    \b
+    queuekit tool rabbitmqctl list_queues name messages consumers
+    queuekit tool kafka-consumer-groups --describe --group qk.signup
+    queuekit tool kafka-topics --list
+    queuekit tool kafka-console-consumer --topic qk.signup --from-beginning --max-messages 1
+    """
+    import subprocess
+
+    from queuekit.brokers import tools
+
+    if not name:
+        for tool_name, what in tools.available().items():
+            click.echo(f"{tool_name:30} {what}")
+        return
+    call = tools.invocation(settings(), name, args, say)
+    say(call.shown)
+    sys.exit(subprocess.call(call.argv, env=call.env))
