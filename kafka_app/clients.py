@@ -20,6 +20,7 @@ poll), so tests capture them instead of printing to stderr.
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from confluent_kafka import Consumer, Producer
@@ -36,6 +37,14 @@ MAX_POLL_INTERVAL_MS = 300_000  # librdkafka's default
 # every 10 s (transaction.abort.timed.out.transaction.cleanup.interval.ms), so the wait is 5-15 s.
 TRANSACTION_TIMEOUT_MS = 5000
 INIT_TRANSACTIONS_TIMEOUT_S = 30.0
+# Which partition a key goes to. murmur2_random is the Java client's (and Kafka Streams', Connect's,
+# most other clients') mapping: murmur2(key) % partitions, a random partition for a null key.
+# librdkafka's own default, consistent_random, hashes with CRC32 and sends a key elsewhere, so a
+# second producer with default settings (kcat, a confluent-kafka script) splits a user's records over
+# two partitions, and two group members then handle them concurrently: per-key order is gone
+# (tests/brokers/test_partitioner.py). QUEUEKIT_KAFKA_PARTITIONER=consistent_random makes the kit
+# match librdkafka-default producers instead; every producer of a topic must agree.
+PARTITIONER = os.environ.get("QUEUEKIT_KAFKA_PARTITIONER", "murmur2_random")
 
 
 def _common(settings: Settings, client_id: str) -> dict[str, Any]:
@@ -53,9 +62,9 @@ def producer_config(settings: Settings, client_id: str) -> dict[str, Any]:
         "enable.idempotence": True,  # the producer's own retries never duplicate or reorder a record
         "acks": "all",  # delivered = written by every in-sync replica (idempotence requires it anyway)
         "linger.ms": 5,  # wait up to 5 ms to batch; small, because forwards are waited for one by one
-        # key -> partition as the Java client maps it (librdkafka's default hashes with CRC32 instead),
-        # so one user's records land on the same partition whoever produced them.
-        "partitioner": "murmur2_random",
+        # key -> partition: per-key order holds only while every producer of a topic maps a key to the
+        # same partition. See PARTITIONER.
+        "partitioner": PARTITIONER,
     }
 
 
