@@ -23,7 +23,8 @@ from .base import Say, Status
 from .process import ManagedProcess, elapsed, ensure_ports_free, port_open
 
 RABBIT_BIN = Path(os.environ.get("QUEUEKIT_RABBITMQ_BIN", "/usr/lib/rabbitmq/bin"))
-PLUGINS = ("rabbitmq_management", "rabbitmq_stream", "rabbitmq_stream_management")
+PLUGINS = ("rabbitmq_management", "rabbitmq_stream", "rabbitmq_stream_management",
+           "rabbitmq_prometheus")  # prometheus: /metrics for scrapers
 READY_TIMEOUT = 120.0
 
 
@@ -63,6 +64,8 @@ class RabbitMQ:
             f"management.tcp.ip = {LOOPBACK}",
             f"management.tcp.port = {p.rabbit_mgmt}",
             f"stream.listeners.tcp.1 = {LOOPBACK}:{p.rabbit_stream}",
+            f"prometheus.tcp.ip = {LOOPBACK}",
+            f"prometheus.tcp.port = {p.rabbit_prometheus}",
             # The kit's user, created on first boot; credentials come from config.
             f"default_user = {self.settings.rabbit_user}",
             f"default_pass = {self.settings.rabbit_password}",
@@ -126,7 +129,8 @@ class RabbitMQ:
         install_rabbitmq(say)
         p = self.settings.ports
         ensure_ports_free(LOOPBACK, {"AMQP": p.amqp, "management": p.rabbit_mgmt,
-                                     "stream": p.rabbit_stream, "distribution": p.rabbit_dist},
+                                     "stream": p.rabbit_stream, "distribution": p.rabbit_dist,
+                                     "prometheus": p.rabbit_prometheus},
                           "point the kit at that broker with QUEUEKIT_AMQP_URL")
         self._write_config()
         self.epmd_was_running = port_open(LOOPBACK, p.epmd)

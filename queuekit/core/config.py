@@ -14,7 +14,8 @@ the whole kit at their own cluster with environment variables alone:
   KAFKA_HOME                 an existing Kafka install to run instead of Maven jars
 
 Default ports: AMQP 5672, management 15672, stream 5552, Erlang distribution
-25672, Kafka 9092 (controller 9093), Flower 5555; epmd stays on 4369.
+25672, RabbitMQ Prometheus 15692, Kafka 9092 (controller 9093), Flower 5555,
+the dashboard 8050; epmd stays on 4369.
 """
 from __future__ import annotations
 
@@ -39,6 +40,8 @@ class Ports:
     kafka: int = 9092
     kafka_controller: int = 9093
     flower: int = 5555
+    rabbit_prometheus: int = 15692  # RabbitMQ's rabbitmq_prometheus plugin: /metrics
+    dashboard: int = 8050  # queuekit dashboard
     epmd: int = 4369  # shared by every Erlang node on the machine; not offset
 
     @classmethod

@@ -43,6 +43,12 @@ class Management:
                            q.get("consumers", 0) or 0)
                 for q in rows.json() if q["name"].startswith(prefix)]
 
+    def queue_details(self, prefix: str = "") -> dict[str, dict]:
+        """Name -> the API's whole row (depths, consumers, ``message_stats`` counters) for queues with ``prefix``."""
+        rows = self.http.get(f"/queues/{self.vhost}")
+        rows.raise_for_status()
+        return {q["name"]: q for q in rows.json() if q["name"].startswith(prefix)}
+
     def queue(self, name: str) -> QueueStats | None:
         r = self.http.get(f"/queues/{self.vhost}/{quote(name, safe='')}")
         if r.status_code == 404:

@@ -1,0 +1,106 @@
+"""`queuekit dashboard` end to end in headless Debian Chromium (Playwright driving /usr/bin/chromium):
+every registered stack appears, a run's numbers move without a reload, dead letters show with their
+reasons, /metrics serves them; a screenshot goes to docs/dashboard.png."""
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from queuekit.core.waiting import wait_for
+from queuekit.stacks.registry import stack_names
+
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", "--no-first-run"]  # + --headless (Playwright's headless=True)
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "dashboard.png"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _queuekit(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "queuekit", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.fixture
+def dashboard(kit):
+    port = _free_port()
+    proc = _queuekit("dashboard", "--port", str(port), "--interval", "0.5")
+    url = f"http://127.0.0.1:{port}"
+
+    def answers() -> bool:
+        assert proc.poll() is None, proc.stdout.read()
+        try:
+            return httpx.get(f"{url}/api/state", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_for(answers, timeout=60, what=f"queuekit dashboard to answer on {url}")
+    yield url
+    proc.terminate()
+    proc.wait(20)
+
+
+def test_dashboard_shows_every_stack_live_in_chromium(kit, dashboard, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium")
+    if not chromium:
+        pytest.fail("chromium is not installed: `make test` installs it (apt-get install -y chromium)")
+    with sync_playwright() as p:
+        browser = p.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=chromium,
+                                                       headless=True, args=FLAGS,
+                                                       viewport={"width": 1400, "height": 1000})
+        page = browser.new_page()
+        page.goto(dashboard)
+        for stack in stack_names():  # every registered stack has its section, nothing hard-coded
+            page.wait_for_selector(f"#stack-{stack}", timeout=30_000)
+
+        runs = [_queuekit("run", "dramatiq", "signup", "-n", "1500", "--workers", "1", "--malformed", "2")]
+        seen: dict[str, set[str]] = {"backlog": set(), "publish_rate": set()}
+
+        def value(card: str, metric: str) -> str | None:
+            node = page.query_selector(f'[data-card="{card}"] [data-value="{metric}"]')
+            return node.inner_text() if node else None
+
+        def moving() -> bool:
+            for metric in seen:
+                if (v := value("dramatiq/signup", metric)) is not None:
+                    seen[metric].add(v)
+            return len(seen["backlog"]) >= 3 and any(v not in ("0", "–") for v in seen["publish_rate"])
+
+        try:
+            wait_for(moving, timeout=120, interval=0.3,
+                     what=f"dramatiq/signup backlog and publish rate to move on the page (seen {seen})")
+            wait_for(lambda: value("dramatiq/signup", "dead_letters") == "2"
+                     and page.query_selector('[data-card="dramatiq/signup"] ul.reasons li') is not None,
+                     timeout=120, what="the two malformed messages as dead letters, with reasons")
+            runs.append(_queuekit("run", "kafka", "tracking", "-n", "3000", "--workers", "1"))
+            wait_for(lambda: value("kafka/tracking", "backlog") not in (None, "0"), timeout=120, interval=0.3,
+                     what="kafka/tracking lag on the page")
+            SCREENSHOT.parent.mkdir(exist_ok=True)
+            page.screenshot(path=str(SCREENSHOT), full_page=True)
+            reasons = page.inner_text('[data-card="dramatiq/signup"] ul.reasons')
+        finally:
+            for run in runs:
+                out, _ = run.communicate(timeout=300)
+                assert run.returncode == 0, out[-2000:]
+            browser.close()
+    assert "signup" in reasons  # "<service>: <why>", read from the dead-letter queue
+    metrics = httpx.get(f"{dashboard}/metrics", timeout=10).text
+    assert 'queuekit_dead_letters{stack="dramatiq",workload="signup"} 2.0' in metrics
+    assert 'queuekit_published_total{stack="dramatiq",workload="signup"}' in metrics
+
+
+def test_rabbitmq_prometheus_plugin_serves_metrics(kit):
+    r = httpx.get(f"http://127.0.0.1:{kit.ports.rabbit_prometheus}/metrics", timeout=10)
+    assert r.status_code == 200 and "rabbitmq_queue_messages" in r.text
