@@ -1,6 +1,6 @@
 """The ``queuekit`` command line: the composition root. Each command lives in a thin module by group:
 ``brokers`` (up, down, status, provision, ping), ``run`` (run, compare, scenarios), ``bench`` (bench, monitor),
-``by_hand`` (worker, tool), ``views`` (dashboard)."""
+``by_hand`` (worker, tool), ``views`` (dashboard, report)."""
 from __future__ import annotations
 
 import click
@@ -33,7 +33,7 @@ def cli() -> None:
 
 for command in (brokers.up, brokers.down, brokers.status, brokers.provision, brokers.ping,
                 run.run, run.compare, run.scenarios, bench.bench, bench.monitor, by_hand.worker,
-                by_hand.tool, views.dashboard):
+                by_hand.tool, views.dashboard, views.report):
     cli.add_command(command)
 
 

@@ -30,11 +30,15 @@ def run(stack: str, workload: str, count: int, workers: int, malformed: int, tim
 
     Example: queuekit run kafka tracking -n 1000 --workers 2 --malformed 3
     """
+    from queuekit.suite import client_logs
     from queuekit.suite.quickrun import quick_run
 
     s = settings()
     brokers.up(s, say=say)
-    r = quick_run(s, stack, workload, count, workers, malformed, timeout)
+    with client_logs.to_file(s.home / "runs" / "logs" / "clients.log") as outage:  # not the terminal
+        r = quick_run(s, stack, workload, count, workers, malformed, timeout)
+    for line in outage.summary(f"this run of {stack}/{workload}", injected=False):
+        say(line)
     table = Table(title=f"{stack} / {workload}")
     table.add_column("measure")
     table.add_column("value", justify="right")

@@ -1,0 +1,153 @@
+"""report.html for a design review, from results.json alone: where the stacks differ first, colour by meaning.
+
+Order of the page: the differences (each with the "when to use which" claim
+it is evidence for, beside it); what was the same everywhere; the charts;
+every cell; the whole guide; versions and settings (collapsed). The colour
+of a cell is what its numbers mean (``meaning.py``); whether it matched the
+scenario's declared expectation is a separate small mark (✓ / ✗), so a
+surprising cell stands out even when its colour is neutral. Self-contained
+(inline CSS and SVG) and readable printed to PDF.
+"""
+from __future__ import annotations
+
+import html
+import json
+from types import SimpleNamespace
+from typing import Any
+
+from queuekit.suite.guide import guide
+
+from . import charts
+from .meaning import MEANINGS, cell_of, differences, key_numbers, meaning, same_everywhere, short
+
+esc = html.escape
+
+
+class _View:
+    """What ``suite.guide`` reads (``stacks``, ``cell(...).observed``), over results.json."""
+
+    def __init__(self, results: dict[str, Any]):
+        self.results, self.stacks = results, results["stacks"]
+
+    def cell(self, scenario: str, stack: str):
+        c = cell_of(self.results, scenario, stack)
+        return SimpleNamespace(observed=c.get("observed") or {}) if c else None
+
+
+def guide_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    return guide(_View(results))
+
+
+def _check(cell: dict[str, Any]) -> str:
+    """The expectation check: a small mark, its detail on hover and in print."""
+    if cell.get("error"):
+        return '<span class="check bad" title="could not run">!</span>'
+    if cell.get("mismatches"):
+        why = "; ".join(cell["mismatches"])
+        return f'<span class="check bad" title="{esc(why)}">✗ differs from expectation</span>'
+    return '<span class="check ok" title="matched the scenario\'s declared expectation">✓</span>'
+
+
+def _cell(cell: dict[str, Any] | None, emphasise: list[str] | None = None) -> str:
+    if cell is None:
+        return "<td>–</td>"
+    if cell.get("skipped"):
+        return f'<td class="m-designed"><small>skipped: {esc(cell["skipped"])}</small></td>'
+    m, why = meaning(cell)
+    nums = []
+    for k, v in key_numbers(cell).items():
+        text = f"{esc(k)} <b>{esc(short(v))}</b>"
+        nums.append(f'<li class="{"hot" if emphasise and k in emphasise else ""}">{text}</li>')
+    err = f"<small>{esc(cell['error'][:200])}</small>" if cell.get("error") else ""
+    return (f'<td class="m-{m}"><div class="tag">{esc(MEANINGS[m][0])} {_check(cell)}</div>'
+            f'<ul class="nums">{"".join(nums)}</ul>{err}</td>')
+
+
+def _claim(row: dict[str, Any] | None) -> str:
+    if not row:
+        return "<td class='claim'></td>"
+    return (f"<td class='claim'><b>{esc(row['need'])}</b><br>{esc(row['verdict'])}."
+            f"<br><i>{esc(row['why'])}</i></td>")
+
+
+def html_report(results: dict[str, Any], bench: dict[str, Any] | None = None) -> str:
+    stacks = results["stacks"]
+    claims = {r["scenario"]: r for r in guide_rows(results)}
+    head = "".join(f"<th>{esc(s)}</th>" for s in stacks)
+    diff_rows = "".join(
+        f"<tr><th>{esc(d['scenario'])}<br><small>{esc(d['question'] or d['concept'])}</small></th>"
+        + "".join(_cell(d["cells"].get(s), d["keys"]) for s in stacks) + _claim(claims.get(d["scenario"])) + "</tr>"
+        for d in differences(results))
+    same = []
+    for name in same_everywhere(results):
+        cell = next((c for c in results["cells"] if c["scenario"] == name and not c.get("skipped")), None)
+        if cell:
+            nums = ", ".join(f"{k} {short(v)}" for k, v in key_numbers(cell).items())
+            same.append(f"<li><b>{esc(name)}</b>: {esc(nums)}</li>")
+    matrix = "".join(
+        f"<tr><th>{esc(sc['name'])}<br><small>{esc(sc['concept'])}</small></th>"
+        + "".join(_cell(cell_of(results, sc["name"], s)) for s in stacks) + "</tr>"
+        for sc in results["scenarios"])
+    guide_items = "".join(
+        f"<li><b>{esc(r['need'])}</b> — {esc(r['verdict'])}. Evidence: <code>{esc(r['scenario'])}</code> "
+        f"{esc(r['metric'])}: {esc(', '.join(f'{s} {short(v)}' for s, v in r['values'].items()))}. "
+        f"<i>{esc(r['why'])}</i></li>" for r in claims.values())
+    figures = [("What happened on each stack (scenarios by meaning)", charts.outcome_chart(results))]
+    if (harm := charts.harm_chart(results)) is not None:
+        figures.append(("Messages lost, duplicated, out of order or refused, where any stack had some", harm))
+    figures += charts.bench_charts(bench) if bench else []
+    figs = "".join(f'<figure class="chart"><figcaption>{esc(t)}</figcaption>{svg}</figure>' for t, svg in figures)
+    legend = "".join(f'<span class="m-{m} swatch">{esc(label)}</span>' for m, (label, _, _) in MEANINGS.items()
+                     if m != "error")
+    env = {"environment": results.get("environment", {}),
+           "options per cell": {f"{c['scenario']} / {c['stack']}": c.get("options") for c in results["cells"]}}
+    if bench:
+        env["bench"] = {k: bench.get(k) for k in ("config", "machine")}
+    colours = "".join(f".m-{m} {{ background: {fill}; }} .m-{m} .tag {{ color: {ink}; }}\n"
+                      for m, (_, fill, ink) in MEANINGS.items())
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>queuekit comparison {esc(results.get('started', ''))}</title>
+<style>
+body {{ font: 14px/1.45 system-ui, sans-serif; margin: 2rem auto; max-width: 1200px; padding: 0 1.5rem; color: #1d2330; }}
+h1 {{ margin-bottom: .2rem; }} h2 {{ margin-top: 2rem; border-bottom: 1px solid #e5e7eb; padding-bottom: .2rem; }}
+.lede {{ color: #4b5563; }}
+table {{ border-collapse: collapse; width: 100%; }}
+td, th {{ border: 1px solid #d9dde3; padding: .45rem .6rem; vertical-align: top; text-align: left; font-size: .85rem; }}
+th small, td small {{ color: #6b7280; font-weight: normal; }}
+{colours}
+.tag {{ font-weight: 600; font-size: .8rem; }}
+.check {{ font-weight: normal; font-size: .72rem; margin-left: .3rem; }} .check.ok {{ color: #9ca3af; }}
+.check.bad {{ color: #fff; background: #111827; border-radius: 3px; padding: 0 .3rem; }}
+ul.nums {{ list-style: none; margin: .2rem 0 0; padding: 0; }} ul.nums li {{ color: #4b5563; }}
+ul.nums li.hot {{ color: #111827; font-size: .95rem; }}
+td.claim {{ background: #f9fafb; max-width: 22rem; }}
+.swatch {{ display: inline-block; padding: .1rem .5rem; margin-right: .4rem; border: 1px solid #d9dde3;
+  border-radius: 3px; font-size: .8rem; }}
+figure.chart {{ margin: 1rem 0; }} figure.chart svg {{ max-width: 100%; height: auto; }}
+figcaption {{ font-weight: 600; }}
+details pre {{ font-size: .75rem; overflow-x: auto; }}
+@media print {{
+  body {{ margin: 0; max-width: none; font-size: 11px; }} * {{ -webkit-print-color-adjust: exact; print-color-adjust: exact; }}
+  tr, figure {{ break-inside: avoid; }} details > * {{ display: block; }} details summary {{ display: none; }}
+  .check.bad::after {{ content: " (" attr(title) ")"; }}
+}}
+</style></head><body>
+<h1>queuekit: where the stacks differ</h1>
+<p class="lede">{len(results['scenarios'])} scenarios on {len(stacks)} stacks ({esc(', '.join(stacks))}), run on real
+brokers, {results.get('seconds', 0):.0f} s, started {esc(results.get('started', ''))}. A cell's colour is what its numbers
+mean; ✓ / ✗ says whether it matched what the scenario declared it expects (hover ✗ for why).</p>
+<p>{legend}</p>
+<h2 id="differ">Where the stacks differ</h2>
+<p class="lede">Scenarios whose key numbers are not the same on every stack, worst first; the numbers that differ are in
+bold. Beside each, the need it informs and why the stacks behave as they do.</p>
+<table class="differ" id="differences"><tr><th>scenario</th>{head}<th>when to use which</th></tr>{diff_rows}</table>
+<h2>The same on every stack</h2><ul id="same">{''.join(same)}</ul>
+<h2>Charts</h2>{figs}
+<h2>Every cell</h2>
+<table class="matrix" id="matrix"><tr><th>scenario</th>{head}</tr>{matrix}</table>
+<h2>When to use which</h2><ul id="guide">{guide_items}</ul>
+<h2>Versions and settings</h2>
+<details><summary>brokers, libraries, machine, and the options of every cell</summary>
+<pre>{esc(json.dumps(env, indent=2, default=str))}</pre></details>
+</body></html>
+"""
