@@ -6,7 +6,7 @@ One ``celery worker`` node per worker (``--hostname`` tells them apart in Flower
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from queuekit.core.config import Settings
 from queuekit.core.options import StackOptions

@@ -7,7 +7,7 @@ the delay-queue wake-up come from its own environment variables.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from queuekit.core.config import Settings
 from queuekit.core.options import StackOptions

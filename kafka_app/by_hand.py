@@ -7,7 +7,7 @@ group of its workloads (``qk.<service>``) and of the retry groups.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from queuekit.core.config import Settings
 from queuekit.core.options import StackOptions

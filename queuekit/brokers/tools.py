@@ -21,6 +21,7 @@ import httpx
 
 from queuekit.core.config import Settings
 from queuekit.core.errors import KitError
+
 from .base import Say
 from .kafka import JAVA_FIX, Kafka, require, resolve_tools
 from .rabbitmq import RABBIT_BIN, RabbitMQ
@@ -79,7 +80,8 @@ def invocation(settings: Settings, name: str, args: tuple[str, ...], say: Say = 
         return Invocation(argv, None, " ".join([name, *tail]))
     if name == "kcat":
         kcat = require("kcat", "install it: apt-get install -y kcat")
-        return Invocation([kcat, "-b", settings.kafka_bootstrap, *args], None, " ".join(["kcat", "-b", settings.kafka_bootstrap, *args]))
+        tail = ["-b", settings.kafka_bootstrap, *args]
+        return Invocation([kcat, *tail], None, " ".join(["kcat", *tail]))
     if name == "rabbitmqadmin":
         script = _rabbitmqadmin(settings)
         url = urlsplit(settings.mgmt_url)

@@ -1,7 +1,7 @@
 """The live view of a RabbitMQ stack, from one management-API read of its queues (Celery's and Dramatiq's share it)."""
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from queuekit.core.config import Settings
 from queuekit.stacks.observe import Observation

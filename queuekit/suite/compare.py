@@ -17,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from queuekit import brokers
 from queuekit.core.config import Settings
 from queuekit.stacks.registry import load_stack
+from queuekit.suite import client_logs
 from queuekit.suite.model import Scenario
 from queuekit.suite.runner import CellResult, run_cell
 
@@ -85,11 +86,19 @@ def compare(settings: Settings, scenarios: Sequence[Scenario], stacks: Sequence[
         for scenario in scenarios:
             for stack in names:
                 progress.update(task, description=f"[{lane}] {scenario.name} on {stack}")
+                broker = load_stack(stack).capabilities.broker  # lanes run side by side: outages are per broker
+                outage.reset(broker)
                 done.append(run_cell(scenario, stack, settings, workdir / "cells"))
+                for line in outage.summary(f"{scenario.name} on {stack}", broker=broker,
+                                           injected=getattr(scenario, "needs_kit_brokers", False)):
+                    progress.console.print(f"[dim]·[/dim] {line}")
                 progress.advance(task)
         return done
 
-    with progress, ThreadPoolExecutor(max_workers=len(by_lane)) as pool:
+    # Client logs (librdkafka's "Connection refused" while a broker restarts, pika's reconnects) go to
+    # <run>/logs/clients.log; the terminal gets one summary line per cell that saw an outage.
+    with progress, client_logs.to_file(workdir / "logs" / "clients.log") as outage, \
+            ThreadPoolExecutor(max_workers=len(by_lane)) as pool:
         futures = [pool.submit(run_lane, lane, names) for lane, names in by_lane.items()]
         cells = [cell for future in futures for cell in future.result()]
     order = {(sc.name, st): i for i, (sc, st) in enumerate((sc, st) for sc in scenarios for st in stacks)}

@@ -8,14 +8,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
+from readme_blocks import blocks, shell_env
 
 from queuekit.core.ledger import Ledger
 from queuekit.core.waiting import wait_for
-
-from readme_blocks import blocks, shell_env
 
 STACKS = ("celery", "dramatiq", "kafka")
 KEY = "by-hand-1"  # the idempotency key of the README's message
@@ -95,4 +93,4 @@ def _ready(proc, lines: list[str]) -> bool:
         raise AssertionError(f"queuekit worker exited: {proc.stdout.read()}")
     line = proc.stdout.readline()  # blocks until a line: the worker prints as it starts
     lines.append(line)
-    return sum("Worker process is ready" in l for l in lines) >= 2
+    return sum("Worker process is ready" in line_ for line_ in lines) >= 2

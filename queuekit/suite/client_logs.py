@@ -1,0 +1,83 @@
+"""Broker client logs (librdkafka, pika, kombu/amqp, Celery, Dramatiq) into the run's log file, not the terminal.
+
+A broker restart makes every client in the harness complain for seconds
+("Connect to ipv4#127.0.0.1:9092 failed: Connection refused", pika's
+reconnects); that belongs in ``<run>/logs/clients.log``. The terminal gets one
+line per cell instead, from ``Outage``: how long each broker was unreachable
+as the clients saw it ("Kafka unreachable for 6.2 s during broker-restart").
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# The loggers the clients write to (kafka_app.clients routes librdkafka into "kafka_app.rdkafka").
+CLIENT_LOGGERS = {"kafka_app.rdkafka": "kafka", "pika": "rabbitmq", "kombu": "rabbitmq", "amqp": "rabbitmq",
+                  "celery": "rabbitmq", "dramatiq": "rabbitmq"}
+SHOWN = {"kafka": "Kafka", "rabbitmq": "RabbitMQ"}
+UNREACHABLE = ("Connection refused", "Connect to", "all brokers are down", "brokers are down",
+               "Connection reset", "StreamLostError", "AMQPConnectionError", "ConnectionClosed",
+               "Connection to broker lost", "Disconnected")
+
+
+@dataclass
+class Outage(logging.Handler):
+    """Per broker ("kafka", "rabbitmq": a stack's broker): first and last time a client logged it could not reach it."""
+
+    seen: dict[str, list[float]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        logging.Handler.__init__(self, logging.DEBUG)
+
+    def __hash__(self) -> int:  # logging keeps handlers in sets/lists by identity
+        return id(self)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if any(marker in text for marker in UNREACHABLE):
+            broker = next((b for name, b in CLIENT_LOGGERS.items() if record.name.startswith(name)), "a broker")
+            first_last = self.seen.setdefault(broker, [record.created, record.created])
+            first_last[1] = record.created
+
+    def reset(self, broker: str | None = None) -> None:
+        """Forget what was seen (of one broker: cells of different brokers run side by side)."""
+        if broker is None:
+            self.seen.clear()
+        else:
+            self.seen.pop(broker, None)
+
+    def summary(self, during: str, injected: bool, broker: str | None = None) -> list[str]:
+        """One line per broker (or for ``broker``) the clients could not reach during ``during``."""
+        return [f"{SHOWN.get(b, b)} unreachable for {last - first:.1f} s during {during}"
+                + (", as injected" if injected else " (not injected: see the clients log)")
+                for b, (first, last) in sorted(self.seen.items()) if broker in (None, b)]
+
+
+@contextmanager
+def to_file(path: Path) -> Iterator[Outage]:
+    """Route the client loggers to ``path`` (and away from stderr) while the block runs."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    file_handler = logging.FileHandler(path)
+    file_handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    outage = Outage()
+    saved = []
+    for name in CLIENT_LOGGERS:
+        logger = logging.getLogger(name)
+        saved.append((logger, logger.propagate, logger.level))
+        logger.addHandler(file_handler)
+        logger.addHandler(outage)
+        logger.propagate = False  # nothing reaches the root logger or Python's last-resort stderr handler
+        if logger.level == logging.NOTSET or logger.level > logging.INFO:
+            logger.setLevel(logging.INFO)
+    try:
+        yield outage
+    finally:
+        for logger, propagate, level in saved:
+            logger.removeHandler(file_handler)
+            logger.removeHandler(outage)
+            logger.propagate, logger.level = propagate, level
+        file_handler.close()
+
