@@ -127,7 +127,10 @@ figure.chart {{ margin: 1rem 0; }} figure.chart svg {{ max-width: 100%; height: 
 figcaption {{ font-weight: 600; }}
 details pre {{ font-size: .75rem; overflow-x: auto; }}
 @media print {{
-  body {{ margin: 0; max-width: none; font-size: 11px; }} * {{ -webkit-print-color-adjust: exact; print-color-adjust: exact; }}
+  html {{ font-size: 9px; }} body {{ margin: 0; padding: 0; max-width: none; font-size: 10px; }}
+  * {{ -webkit-print-color-adjust: exact; print-color-adjust: exact; }}
+  table {{ table-layout: fixed; }} td, th {{ padding: .25rem .35rem; overflow-wrap: anywhere; }}
+  .check.bad {{ color: #111827; background: none; border: 1px solid #111827; }}
   tr, figure {{ break-inside: avoid; }} details > * {{ display: block; }} details summary {{ display: none; }}
   .check.bad::after {{ content: " (" attr(title) ")"; }}
 }}
