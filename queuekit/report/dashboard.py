@@ -106,7 +106,7 @@ class Sampler:
                     "consume_rate": _rate(series, len(series) - 1, "consumed"),
                     "series": points,
                 })
-            out.append({"name": stack, "broker": getattr(cls, "broker", "?"), "error": self.errors.get(stack),
+            out.append({"name": stack, "broker": cls.capabilities.broker, "error": self.errors.get(stack),
                         "links": module.links(self.settings) if module else {}, "workloads": workloads})
         return {"t": time.time(), "samples": len(self.history), "stacks": out}
 
