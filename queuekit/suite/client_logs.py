@@ -27,7 +27,7 @@ UNREACHABLE = ("Connection refused", "Connect to", "all brokers are down", "brok
 class Outage(logging.Handler):
     """Per broker ("kafka", "rabbitmq": a stack's broker): first and last time a client logged it could not reach it."""
 
-    seen: dict[str, list[float]] = field(default_factory=dict)
+    seen: dict[str, list[float]] = field(default_factory=dict)  # broker -> [first, last, count]
 
     def __post_init__(self) -> None:
         logging.Handler.__init__(self, logging.DEBUG)
@@ -39,8 +39,8 @@ class Outage(logging.Handler):
         text = record.getMessage()
         if any(marker in text for marker in UNREACHABLE):
             broker = next((b for name, b in CLIENT_LOGGERS.items() if record.name.startswith(name)), "a broker")
-            first_last = self.seen.setdefault(broker, [record.created, record.created])
-            first_last[1] = record.created
+            first_last_count = self.seen.setdefault(broker, [record.created, record.created, 0])
+            first_last_count[1:] = [record.created, first_last_count[2] + 1]
 
     def reset(self, broker: str | None = None) -> None:
         """Forget what was seen (of one broker: cells of different brokers run side by side)."""
@@ -51,9 +51,16 @@ class Outage(logging.Handler):
 
     def summary(self, during: str, injected: bool, broker: str | None = None) -> list[str]:
         """One line per broker (or for ``broker``) the clients could not reach during ``during``."""
-        return [f"{SHOWN.get(b, b)} unreachable for {last - first:.1f} s during {during}"
-                + (", as injected" if injected else " (not injected: see the clients log)")
-                for b, (first, last) in sorted(self.seen.items()) if broker in (None, b)]
+        lines = []
+        for b, (first, last, count) in sorted(self.seen.items()):
+            if broker not in (None, b):
+                continue
+            # librdkafka's log lines reach Python when the client is next polled, all at once: their times
+            # say when they were served, not when the connection failed, so a span near 0 is not reported.
+            span = f"unreachable for {last - first:.1f} s" if last - first >= 0.5 else "refused connections"
+            lines.append(f"{SHOWN.get(b, b)} {span} during {during} ({count} client log lines)"
+                         + (", as injected" if injected else ": not injected, see the clients log"))
+        return lines
 
 
 @contextmanager

@@ -18,7 +18,7 @@ def test_client_logs_go_to_the_file_and_the_outage_is_summed_up(tmp_path, capsys
             rdkafka.handle(record)
         logging.getLogger("pika.adapters").warning("a note that is no outage")
         lines = outage.summary("broker-restart on kafka", injected=True)
-    assert lines == ["Kafka unreachable for 6.2 s during broker-restart on kafka, as injected"]
+    assert lines == ["Kafka unreachable for 6.2 s during broker-restart on kafka (3 client log lines), as injected"]
     assert "Connection refused" in path.read_text() and "a note that is no outage" in path.read_text()
     captured = capsys.readouterr()
     assert "Connection refused" not in captured.err + captured.out
