@@ -62,6 +62,18 @@ class RememberTaskConsumer(bootsteps.StartStopStep):
 app.steps["consumer"].add(RememberTaskConsumer)
 
 
+class RequireLedger(bootsteps.Step):
+    """A worker without QUEUEKIT_LEDGER would come up healthy and then dead-letter every task
+    ("no ledger path"): refuse to start instead, naming the variable (``celery worker`` by hand)."""
+
+    def __init__(self, worker, **kwargs):
+        super().__init__(worker, **kwargs)
+        ledger()  # raises ValueError("no ledger path: pass one or set QUEUEKIT_LEDGER")
+
+
+app.steps["worker"].add(RequireLedger)
+
+
 class QueueAwareRequest(Request):
     """A request that knows which queue delivered it: ``self.request.delivery_info["queue"]``.
 

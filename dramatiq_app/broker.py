@@ -31,7 +31,7 @@ import dramatiq
 from dramatiq.brokers.rabbitmq import RabbitmqBroker, _RabbitmqConsumer
 from dramatiq.common import xq_name
 from dramatiq.errors import BrokerConnectionError
-from dramatiq.middleware import default_middleware
+from dramatiq.middleware import Middleware, MiddlewareError, default_middleware
 from dramatiq.middleware.retries import Retries
 
 from queuekit.core.config import Settings, settings
@@ -68,11 +68,24 @@ class QueuekitBroker(RabbitmqBroker):
         return self.channel.queue_declare(queue=queue_name, durable=True, arguments=arguments)
 
 
+class RequireLedger(Middleware):
+    """A worker without QUEUEKIT_LEDGER would consume and then dead-letter every message ("no ledger
+    path"): fail at boot instead, naming the variable (``dramatiq dramatiq_app.actors`` by hand).
+    Runs only in workers: a producer never boots a worker."""
+
+    def before_worker_boot(self, broker, worker) -> None:
+        try:
+            this_worker("dramatiq").ledger  # noqa: B018  raises ValueError naming QUEUEKIT_LEDGER
+        except ValueError as exc:
+            raise MiddlewareError(str(exc)) from None  # Dramatiq only logs other errors and boots anyway
+
+
 def make_broker(options: StackOptions, config: Settings | None = None, name: str = "dramatiq") -> QueuekitBroker:
     """``name`` labels the AMQP connections in the management API (which worker holds what)."""
     # The defaults (AgeLimit, TimeLimit, ShutdownNotifications, Callbacks, Pipelines, Retries); Dramatiq 2.x
     # no longer includes Prometheus, the filter only guards against a version that does (its own HTTP server).
     middleware = [m() for m in default_middleware if m.__name__ != "Prometheus" and m is not Retries]
+    middleware.insert(0, RequireLedger())
     middleware.append(Retries(
         max_retries=options.max_retries,  # not Dramatiq's 20: then the message is failed -> .XQ
         min_backoff=max(1, options.backoff_ms),  # 0 would mean Dramatiq's default 15 s; delay = this * 2**retry * U[1,2)

@@ -94,3 +94,14 @@ def _ready(proc, lines: list[str]) -> bool:
     line = proc.stdout.readline()  # blocks until a line: the worker prints as it starts
     lines.append(line)
     return sum("Worker process is ready" in line_ for line_ in lines) >= 2
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_a_worker_started_by_hand_without_a_ledger_refuses_to_start(kit, stack, tmp_path):
+    """Not up and healthy, dead-lettering every message: it exits at once, naming QUEUEKIT_LEDGER."""
+    command = blocks()[f"{stack} worker"].strip().splitlines()[-1]
+    env = shell_env()
+    env.pop("QUEUEKIT_LEDGER", None)
+    done = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=90)
+    assert done.returncode != 0
+    assert "QUEUEKIT_LEDGER" in done.stdout + done.stderr
