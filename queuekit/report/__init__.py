@@ -13,9 +13,19 @@ from rich.table import Table
 
 from queuekit.suite.compare import Comparison
 
+from .html import html_report as _html_report
 from .meaning import MEANINGS, cell_of, differences, key_numbers, meaning, same_everywhere, short
 
 MAX_NUMBERS = 4  # key numbers shown per cell in the terminal
+
+
+def as_results(cmp: Comparison | dict[str, Any]) -> dict[str, Any]:
+    """The JSON form, exactly as results.json holds it: every report is rendered from this."""
+    return json.loads(json.dumps(cmp.as_dict() if isinstance(cmp, Comparison) else cmp, default=str))
+
+
+def html_report(cmp: Comparison | dict[str, Any], bench: dict[str, Any] | None = None) -> str:
+    return _html_report(as_results(cmp), bench)
 
 
 TERMINAL_STYLE = {"lost": "bold red", "order": "yellow", "refused": "blue", "designed": "default", "error": "dim"}
@@ -23,7 +33,7 @@ TERMINAL_STYLE = {"lost": "bold red", "order": "yellow", "refused": "blue", "des
 
 def terminal_matrix(cmp: Comparison) -> Table:
     """Coloured by meaning (red lost/duplicated, yellow order, blue refused-but-safe); ✓/✗ = expectation check."""
-    results = cmp.as_dict() if isinstance(cmp, Comparison) else cmp
+    results = as_results(cmp)
     table = Table(title=f"queuekit compare — observed on real brokers ({results['seconds']:.0f}s)", show_lines=True)
     table.add_column("scenario (concept)", style="bold")
     for stack in results["stacks"]:
@@ -62,7 +72,7 @@ def markdown(cmp: Comparison | dict[str, Any]) -> str:
     """report.md: where the stacks differ first (with the guide's claim beside it), then every cell."""
     from .html import guide_rows
 
-    results = cmp.as_dict() if isinstance(cmp, Comparison) else cmp
+    results = as_results(cmp)
     stacks = results["stacks"]
     claims = {r["scenario"]: r for r in guide_rows(results)}
     lines = [f"# queuekit: where the stacks differ ({results['started']})", "",
@@ -104,13 +114,11 @@ def markdown(cmp: Comparison | dict[str, Any]) -> str:
 
 def write_reports(cmp: Comparison | dict[str, Any], outdir: Path, bench: dict[str, Any] | None = None) -> dict[str, Path]:
     """results.json, report.md and report.html; the reports are built from the JSON alone."""
-    from .html import html_report
-
-    results = cmp.as_dict() if isinstance(cmp, Comparison) else cmp
+    results = as_results(cmp)
     outdir.mkdir(parents=True, exist_ok=True)
     paths = {"json": outdir / "results.json", "md": outdir / "report.md", "html": outdir / "report.html"}
     paths["json"].write_text(json.dumps(results, indent=2, default=str))
     results = json.loads(paths["json"].read_text())  # exactly what a later `queuekit report` reads
     paths["md"].write_text(markdown(results))
-    paths["html"].write_text(html_report(results, bench))
+    paths["html"].write_text(_html_report(results, bench))
     return paths

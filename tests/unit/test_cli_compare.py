@@ -30,14 +30,14 @@ def test_compare_prints_json_and_writes_the_three_reports(stubs, tmp_path):
     doc = json.loads(done.stdout)
     assert {(c["stack"], c["observed"]["replayed"]) for c in doc["cells"]} == {("stub", 0), ("stub-log", 20)}
     [run] = list(tmp_path.iterdir())
-    assert sorted(p.name for p in run.iterdir()) == ["cells", "report.html", "report.md", "results.json"]
+    assert sorted(p.name for p in run.iterdir()) == ["cells", "logs", "report.html", "report.md", "results.json"]
 
 
 def test_compare_markdown_goes_to_stdout(stubs, tmp_path):
     done = CliRunner().invoke(cli, ["compare", "--stack", "stub", "--scenario", "replay", "--format", "markdown",
                                     "--out", str(tmp_path)])
     assert done.exit_code == 0, done.output
-    assert "| replay |" in done.stdout and "**as expected**" in done.stdout
+    assert "| replay |" in done.stdout and "as designed ✓" in done.stdout
 
 
 def test_an_unknown_name_is_one_line_and_a_non_zero_exit(stubs, tmp_path):

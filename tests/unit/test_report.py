@@ -39,35 +39,47 @@ def test_results_json_holds_every_cell(result, tmp_path):
     assert paths["md"].read_text() == markdown(result) and paths["html"].stat().st_size > 0
 
 
-def test_markdown_matrix_marks_each_cell_and_lists_what_differs(result):
+def test_markdown_leads_with_differences_and_marks_the_check_apart_from_the_meaning(result):
     md = markdown(result)
-    [replay] = [line for line in md.splitlines() if line.startswith("| replay |")]
+    assert md.index("## Where the stacks differ") < md.index("## Every cell")
+    differ = md[md.index("## Where the stacks differ"):md.index("## The same on every stack")]
+    assert "| replay |" in differ and "| fan-out |" not in differ  # replayed 0 / 20 / 0; fan-out alike
+    every = md[md.index("## Every cell"):]
+    [replay] = [line for line in every.splitlines() if line.startswith("| replay |")]
     cells = [c.strip() for c in replay.split("|")[3:-1]]
-    assert cells[0].startswith("**as expected**") and "replayed=0" in cells[0]
-    assert cells[1].startswith("**as expected**") and "replayed=20" in cells[1]
-    assert cells[2].startswith("**DIFFERS**")
+    assert cells[0].startswith("as designed ✓") and "replayed=0" in cells[0]
+    assert cells[1].startswith("as designed ✓") and "replayed=20" in cells[1]
+    assert cells[2].startswith("as designed ✗ differs from expectation")  # neutral meaning, check failed
     assert "- replay on stub-liar: replayed: observed 0, expected == 20" in md
     assert "**Replay history for a new consumer or a bug fix** — best observed: stub-log." in md
 
 
 class _Cells(HTMLParser):
+    """The cells of the full matrix (table id=matrix) and the inline charts."""
+
     def __init__(self):
         super().__init__()
+        self.in_matrix = False
         self.classes: list[str] = []
         self.svgs = 0
 
     def handle_starttag(self, tag, attrs):
-        if tag == "td":
-            self.classes.append(dict(attrs).get("class", ""))
+        attrs = dict(attrs)
+        if tag == "table":
+            self.in_matrix = attrs.get("id") == "matrix"
+        if tag == "td" and self.in_matrix:
+            self.classes.append(attrs.get("class", ""))
         self.svgs += tag == "svg"
 
 
-def test_html_report_has_the_matrix_coloured_by_match_and_both_charts(result):
+def test_html_report_colours_by_meaning_with_the_check_as_a_mark(result):
     page = html_report(result)
     parsed = _Cells()
     parsed.feed(page)
-    assert parsed.classes == ["ok", "ok", "ok", "ok", "ok", "bad"]  # fan-out x3, replay x3: the liar differs
-    assert parsed.svgs == 2 and 'id="guide"' in page
+    assert parsed.classes == ["m-designed"] * 6  # fan-out x3, replay x3: nothing lost, nothing out of order
+    assert page.count("✗ differs from expectation") == 2  # the liar stands out, in the differences and the matrix
+    assert page.index('id="differences"') < page.index('id="matrix"')
+    assert parsed.svgs >= 1 and 'id="guide"' in page and "<details>" in page
 
 
 def test_terminal_matrix_shows_every_stack_and_mark(result):
@@ -75,4 +87,4 @@ def test_terminal_matrix_shows_every_stack_and_mark(result):
     console.print(terminal_matrix(result))
     text = console.export_text()
     assert all(name in text for name in ("stub-log", "stub-liar", "fan-out", "replay"))
-    assert text.count("as expected") == 5 and text.count("DIFFERS") == 1
+    assert text.count("as designed") == 6 and text.count("✗ differs") == 1
