@@ -98,7 +98,7 @@ class Sampler:
                 t, last = series[-1]
                 points = [{"t": t_i, "backlog": o.backlog, "in_flight": o.in_flight, "dead_letters": o.dead_letters,
                            "publish_rate": _rate(series, i, "published"), "consume_rate": _rate(series, i, "consumed")}
-                          for i, (t_i, o) in enumerate(series)][RATE_WINDOW:] if len(series) > RATE_WINDOW else []
+                          for i, (t_i, o) in enumerate(series)][-SHOWN:]
                 workloads.append({
                     "name": workload, **asdict(last),
                     "reasons": self.reasons.get((stack, workload), (0, []))[1] if last.dead_letters else [],

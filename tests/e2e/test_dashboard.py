@@ -87,6 +87,9 @@ def test_dashboard_shows_every_stack_live_in_chromium(kit, dashboard, tmp_path):
             runs.append(_queuekit("run", "kafka", "tracking", "-n", "3000", "--workers", "1"))
             wait_for(lambda: value("kafka/tracking", "backlog") not in (None, "0"), timeout=120, interval=0.3,
                      what="kafka/tracking lag on the page")
+            shown = int(page.get_attribute("body", "data-samples"))
+            wait_for(lambda: int(page.get_attribute("body", "data-samples")) >= shown + 3, timeout=30,
+                     what="three more samples on the page (the Kafka chart drawn)")
             SCREENSHOT.parent.mkdir(exist_ok=True)
             page.screenshot(path=str(SCREENSHOT), full_page=True)
             reasons = page.inner_text('[data-card="dramatiq/signup"] ul.reasons')

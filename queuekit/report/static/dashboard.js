@@ -47,10 +47,11 @@ function card(sec, stack, w) {
     sec.querySelector(".cards").append(c);
     charts[id] = new uPlot({
       width: 320, height: 110, legend: {show: false}, cursor: {show: false},
-      scales: {x: {time: true}, rate: {auto: true}},
-      series: [{}, {label: "backlog", stroke: "#2563eb", width: 1.5},
-               {label: "pub/s", stroke: "#16a34a", scale: "rate", width: 1},
-               {label: "cons/s", stroke: "#d97706", scale: "rate", width: 1}],
+      // the last minute, even with one sample so far (uPlot would otherwise span years around a lone point)
+      scales: {x: {time: true, range: (u, min, max) => [max - 60, max]}, rate: {auto: true}},
+      series: [{}, {label: "backlog", stroke: "#2563eb", width: 1.5, points: {show: false}},
+               {label: "pub/s", stroke: "#16a34a", scale: "rate", width: 1, points: {show: false}},
+               {label: "cons/s", stroke: "#d97706", scale: "rate", width: 1, points: {show: false}}],
       axes: [{size: 24, font: "10px system-ui"}, {size: 50, font: "10px system-ui"},
              {side: 1, scale: "rate", size: 46, font: "10px system-ui", grid: {show: false}}],
     }, [[], [], [], []], chart);
