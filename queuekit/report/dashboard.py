@@ -62,7 +62,9 @@ class Sampler:
 
     def _observe(self, stack: str) -> dict[str, Observation]:
         module = observer(stack)
-        observed = module.observe(self.settings) if module else self._through_protocol(stack)
+        if module is None:
+            raise LookupError(f"no live view yet: add {stack}'s app package an observe.py (see queuekit/stacks/observe.py)")
+        observed = module.observe(self.settings)
         for workload, obs in observed.items():
             known = self.reasons.get((stack, workload))
             if obs.dead_letters and (known is None or known[0] != obs.dead_letters):
@@ -71,13 +73,6 @@ class Sampler:
 
     def _stack(self, stack: str):
         return load_stack(stack)(self.settings, self.settings.home / "dashboard" / "unused-ledger.sqlite")
-
-    def _through_protocol(self, stack: str) -> dict[str, Observation]:
-        """A stack without an ``observe`` module: backlog and dead letters, as the Stack protocol reads them."""
-        from workloads import WORKLOADS
-
-        s = self._stack(stack)
-        return {w: Observation(backlog=s.backlog(w), dead_letters=len(s.dead_letters(w))) for w in WORKLOADS}
 
     def _latest_reasons(self, stack: str, workload: str) -> list[str]:
         dead = self._stack(stack).dead_letters(workload)  # read without consuming them

@@ -28,7 +28,7 @@ from queuekit.core.ledger import LEDGER_ENV
 from queuekit.core.options import StackOptions, options_env
 from queuekit.core.worker_env import NAME_ENV
 from queuekit.stacks.pool import _die_with_parent
-from queuekit.stacks.registry import STACKS
+from queuekit.stacks.registry import STACKS, load_stack
 
 STOP_TIMEOUT = 30.0  # seconds for a warm shutdown before SIGKILL
 
@@ -65,13 +65,33 @@ def kit_env(settings: Settings) -> dict[str, str]:
 def prepare(settings: Settings, stack: str, workloads: Sequence[str], options: StackOptions,
             ledger: Path) -> list[Command]:
     """Declare the stack's topology for ``workloads`` and return the commands with their environment."""
-    by_hand = importlib.import_module(f"{app_package(stack)}.by_hand")
-    by_hand.declare(settings, workloads, options)
+    try:
+        by_hand = importlib.import_module(f"{app_package(stack)}.by_hand")
+    except ModuleNotFoundError:
+        by_hand = None
+    if by_hand is not None:
+        by_hand.declare(settings, workloads, options)
+        commands = by_hand.commands(list(workloads), options, f"{stack}-by-hand")
+    else:
+        options, commands = _through_the_stack(settings, stack, workloads, options, ledger)
     common = {**kit_env(settings), LEDGER_ENV: str(ledger)}
     if options != StackOptions(workers=options.workers):
         common.update(options_env(options))
-    return [Command(name, argv, {**common, NAME_ENV: name, **extra})
-            for name, argv, extra in by_hand.commands(list(workloads), options, f"{stack}-by-hand")]
+    return [Command(name, argv, {**common, NAME_ENV: name, **extra}) for name, argv, extra in commands]
+
+
+def _through_the_stack(settings: Settings, stack: str, workloads: Sequence[str], options: StackOptions,
+                       ledger: Path) -> tuple[StackOptions, list[tuple[str, list[str], dict]]]:
+    """A stack without a ``by_hand`` module: its own ``declare`` and ``python -m <worker_module>``, as the kit runs it."""
+    cls = load_stack(stack)
+    instance = cls(settings, ledger)
+    instance.workloads, instance.options = tuple(workloads), instance.prepare_options(options)
+    try:
+        instance.declare()
+    finally:
+        instance.stop()  # closes the admin connections it opened; no worker was started
+    argv = ["python", "-m", cls.worker_module, *workloads]
+    return instance.options, [(f"{stack}-by-hand-{i}", argv, {}) for i in range(options.workers)]
 
 
 def describe(commands: Sequence[Command]) -> str:

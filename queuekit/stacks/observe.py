@@ -5,7 +5,8 @@ Each app package has an ``observe`` module (same name everywhere) with
 view (management API, group offsets), and ``links(settings)`` (Flower, the
 management UI). Counters are totals since the queue/topic exists; the
 dashboard turns their deltas into rates. A stack without an ``observe``
-module still shows backlog and dead letters through the Stack protocol.
+module still appears, with a note saying so (the Stack protocol's reads are
+made for a stack's own workers and can take seconds: not once a second).
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from queuekit.stacks.registry import STACKS
 
 @dataclass(frozen=True)
 class Observation:
-    backlog: int  # ready + unacked (RabbitMQ) or consumer lag (Kafka), every queue/group of the workload
+    backlog: int | None  # ready + unacked (RabbitMQ) or consumer lag (Kafka), every queue/group of the workload
     dead_letters: int  # messages in the workload's dead-letter places
     published: int | None = None  # counter: messages into the workload's entry (per subscriber: the max)
     consumed: int | None = None  # counter: entry messages settled (acked / committed; per subscriber: the min)
