@@ -105,3 +105,17 @@ def test_a_worker_started_by_hand_without_a_ledger_refuses_to_start(kit, stack, 
     done = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=90)
     assert done.returncode != 0
     assert "QUEUEKIT_LEDGER" in done.stdout + done.stderr
+
+
+def test_a_stack_without_by_hand_module_is_run_as_the_kit_runs_it(kit):
+    """Every registered stack has `queuekit worker`: without <app>/by_hand.py, its declare + python -m worker."""
+    from queuekit.stacks.by_hand import app_package
+    from queuekit.stacks.registry import load_stack, stack_names
+
+    for stack in stack_names():
+        printed = subprocess.run([sys.executable, "-m", "queuekit", "worker", stack, "--workload", "signup", "--print"],
+                                 capture_output=True, text=True, timeout=120, env=shell_env())
+        assert printed.returncode == 0, (stack, printed.stderr[-1500:])
+        assert "export QUEUEKIT_LEDGER=" in printed.stdout
+        if stack not in STACKS:
+            assert f"python -m {load_stack(stack).worker_module} signup" in printed.stdout, app_package(stack)
