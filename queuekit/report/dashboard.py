@@ -56,6 +56,8 @@ class Sampler:
             try:
                 seen[stack] = self._observe(stack)
                 self.errors.pop(stack, None)
+            except LookupError as exc:  # no observe module: a note, not a failure
+                self.errors[stack] = str(exc).strip("'\"")
             except Exception as exc:  # noqa: BLE001 - shown on the page; the other stacks still update
                 self.errors[stack] = f"{type(exc).__name__}: {exc}"[:200]
         self.history.append((now, seen))

@@ -72,7 +72,7 @@ async function tick() {
     const state = await (await fetch("/api/state")).json();
     for (const stack of state.stacks) {
       const sec = stackSection(stack);
-      if (!stack.workloads.length && !sec.querySelector(".empty")) {
+      if (!stack.workloads.length && !stack.error && !sec.querySelector(".empty")) {
         sec.querySelector(".cards").append(el("p", {class: "empty"}, "nothing declared yet: start a run"));
       }
       if (stack.workloads.length) sec.querySelector(".empty")?.remove();
