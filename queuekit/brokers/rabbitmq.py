@@ -83,6 +83,10 @@ class RabbitMQ:
             "management.sample_retention_policies.detailed.10 = 1",
             "",
         ]))
+        # Quorum queues report their counters (ready, unacked, consumers) to the management API once per
+        # "tick", 5 s by default and not in rabbitmq.conf's schema: 500 ms like the classic queues' stats
+        # above (measured: a quorum queue's depth showed after 5.95 s, a classic one's after 0.62 s).
+        (self.dir / "advanced.config").write_text("[{rabbit, [{quorum_tick_interval, 500}]}].\n")
         (self.dir / "enabled_plugins").write_text(f"[{','.join(PLUGINS)}].\n")  # enabled offline
         (self.dir / "rabbitmq-env.conf").write_text("# queuekit: all settings come from the environment\n")
 
@@ -95,6 +99,7 @@ class RabbitMQ:
             "RABBITMQ_MNESIA_BASE": str(d / "mnesia"),
             "RABBITMQ_LOG_BASE": str(d / "log"),
             "RABBITMQ_CONFIG_FILE": str(d / "rabbitmq.conf"),
+            "RABBITMQ_ADVANCED_CONFIG_FILE": str(d / "advanced.config"),
             "RABBITMQ_ENABLED_PLUGINS_FILE": str(d / "enabled_plugins"),
             "RABBITMQ_CONF_ENV_FILE": str(d / "rabbitmq-env.conf"),
             "RABBITMQ_DIST_PORT": str(p.rabbit_dist),
