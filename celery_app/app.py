@@ -35,7 +35,11 @@ def make_app(options: StackOptions, *, broker_url: str | None = None, include: t
         task_create_missing_queues=False,
         task_default_queue=topology.queue_name("signup"),  # never used: every task has a route
         task_default_exchange=topology.TASKS.name,
-        task_default_exchange_type="direct",
+        task_default_exchange_type=topology.tasks_exchange(options).type,  # topic on quorum (native delays)
+        task_default_queue_type=options.queue_type,  # Celery's own declarations (we declare ours explicitly)
+        # Quorum queues have no global QoS: Celery sees x-queue-type=quorum in task_queues and sets a static
+        # per-consumer prefetch (prefetch x concurrency), and declares its native delayed-delivery topology.
+        worker_detect_quorum_queues=True,
         # Ack timing: after the task returns (at-least-once), unless early_ack asks for Celery's default
         # (ack when the worker starts the task: a SIGKILL mid-task loses the message).
         task_acks_late=not options.early_ack,

@@ -17,6 +17,9 @@ What each option does here:
                    reject_on_worker_lost: acked after the task returns, redelivered when the worker dies.
 * ``queue_max_length``  ``x-max-length`` + ``x-overflow=reject-publish`` on the entry queue(s) (both
                    tracking queues); the broker nacks what does not fit and ``publish`` counts it refused.
+* ``queue_type``   ``classic`` (default) or ``quorum`` (``celery_quorum`` sets it; see that class and
+                   topology.py): x-queue-type on every queue, topic ``celery.tasks``, native delays.
+* ``delivery_limit``  quorum only: ``x-delivery-limit`` (broker redeliveries before it dead-letters).
 * ``partitions``, ``extra``  unused.
 
 Delivery: publisher confirms (kombu ``confirm_publish``); a signup is one task, a video is a
@@ -31,6 +34,7 @@ import base64
 import json
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from amqp.exceptions import MessageNacked
@@ -40,6 +44,7 @@ from kombu.exceptions import OperationalError
 
 from queuekit.core.config import Settings
 from queuekit.core.envelope import Envelope, encode
+from queuekit.core.options import StackOptions
 from queuekit.stacks.base import DeadLetter, PublishReport, Stack
 from queuekit.stacks.capabilities import Capabilities
 from queuekit.stacks.rabbitmq import Management, x_death
@@ -95,10 +100,14 @@ class CeleryStack(Stack):
             self.app = None
 
     def purge(self) -> None:
-        """Every celery.* queue and our exchanges (not Celery's own celery.pidbox)."""
+        """Every celery.* queue and our exchanges (not Celery's own celery.pidbox), and the native
+        delayed-delivery topology a quorum run declared. Deleted, never redeclared: a queue's type is
+        fixed, so classic -> quorum (or back) only works on a clean slate (else 406 PRECONDITION_FAILED)."""
         self.mgmt.delete_queues(topology.PREFIX)
+        self.mgmt.delete_queues(topology.DELAYED_PREFIX)
         for exchange in topology.EXCHANGES:
             self.mgmt.delete_exchanges(exchange.name)
+        self.mgmt.delete_exchanges(topology.DELAYED_PREFIX)
 
     # -- producing -----------------------------------------------------------------
     def publish(self, workload: str, envelopes: Sequence[Envelope]) -> PublishReport:
@@ -136,7 +145,10 @@ class CeleryStack(Stack):
 
     # -- the broker's view -------------------------------------------------------------
     def _work_queues(self, workload: str) -> list[str]:
-        return [topology.queue_name(s) for s in WORKLOADS[workload].services]
+        """Where the workload's messages wait: its queues, and (quorum) the delayed-delivery queues a
+        retry waits in until its countdown is over (not in the worker, as on classic queues)."""
+        delayed = [q.name for q in self.mgmt.queues(topology.DELAYED_PREFIX)] if self.options.queue_type == "quorum" else []
+        return [topology.queue_name(s) for s in WORKLOADS[workload].services] + delayed
 
     def drain(self, workload: str, timeout: float = 60.0) -> None:
         # ready + unacked of the work queues. No gap hides a message: retries (held unacked until their
@@ -154,7 +166,8 @@ class CeleryStack(Stack):
         """A brand-new queue bound like the entry queue: what history can it read? (acked = deleted: none)"""
         entry = topology.work_queue(topology.entry_services(workload)[0], self.options)
         with self._app().connection_for_write() as conn:
-            fresh = Queue("", exclusive=True, bindings=entry.bindings or [binding(topology.TASKS, entry.routing_key)])
+            bindings = entry.bindings or [binding(topology.tasks_exchange(self.options), entry.routing_key)]
+            fresh = Queue("", exclusive=True, bindings=bindings)
             name = fresh(conn.default_channel).declare()
             return conn.default_channel.queue_declare(name, passive=True).message_count
 
@@ -169,7 +182,7 @@ def _dead_letter(service: str, body: bytes, headers: dict) -> DeadLetter:
     if topology.REASON_HEADER in headers:
         return DeadLetter(service, body, headers[topology.REASON_HEADER])
     what = f"task {headers['task']!r}" if "task" in headers else "not a Celery task message"
-    reason = f"{x_death(headers)} by the Celery worker: {what}"
+    reason = f"{x_death(headers)} (RabbitMQ's dead-lettering): {what}"  # e.g. rejected, delivery_limit
     return DeadLetter(service, _task_argument(body), reason)
 
 
@@ -187,3 +200,25 @@ def _task_argument(body: bytes) -> bytes:
     if isinstance(argument, dict) and argument.get("__type__") == "base64":
         return base64.b64decode(argument["__value__"])
     return body
+
+
+class CeleryQuorumStack(CeleryStack):
+    """The same Celery app and tasks on quorum queues (``queue_type="quorum"``): what changes.
+
+    * queues: ``x-queue-type=quorum``, ``x-delivery-limit`` = ``options.delivery_limit`` (RabbitMQ 3.10
+      has no default), ``x-dead-letter-strategy=at-least-once`` with ``x-overflow=reject-publish``;
+      the dead-letter queues are quorum too (see ``queuekit.core.queue_types``).
+    * a worker lost mid-task: RabbitMQ returns the message and counts it (``x-delivery-count``); past the
+      limit the broker dead-letters it to ``celery.<service>.dlq`` (reason ``delivery_limit``) instead of
+      handing it to the next worker forever. Celery's own retries are new messages: not counted.
+    * ``prefetch``: static per consumer (no global QoS; Celery logs "Global QoS is disabled").
+    * retries: Celery's native delayed delivery (``celery_delayed_*`` queues, ``celery.tasks`` a topic
+      exchange), in whole seconds >= 1 (``topology.retry_countdown``); the waiting retry sits in the
+      broker, not unacked in the worker.
+    """
+
+    name = "celery_quorum"
+    capabilities = replace(CeleryStack.capabilities, delivery_limit=True)  # x-delivery-limit
+
+    def prepare_options(self, options: StackOptions) -> StackOptions:
+        return replace(options, queue_type="quorum")

@@ -126,8 +126,8 @@ def handle(task, service: str, payload: str | bytes, upstream: dict | None = Non
             raise
         # Retry with backoff: a new message (eta) to THIS service's queue, never via the fanout exchange;
         # the current message is acked once the retry is published.
-        raise task.retry(exc=err, countdown=OPTIONS.backoff_ms * 2**retries / 1000,  # noqa: B904 - exc= chains it
-                         max_retries=OPTIONS.max_retries, **topology.to_queue(service))
+        raise task.retry(exc=err, countdown=topology.retry_countdown(OPTIONS, retries),  # noqa: B904 - exc= chains it
+                         max_retries=OPTIONS.max_retries, **topology.to_queue(service, OPTIONS))
     return outcome.result
 
 
@@ -137,7 +137,7 @@ def dead_letter(task, service: str, payload: str | bytes, reason: str) -> None:
         with task.app.producer_or_acquire() as producer:
             producer.publish(
                 _as_bytes(payload), exchange=topology.DLX.name, routing_key=topology.queue_name(service),
-                declare=[topology.dead_letter_queue(service)], content_type="application/octet-stream",
+                declare=[topology.dead_letter_queue(service, OPTIONS)], content_type="application/octet-stream",
                 content_encoding="binary", delivery_mode=2, retry=True,
                 headers={topology.REASON_HEADER: reason, "x-queuekit-service": service, "x-queuekit-task": task.name,
                          "x-queuekit-task-id": task.request.id, "x-queuekit-retries": task.request.retries},

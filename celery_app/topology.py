@@ -36,21 +36,37 @@ A retry of one subscriber goes straight back to ITS queue (``to_queue``:
 celery.tasks, routing key = queue name). Celery's own ``self.retry()`` would
 re-publish through the task's route, i.e. the fanout, and re-run the other
 subscriber too (observed before ``to_queue``).
+
+Quorum queues (``options.queue_type == "quorum"``, the ``celery_quorum`` stack):
+every queue gets ``x-queue-type=quorum`` (+ delivery limit, at-least-once
+dead-lettering: ``queuekit.core.queue_types``) and ``celery.tasks`` becomes a
+TOPIC exchange. Why topic: a countdown/eta on quorum queues goes through
+Celery's native delayed delivery (kombu ``native_delayed_delivery``: 28
+``celery_delayed_<level>`` TTL queues, then ``celery_delayed_delivery``, then
+back to the task's exchange), which only binds topic/fanout exchanges. With a
+direct exchange Celery logs "Direct exchanges are not supported" and the worker
+holds the eta message itself, unable to raise its per-consumer prefetch (no
+global QoS on quorum): one waiting retry blocks a prefetch-1 worker. Routing
+keys are whole queue names without wildcards, so topic routes exactly as direct.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 from kombu import Exchange, Queue, binding
 
 from queuekit.core.options import StackOptions
+from queuekit.core.queue_types import dead_letter_queue_arguments, work_queue_arguments
 from workloads import WORKLOADS
 
 PREFIX = "celery."
 TASKS = Exchange("celery.tasks", "direct", durable=True)  # Celery binds every queue to its default exchange
+TASKS_TOPIC = Exchange("celery.tasks", "topic", durable=True)  # the same, on quorum queues (see above)
 DLX = Exchange("celery.dlx", "direct", durable=True)
 TRACKING = Exchange("celery.tracking", "fanout", durable=True)
 EXCHANGES = (TASKS, DLX, TRACKING)
+DELAYED_PREFIX = "celery_delayed_"  # kombu's native delayed delivery: celery_delayed_<0..27>, celery_delayed_delivery
 TRACKING_TASK = "tracking.event"  # the one task name both tracking queues receive
 REASON_HEADER = "x-queuekit-reason"  # on the dead letters our tasks publish: why it died
 
@@ -74,21 +90,27 @@ def task_name(service: str) -> str:
     return TRACKING_TASK if service.startswith("tracking.") else service
 
 
+def tasks_exchange(options: StackOptions) -> Exchange:
+    return TASKS_TOPIC if options.queue_type == "quorum" else TASKS
+
+
 def work_queue(service: str, options: StackOptions) -> Queue:
     workload = service.split(".")[0]
-    args = {"x-dead-letter-exchange": DLX.name, "x-dead-letter-routing-key": queue_name(service)}
+    args = {"x-dead-letter-exchange": DLX.name, "x-dead-letter-routing-key": queue_name(service),
+            **work_queue_arguments(options)}  # quorum: type, delivery limit, at-least-once dead-lettering
     if options.queue_max_length is not None and service in entry_services(workload):
         # a full queue makes the broker nack the publish (confirm -> refused) instead of dropping the oldest
         args.update({"x-max-length": options.queue_max_length, "x-overflow": "reject-publish"})
     name = queue_name(service)
+    tasks = tasks_exchange(options)
     if WORKLOADS[workload].shape == "fan-out":  # reachable both by the fanout and by name (retries)
-        return Queue(name, [binding(TASKS, routing_key=name), binding(TRACKING)], routing_key=name, durable=True,
-                     queue_arguments=args)
-    return Queue(name, TASKS, routing_key=name, durable=True, queue_arguments=args)
+        return Queue(name, tasks, routing_key=name, bindings=[binding(TRACKING)], durable=True, queue_arguments=args)
+    return Queue(name, tasks, routing_key=name, durable=True, queue_arguments=args)
 
 
-def dead_letter_queue(service: str) -> Queue:
-    return Queue(dlq_name(service), DLX, routing_key=queue_name(service), durable=True)
+def dead_letter_queue(service: str, options: StackOptions) -> Queue:
+    return Queue(dlq_name(service), DLX, routing_key=queue_name(service), durable=True,
+                 queue_arguments=dead_letter_queue_arguments(options))
 
 
 def services(workloads: Iterable[str] = WORKLOADS) -> list[str]:
@@ -107,10 +129,25 @@ def routes() -> dict[str, dict]:
     return table
 
 
-def to_queue(service: str) -> dict:
+def to_queue(service: str, options: StackOptions) -> dict:
     """Publish options that reach exactly this service's queue, overriding any route (the fanout's)."""
     name = queue_name(service)
-    return {"queue": name, "exchange": TASKS.name, "exchange_type": "direct", "routing_key": name}
+    tasks = tasks_exchange(options)
+    return {"queue": name, "exchange": tasks.name, "exchange_type": tasks.type, "routing_key": name}
+
+
+def retry_countdown(options: StackOptions, retries: int) -> float:
+    """Seconds before retry ``retries`` (0-based): backoff_ms * 2**retries.
+
+    On quorum queues Celery delays natively (``app.send_task``): the countdown becomes a
+    routing key of whole seconds, ``calculate_routing_key(int(countdown), …)``, which raises
+    ValueError for 0 < countdown < 1, and ``task.retry`` turns a failed publish into
+    ``Reject(requeue=False)``: a sub-second retry would dead-letter the task on its first
+    failure. So on quorum a retry waits whole seconds, at least one (a finding: the backoff curve
+    below 1 s flattens to 1 s, 1 s, 2 s, ...).
+    """
+    seconds = options.backoff_ms * 2**retries / 1000
+    return float(max(1, math.ceil(seconds))) if options.queue_type == "quorum" else seconds
 
 
 def service_of_queue(queue: str) -> str:
@@ -121,8 +158,8 @@ def service_of_queue(queue: str) -> str:
 
 def declare(channel, workloads: Iterable[str], options: StackOptions) -> None:
     """Declare exchanges, work queues (with their bindings) and dead-letter queues. Idempotent."""
-    for exchange in EXCHANGES:
+    for exchange in (tasks_exchange(options), DLX, TRACKING):
         exchange(channel).declare()
     for service in services(workloads):
-        dead_letter_queue(service)(channel).declare()  # before the work queue can dead-letter into it
+        dead_letter_queue(service, options)(channel).declare()  # before the work queue can dead-letter into it
         work_queue(service, options)(channel).declare()

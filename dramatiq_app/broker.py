@@ -28,7 +28,7 @@ import traceback
 from collections.abc import Mapping
 
 import dramatiq
-from dramatiq.brokers.rabbitmq import RabbitmqBroker, _RabbitmqConsumer
+from dramatiq.brokers.rabbitmq import DEAD_MESSAGE_TTL, RabbitmqBroker, _RabbitmqConsumer
 from dramatiq.common import xq_name
 from dramatiq.errors import BrokerConnectionError
 from dramatiq.middleware import Middleware, MiddlewareError, default_middleware
@@ -36,6 +36,7 @@ from dramatiq.middleware.retries import Retries
 
 from queuekit.core.config import Settings, settings
 from queuekit.core.options import StackOptions
+from queuekit.core.queue_types import dead_letter_queue_arguments, work_queue_arguments
 from queuekit.core.worker_env import this_worker
 
 from .topology import extra_queue_arguments
@@ -55,17 +56,29 @@ class _DeadLetterWithReason(_RabbitmqConsumer):
 
 
 class QueuekitBroker(RabbitmqBroker):
-    def __init__(self, *, queue_arguments: Mapping[str, dict], **kwargs):
+    def __init__(self, *, queue_arguments: Mapping[str, dict], options: StackOptions, **kwargs):
         super().__init__(**kwargs)
         self.queue_arguments = dict(queue_arguments)
+        # Quorum queues, the way a Dramatiq user gets them (Dramatiq 2.2 has no queue-type setting): the
+        # type and its arguments on every queue Dramatiq declares, Q, Q.DQ and Q.XQ (both sides, producer
+        # and worker, declare with the same options, so RabbitMQ never sees two different declarations).
+        self.type_arguments = work_queue_arguments(options)
+        self.dead_letter_arguments = dead_letter_queue_arguments(options)
 
     @property
     def consumer_class(self):
         return _DeadLetterWithReason
 
+    def _build_queue_arguments(self, queue_name):  # Q and Q.DQ: dead-letter to Q.XQ (+ quorum arguments)
+        return {**super()._build_queue_arguments(queue_name), **self.type_arguments}
+
     def _declare_queue(self, queue_name):
         arguments = {**self._build_queue_arguments(queue_name), **self.queue_arguments.get(queue_name, {})}
         return self.channel.queue_declare(queue=queue_name, durable=True, arguments=arguments)
+
+    def _declare_xq_queue(self, queue_name):  # Dramatiq's 7-day TTL (quorum queues support it since 3.10)
+        arguments = {"x-message-ttl": DEAD_MESSAGE_TTL, **self.dead_letter_arguments}
+        return self.channel.queue_declare(queue=xq_name(queue_name), durable=True, arguments=arguments)
 
 
 class RequireLedger(Middleware):
@@ -96,6 +109,7 @@ def make_broker(options: StackOptions, config: Settings | None = None, name: str
         confirm_delivery=True,  # every enqueue (send, retry, pipeline step) waits for RabbitMQ's publisher confirm
         middleware=middleware,
         queue_arguments=extra_queue_arguments(options),
+        options=options,
     )
     broker.parameters.client_properties = {"connection_name": name}
     return broker

@@ -26,6 +26,9 @@ Options on this stack:
   RabbitMQ nacks a publish into a full queue; Dramatiq's ``enqueue`` takes that nack for a
   channel error and retries 6 times (reconnecting each time) before raising
   ``ConnectionClosed``: ``publish`` counts that envelope as refused.
+* ``queue_type``: ``classic`` or ``quorum`` (``dramatiq_quorum`` sets it): x-queue-type and its
+  arguments on Q, Q.DQ and Q.XQ, declared by ``broker.QueuekitBroker`` (see DramatiqQuorumStack).
+* ``delivery_limit``: quorum only, ``x-delivery-limit`` on Q and Q.DQ.
 * ``partitions``: Kafka only, ignored.
 
 ``publish`` counts envelopes: tracking sends one message per subscriber actor (no
@@ -35,12 +38,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 
 import pika.exceptions
 from dramatiq import Message
 from dramatiq.errors import ConnectionClosed, DecodeError
 
 from queuekit.core.envelope import Envelope, encode
+from queuekit.core.options import StackOptions
 from queuekit.stacks.base import DeadLetter, PublishReport, Stack
 from queuekit.stacks.capabilities import Capabilities
 from queuekit.stacks.rabbitmq import Management, x_death
@@ -182,5 +187,28 @@ def _dead_letter(service: str, body: bytes, headers: dict) -> DeadLetter:
     except DecodeError:  # not a Dramatiq message at all: the consumer nacked it unread, RabbitMQ's DLX moved it
         return DeadLetter(service, body, f"not a Dramatiq message ({x_death(headers)})")
     lines = [line for line in (message.options.get("traceback") or "").splitlines() if line.strip()]
-    reason = lines[-1] if lines else "no reason recorded"
+    # no traceback: RabbitMQ dead-lettered the frame itself (e.g. quorum's delivery_limit): x-death says why
+    reason = lines[-1] if lines else (x_death(headers) if "x-death" in headers else "no reason recorded")
     return DeadLetter(service, actors.from_arg(message.args[0]) if message.args else body, reason)
+
+
+class DramatiqQuorumStack(DramatiqStack):
+    """The same actors on quorum queues, as a Dramatiq 2.2 user would do it (no built-in support):
+    ``QueuekitBroker`` adds ``x-queue-type=quorum`` + ``x-delivery-limit`` + at-least-once
+    dead-lettering (``x-overflow=reject-publish``) to Dramatiq's declarations of Q and Q.DQ, and the
+    type to Q.XQ. Everything Dramatiq relies on exists on quorum queues in 3.10: per-queue DLX
+    (nack -> .XQ), queue TTL on .XQ, per-consumer prefetch (Dramatiq never asks for global QoS);
+    ``x-max-priority`` (Dramatiq's ``max_priority``) would not, and stays unset.
+
+    What changes: a message handed back (worker lost, or prefetched by a worker that stops: Dramatiq
+    leaves those unacked and RabbitMQ returns them when the connection closes) is counted, and a retry
+    waiting in Q.DQ held by a stopping worker too; past ``delivery_limit`` RabbitMQ moves it to
+    Q.XQ itself (reason ``delivery_limit`` in x-death, no traceback). Retries are new messages via
+    Q.DQ: not counted.
+    """
+
+    name = "dramatiq_quorum"
+    capabilities = replace(DramatiqStack.capabilities, delivery_limit=True)  # x-delivery-limit
+
+    def prepare_options(self, options: StackOptions) -> StackOptions:
+        return replace(options, queue_type="quorum")

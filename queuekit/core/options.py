@@ -24,6 +24,10 @@ class StackOptions:
     early_ack: bool = False  # ack on receipt instead of after the handler (Celery's default)
     partitions: int = 4  # Kafka partitions per topic
     queue_max_length: int | None = None  # RabbitMQ x-max-length with overflow=reject-publish
+    queue_type: str = "classic"  # RabbitMQ: "classic" or "quorum" (x-queue-type; Kafka: ignored)
+    # quorum queues: x-delivery-limit, how often the broker hands a message back (worker lost, requeue)
+    # before it dead-letters it. RabbitMQ 3.10 has no default (unlimited); framework retries are new messages.
+    delivery_limit: int = 3
     extra: dict[str, Any] = field(default_factory=dict)  # stack-specific knobs, documented per stack
 
 
