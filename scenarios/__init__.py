@@ -30,6 +30,7 @@ SCENARIOS: list[Scenario] = [
     ordering.SCENARIO,
     retry_backoff.SCENARIO,
     poison.SCENARIO,
+    poison.CRASH_LOOP,
     duplicates.SCENARIO,
     crash.SCENARIO,
     crash.EARLY_ACK,

@@ -4,7 +4,7 @@ from __future__ import annotations
 from queuekit.core.envelope import make_envelope
 from queuekit.core.options import StackOptions
 from queuekit.core.waiting import wait_for
-from queuekit.suite.model import Context, Scenario, always
+from queuekit.suite.model import Context, Scenario, always, by_capability
 from workloads import WORKLOADS
 
 from .observe import key_of, wait_for_effects
@@ -41,4 +41,64 @@ SCENARIO = Scenario(
     expect=[always(good_effects=N_GOOD, dead_letters=1, dead_is_the_poison=True, reason_given=True,
                    poison_attempts=MAX_RETRIES + 1)],
     run=run,
+)
+
+
+# -- a message that kills its worker: no exception to retry, only a broker that keeps redelivering it --------
+KILLS = 3  # the harness kills the worker holding the message this many times at most
+DELIVERY_LIMIT = 1  # quorum's x-delivery-limit here: returned more than once -> dead-lettered by RabbitMQ
+SLOW_S = 5.0  # the message's handler runs this long, so the kill lands inside it
+
+
+def crash_loop(ctx: Context) -> dict:
+    [msg] = WORKLOADS["signup"].make_messages(1, seed=52)
+    poison = make_envelope(msg, {"fault": "slow", "seconds": SLOW_S})  # stands in for an OOM / segfault
+    ctx.stack.publish("signup", [poison])
+    kills = 0
+    for attempt in range(1, KILLS + 1):
+        def started_or_dead(n: int = attempt) -> bool:
+            return len(ctx.ledger.attempts_for("signup", poison.key)) >= n or bool(ctx.stack.dead_letters("signup"))
+
+        wait_for(started_or_dead, timeout=90, what=f"attempt {attempt} at the crashing message, or its dead letter")
+        running = [a for a in ctx.ledger.attempts_for("signup", poison.key) if a.finished_at is None]
+        if len(ctx.ledger.attempts_for("signup", poison.key)) < attempt:
+            break  # the broker gave up on it: no further delivery
+        ctx.stack.kill_worker(ctx.stack.worker_index(running[-1].worker))  # SIGKILL mid-handler, nothing acked
+        kills += 1
+        ctx.stack.add_worker()  # a supervisor restarts it: the fleet stays at two
+    # after KILLS kills the next delivery (if any) runs to the end; or the message sits dead-lettered
+    wait_for(lambda: ctx.ledger.effects(service="signup") or ctx.stack.dead_letters("signup"), timeout=90,
+             what="the crashing message handled or dead-lettered")
+    ctx.stack.drain("signup", timeout=90)
+    dead = ctx.stack.dead_letters("signup")
+    handled = bool(ctx.ledger.effects(service="signup"))
+    return {
+        "attempts": len(ctx.ledger.attempts_for("signup", poison.key)),
+        "kills": kills,
+        "ended": "dead-letter" if dead else "handled" if handled else "nowhere",
+        "dead_letters": len(dead),
+        "limit_in_reason": any("delivery_limit" in d.reason for d in dead),
+        "lost": int(not dead and not handled),
+    }
+
+
+CRASH_LOOP = Scenario(
+    name="poison-crash-loop",
+    concept="DLQ: a message that kills its worker (delivery limit)",
+    question=f"A message whose handler takes its worker down ({KILLS} SIGKILLs at most, a new worker each time): "
+             f"does the broker redeliver it forever, or cap it (quorum x-delivery-limit={DELIVERY_LIMIT}) "
+             "and dead-letter it?",
+    workload="signup",
+    options=StackOptions(workers=2, delivery_limit=DELIVERY_LIMIT),
+    expect=[
+        always(lost=0),
+        by_capability(
+            "delivery_limit",
+            # the broker counts each return (x-delivery-count) and dead-letters past the limit, reason delivery_limit
+            yes={"attempts": DELIVERY_LIMIT + 1, "ended": "dead-letter", "limit_in_reason": True},
+            # nothing counts: every new worker gets it again; here the harness stops killing, so it completes
+            no={"attempts": KILLS + 1, "ended": "handled", "dead_letters": 0},
+        ),
+    ],
+    run=crash_loop,
 )
