@@ -12,6 +12,7 @@ from rich.table import Table
 from queuekit import brokers
 from queuekit.core.config import settings
 from queuekit.core.errors import KitError
+from queuekit.core.queue_types import QUEUE_TYPES
 from queuekit.stacks.registry import stack_names
 
 from .common import STACK_CHOICE, console, say
@@ -25,7 +26,11 @@ from .common import STACK_CHOICE, console, say
 @click.option("--malformed", default=0, show_default=True,
               help="Also send this many malformed messages: they must end in the dead-letter place.")
 @click.option("--timeout", default=300.0, show_default=True, help="Seconds to wait for everything to settle.")
-def run(stack: str, workload: str, count: int, workers: int, malformed: int, timeout: float) -> None:
+@click.option("--queue-type", type=click.Choice(QUEUE_TYPES), default=None,
+              help="RabbitMQ stacks: classic or quorum queues (default: the stack's own; celery_quorum = celery "
+                   "--queue-type quorum).")
+def run(stack: str, workload: str, count: int, workers: int, malformed: int, timeout: float,
+        queue_type: str | None) -> None:
     """Publish N messages of WORKLOAD on STACK, show progress until all settled, then print the tally.
 
     Example: queuekit run kafka tracking -n 1000 --workers 2 --malformed 3
@@ -36,10 +41,10 @@ def run(stack: str, workload: str, count: int, workers: int, malformed: int, tim
     s = settings()
     brokers.up(s, say=say)
     with client_logs.to_file(s.home / "runs" / "logs" / "clients.log") as outage:  # not the terminal
-        r = quick_run(s, stack, workload, count, workers, malformed, timeout)
+        r = quick_run(s, stack, workload, count, workers, malformed, timeout, queue_type=queue_type)
     for line in outage.summary(f"this run of {stack}/{workload}", injected=False):
         say(line)
-    table = Table(title=f"{stack} / {workload}")
+    table = Table(title=f"{stack} / {workload}" + (f" ({queue_type} queues)" if queue_type else ""))
     table.add_column("measure")
     table.add_column("value", justify="right")
     table.add_row("published (confirmed)", str(r.published))

@@ -8,7 +8,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from queuekit.core.config import Settings
 from queuekit.core.envelope import make_envelope
-from queuekit.core.errors import WaitTimeout
+from queuekit.core.errors import KitError, WaitTimeout
 from queuekit.core.ledger import Ledger
 from queuekit.core.options import StackOptions
 from queuekit.stacks.registry import load_stack
@@ -37,15 +37,21 @@ class RunSummary:
 
 
 def quick_run(settings: Settings, stack_name: str, workload: str, n: int, workers: int, malformed: int,
-              timeout: float, progress: Progress | None = None) -> RunSummary:
+              timeout: float, progress: Progress | None = None, queue_type: str | None = None) -> RunSummary:
+    """``queue_type`` (RabbitMQ stacks): "classic" or "quorum"; None keeps the stack's own (celery_quorum: quorum)."""
     spec = WORKLOADS[workload]
     runs = settings.home / "runs"
     runs.mkdir(parents=True, exist_ok=True)
     ledger = Ledger(runs / f"{stack_name}-{workload}-{int(time.time())}.db")
-    stack = load_stack(stack_name)(settings, ledger.path)
+    stack_cls = load_stack(stack_name)
+    if queue_type not in (None, "classic") and stack_cls.capabilities.broker != "rabbitmq":
+        raise KitError(f"{stack_name} runs on {stack_cls.capabilities.broker}: it has no {queue_type} queues",
+                       "use --queue-type only with a RabbitMQ stack (celery, dramatiq)")
+    stack = stack_cls(settings, ledger.path)
     envelopes = [make_envelope(m) for m in spec.make_messages(n, seed=int(time.time()))]  # before timing
-    stack.reset()
-    stack.start([workload], StackOptions(workers=workers))
+    stack.reset()  # deletes the stack's queues: a switch classic <-> quorum never meets the old declaration
+    options = StackOptions(workers=workers) if queue_type is None else StackOptions(workers=workers, queue_type=queue_type)
+    stack.start([workload], options)
     try:
         t0 = time.monotonic()
         report = stack.publish(workload, envelopes)
