@@ -58,9 +58,9 @@ from queuekit.core.options import StackOptions
 from queuekit.core.waiting import wait_for
 from queuekit.stacks.base import DeadLetter, PublishReport, Stack
 from queuekit.stacks.capabilities import Capabilities
+from queuekit.stacks.kafka import Admin, read_until
 
 from . import clients, topology
-from .admin import Admin, read_until
 from .consumers import header
 
 

@@ -1,24 +1,32 @@
 """Kafka as the harness sees it: lag, group membership, deleting what the kit made, reading a topic.
 
-The AdminClient plumbing behind ``KafkaStack`` (and any other stack on
-Kafka): every call here is a read of the broker's own view or a cleanup of
-objects under the kit's prefix. Nothing here consumes on behalf of a worker.
+The AdminClient plumbing behind every stack on Kafka (``kafka_app``'s consumer
+groups, ``celery_app``'s Celery over kombu's confluentkafka transport), as
+``rabbitmq.py`` is for the RabbitMQ stacks: every call here is a read of the
+broker's own view or a cleanup of objects under a stack's prefix. Nothing here
+consumes on behalf of a worker. (Moved from ``kafka_app/admin.py``: app
+packages do not import each other.)
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from confluent_kafka import ConsumerGroupState, ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
-from confluent_kafka.admin import ConfigResource, OffsetSpec, ResourceType
+from confluent_kafka.admin import AdminClient, ConfigResource, OffsetSpec, ResourceType
 
 from queuekit.core.config import Settings
 from queuekit.core.waiting import wait_for
 
-from . import clients
-
+LOG = logging.getLogger("queuekit.kafka.admin")
 REQUEST_TIMEOUT = 10.0  # seconds per admin request: a poll fails fast and is retried
 DELETE_TIMEOUT = 60.0
+
+
+def admin_client(settings: Settings, client_id: str = "qk.admin") -> AdminClient:
+    return AdminClient({"bootstrap.servers": settings.kafka_bootstrap, "client.id": client_id,
+                        "logger": LOG, "log.connection.close": False})
 
 
 class Admin:
@@ -26,7 +34,7 @@ class Admin:
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.client = clients.admin(settings)
+        self.client = admin_client(settings)
 
     @contextmanager
     def _renewed_on_error(self) -> Iterator[None]:
@@ -35,7 +43,7 @@ class Admin:
         try:
             yield
         except KafkaException:
-            self.client = clients.admin(self.settings)
+            self.client = admin_client(self.settings)
             raise
 
     def topics(self, timeout: float = 10) -> dict:
