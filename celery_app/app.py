@@ -15,11 +15,13 @@ from queuekit.core.config import settings
 from queuekit.core.options import StackOptions
 from queuekit.core.worker_env import this_worker
 
-from . import topology
+from . import kafka, topology
 
 
 def make_app(options: StackOptions, *, broker_url: str | None = None, include: tuple[str, ...] = ()) -> Celery:
-    app = Celery("queuekit", broker=broker_url or settings().amqp_url, include=list(include))
+    """``options.extra["transport"] == "confluentkafka"``: the same app over Kafka (see kafka.py)."""
+    default_url = kafka.broker_url(settings()) if kafka.wanted(options) else settings().amqp_url
+    app = Celery("queuekit", broker=broker_url or default_url, include=list(include))
     app.conf.update(
         task_serializer="json",
         result_serializer="json",
@@ -57,6 +59,8 @@ def make_app(options: StackOptions, *, broker_url: str | None = None, include: t
         worker_consumer="celery_app.tasks:DeadLetteringConsumer",  # undecodable frames to the DLX, not acked away
         worker_hijack_root_logger=False,
     )
+    if kafka.wanted(options):
+        app.conf.update(kafka.overrides(options))
     return app
 
 

@@ -22,6 +22,7 @@ STACKS: dict[str, str | type[Stack]] = {
     "kafka": "kafka_app.stack:KafkaStack",
     "kafka_share": "kafka_share_app.stack:KafkaShareStack",
     "rabbitmq_stream": "rabbitmq_stream_app.stack:RabbitMQStreamStack",
+    "celery_kafka": "celery_app.kafka_stack:CeleryKafkaStack",  # the Celery app over kombu's confluentkafka
 }
 
 

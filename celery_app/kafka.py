@@ -1,0 +1,63 @@
+"""Celery over Kafka: kombu's experimental ``confluentkafka://`` transport, configured for the same app.
+
+The tasks, routes and queues are celery_app's own; only the broker URL, the
+transport options and the settings a Kafka broker cannot honour change
+(``make_app`` applies ``overrides`` when ``options.extra["transport"]`` is
+``"confluentkafka"``, which ``CeleryKafkaStack`` sets).
+
+What the transport does (kombu 5.7 ``kombu/transport/confluentkafka.py``, a
+virtual transport):
+
+* a Celery queue is a topic; every worker consuming it joins ONE consumer group,
+  ``<queue>-consumer-group``, subscribed to that topic only: parallelism <= partitions;
+* records are produced without a key (``produce(topic, json)``) and flushed one by one;
+* ack = ``consumer.commit()`` with no offsets: it commits the consumer's whole
+  position, i.e. past every record already fetched, finished or not;
+* reject(requeue=False) = ack; reject(requeue=True) seeks back to the committed offset;
+* exchanges and bindings live in the memory of each kombu connection (virtual
+  "broker state"): direct and topic routing work inside one process, a fanout
+  exchange does not (``supports_fanout`` is False: the publish returns and delivers
+  nothing); queue arguments (x-dead-letter-exchange, x-max-length) are ignored.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from queuekit.core.config import Settings
+from queuekit.core.options import StackOptions
+
+TRANSPORT = "confluentkafka"
+SESSION_TIMEOUT_MS = 6000  # a SIGKILLed worker's partitions move after this (librdkafka's default is 45 s)
+
+
+def wanted(options: StackOptions) -> bool:
+    return options.extra.get("transport") == TRANSPORT
+
+
+def broker_url(settings: Settings) -> str:
+    return f"{TRANSPORT}://{settings.kafka_bootstrap}"
+
+
+def overrides(options: StackOptions) -> dict[str, Any]:
+    """Celery settings that differ from the RabbitMQ app's (make_app applies them last)."""
+    return {
+        "broker_transport_options": {
+            "num_partitions": options.partitions,  # kombu's default is 1 partition per topic
+            "replication_factor": 1,
+            "wait_time_seconds": 0.2,  # poll() timeout per queue: the worker cycles its queues one poll at a time
+            "polling_interval": 0.05,  # kombu sleeps this long when every queue was empty (default 1 s)
+            "kafka_consumer_config": {
+                "session.timeout.ms": int(options.extra.get("session_timeout_ms", SESSION_TIMEOUT_MS)),
+                "heartbeat.interval.ms": 1000,
+                # librdkafka keeps fetching in the background: Celery's prefetch limits what it takes from
+                # poll(), not what the client already holds; it is the commit that decides what a crash loses.
+                **({"max.poll.interval.ms": int(options.extra["max_poll_interval_ms"])}
+                   if "max_poll_interval_ms" in options.extra else {}),
+            },
+            "kafka_producer_config": {"acks": "all", "enable.idempotence": True},  # flushed after each record
+        },
+        # No fanout on this transport: the pidbox (remote control) and the events exchange would go nowhere.
+        "worker_enable_remote_control": False,
+        "worker_send_task_events": False,
+        "task_send_sent_event": False,
+    }

@@ -1,0 +1,162 @@
+"""CeleryKafkaStack: the same Celery app and tasks over Kafka (kombu's ``confluentkafka://`` transport).
+
+"Can we keep Celery and just move to Kafka?" One setting changes
+(``options.extra["transport"] = "confluentkafka"``: broker URL and transport
+options, ``celery_app/kafka.py``); tasks.py, topology.py and worker.py are
+celery_app's own. Where the transport forces a difference, it shows in the
+matrix as a finding, not as a fork of the code.
+
+What each option does here (beside ``CeleryStack``'s list):
+
+* ``prefetch`` x ``concurrency``: kombu's virtual QoS, the number of records Celery takes from
+  ``poll()`` before one is acked. librdkafka fetches ahead regardless; the ack commits the
+  consumer's whole position (see kafka.py).
+* ``partitions``: partitions per topic (kombu's ``num_partitions``; its default is 1).
+* ``queue_max_length``: ignored (no x-max-length on Kafka: the lag grows instead).
+* ``queue_type``, ``delivery_limit``: RabbitMQ only, ignored.
+
+The broker's view: topics ``celery.<service>`` and ``celery.<service>.dlq``, one group
+``celery.<service>-consumer-group`` per topic; backlog = the group's lag; dead letters are
+read from the ``.dlq`` topics by a reader that never commits.
+
+* Supports Fanout: No (a publish to the fanout exchange returns and reaches no topic)
+* Supports per-key order: No (records carry no key)
+* Supports replay: Yes (a new group reads the retained topic)
+"""
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from dataclasses import replace
+from pathlib import Path
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka.admin import NewTopic
+
+from queuekit.core.config import Settings
+from queuekit.core.options import StackOptions
+from queuekit.core.waiting import wait_for
+from queuekit.stacks.base import DeadLetter
+from queuekit.stacks.capabilities import Capabilities
+from queuekit.stacks.kafka import Admin, read_until
+from workloads import WORKLOADS
+
+from . import kafka, topology
+from .app import make_app
+from .stack import CeleryStack, _dead_letter
+
+
+class CeleryKafkaStack(CeleryStack):
+    name = "celery_kafka"
+    capabilities = Capabilities(
+        broker="kafka",
+        native_fanout=False,  # no fanout exchange on this transport: the tracking publish reaches nobody (finding)
+        per_key_order=False,  # Celery produces without a key: records of one user spread over partitions
+        replayable=True,  # the topic keeps what was consumed; a new group reads it again
+        dead_letter="adapter",  # our tasks publish to celery.<service>.dlq; there is no broker DLX
+        ack_on_receipt_possible=True,  # task_acks_late=False: the commit happens when the task starts
+        transactions=False,
+        pull_based=True,  # consumers poll; nothing refuses the producer
+        evicts_slow_consumer=False,  # Celery keeps calling poll() while a pool thread works
+        work_sharing_beyond_partitions=False,  # one consumer group per topic
+    )
+
+    def __init__(self, settings: Settings, ledger_path: Path):
+        super().__init__(settings, ledger_path)
+        self.admin = Admin(settings)
+
+    def prepare_options(self, options: StackOptions) -> StackOptions:
+        return replace(options, extra={**options.extra, "transport": kafka.TRANSPORT})
+
+    def _app(self):
+        if self.app is None:
+            self.app = make_app(self.options, broker_url=kafka.broker_url(self.settings))
+        return self.app
+
+    # -- the template's hooks -------------------------------------------------------------
+    def _topics(self, workloads) -> list[str]:
+        return [name for s in topology.services(workloads) for name in (topology.queue_name(s), topology.dlq_name(s))]
+
+    def declare(self) -> None:
+        """The topics with ``options.partitions`` partitions (kombu would create them with 1)."""
+        wanted = [t for t in self._topics(self.workloads) if t not in self.admin.topics()]
+        if wanted:
+            for future in self.admin.client.create_topics(
+                    [NewTopic(t, num_partitions=self.options.partitions, replication_factor=1) for t in wanted]).values():
+                future.result()
+        wait_for(lambda: all(t in self.admin.topics() for t in wanted), timeout=30, what=f"topics {wanted}")
+
+    def _groups(self) -> dict[str, tuple[str, int]]:
+        live = len(self.worker_pids())
+        return {_group(q): (q, live) for q in self._consumed_queues()}
+
+    def consumers_ready(self) -> bool:
+        return self.admin.groups_ready(self._groups())
+
+    def describe_consumers(self) -> str:
+        return self.admin.describe_groups(list(self._groups()))
+
+    def purge(self) -> None:
+        """Topics and groups named celery.* (the kafka stack's are qk.*)."""
+        self.admin.delete_groups_and_topics(topology.PREFIX)
+
+    # -- the broker's view ------------------------------------------------------------------
+    def _subscriptions(self, workload: str) -> list[tuple[str, str]]:
+        return [(_group(topology.queue_name(s)), topology.queue_name(s)) for s in WORKLOADS[workload].services]
+
+    def backlog(self, workload: str) -> int:
+        """The groups' lag: records not yet committed (a commit covers everything fetched before it)."""
+        return sum(self.admin.lag(self._subscriptions(workload)).values())
+
+    def drain(self, workload: str, timeout: float = 60.0) -> None:
+        subs = self._subscriptions(workload)
+        wait_for(lambda: sum(self.admin.lag(subs).values()) == 0, timeout=timeout, what=f"{workload}: lag 0",
+                 describe=lambda: f"lag {self.admin.lag(subs)}")
+
+    def in_flight(self) -> dict[str, int]:
+        return {}  # pull-based: the broker does not track deliveries per consumer
+
+    def dead_letters(self, workload: str) -> list[DeadLetter]:
+        found: list[DeadLetter] = []
+        metadata = self.admin.topics()
+        for service in WORKLOADS[workload].services:
+            topic = topology.dlq_name(service)
+            if topic not in metadata:
+                continue
+            for record in self._read(topic, list(metadata[topic].partitions)):
+                body, headers = _kombu_record(record.value())
+                found.append(_dead_letter(service, body, headers))
+        return found
+
+    def replay(self, workload: str, timeout: float = 20.0) -> int:
+        """A brand-new group on the entry topic, from the earliest offset: how many records it reads."""
+        topic = topology.queue_name(topology.entry_services(workload)[0])
+        reader = Consumer({"bootstrap.servers": self.settings.kafka_bootstrap, "enable.auto.commit": False,
+                           "group.id": f"{topology.PREFIX}replay.{uuid.uuid4().hex[:8]}", "auto.offset.reset": "earliest"})
+        try:
+            reader.subscribe([topic])  # a real group member, as a new Celery deployment would be
+            return len(read_until(reader, topic, self.admin.partitions(topic), timeout))
+        finally:
+            reader.close()
+
+    def _read(self, topic: str, partitions: list[int]) -> list:
+        reader = Consumer({"bootstrap.servers": self.settings.kafka_bootstrap, "group.id": f"{topology.PREFIX}reader",
+                           "enable.auto.commit": False})  # assign() only: never joins, never commits
+        try:
+            reader.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+            return read_until(reader, topic, partitions, timeout=30)
+        finally:
+            reader.close()
+
+
+def _group(queue: str) -> str:
+    return f"{queue}-consumer-group"  # kombu's confluentkafka transport: one group per queue, not configurable
+
+
+def _kombu_record(value: bytes) -> tuple[bytes, dict]:
+    """A kombu virtual-transport record: JSON ``{"body", "headers", "properties": {"body_encoding"}}``."""
+    doc = json.loads(value)
+    body = doc.get("body", "")
+    raw = base64.b64decode(body) if doc.get("properties", {}).get("body_encoding") == "base64" else body.encode()
+    return raw, doc.get("headers") or {}
