@@ -89,9 +89,13 @@ class QueueAwareRequest(Request):
             # "Unrecoverable error" (and the next worker too: a poison pill). As InvalidTaskError, Celery
             # rejects it without requeue instead, and the queue's DLX keeps it.
             raise InvalidTaskError(f"not a task message body: {exc}") from exc
-        tag = (message.delivery_info or {}).get("consumer_tag")
+        info = message.delivery_info or {}
         tags = getattr(_task_consumer, "_active_tags", {})  # kombu's {queue name: consumer tag} (private)
-        self._delivery_info["queue"] = next((q for q, t in tags.items() if t == tag), None)
+        by_tag = next((q for q, t in tags.items() if t == info.get("consumer_tag")), None)
+        # kombu's virtual transports (celery_kafka) carry no consumer tag; there each copy is published to
+        # its queue by name (no fanout exchange), so the routing key names the queue.
+        by_key = info.get("routing_key") if info.get("routing_key") in tags else None
+        self._delivery_info["queue"] = by_tag or by_key
 
 
 class DeadLetteringConsumer(Consumer):

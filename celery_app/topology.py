@@ -60,6 +60,8 @@ from queuekit.core.options import StackOptions
 from queuekit.core.queue_types import dead_letter_queue_arguments, work_queue_arguments
 from workloads import WORKLOADS
 
+from . import kafka
+
 PREFIX = "celery."
 TASKS = Exchange("celery.tasks", "direct", durable=True)  # Celery binds every queue to its default exchange
 TASKS_TOPIC = Exchange("celery.tasks", "topic", durable=True)  # the same, on quorum queues (see above)
@@ -132,6 +134,11 @@ def routes() -> dict[str, dict]:
 def to_queue(service: str, options: StackOptions) -> dict:
     """Publish options that reach exactly this service's queue, overriding any route (the fanout's)."""
     name = queue_name(service)
+    if kafka.wanted(options):
+        # kombu's virtual transport keeps bindings in the memory of the connection that declared them; a
+        # producer's pooled connection may not have, and a publish to celery.tasks then reaches no topic,
+        # silently (observed). The default exchange routes by queue name alone.
+        return {"queue": name, "exchange": "", "exchange_type": "direct", "routing_key": name}
     tasks = tasks_exchange(options)
     return {"queue": name, "exchange": tasks.name, "exchange_type": tasks.type, "routing_key": name}
 

@@ -34,6 +34,7 @@ SCENARIOS: list[Scenario] = [
     duplicates.SCENARIO,
     crash.SCENARIO,
     crash.EARLY_ACK,
+    crash.PREFETCHED,
     back_pressure.SCENARIO,
     replay.SCENARIO,
     exactly_once.SCENARIO,
