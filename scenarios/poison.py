@@ -60,10 +60,10 @@ def crash_loop(ctx: Context) -> dict:
             return len(ctx.ledger.attempts_for("signup", poison.key)) >= n or bool(ctx.stack.dead_letters("signup"))
 
         wait_for(started_or_dead, timeout=90, what=f"attempt {attempt} at the crashing message, or its dead letter")
-        running = [a for a in ctx.ledger.attempts_for("signup", poison.key) if a.finished_at is None]
-        if len(ctx.ledger.attempts_for("signup", poison.key)) < attempt:
-            break  # the broker gave up on it: no further delivery
-        ctx.stack.kill_worker(ctx.stack.worker_index(running[-1].worker))  # SIGKILL mid-handler, nothing acked
+        attempts = ctx.ledger.attempts_for("signup", poison.key)
+        if len(attempts) < attempt or attempts[attempt - 1].finished_at is not None:
+            break  # the broker gave up on it (dead letter), or this delivery already ran to the end
+        ctx.stack.kill_worker(ctx.stack.worker_index(attempts[attempt - 1].worker))  # SIGKILL mid-handler
         kills += 1
         ctx.stack.add_worker()  # a supervisor restarts it: the fleet stays at two
     # after KILLS kills the next delivery (if any) runs to the end; or the message sits dead-lettered
@@ -72,9 +72,11 @@ def crash_loop(ctx: Context) -> dict:
     ctx.stack.drain("signup", timeout=90)
     dead = ctx.stack.dead_letters("signup")
     handled = bool(ctx.ledger.effects(service="signup"))
+    attempts = len(ctx.ledger.attempts_for("signup", poison.key))
     return {
-        "attempts": len(ctx.ledger.attempts_for("signup", poison.key)),
+        "attempts": attempts,
         "kills": kills,
+        "redelivered_after_each_kill": attempts == kills + 1,
         "ended": "dead-letter" if dead else "handled" if handled else "nowhere",
         "dead_letters": len(dead),
         "limit_in_reason": any("delivery_limit" in d.reason for d in dead),
@@ -95,9 +97,11 @@ CRASH_LOOP = Scenario(
         by_capability(
             "delivery_limit",
             # the broker counts each return (x-delivery-count) and dead-letters past the limit, reason delivery_limit
-            yes={"attempts": DELIVERY_LIMIT + 1, "ended": "dead-letter", "limit_in_reason": True},
-            # nothing counts: every new worker gets it again; here the harness stops killing, so it completes
-            no={"attempts": KILLS + 1, "ended": "handled", "dead_letters": 0},
+            yes={"attempts": DELIVERY_LIMIT + 1, "ended": "dead-letter", "limit_in_reason": True,
+                 "redelivered_after_each_kill": False},
+            # nothing counts: every kill is followed by one more delivery; after the harness stops killing
+            # (or a delivery outruns the restart) it completes
+            no={"redelivered_after_each_kill": True, "ended": "handled", "dead_letters": 0},
         ),
     ],
     run=crash_loop,

@@ -46,6 +46,12 @@ CLAIMS = [
           "dead_is_the_poison", "true", "Dramatiq's .XQ is built in; Celery needs a DLX + reject; Kafka a DLQ topic you write"),
     Claim("A task must survive a worker crash", "crash-mid-task", "lost", "lower",
           "ack / commit only after the work is done (acks_late, store offset after processing)"),
+    Claim("A message that crashes its worker must not crash every worker", "poison-crash-loop", "dead_letters",
+          "positive", "quorum queues count redeliveries (x-delivery-limit) and dead-letter; classic queues and "
+          "Kafka groups hand it to the next worker again"),
+    Claim("Several tasks fetched ahead must survive a worker crash", "crash-mid-task-prefetch", "lost", "lower",
+          "RabbitMQ acks each delivery, kafka_app stores each offset after its record; kombu's confluentkafka "
+          "ack commits the whole position, past what was fetched and not done"),
     Claim("Beware of acking on receipt", "crash-mid-task-early-ack", "lost", "lower",
           "Celery's default acks when the task starts: a crash loses it"),
     Claim("Duplicates are normal (at-least-once): make them harmless", "duplicate-delivery", "effects_with_guard",
