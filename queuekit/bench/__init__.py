@@ -34,7 +34,7 @@ from queuekit.core.envelope import encode, make_envelope
 from queuekit.core.ledger import RECORD_ENV, Ledger
 from queuekit.core.options import StackOptions
 from queuekit.core.waiting import wait_for
-from queuekit.stacks.registry import load_stack, stack_names
+from queuekit.stacks.registry import framework_stacks, load_stack
 from workloads import WORKLOADS
 
 MODES: dict[str, dict[str, Any]] = {
@@ -42,7 +42,7 @@ MODES: dict[str, dict[str, Any]] = {
     "io": {"fault": "slow", "seconds": 0.005},  # 5 ms waiting on I/O per message
     "cpu": {"fault": "cpu", "rounds": 2600},  # ~2 ms of hashing per message
 }
-STACKS = stack_names()
+STACKS = framework_stacks()  # variants (celery_quorum, celery_kafka, ...) with --stack
 
 
 @dataclass(frozen=True)

@@ -26,9 +26,18 @@ STACKS: dict[str, str | type[Stack]] = {
 }
 
 
+# The same app on another broker setup: a column of the comparison, not a separate framework.
+VARIANT_OF: dict[str, str] = {"celery_quorum": "celery", "dramatiq_quorum": "dramatiq", "celery_kafka": "celery"}
+
+
 def stack_names() -> tuple[str, ...]:
     """The columns of the comparison, in order."""
     return tuple(STACKS)
+
+
+def framework_stacks() -> tuple[str, ...]:
+    """One stack per framework (no variants): the bench's default set."""
+    return tuple(name for name in STACKS if name not in VARIANT_OF)
 
 
 def load_stack(name: str) -> type[Stack]:
