@@ -74,6 +74,37 @@ class RequireLedger(bootsteps.Step):
 app.steps["worker"].add(RequireLedger)
 
 
+class BindFanOutQueuesForDelays(bootsteps.StartStopStep):
+    """Quorum only: the way back from Celery's native delayed delivery for the fan-out queues.
+
+    Celery's DelayedDelivery step binds a queue's *exchange* to ``celery_delayed_delivery``; a queue
+    declared with several bindings has no exchange in kombu, so it binds the queue's bindings instead:
+    the fanout ``celery.tracking`` with key ``#.``, which no delayed routing key matches. A subscriber's
+    retry then sat in ``celery_delayed_0`` for good (at-least-once dead-lettering keeps what it cannot
+    route; RabbitMQ logs "Cannot forward any dead-letter messages"). Observed; this binds
+    ``celery.tasks`` and each consumed fan-out queue by name, as DelayedDelivery does for the others.
+    """
+
+    requires = {"celery.worker.consumer.delayed_delivery:DelayedDelivery"}
+
+    def include_if(self, c):
+        return OPTIONS.queue_type == "quorum"
+
+    def start(self, c):
+        from kombu import Queue
+        from kombu.transport.native_delayed_delivery import bind_queue_to_native_delayed_delivery_exchange
+
+        tasks = topology.tasks_exchange(OPTIONS)
+        with c.app.connection_for_write() as connection:
+            for queue in c.app.amqp.queues.consume_from.values():
+                if queue.bindings:  # the fan-out queues
+                    bind_queue_to_native_delayed_delivery_exchange(
+                        connection, Queue(queue.name, tasks, routing_key=queue.name))
+
+
+app.steps["consumer"].add(BindFanOutQueuesForDelays)
+
+
 class QueueAwareRequest(Request):
     """A request that knows which queue delivered it: ``self.request.delivery_info["queue"]``.
 

@@ -106,7 +106,9 @@ def work_queue(service: str, options: StackOptions) -> Queue:
     name = queue_name(service)
     tasks = tasks_exchange(options)
     if WORKLOADS[workload].shape == "fan-out":  # reachable both by the fanout and by name (retries)
-        return Queue(name, tasks, routing_key=name, bindings=[binding(TRACKING)], durable=True, queue_arguments=args)
+        # (kombu drops a Queue's exchange when it has bindings: both bindings are listed)
+        return Queue(name, [binding(tasks, routing_key=name), binding(TRACKING)], routing_key=name, durable=True,
+                     queue_arguments=args)
     return Queue(name, tasks, routing_key=name, durable=True, queue_arguments=args)
 
 
