@@ -70,6 +70,8 @@ def prepare(settings: Settings, stack: str, workloads: Sequence[str], options: S
     except ModuleNotFoundError:
         by_hand = None
     if by_hand is not None:
+        # the stack's own setting first (celery_quorum: quorum queues; celery_kafka: the Kafka transport)
+        options = load_stack(stack)(settings, ledger).prepare_options(options)
         by_hand.declare(settings, workloads, options)
         commands = by_hand.commands(list(workloads), options, f"{stack}-by-hand")
     else:
