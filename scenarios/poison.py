@@ -72,11 +72,11 @@ def crash_loop(ctx: Context) -> dict:
     ctx.stack.drain("signup", timeout=90)
     dead = ctx.stack.dead_letters("signup")
     handled = bool(ctx.ledger.effects(service="signup"))
-    attempts = len(ctx.ledger.attempts_for("signup", poison.key))
+    n_attempts = len(ctx.ledger.attempts_for("signup", poison.key))
     return {
-        "attempts": attempts,
+        "attempts": n_attempts,
         "kills": kills,
-        "redelivered_after_each_kill": attempts == kills + 1,
+        "redelivered_after_each_kill": n_attempts == kills + 1,
         "ended": "dead-letter" if dead else "handled" if handled else "nowhere",
         "dead_letters": len(dead),
         "dead_letter_reason": dead[0].reason[:100] if dead else None,  # no handler raised: the broker's own words

@@ -25,8 +25,9 @@ DELETE_TIMEOUT = 60.0
 
 
 def admin_client(settings: Settings, client_id: str = "qk.admin") -> AdminClient:
-    return AdminClient({"bootstrap.servers": settings.kafka_bootstrap, "client.id": client_id,
-                        "logger": LOG, "log.connection.close": False})
+    config: dict = {"bootstrap.servers": settings.kafka_bootstrap, "client.id": client_id,
+                     "logger": LOG, "log.connection.close": False}  # librdkafka's lines as Python log records
+    return AdminClient(config)
 
 
 class Admin:
