@@ -39,12 +39,34 @@ def kit() -> Settings:
         brokers.down(settings, tuple(started))
 
 
+@pytest.fixture(scope="session")
+def cluster_kit() -> Settings:
+    """The cluster topology (3 RabbitMQ + 3 Kafka nodes) for the session, beside the single nodes.
+
+    Same rules as ``kit``; it runs on its own namespaces and addresses, so both can be up.
+    """
+    settings = Settings.from_env().with_(topology="cluster")
+    if settings.mode != "local" or settings.external_amqp_url or settings.external_kafka_bootstrap:
+        pytest.skip("the cluster topology is started by the kit; not applicable to external brokers")
+    try:
+        started = brokers.up(settings, say=lambda msg: print(f"[queuekit cluster] {msg}"))
+    except KitError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"the cluster could not start: {exc}", pytrace=False)
+        pytest.skip(f"the cluster could not start: {exc}")
+    yield settings
+    if started:
+        brokers.down(settings, tuple(started))
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # Anything that uses the real brokers carries the `brokers` marker, so
     # `pytest -m "not brokers"` is the fast, broker-free subset.
     for item in items:
-        if "kit" in getattr(item, "fixturenames", ()):
+        if {"kit", "cluster_kit"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.brokers)
+    # `down` of the cluster is tested once, after every test that uses it.
+    items.sort(key=lambda item: item.get_closest_marker("cluster_down") is not None)
 
 
 @pytest.fixture

@@ -4,10 +4,14 @@
 own child processes. Setting ``QUEUEKIT_AMQP_URL`` / ``QUEUEKIT_KAFKA_BOOTSTRAP``
 swaps that broker for an external one the kit only uses. ``docker`` is for
 machines with a Docker engine (see docker.py; not exercised on these machines).
+
+``QUEUEKIT_TOPOLOGY=cluster``: 3 RabbitMQ nodes and 3 Kafka nodes instead of one
+each, every node in a network namespace of its own so faults can cut it off
+(netlab.py, rabbitmq_cluster.py, kafka_cluster.py, faults.py). No Flower there.
 """
 from __future__ import annotations
 
-from queuekit.core.config import Settings
+from queuekit.core.config import TOPOLOGIES, Settings
 from queuekit.core.errors import KitError
 
 from .base import Component, Say, Status
@@ -26,7 +30,15 @@ def components(settings: Settings, names: tuple[str, ...] | None = None) -> list
         raise KitError(f"unknown component(s): {', '.join(sorted(unknown))}", f"choose from {', '.join(NAMES)}")
     if settings.mode not in ("local", "external", "docker"):
         raise KitError(f"QUEUEKIT_BROKERS={settings.mode!r} is not a mode", "use local, external or docker")
+    if settings.topology not in TOPOLOGIES:
+        raise KitError(f"QUEUEKIT_TOPOLOGY={settings.topology!r} is not a topology", "use single or cluster")
     built: dict[str, Component] = {}
+    if settings.clustered and settings.mode == "local" and not settings.external_amqp_url:
+        from .kafka_cluster import KafkaCluster
+        from .rabbitmq_cluster import RabbitCluster
+
+        built = {"rabbitmq": RabbitCluster(settings), "kafka": KafkaCluster(settings)}
+        return [built[n] for n in NAMES if n in wanted and n in built]  # Flower watches single nodes only
     rabbit, kafka = RabbitMQ(settings), Kafka(settings)
     externally = settings.mode != "local"
     built["rabbitmq"] = External(rabbit, "QUEUEKIT_AMQP_URL") if externally or settings.external_amqp_url else rabbit

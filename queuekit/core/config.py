@@ -12,6 +12,8 @@ the whole kit at their own cluster with environment variables alone:
   QUEUEKIT_FLOWER_USER / QUEUEKIT_FLOWER_PASSWORD   (queuekit / queuekit)
   QUEUEKIT_PORT_OFFSET       added to every port below (run a second kit beside the first)
   KAFKA_HOME                 an existing Kafka install to run instead of Maven jars
+  QUEUEKIT_TOPOLOGY          single (default) | cluster: 3 RabbitMQ + 3 Kafka nodes, each in a
+                             network namespace of its own (queuekit/brokers/netlab.py)
 
 Default ports: AMQP 5672, management 15672, stream 5552, Erlang distribution
 25672, RabbitMQ Prometheus 15692, Kafka 9092 (controller 9093), Flower 5555,
@@ -25,6 +27,8 @@ from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
 LOOPBACK = "127.0.0.1"  # every broker the kit starts binds here, never 0.0.0.0
+CLUSTER_SIZE = 3
+TOPOLOGIES = ("single", "cluster")
 
 
 def _env(name: str, default: str) -> str:
@@ -64,6 +68,7 @@ class Settings:
     kafka_home: Path | None
     port_offset: int = 0
     ports: Ports = field(default_factory=Ports)
+    topology: str = "single"  # single | cluster
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -83,7 +88,44 @@ class Settings:
             kafka_home=Path(kafka_home) if kafka_home else None,
             port_offset=offset,
             ports=Ports.offset_by(offset),
+            topology=_env("QUEUEKIT_TOPOLOGY", "single"),
         )
+
+    # -- the cluster topology: one private /24 per kit, one address per node --------
+    @property
+    def clustered(self) -> bool:
+        return self.topology == "cluster"
+
+    @property
+    def cluster_subnet(self) -> str:
+        """198.18.0.0/15 is reserved for benchmarking (RFC 2544): never routed, never anyone's host."""
+        index = (self.port_offset // 100) % 512  # kits beside each other get different /24s
+        return f"198.{18 + index // 256}.{index % 256}"
+
+    def node_address(self, broker: str, index: int) -> str:
+        """The address of node ``index`` (0-based) of ``broker``: .11-.13 RabbitMQ, .21-.23 Kafka."""
+        return f"{self.cluster_subnet}.{(11 if broker == 'rabbitmq' else 21) + index}"
+
+    def node_addresses(self, broker: str) -> list[str]:
+        return [self.node_address(broker, i) for i in range(CLUSTER_SIZE)]
+
+    @property
+    def amqp_urls(self) -> list[str]:
+        """Every node's AMQP URL: kombu's failover list (``;``-joined) / pika's parameter list."""
+        if self.external_amqp_url or not self.clustered:
+            return [self.amqp_url]
+        user, pw = quote(self.rabbit_user, safe=""), quote(self.rabbit_password, safe="")
+        return [f"amqp://{user}:{pw}@{host}:{self.ports.amqp}//" for host in self.node_addresses("rabbitmq")]
+
+    @property
+    def pika_urls(self) -> list[str]:
+        return [f"{u.rsplit('/', 2)[0]}/{quote(self.vhost, safe='')}" for u in self.amqp_urls]
+
+    @property
+    def mgmt_urls(self) -> list[str]:
+        if self.external_amqp_url or not self.clustered:
+            return [self.mgmt_url]
+        return [f"http://{host}:{self.ports.rabbit_mgmt}" for host in self.node_addresses("rabbitmq")]
 
     # -- endpoints every part of the kit uses ---------------------------------
     @property
@@ -91,7 +133,8 @@ class Settings:
         if self.external_amqp_url:
             return self.external_amqp_url
         user, pw = quote(self.rabbit_user, safe=""), quote(self.rabbit_password, safe="")
-        return f"amqp://{user}:{pw}@{LOOPBACK}:{self.ports.amqp}//"
+        host = self.node_address("rabbitmq", 0) if self.clustered else LOOPBACK
+        return f"amqp://{user}:{pw}@{host}:{self.ports.amqp}//"
 
     @property
     def vhost(self) -> str:
@@ -113,7 +156,7 @@ class Settings:
         if self.external_amqp_url:
             host = urlsplit(self.external_amqp_url).hostname or LOOPBACK
             return f"http://{host}:{self.ports.rabbit_mgmt}"
-        return f"http://{LOOPBACK}:{self.ports.rabbit_mgmt}"
+        return self.mgmt_urls[0] if self.clustered else f"http://{LOOPBACK}:{self.ports.rabbit_mgmt}"
 
     @property
     def mgmt_auth(self) -> tuple[str, str]:
@@ -124,7 +167,11 @@ class Settings:
 
     @property
     def kafka_bootstrap(self) -> str:
-        return self.external_kafka_bootstrap or f"{LOOPBACK}:{self.ports.kafka}"
+        if self.external_kafka_bootstrap:
+            return self.external_kafka_bootstrap
+        if self.clustered:  # every node: a client bootstraps from whichever answers
+            return ",".join(f"{host}:{self.ports.kafka}" for host in self.node_addresses("kafka"))
+        return f"{LOOPBACK}:{self.ports.kafka}"
 
     @property
     def flower_url(self) -> str:
