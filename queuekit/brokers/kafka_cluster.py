@@ -62,6 +62,9 @@ class KafkaNode:
             "default.replication.factor": "3",  # every topic on every node
             "min.insync.replicas": "2",  # acks=all waits for the leader and one follower
             "unclean.leader.election.enable": "false",  # an out-of-sync replica never leads
+            # No periodic move back to the preferred leader: leadership changes only because of
+            # the fault under test, so a measured gap has one cause.
+            "auto.leader.rebalance.enable": "false",
             "replica.lag.time.max.ms": str(REPLICA_LAG_MS),
             "offsets.topic.replication.factor": "3",
             "offsets.topic.num.partitions": "10",
@@ -189,6 +192,7 @@ class KafkaCluster:
         return True
 
     def stop(self, say: Say) -> bool:
+        self.net.heal()  # a cut left by a failed run: gone before anything stops
         for n in self.nodes:
             for pid in n.pids():
                 try:

@@ -195,6 +195,7 @@ class RabbitCluster:
 
     def stop(self, say: Say) -> bool:
         stopped = False
+        self.net.heal()  # a cut left by a failed run: gone before anything stops
         for n in self.nodes:
             for pid in n.pids():  # a paused node ignores SIGTERM until it is resumed
                 try:

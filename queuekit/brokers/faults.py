@@ -1,0 +1,148 @@
+"""Real faults on the cluster topology: find the leader from the broker's own metadata, then hurt it.
+
+    kill               SIGKILL every process of the node; healing restarts it (same data dir)
+    pause              SIGSTOP the node (a long GC pause, a frozen VM: the zombie leader); SIGCONT heals
+    partition          drop every frame between the node and its peers (nftables, netlab.py)
+    partition-clients  drop every frame between the node and the clients; the peers still see it
+
+``during(kind, broker, node)`` heals in ``finally`` (an exception, Ctrl-C);
+``queuekit down`` heals whatever is left (it resumes paused nodes and deletes
+the fault table before it stops anything).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Iterator
+from urllib.parse import quote
+
+import httpx
+
+from queuekit.core.config import Settings
+from queuekit.core.errors import KitError
+from .netlab import NetLab
+
+KINDS = ("kill", "pause", "partition", "partition-clients")
+
+
+@dataclass
+class FaultRecord:
+    kind: str
+    broker: str  # rabbitmq | kafka
+    node: int  # 0-based index of the node hurt
+    address: str
+    injected_at: float  # time.time()
+    healed_at: float | None = None
+    heal_seconds: float | None = None  # how long healing took (a killed node's restart)
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _cluster(settings: Settings, broker: str):
+    if not settings.clustered:
+        raise KitError("faults need the cluster topology", "run with --topology cluster (QUEUEKIT_TOPOLOGY=cluster)")
+    if broker == "rabbitmq":
+        from .rabbitmq_cluster import RabbitCluster
+
+        return RabbitCluster(settings)
+    if broker == "kafka":
+        from .kafka_cluster import KafkaCluster
+
+        return KafkaCluster(settings)
+    raise KitError(f"no cluster for broker {broker!r}", "use rabbitmq or kafka")
+
+
+# -- who leads -------------------------------------------------------------------------
+def rabbit_queue_leader(settings: Settings, queue: str) -> int:
+    """The node index leading ``queue``: ``leader`` of a quorum queue, ``node`` of a classic one."""
+    cluster = _cluster(settings, "rabbitmq")
+    errors = []
+    for url in settings.mgmt_urls:  # whichever node answers: one may be the one we hurt
+        try:
+            r = httpx.get(f"{url}/api/queues/{quote(settings.vhost, safe='')}/{quote(queue, safe='')}",
+                          auth=settings.mgmt_auth, timeout=3)
+            r.raise_for_status()
+            info = r.json()
+            return cluster.node_index(info.get("leader") or info["node"])
+        except (httpx.HTTPError, KeyError) as exc:
+            errors.append(f"{url}: {exc}")
+    raise KitError(f"no node could say which node leads queue {queue!r}: {'; '.join(errors)[:300]}")
+
+
+def kafka_partition_leader(settings: Settings, topic: str, partition: int = 0) -> int:
+    """The node index leading ``topic``/``partition`` in the cluster's metadata."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap, "log_level": 0})
+    meta = admin.list_topics(topic, timeout=10).topics[topic]
+    if meta.error or partition not in meta.partitions:
+        raise KitError(f"Kafka has no partition {topic}/{partition}: {meta.error}")
+    leader = meta.partitions[partition].leader
+    if leader < 0:
+        raise KitError(f"{topic}/{partition} has no leader right now")
+    return leader - 1  # node.id is index + 1
+
+
+def kafka_isr(settings: Settings, topic: str, partition: int = 0) -> list[int]:
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap, "log_level": 0})
+    return list(admin.list_topics(topic, timeout=10).topics[topic].partitions[partition].isrs)
+
+
+# -- hurt and heal ---------------------------------------------------------------------
+class Faults:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.net = NetLab(settings)
+
+    def inject(self, kind: str, broker: str, node: int) -> FaultRecord:
+        if kind not in KINDS:
+            raise KitError(f"unknown fault {kind!r}", f"choose from {', '.join(KINDS)}")
+        cluster = _cluster(self.settings, broker)
+        target = cluster.nodes[node]
+        record = FaultRecord(kind, broker, node, target.node.address, time.time())
+        if kind == "kill":
+            target.kill()  # SIGKILL: no shutdown hook, no flush, no goodbye to the peers
+        elif kind == "pause":
+            self._signal(target.pids(), signal.SIGSTOP)  # alive to the kernel, silent to everyone
+        else:
+            self.net.cut(target.node, from_clients=(kind == "partition-clients"))
+        return record
+
+    def heal(self, record: FaultRecord) -> None:
+        cluster = _cluster(self.settings, record.broker)
+        target = cluster.nodes[record.node]
+        t0 = time.monotonic()
+        if record.kind == "kill":
+            cluster.restart_node(record.node)  # same data dir: it rejoins and catches up
+        elif record.kind == "pause":
+            self._signal(target.pids(), signal.SIGCONT)
+        else:
+            self.net.heal()
+        record.healed_at = time.time()
+        record.heal_seconds = round(time.monotonic() - t0, 2)
+
+    @contextmanager
+    def during(self, kind: str, broker: str, node: int) -> Iterator[FaultRecord]:
+        """Inject on entry, heal on exit whatever happens inside."""
+        record = self.inject(kind, broker, node)
+        try:
+            yield record
+        finally:
+            self.heal(record)
+
+    @staticmethod
+    def _signal(pids: list[int], sig: int) -> None:
+        if not pids:
+            raise KitError("the node has no running process to signal")
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except OSError:
+                pass
