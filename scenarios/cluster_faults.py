@@ -1,0 +1,70 @@
+"""Cluster scenarios as data: each variant teams argue about, through each fault of its leader.
+
+A case names a broker, the settings of the variant, the fault, and what is
+*promised* (an observation that must hold, e.g. ``lost == 0``). A case with no
+promise is measured and shown, not judged: ``acks=1`` *may* lose confirmed
+records, and how many is the finding.
+
+``ci=True`` marks the subset `.ci/run` runs (about 3-4 minutes on the 2-core
+machine); ``QUEUEKIT_CLUSTER_FULL=1`` (or ``queuekit faults``) runs them all.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from queuekit.brokers.faults import KINDS
+from queuekit.core.config import Settings
+
+NO_LOSS = {"lost": 0}
+
+
+@dataclass(frozen=True)
+class FaultCase:
+    broker: str  # rabbitmq | kafka
+    options: tuple[tuple[str, object], ...]  # the probe's keyword arguments: the variant
+    fault: str
+    promise: dict = field(default_factory=dict)  # observation -> value that must hold
+    why: str = ""  # the claim under test, for the report
+    ci: bool = False
+
+    @property
+    def variant(self) -> str:
+        return " ".join(f"{k}={v}" for k, v in self.options)
+
+    @property
+    def id(self) -> str:
+        return f"cluster-{self.broker}-{self.variant.replace(' ', '-')}-{self.fault}"
+
+    def probe(self, settings: Settings):
+        from queuekit.suite.probes import KafkaProbe, RabbitProbe
+
+        cls = KafkaProbe if self.broker == "kafka" else RabbitProbe
+        return cls(settings, **dict(self.options))
+
+
+# variant -> (promise, why)
+KAFKA = {
+    (("acks", "all"), ("min_insync", 2)): (NO_LOSS, "acks=all + min.insync=2: a confirmed record is on 2 replicas"),
+    (("acks", "1"), ("min_insync", 2)): ({}, "acks=1: only the leader had it when it confirmed; may lose"),
+    (("acks", "all"), ("min_insync", 1)): ({}, "min.insync=1: acks=all may mean the leader alone; may lose"),
+}
+RABBIT = {
+    (("queue_type", "quorum"), ("confirms", True)): (NO_LOSS, "quorum queue confirms after a Raft majority"),
+    (("queue_type", "classic"), ("confirms", True)): (NO_LOSS, "classic durable queue on one node: unavailable "
+                                                     "while its node is down, nothing lost"),
+    (("queue_type", "quorum"), ("confirms", False)): ({}, "no confirms: the publisher cannot know; may lose"),
+}
+CI = {  # one of each claim, through the fault that tests it hardest, within a few minutes
+    ("kafka", "acks=all min_insync=2", "partition"), ("kafka", "acks=1 min_insync=2", "partition"),
+    ("kafka", "acks=all min_insync=2", "pause"),
+    ("rabbitmq", "queue_type=quorum confirms=True", "kill"),
+    ("rabbitmq", "queue_type=classic confirms=True", "kill"),
+    ("rabbitmq", "queue_type=quorum confirms=True", "partition"),
+}
+
+CASES: list[FaultCase] = []
+for broker, table in (("kafka", KAFKA), ("rabbitmq", RABBIT)):
+    for options, (promise, why) in table.items():
+        for kind in KINDS:
+            case = FaultCase(broker, options, kind, promise, why)
+            CASES.append(FaultCase(broker, options, kind, promise, why, ci=(broker, case.variant, kind) in CI))
