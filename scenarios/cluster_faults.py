@@ -11,9 +11,11 @@ machine); ``QUEUEKIT_CLUSTER_FULL=1`` (or ``queuekit faults``) runs them all.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
-from queuekit.brokers.faults import KINDS
 from queuekit.core.config import Settings
+
+KINDS = ("kill", "pause", "partition", "partition-clients")  # queuekit/brokers/faults.py injects them
 
 NO_LOSS = {"lost": 0}
 
@@ -21,7 +23,7 @@ NO_LOSS = {"lost": 0}
 @dataclass(frozen=True)
 class FaultCase:
     broker: str  # rabbitmq | kafka
-    options: tuple[tuple[str, object], ...]  # the probe's keyword arguments: the variant
+    options: tuple[tuple[str, Any], ...]  # the probe's keyword arguments: the variant
     fault: str
     promise: dict = field(default_factory=dict)  # observation -> value that must hold
     why: str = ""  # the claim under test, for the report

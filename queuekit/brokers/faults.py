@@ -14,15 +14,16 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Iterator
 from urllib.parse import quote
 
 import httpx
 
 from queuekit.core.config import Settings
 from queuekit.core.errors import KitError
+
 from .netlab import NetLab
 
 KINDS = ("kill", "pause", "partition", "partition-clients")

@@ -27,8 +27,9 @@ import psutil
 from queuekit.core.config import CLUSTER_SIZE, Settings
 from queuekit.core.errors import KitError
 from queuekit.core.waiting import wait_for
+
 from .base import Say, Status
-from .kafka import LOG4J2, READY_TIMEOUT, require, JAVA_FIX, resolve_jars
+from .kafka import JAVA_FIX, LOG4J2, READY_TIMEOUT, require, resolve_jars
 from .netlab import NetLab, Node
 from .process import ManagedProcess, elapsed
 

@@ -26,6 +26,7 @@ import psutil
 from queuekit.core.config import CLUSTER_SIZE, Settings
 from queuekit.core.errors import KitError
 from queuekit.core.waiting import wait_for
+
 from .base import Say, Status
 from .netlab import NetLab, Node
 from .process import ManagedProcess, elapsed

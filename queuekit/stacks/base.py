@@ -169,6 +169,19 @@ class Stack(ABC):
         component.stop(lambda _: None)
         component.start(lambda _: None)
 
+    def inject_fault(self, kind: str, node: int):
+        """Cluster topology: hurt node ``node`` of this stack's broker (kill | pause | partition |
+        partition-clients; queuekit/brokers/faults.py). Returns the record ``heal_fault`` takes."""
+        from queuekit.brokers.faults import Faults
+
+        return Faults(self.settings).inject(kind, self.broker, node)
+
+    def heal_fault(self, record) -> None:
+        """Undo ``inject_fault``: restart the killed node, resume the paused one, remove the cut."""
+        from queuekit.brokers.faults import Faults
+
+        Faults(self.settings).heal(record)
+
     # -- hooks: the broker-specific parts --------------------------------------------------------------
     def make_pool(self) -> WorkerPool:
         """The worker processes of a run: ``python -m worker_module`` with the ledger and options in their env.

@@ -20,10 +20,12 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Protocol
+from typing import Protocol
 
-from queuekit.brokers.faults import Faults, FaultRecord
+from queuekit.brokers.faults import FaultRecord, Faults
 from queuekit.core.config import Settings
 
 KEYS = 8  # keyed stream: 8 keys, seq increasing per key
@@ -129,9 +131,9 @@ def longest_gap(times: list[float], start: float, end: float) -> float:
 
 
 def analyse(rec: Recorder, fault: FaultRecord, broker: str, variant: str, started: float,
-            stopped: float, seconds: float, final: set[tuple[str, int]] = frozenset()) -> FaultOutcome:
+            stopped: float, seconds: float, final: AbstractSet[tuple[str, int]] = frozenset()) -> FaultOutcome:
     first: dict[tuple[str, int], float] = {}
-    copies = Counter()
+    copies: Counter[tuple[str, int]] = Counter()
     violations = 0
     highest: dict[str, int] = defaultdict(lambda: -1)
     for key, seq, t in sorted(rec.effects, key=lambda e: e[2]):
@@ -234,15 +236,17 @@ def _drain(rec: Recorder, plan: Plan) -> None:
 def run_cases(settings: Settings, cases, plan: Plan = Plan(),
               say: Callable[[str], None] = lambda _: None) -> list[tuple[dict, FaultOutcome | None, str | None]]:
     """Every case in turn (scenarios/cluster_faults.py); a case that cannot run is reported with why."""
-    results = []
+    results: list[tuple[dict, FaultOutcome | None, str | None]] = []
     for case in cases:
         info = {"id": case.id, "broker": case.broker, "variant": case.variant, "fault": case.fault,
                 "promise": case.promise, "why": case.why}
         try:
-            results.append((info, run_cell(settings, case.probe(settings), case.fault, plan, say), None))
+            out = run_cell(settings, case.probe(settings), case.fault, plan, say)
+            results.append((info, out, None))
+            say(f"{case.id}: {_summary(out)}")
         except Exception as exc:  # noqa: BLE001 - one broken case must not hide the others
             results.append((info, None, f"{type(exc).__name__}: {exc}"))
-        say(f"{case.id}: " + (_summary(results[-1][1]) if results[-1][1] else f"error {results[-1][2][:100]}"))
+            say(f"{case.id}: could not run: {exc}"[:200])
     return results
 
 

@@ -15,6 +15,7 @@ import uuid
 from queuekit.brokers.faults import kafka_isr, kafka_partition_leader, rabbit_queue_leader
 from queuekit.core.config import Settings
 from queuekit.core.waiting import wait_for
+
 from .faults import KEYS, Recorder
 
 
@@ -108,10 +109,10 @@ class KafkaProbe:
                 msg = consumer.poll(0.2)
                 if msg is None:
                     continue
-                if msg.error():
-                    rec.note(f"consume error: {msg.error().name()}")
+                if (err := msg.error()) is not None:
+                    rec.note(f"consume error: {err.name()}")
                     continue
-                rec.on_effect(*_decode(msg.value()))
+                rec.on_effect(*_decode(msg.value() or b"{}"))
                 consumer.store_offsets(msg)  # after the effect: a crash re-reads, never skips
             consumer.close()
 
@@ -136,8 +137,8 @@ class KafkaProbe:
                 msg = reader.poll(0.5)
                 if msg is None or msg.error():
                     continue
-                found.add(_decode(msg.value()))
-                position = msg.offset() + 1
+                found.add(_decode(msg.value() or b"{}"))
+                position = (msg.offset() or 0) + 1
             return found
         finally:
             reader.close()

@@ -61,7 +61,7 @@ def quorum_queue(cluster_kit):
         ch = conn.channel()
         ch.queue_declare(name, durable=True, arguments={"x-queue-type": "quorum"})
         ch.confirm_delivery()
-        for i in range(20):
+        for _ in range(20):
             ch.basic_publish("", name, b"probe", pika.BasicProperties(delivery_mode=2))
     wait_for(lambda: _online_members(cluster_kit, name) == 3, timeout=30, what=f"{name} on 3 online members")
     yield name
