@@ -53,7 +53,14 @@ def up(settings: Settings, names: tuple[str, ...] | None = None, say: Say = lamb
         from .docker import compose_up
 
         compose_up(settings, say)
-    return [c.name for c in components(settings, names) if c.start(say)]
+    chosen = components(settings, names)
+    if settings.clustered and len(chosen) > 1:  # six nodes: both clusters start side by side
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(len(chosen)) as pool:
+            started = list(pool.map(lambda c: c.start(say), chosen))
+        return [c.name for c, now in zip(chosen, started) if now]
+    return [c.name for c in chosen if c.start(say)]
 
 
 def down(settings: Settings, names: tuple[str, ...] | None = None, say: Say = lambda _: None) -> list[str]:

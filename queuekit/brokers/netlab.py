@@ -24,6 +24,7 @@ from __future__ import annotations
 import shutil
 import signal
 import subprocess
+import threading
 from dataclasses import dataclass
 
 import psutil
@@ -32,6 +33,7 @@ from queuekit.core.config import CLUSTER_SIZE, Settings
 from queuekit.core.errors import KitError
 
 LETTER = {"rabbitmq": "r", "kafka": "k"}
+_BRIDGE_LOCK = threading.Lock()
 IP_FIX = "install iproute2 and nftables (apt-get install -y iproute2 nftables) and run as root"
 
 
@@ -98,10 +100,11 @@ class NetLab:
 
     # -- build and tear down ------------------------------------------------------
     def ensure_bridge(self) -> None:
-        if self.bridge not in self.links():
-            _run("ip", "link", "add", self.bridge, "type", "bridge")
-            _run("ip", "addr", "add", f"{self.settings.cluster_subnet}.1/24", "dev", self.bridge)
-        _run("ip", "link", "set", self.bridge, "up")
+        with _BRIDGE_LOCK:  # both clusters may start side by side
+            if self.bridge not in self.links():
+                _run("ip", "link", "add", self.bridge, "type", "bridge")
+                _run("ip", "addr", "add", f"{self.settings.cluster_subnet}.1/24", "dev", self.bridge)
+            _run("ip", "link", "set", self.bridge, "up")
 
     def ensure_node(self, node: Node) -> None:
         """The namespace, its veth on the bridge and its one address (idempotent)."""

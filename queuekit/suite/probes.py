@@ -14,6 +14,7 @@ import uuid
 
 from queuekit.brokers.faults import kafka_isr, kafka_partition_leader, rabbit_queue_leader
 from queuekit.core.config import Settings
+from queuekit.core.errors import KitError
 from queuekit.core.waiting import wait_for
 
 from .faults import KEYS, Recorder
@@ -161,6 +162,7 @@ class RabbitProbe:
         self.queue = f"qk.cluster.{queue_type}.{uuid.uuid4().hex[:8]}"  # never re-declared (see test_faults)
         self.done = threading.Event()
         self.consumer_thread: threading.Thread | None = None
+        self.rec: Recorder | None = None
 
     def _params(self):
         import pika
@@ -195,6 +197,8 @@ class RabbitProbe:
 
     def start(self, rec: Recorder, stop: threading.Event) -> list[threading.Thread]:
         import pika
+
+        self.rec = rec
 
         def produce() -> None:
             stream = _paced(self.rate, stop)
@@ -264,13 +268,21 @@ class RabbitProbe:
         if self.consumer_thread:
             self.consumer_thread.join(timeout=30)
         found: set[tuple[str, int]] = set()
-        with pika.BlockingConnection(self._params()) as conn:
-            ch = conn.channel()
-            while True:
-                method, _props, body = ch.basic_get(self.queue, auto_ack=False)  # left in the queue
-                if method is None:
-                    return found
-                found.add(_decode(body))
+        errors = []
+        for params in self._params():  # node by node: one that just rejoined may not know the queue yet
+            try:
+                with pika.BlockingConnection(params) as conn:
+                    ch = conn.channel()
+                    while True:
+                        method, _props, body = ch.basic_get(self.queue, auto_ack=False)  # left in the queue
+                        if method is None:
+                            return found
+                        found.add(_decode(body))
+            except (pika.exceptions.AMQPError, OSError) as exc:
+                errors.append(f"{params.host}: {exc}")
+                if self.rec is not None:
+                    self.rec.note(f"final read refused by {params.host}: {exc!r}"[:60])
+        raise KitError(f"no node let the final read reach {self.queue}: {'; '.join(errors)[:300]}")
 
     def close(self) -> None:
         import pika
