@@ -14,7 +14,6 @@ import uuid
 
 from queuekit.brokers.faults import kafka_isr, kafka_partition_leader, rabbit_queue_leader
 from queuekit.core.config import Settings
-from queuekit.core.errors import KitError
 from queuekit.core.waiting import wait_for
 
 from .faults import KEYS, Recorder
@@ -267,22 +266,29 @@ class RabbitProbe:
         self.done.set()
         if self.consumer_thread:
             self.consumer_thread.join(timeout=30)
-        found: set[tuple[str, int]] = set()
-        errors = []
-        for params in self._params():  # node by node: one that just rejoined may not know the queue yet
-            try:
-                with pika.BlockingConnection(params) as conn:
-                    ch = conn.channel()
-                    while True:
-                        method, _props, body = ch.basic_get(self.queue, auto_ack=False)  # left in the queue
-                        if method is None:
-                            return found
-                        found.add(_decode(body))
-            except (pika.exceptions.AMQPError, OSError) as exc:
-                errors.append(f"{params.host}: {exc}")
-                if self.rec is not None:
-                    self.rec.note(f"final read refused by {params.host}: {exc!r}"[:60])
-        raise KitError(f"no node let the final read reach {self.queue}: {'; '.join(errors)[:300]}")
+        errors: list[str] = []
+
+        def read_once() -> tuple[set[tuple[str, int]]]:
+            found: set[tuple[str, int]] = set()
+            for params in self._params():  # node by node: one that just rejoined may not know the queue yet
+                try:
+                    with pika.BlockingConnection(params) as conn:
+                        ch = conn.channel()
+                        while True:
+                            method, _props, body = ch.basic_get(self.queue, auto_ack=False)  # left in the queue
+                            if method is None:
+                                return (found,)
+                            found.add(_decode(body))
+                except (pika.exceptions.AMQPError, OSError) as exc:
+                    errors.append(f"{params.host}: {exc!r}"[:160])
+                    if self.rec is not None:
+                        self.rec.note(f"final read refused by {params.host}: {exc!r}"[:60])
+            raise RuntimeError(f"no node let the final read reach {self.queue}: {errors[-3:]}")
+
+        # A node that paused itself (pause_minority) restarts after the heal; a classic queue on it
+        # is unreachable until then: poll, with a deadline, until some node serves the queue.
+        return wait_for(read_once, timeout=90, what=f"a node to serve {self.queue} for the final read",
+                        describe=lambda: "; ".join(errors[-3:]))[0]
 
     def close(self) -> None:
         import pika
