@@ -10,36 +10,44 @@ from rich.table import Table
 from queuekit import brokers
 from queuekit.core.config import settings
 
-from .common import console, print_status, say
+from .common import TOPOLOGY, console, kit_settings, print_status, say
 
 COMPONENTS = click.Choice(brokers.NAMES)
 
 
 @click.command()
 @click.argument("components", nargs=-1, type=COMPONENTS)
-def up(components: tuple[str, ...]) -> None:
+@TOPOLOGY
+def up(components: tuple[str, ...], topology: str | None) -> None:
     """Provision (first run) and start the brokers; reuse whatever already runs.
 
-    COMPONENTS: any of rabbitmq, kafka, flower (default: all).
+    COMPONENTS: any of rabbitmq, kafka, flower (default: all; no Flower in the cluster topology).
     """
-    started = brokers.up(settings(), components or None, say)
+    s = kit_settings(topology)
+    started = brokers.up(s, components or None, say)
     say(f"started: {', '.join(started)}" if started else "everything was already running")
-    print_status(brokers.statuses(settings(), components or None))
+    print_status(brokers.statuses(s, components or None))
 
 
 @click.command()
 @click.argument("components", nargs=-1, type=COMPONENTS)
-def down(components: tuple[str, ...]) -> None:
-    """Stop what the kit started (SIGTERM, then SIGKILL). External brokers are never touched."""
-    stopped = brokers.down(settings(), components or None, say)
+@TOPOLOGY
+def down(components: tuple[str, ...], topology: str | None) -> None:
+    """Stop what the kit started (SIGTERM, then SIGKILL). External brokers are never touched.
+
+    In the cluster topology this also heals any fault and removes the namespaces, links and
+    nftables table the kit made.
+    """
+    stopped = brokers.down(kit_settings(topology), components or None, say)
     say(f"stopped: {', '.join(stopped)}" if stopped else "nothing of the kit's was running")
 
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document to stdout.")
-def status(as_json: bool) -> None:
+@TOPOLOGY
+def status(as_json: bool, topology: str | None) -> None:
     """Show each component: URL, who manages it, pid, version, health. Exit 1 if any is unhealthy."""
-    rows = brokers.statuses(settings())
+    rows = brokers.statuses(kit_settings(topology))
     if as_json:
         click.echo(json.dumps([r.as_dict() for r in rows], indent=2))
     else:

@@ -11,6 +11,19 @@ from queuekit.stacks.registry import stack_names
 console = Console(stderr=True)  # progress and tables for people; --json goes to stdout
 
 
+TOPOLOGY = click.option("--topology", type=click.Choice(["single", "cluster"]), default=None,
+                        help="single: one node per broker; cluster: 3 RabbitMQ + 3 Kafka nodes, each in its own "
+                             "network namespace (default: $QUEUEKIT_TOPOLOGY, else single).")
+
+
+def kit_settings(topology: str | None = None):
+    """The environment's settings, with --topology winning over QUEUEKIT_TOPOLOGY."""
+    from queuekit.core.config import settings
+
+    s = settings()
+    return s.with_(topology=topology) if topology else s
+
+
 def say(message: str) -> None:
     console.print(f"[dim]·[/dim] {message}")
 

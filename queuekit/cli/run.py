@@ -15,7 +15,7 @@ from queuekit.core.errors import KitError
 from queuekit.core.queue_types import QUEUE_TYPES
 from queuekit.stacks.registry import stack_names
 
-from .common import STACK_CHOICE, console, say
+from .common import STACK_CHOICE, TOPOLOGY, console, kit_settings, say
 
 
 @click.command()
@@ -76,7 +76,9 @@ def run(stack: str, workload: str, count: int, workers: int, malformed: int, tim
                    "poison, early-ack crash, replay).")
 @click.option("--serial", is_flag=True,
               help="One cell at a time. By default RabbitMQ and Kafka cells run side by side (they share nothing).")
-def compare(stacks: tuple[str, ...], names: tuple[str, ...], fmt: str, out: Path, quick: bool, serial: bool) -> None:
+@TOPOLOGY
+def compare(stacks: tuple[str, ...], names: tuple[str, ...], fmt: str, out: Path, quick: bool, serial: bool,
+            topology: str | None) -> None:
     """Run every scenario on every stack against real brokers, print the matrix, write the reports.
 
     Each cell is what was observed (lost, duplicates, order violations, dead
@@ -86,6 +88,10 @@ def compare(stacks: tuple[str, ...], names: tuple[str, ...], fmt: str, out: Path
     expectation is a finding and is flagged; the exit status is 1 only when a
     cell could not run at all.
     """
+    if kit_settings(topology).clustered:  # the cluster topology's matrix is the faults matrix
+        from .faults import run_faults
+
+        return run_faults((), (), False, out / time.strftime("%Y%m%d-%H%M%S"))
     from queuekit.report import markdown, terminal_matrix, write_reports
     from queuekit.suite.compare import brokers_of
     from queuekit.suite.compare import compare as run_compare
