@@ -35,7 +35,7 @@ class FaultCase:
 
     @property
     def id(self) -> str:
-        return f"cluster-{self.broker}-{self.variant.replace(' ', '-')}-{self.fault}"
+        return f"cluster-{self.broker}-{self.variant.replace(' ', '-').replace('=', '_')}-{self.fault}"  # -k friendly
 
     def probe(self, settings: Settings):
         from queuekit.suite.probes import KafkaProbe, RabbitProbe
