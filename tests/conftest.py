@@ -88,3 +88,39 @@ def fresh_stack(kit, ledger):
     yield make
     for instance in made:
         instance.stop()
+
+
+# -- broker lanes under xdist ------------------------------------------------------------------------
+# ``make test`` runs the per-stack suites (contract, stacks, scenarios) with ``pytest -n 2``: one worker
+# per broker. Tests of a RabbitMQ stack and tests of a Kafka stack share no queue, topic or process, so
+# they run side by side; tests of one broker run one at a time on one worker (they reset that broker).
+STACK_FILE_LANES = {  # framework-only test files that name no stack in their ids
+    "test_celery.py": "rabbitmq", "test_dramatiq.py": "rabbitmq", "test_queue_types.py": "rabbitmq",
+    "test_rabbitmq_stream_semantics.py": "rabbitmq", "test_kafka.py": "kafka", "test_kafka_share.py": "kafka",
+    "test_kafka_transactions.py": "kafka", "test_celery_kafka.py": "kafka",
+}
+
+
+def broker_lane(nodeid: str) -> str:
+    """The broker a test's stack runs on, from its id ("…[kafka_share-signup]", "…scenario-replay-celery]")."""
+    from queuekit.stacks.registry import load_stack, stack_names
+
+    names = set(stack_names())
+    params = nodeid.partition("[")[2].rstrip("]")
+    for token in params.replace("scenario-", "").split("-")[::-1]:  # a scenario id ends with its stack
+        if token in names:
+            return load_stack(token).capabilities.broker
+    filename = nodeid.partition("::")[0].rsplit("/", 1)[-1]
+    if filename in STACK_FILE_LANES:
+        return STACK_FILE_LANES[filename]
+    raise ValueError(f"{nodeid}: no broker lane (add its file to STACK_FILE_LANES in tests/conftest.py)")
+
+
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    class BrokerLanes(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return broker_lane(nodeid)
+
+    return BrokerLanes(config, log)
