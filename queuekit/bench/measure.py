@@ -43,6 +43,25 @@ def steady_rate(finished: list[float], trim: float = TRIM) -> float:
     return (hi - lo) / (ordered[hi] - ordered[lo])
 
 
+def steady_cpu_us(rows: list[tuple], trim: float = TRIM) -> float:
+    """Worker CPU microseconds per message inside the steady window, summed over worker processes.
+
+    Rows are (key, sent_at, started_at, finished_at, process_cpu_s, pid): per process, the CPU
+    its completions in the window cost, over how many they were.
+    """
+    ordered = sorted(r[3] for r in rows)
+    if len(ordered) < 10:
+        return 0.0
+    lo, hi = ordered[int(trim * len(ordered))], ordered[int((1 - trim) * len(ordered)) - 1]
+    cpu = done = 0.0
+    for pid in {r[5] for r in rows}:
+        mine = sorted((r[3], r[4]) for r in rows if r[5] == pid and lo <= r[3] <= hi)
+        if len(mine) > 1:
+            cpu += mine[-1][1] - mine[0][1]
+            done += len(mine) - 1
+    return cpu / done * 1e6 if done else 0.0
+
+
 def spread(values: list[float]) -> dict[str, Any]:
     med = statistics.median(values)
     return {"median": round(med, 1), "min": round(min(values), 1), "max": round(max(values), 1), "runs": len(values),
@@ -128,7 +147,8 @@ def stack_backlog(settings: Settings, stack: str, options: StackOptions, envs: l
             for _ in range(options.workers):
                 run.stack.add_worker()
         rows = run.wait(len(envs))
-    return {"rate": steady_rate([r[3] for r in rows]), "publish_rate": confirmed / publish_s}
+    return {"rate": steady_rate([r[3] for r in rows]), "cpu_us": steady_cpu_us(rows),
+            "publish_rate": confirmed / publish_s}
 
 
 def bare_backlog(settings: Settings, framework: str, options: StackOptions, envs: list[Envelope],
@@ -136,7 +156,8 @@ def bare_backlog(settings: Settings, framework: str, options: StackOptions, envs
     payloads = [encode(e).decode() for e in envs]
     keys = [e.body.partition_key.encode() for e in envs]
     publish_s, rows = bare.run(framework, settings, payloads, keys, options, workdir)
-    return {"rate": steady_rate([r[3] for r in rows]), "publish_rate": len(envs) / publish_s}
+    return {"rate": steady_rate([r[3] for r in rows]), "cpu_us": steady_cpu_us(rows),
+            "publish_rate": len(envs) / publish_s}
 
 
 def open_loop(settings: Settings, stack: str, options: StackOptions, rate: float, seconds: float,
@@ -149,24 +170,27 @@ def open_loop(settings: Settings, stack: str, options: StackOptions, rate: float
     that are due. The first ``TRIM`` of the schedule is warm-up.
     """
     n = max(20, int(rate * seconds))
-    base = envelopes(n, "noop", None, seed)
+    bodies = [e.body for e in envelopes(n, "noop", None, seed)]
     with StackRun(settings, stack, options, workdir) as run:
-        start = time.time() + 0.5
+        start = time.time() + 0.5 + n * 2e-5  # after the envelopes below are built
         planned = [start + i / rate for i in range(n)]
+        # Built before the clock starts, each stamped with its slot on the schedule.
+        scheduled = [make_envelope(body, sent_at=at) for body, at in zip(bodies, planned)]
         sent_late: list[float] = []
 
         def producer(k: int) -> None:
             mine = list(range(k, n, run.publishers))
             while mine:
                 now = time.time()
-                due = [i for i in mine if planned[i] <= now]
+                due = 0
+                while due < len(mine) and planned[mine[due]] <= now:
+                    due += 1
                 if not due:
-                    time.sleep(min(planned[i] for i in mine) - now)  # pacing IS the measurement's input
+                    time.sleep(planned[mine[0]] - now)  # pacing IS the measurement's input
                     continue
-                mine = mine[len(due):]
-                run.stack.publish("signup", [make_envelope(base[i].body, id=base[i].id, sent_at=planned[i])
-                                             for i in due])
-                sent_late.append(time.time() - planned[due[0]])
+                batch, mine = mine[:due], mine[due:]
+                sent_late.append(now - planned[batch[0]])  # how far behind schedule this send started
+                run.stack.publish("signup", [scheduled[i] for i in batch])  # everything due, in one call
 
         threads = [threading.Thread(target=producer, args=(k,)) for k in range(run.publishers)]
         for t in threads:
@@ -177,5 +201,7 @@ def open_loop(settings: Settings, stack: str, options: StackOptions, rate: float
         rows = run.wait(n)
     warm = sorted(planned)[int(TRIM * n)]
     latencies = [r[3] - r[1] for r in rows if r[1] >= warm]
-    return {"offered": round(rate, 1), "achieved_send": round(n / send_s, 1),
+    achieved = n / send_s
+    return {"offered": round(rate, 1), "achieved_send": round(achieved, 1),
+            "producer_bound": achieved < 0.95 * rate,  # the producer fell behind: latency includes its delay
             "producer_late_max_ms": round(max(sent_late) * 1000, 1), **percentiles(latencies)}

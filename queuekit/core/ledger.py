@@ -74,6 +74,8 @@ ATTEMPT_COLUMNS = (
     "id, workload, service, key, message_id, attempt, worker, pid, started_at, finished_at, outcome, error,"
     " seq, user_id"
 )
+_forks = [0]  # bumped in every forked child
+os.register_at_fork(after_in_child=lambda: _forks.__setitem__(0, _forks[0] + 1))
 _inherited: list[sqlite3.Connection] = []  # connections from before a fork: never used, never closed
 
 
@@ -157,7 +159,7 @@ class Ledger:
         record = os.environ.get(RECORD_ENV, "1")
         self.recording = record not in ("0", TIMINGS)
         self.timings_dir = Path(f"{self.path}.timings") if record == TIMINGS else None
-        self._timings: tuple[int, Timings] | None = None  # (pid, recorder): a forked child makes its own
+        self._timings: tuple[int, Timings] | None = None  # (fork count, recorder): a forked child makes its own
 
     def __getstate__(self) -> dict:
         return {"path": self.path}
@@ -304,8 +306,8 @@ class Ledger:
         return True
 
     def _recorder(self) -> Timings:
-        if self._timings is None or self._timings[0] != os.getpid():
-            self._timings = (os.getpid(), Timings.for_dir(self.timings_dir))
+        if self._timings is None or self._timings[0] != _forks[0]:  # no getpid() per message: a counter
+            self._timings = (_forks[0], Timings.for_dir(self.timings_dir))
         return self._timings[1]
 
     # -- read side (scenarios) -------------------------------------------------

@@ -6,7 +6,8 @@ stack ran at 0.8% of the raw client). With ``QUEUEKIT_LEDGER_RECORD=timings``
 the ledger writes no rows; each worker process appends one tuple per applied
 effect to an in-memory deque (thread-safe, no lock), and a daemon thread
 moves them every ``FLUSH_S`` to ``<dir>/<pid>.jsonl`` (one JSON array per
-line: key, sent_at, started_at, finished_at), plus once more at exit.
+line: key, sent_at, started_at, finished_at, process CPU seconds), plus once
+more at exit. ``collect`` adds the pid (from the file name) to each row.
 
 The bare-framework programs (``queuekit.bench.bare``) record through the same
 class, so the stack and its bare twin pay exactly the same to be measured.
@@ -49,7 +50,9 @@ class Timings:
             return cls._mine[key]
 
     def record(self, key: str, sent_at: float | None = None, started_at: float | None = None) -> None:
-        self.rows.append((key, sent_at, started_at, time.time()))
+        # process CPU seconds too (all threads: the framework's loops, librdkafka's): CPU per message
+        # is what a busy shared machine distorts least
+        self.rows.append((key, sent_at, started_at, time.time(), time.process_time()))
 
     def flush(self) -> None:
         batch = []
@@ -65,13 +68,14 @@ class Timings:
             self.flush()
 
 
-def collect(directory: Path) -> list[tuple[str, float | None, float | None, float]]:
-    """Every row every process in ``directory`` has written so far (a torn last line is skipped)."""
+def collect(directory: Path) -> list[tuple]:
+    """Every row every process in ``directory`` has written so far, pid last (a torn last line is skipped)."""
     rows = []
     for path in sorted(directory.glob("*.jsonl")) if directory.exists() else ():
+        pid = int(path.stem)
         for line in path.read_text().splitlines():
             try:
-                rows.append(tuple(json.loads(line)))
+                rows.append((*json.loads(line), pid))
             except ValueError:
                 continue  # being written right now: counted on the next look
     return rows
