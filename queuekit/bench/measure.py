@@ -134,6 +134,20 @@ class StackRun:
         return collect(self.timings_dir)
 
 
+def workers_join(stack, count: int) -> None:
+    """``count`` new workers started together (as the bare twins are), then waited for; one by one
+    (``add_worker``) only where the stack has no separate spawn and readiness steps."""
+    spawn, ready = getattr(stack, "_spawn_worker", None), getattr(stack, "_wait_workers_ready", None)
+    if spawn is None or ready is None:
+        for _ in range(count):
+            stack.add_worker()
+        return
+    first = len(stack.pool.procs)
+    for index in range(first, first + count):
+        spawn(index)
+    ready()
+
+
 def stack_backlog(settings: Settings, stack: str, options: StackOptions, envs: list[Envelope],
                   workdir: Path) -> dict[str, float]:
     """Publish ``envs`` while no worker runs, then start the workers and time the backlog's processing."""
@@ -144,8 +158,7 @@ def stack_backlog(settings: Settings, stack: str, options: StackOptions, envs: l
         confirmed = run.publish(envs)
         publish_s = time.monotonic() - t0
         with timings_recording():
-            for _ in range(options.workers):
-                run.stack.add_worker()
+            workers_join(run.stack, options.workers)
         rows = run.wait(len(envs))
     return {"rate": steady_rate([r[3] for r in rows]), "cpu_us": steady_cpu_us(rows),
             "publish_rate": confirmed / publish_s}
