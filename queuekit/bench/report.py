@@ -121,3 +121,57 @@ def chart(result: dict[str, Any], stem: Path) -> list[Path]:
         fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
     return paths
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The README's Performance tables from a bench JSON (``python -m queuekit.bench.report FILE``)."""
+    fmt = lambda r: f"{r['median']:,.0f} ({r['min']:,.0f}–{r['max']:,.0f})"  # noqa: E731
+    lines = ["| stack | mode | stack msgs/s (min–max) | bare framework msgs/s (min–max) | overhead (rate) |"
+             " worker CPU µs/msg stack / bare | overhead (CPU) |", "|---|---|---:|---:|---:|---:|---:|"]
+    for stack, s in result["stacks"].items():
+        for mode, r in s["modes"].items():
+            lines.append(f"| {stack} | {mode} | {fmt(r['stack']['rate'])} | {fmt(r['bare']['rate'])} | "
+                         f"{_pct(r['overhead'])} | {r['stack']['cpu_us']['median']:,.0f} / "
+                         f"{r['bare']['cpu_us']['median']:,.0f} | {_pct(r['overhead_cpu'])} |")
+    lines += ["", "| noop, msgs/s | stack | bare framework | raw Python client | broker's own tool |",
+              "|---|---:|---:|---:|---:|"]
+    for stack, s in result["stacks"].items():
+        r = s["references"]
+        cells = [f"{r[k]['rate']:,.0f} ({r[k]['stack_ratio']:.2f}x)" for k in ("bare_framework", "raw_client",
+                                                                                 "broker_tool")]
+        lines.append(f"| {stack} | {s['modes']['noop']['stack']['rate']['median']:,.0f} | " + " | ".join(cells) + " |")
+    raw, ceil = result["raw"], result["ceilings"]
+    lines += ["", "| reference | consume msgs/s (min–max) | publish msgs/s |", "|---|---:|---:|",
+              f"| raw pika consume + ack | {fmt(raw['rabbitmq']['rate'])} | {raw['rabbitmq']['publish_rate']['median']:,.0f} |",
+              f"| raw confluent-kafka poll + store | {fmt(raw['kafka']['rate'])} | {raw['kafka']['publish_rate']['median']:,.0f} |",
+              f"| Kafka batch consumer, written for throughput ({raw['kafka_batch']['ratio_to_raw']:.2f}x raw) | "
+              f"{fmt(raw['kafka_batch']['rate'])} | {raw['kafka_batch']['publish_rate']['median']:,.0f} |",
+              f"| {ceil['rabbitmq']['tool']} | {ceil['rabbitmq']['rate']:,.0f} | {ceil['rabbitmq']['publish_rate']:,.0f} |",
+              f"| {ceil['kafka']['tool']} | {ceil['kafka']['rate']:,.0f} | {ceil['kafka']['publish_rate']:,.0f} |"]
+    sizes = [k for k in next(iter(result["stacks"].values()))["scaling"]["payload_bytes"]]
+    workers = [k for k in next(iter(result["stacks"].values()))["scaling"]["workers"]]
+    lines += ["", "| noop msgs/s | " + " | ".join(f"{w} worker(s)" for w in workers) + " | "
+              + " | ".join(f"{b} B" if b != "natural" else f"{result['fairness']['payload_bytes']} B" for b in sizes)
+              + " |", "|---|" + "---:|" * (len(workers) + len(sizes))]
+    for stack, s in result["stacks"].items():
+        sc = s["scaling"]
+        lines.append(f"| {stack} | " + " | ".join(f"{sc['workers'][w]['rate']:,.0f}" for w in workers) + " | "
+                     + " | ".join(f"{sc['payload_bytes'][b]['rate']:,.0f}" for b in sizes) + " |")
+    loads = [p["load"] for p in next(iter(result["stacks"].values()))["latency"]]
+    lines += ["", "| latency p50 / p99 ms (open loop) | " + " | ".join(f"{x:.0%} load" for x in loads) + " |",
+              "|---|" + "---:|" * len(loads)]
+    for stack, s in result["stacks"].items():
+        lines.append(f"| {stack} | " + " | ".join(
+            f"{p['p50_ms']:,.1f} / {p['p99_ms']:,.1f}{' *' if p['producer_bound'] else ''}" for p in s["latency"])
+            + " |")
+    lines.append("")
+    lines.append("`*` the paced producer fell behind its schedule (achieved < 95% of offered): that delay is in the "
+                 "latency, as it should be, but the point is partly the producer's.")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    print(markdown(json.loads(Path(sys.argv[1]).read_text())))
