@@ -27,10 +27,10 @@ from __future__ import annotations
 import os
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from importlib.metadata import version
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
 from queuekit.bench import measure
@@ -51,7 +51,7 @@ class BenchConfig:
     n_kafka: int = 30000  # ... on the Kafka stack
     n_slow: int = 1500  # io and cpu modes: 4 slots x 5 ms caps them near 800 msgs/s
     raw_n_rabbitmq: int = 10000
-    raw_n_kafka: int = 300000
+    raw_n_kafka: int = 200000
     repeats: int = 3
     workers: int = 2
     concurrency: int = 2
@@ -83,7 +83,8 @@ class BenchConfig:
                             extra={"task_events": False, "loglevel": "WARNING"})  # Celery: as the bare app
 
     def count(self, stack: str, mode: str, size: int | None = None) -> int:
-        n = self.n_slow if mode != "noop" else self.n_kafka if load_stack(stack).broker == "kafka" else self.n_rabbitmq
+        kafka = load_stack(stack).capabilities.broker == "kafka"
+        n = self.n_slow if mode != "noop" else self.n_kafka if kafka else self.n_rabbitmq
         return min(n, max(300, 50_000_000 // size)) if size else n  # big payloads: ~50 MB per backlog
 
 
@@ -98,7 +99,8 @@ def run_bench(settings: Settings, cfg: BenchConfig, workdir: Path, say: Callable
     result["raw"] = raw_clients(settings, cfg, size, say)
     result["stacks"] = {}
     for stack in cfg.stacks:
-        result["stacks"][stack] = per_stack = {"modes": {}}
+        per_stack: dict[str, Any] = {"modes": {}}
+        result["stacks"][stack] = per_stack
         for mode in cfg.modes:
             per_stack["modes"][mode] = stack_vs_bare(settings, cfg, stack, mode, workdir, say)
         per_stack["references"] = references(result, stack)
@@ -119,9 +121,9 @@ def stack_vs_bare(settings: Settings, cfg: BenchConfig, stack: str, mode: str, w
         envs = measure.envelopes(n, mode, None, seed)
         runs["stack"].append(measure.stack_backlog(settings, stack, cfg.options(), envs, workdir))
         runs["bare"].append(measure.bare_backlog(settings, framework, cfg.options(), envs, workdir))
-    out = {kind: {"rate": measure.spread([r["rate"] for r in rs]), "cpu_us": measure.spread([r["cpu_us"] for r in rs]),
-                  "publish_rate": measure.spread([r["publish_rate"] for r in rs]), "n": n}
-           for kind, rs in runs.items()}
+    out: dict[str, Any] = {kind: {key: measure.spread([r[key] for r in rs]) for key in ("rate", "cpu_us", "publish_rate")}
+                           for kind, rs in runs.items()}
+    out["stack"]["n"] = out["bare"]["n"] = n
     bare = out["bare"]["rate"]["median"]
     out["overhead"] = round(1 - out["stack"]["rate"]["median"] / bare, 3) if bare else None  # target <= 0.05
     # The same in worker CPU per message: what the harness adds, least distorted by other load on the machine.
@@ -132,7 +134,7 @@ def stack_vs_bare(settings: Settings, cfg: BenchConfig, stack: str, mode: str, w
 
 def raw_clients(settings: Settings, cfg: BenchConfig, size: int, say: Callable[[str], None]) -> dict[str, Any]:
     payload = encode(measure.envelopes(1, "noop", None, 0)[0])
-    out = {}
+    out: dict[str, Any] = {}
     for name, n, measure_once in (
         ("rabbitmq", cfg.raw_n_rabbitmq, lambda n: rabbitmq_baseline(settings, [payload] * n, cfg.slots, cfg.prefetch)),
         ("kafka", cfg.raw_n_kafka, lambda n: kafka_baseline(settings, [payload] * n, cfg.slots)),
@@ -150,7 +152,7 @@ def raw_clients(settings: Settings, cfg: BenchConfig, size: int, say: Callable[[
 
 def references(result: dict[str, Any], stack: str) -> dict[str, Any]:
     """The stack's noop rate against its broker's tool, its raw client and its bare framework."""
-    broker = load_stack(stack).broker
+    broker = load_stack(stack).capabilities.broker
     mine = result["stacks"][stack]["modes"]["noop"]
     rate = mine["stack"]["rate"]["median"]
     refs = {"broker_tool": result["ceilings"][broker]["rate"], "raw_client": result["raw"][broker]["rate"]["median"],
@@ -162,7 +164,8 @@ def scaling(settings: Settings, cfg: BenchConfig, stack: str, base: dict, workdi
             say: Callable[[str], None]) -> dict[str, Any]:
     """noop throughput vs worker processes and vs payload size (one run per point; the default point reused)."""
     natural = {"rate": base["rate"]["median"]}
-    by_workers, by_size = {}, {"natural": natural}
+    by_workers: dict[str, Any] = {}
+    by_size: dict[str, Any] = {"natural": natural}
     for workers in cfg.scaling_workers:
         if workers == cfg.workers:
             by_workers[str(workers)] = natural

@@ -116,7 +116,7 @@ def _kafka_batch_consumer(bootstrap: str, topic: str, group: str, total: int, ou
         for msg in batch:
             if msg.error():
                 continue
-            doc = json.loads(msg.value())  # the same work as the bare programs: parse, build, compute
+            doc = json.loads(msg.value() or b"{}")  # the same work as the bare programs: parse, build, compute
             welcome_email(SignupRequested(**doc["body"]))
             n += 1
         # After the whole batch's work: a crash before this re-delivers the batch (at-least-once).

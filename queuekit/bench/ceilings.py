@@ -17,8 +17,9 @@ import re
 import shutil
 import subprocess
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from queuekit.core.config import Settings
 from queuekit.core.errors import KitError
@@ -30,7 +31,14 @@ MAIN = {"perftest": "com.rabbitmq.perf.PerfTest", "producer": "org.apache.kafka.
 
 def versions() -> dict[str, str]:
     text = POM.read_text()
-    return {name: re.search(f"<{name}.version>([^<]+)<", text).group(1) for name in ("perftest", "kafka")}
+    return {name: _found(rf"<{name}.version>([^<]+)<", text) for name in ("perftest", "kafka")}
+
+
+def _found(pattern: str, text: str) -> str:
+    match = re.search(pattern, text)
+    if match is None:
+        raise KitError(f"the tool's output has no {pattern!r}: {text.strip()[-300:]}", "see the output above")
+    return match.group(1)
 
 
 def resolve(settings: Settings, profile: str, say: Callable[[str], None]) -> Path:
@@ -77,7 +85,7 @@ def perftest(settings: Settings, libs: Path, *, consumers: int, prefetch: int, s
             "-s", str(size), "-z", str(seconds), "-u", queue, "-ad", "false"]  # manual ack per message: default
     out = _java(libs, MAIN["perftest"], args, timeout=seconds + 60)
     _delete_queue(settings, queue)
-    rate = lambda what: float(re.search(rf"{what} rate avg: (\d+)", out).group(1))  # noqa: E731
+    rate = lambda what: float(_found(rf"{what} rate avg: (\d+)", out))
     return {"tool": f"PerfTest {versions()['perftest']}", "publish_rate": rate("sending"),
             "rate": rate("receiving"), "args": " ".join(args[2:])}
 

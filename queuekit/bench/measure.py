@@ -12,9 +12,10 @@ import statistics
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from queuekit.bench import bare
 from queuekit.core.config import Settings
@@ -108,7 +109,7 @@ class StackRun:
         self.stack = load_stack(stack)(settings, self.ledger.path)
         self.options = options
 
-    def __enter__(self) -> "StackRun":
+    def __enter__(self) -> StackRun:
         with timings_recording():
             self.stack.reset()
             self.stack.start(["signup"], self.options)
@@ -130,29 +131,24 @@ class StackRun:
 
     def wait(self, n: int, timeout: float = 600) -> list[tuple]:
         wait_for(lambda: count(self.timings_dir) >= n, timeout=timeout, interval=0.1,
-                 what=f"{n} completions from {self.stack.name} (logs: {self.stack.pool.log_dir})")
+                 what=f"{n} completions from {self.stack.name} (logs: {self.ledger.path.parent / 'logs'})")
         return collect(self.timings_dir)
 
 
 def workers_join(stack, count: int) -> None:
-    """``count`` new workers started together (as the bare twins are), then waited for; one by one
-    (``add_worker``) only where the stack has no separate spawn and readiness steps."""
-    spawn, ready = getattr(stack, "_spawn_worker", None), getattr(stack, "_wait_workers_ready", None)
-    if spawn is None or ready is None:
-        for _ in range(count):
-            stack.add_worker()
-        return
-    first = len(stack.pool.procs)
+    """``count`` new workers started together (as the bare twins are), then waited for: ``add_worker``
+    would start them one by one, and each join would move partitions inside the measured window."""
+    first = len(stack._running().procs)
     for index in range(first, first + count):
-        spawn(index)
-    ready()
+        stack._spawn(index)  # the template's own spawn step (Stack.start uses the same two)
+    stack.wait_workers_ready()
 
 
 def stack_backlog(settings: Settings, stack: str, options: StackOptions, envs: list[Envelope],
                   workdir: Path) -> dict[str, float]:
     """Publish ``envs`` while no worker runs, then start the workers and time the backlog's processing."""
     with StackRun(settings, stack, options, workdir) as run:
-        for index in range(len(run.stack.pool.procs)):  # the backlog builds up untouched
+        for index in range(run.stack.options.workers):  # the backlog builds up untouched
             run.stack.stop_worker(index)
         t0 = time.monotonic()
         confirmed = run.publish(envs)

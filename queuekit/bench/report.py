@@ -141,9 +141,10 @@ def markdown(result: dict[str, Any]) -> str:
                                                                                  "broker_tool")]
         lines.append(f"| {stack} | {s['modes']['noop']['stack']['rate']['median']:,.0f} | " + " | ".join(cells) + " |")
     raw, ceil = result["raw"], result["ceilings"]
+    pub = {name: f"{raw[name]['publish_rate']['median']:,.0f}" for name in ("rabbitmq", "kafka")}
     lines += ["", "| reference | consume msgs/s (min–max) | publish msgs/s |", "|---|---:|---:|",
-              f"| raw pika consume + ack | {fmt(raw['rabbitmq']['rate'])} | {raw['rabbitmq']['publish_rate']['median']:,.0f} |",
-              f"| raw confluent-kafka poll + store | {fmt(raw['kafka']['rate'])} | {raw['kafka']['publish_rate']['median']:,.0f} |",
+              f"| raw pika consume + ack | {fmt(raw['rabbitmq']['rate'])} | {pub['rabbitmq']} |",
+              f"| raw confluent-kafka poll + store | {fmt(raw['kafka']['rate'])} | {pub['kafka']} |",
               f"| Kafka batch consumer, written for throughput ({raw['kafka_batch']['ratio_to_raw']:.2f}x raw) | "
               f"{fmt(raw['kafka_batch']['rate'])} | {raw['kafka_batch']['publish_rate']['median']:,.0f} |",
               f"| {ceil['rabbitmq']['tool']} | {ceil['rabbitmq']['rate']:,.0f} | {ceil['rabbitmq']['publish_rate']:,.0f} |",

@@ -285,7 +285,7 @@ class Ledger:
             if self.timings_dir is not None:
                 self._recorder().record(key, sent_at, started_at)
             if on_claim is not None:
-                on_claim(_DISCARD)  # the handler's staging work still runs; nothing is stored
+                on_claim(_DISCARD)  # type: ignore[arg-type]  # the handler's staging still runs; nothing is kept
             return True
         with self._write() as conn:
             if guard:
@@ -307,7 +307,7 @@ class Ledger:
 
     def _recorder(self) -> Timings:
         if self._timings is None or self._timings[0] != _forks[0]:  # no getpid() per message: a counter
-            self._timings = (_forks[0], Timings.for_dir(self.timings_dir))
+            self._timings = (_forks[0], Timings.for_dir(self.timings_dir or ""))
         return self._timings[1]
 
     # -- read side (scenarios) -------------------------------------------------

@@ -30,7 +30,7 @@ TIMINGS_DIR_ENV = "QUEUEKIT_TIMINGS_DIR"  # where the bare programs record (the 
 class Timings:
     """One per (directory, process): ``record`` is a deque append; a daemon thread writes batches."""
 
-    _mine: dict[str, "Timings"] = {}
+    _mine: dict[str, Timings] = {}
     _lock = threading.Lock()
 
     def __init__(self, directory: Path):
@@ -41,7 +41,7 @@ class Timings:
         atexit.register(self.flush)
 
     @classmethod
-    def for_dir(cls, directory: str | os.PathLike) -> "Timings":
+    def for_dir(cls, directory: str | os.PathLike) -> Timings:
         """This process's recorder for ``directory`` (a fork gets its own file)."""
         key = f"{Path(directory).resolve()}:{os.getpid()}"
         with cls._lock:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from queuekit.core.config import Settings
 from queuekit.core.options import StackOptions, options_env
@@ -80,7 +80,11 @@ def _kafka(settings: Settings, payloads: list[str], topic: str, partitions: int,
         producer.poll(0)
     if producer.flush(60):
         raise RuntimeError(f"bare kafka: {len(producer)} records undelivered")
-    return ["-m", "queuekit.bench.bare.kafka_worker", topic, f"{topic}.g"], lambda: admin.delete_topics([topic])
+
+    def cleanup() -> None:
+        admin.delete_topics([topic])
+
+    return ["-m", "queuekit.bench.bare.kafka_worker", topic, f"{topic}.g"], cleanup
 
 
 def _delete_queues(settings: Settings, queues: list[str]) -> None:

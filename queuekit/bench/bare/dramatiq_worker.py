@@ -20,7 +20,7 @@ from .work import work
 
 def make(queue: str) -> tuple[RabbitmqBroker, dramatiq.Actor]:
     broker = RabbitmqBroker(url=settings().pika_url, confirm_delivery=True)  # publisher confirms, as the stack
-    actor = dramatiq.actor(work, actor_name="bare_work", queue_name=queue, broker=broker)
+    actor = dramatiq.actor(actor_name="bare_work", queue_name=queue, broker=broker)(work)
     return broker, actor
 
 

@@ -31,7 +31,7 @@ def consume(bootstrap: str, topic: str, group: str, stop: threading.Event) -> No
         msg = consumer.poll(0.5)
         if msg is None or msg.error():
             continue
-        work(msg.value())
+        work(msg.value() or b"")
         consumer.store_offsets(msg)  # after processing: a crash before this re-delivers (at-least-once)
     consumer.close()
 
