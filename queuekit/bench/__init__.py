@@ -33,7 +33,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from queuekit.bench import measure
+from queuekit.bench import bare, measure
 from queuekit.bench.baselines import kafka_baseline, kafka_batch_baseline, rabbitmq_baseline
 from queuekit.bench.ceilings import ceilings, versions
 from queuekit.core.config import Settings
@@ -114,21 +114,24 @@ def run_bench(settings: Settings, cfg: BenchConfig, workdir: Path, say: Callable
 def stack_vs_bare(settings: Settings, cfg: BenchConfig, stack: str, mode: str, workdir: Path,
                   say: Callable[[str], None]) -> dict[str, Any]:
     n = cfg.count(stack, mode)
-    framework = stack  # the bare twin of each stack is the same framework
-    say(f"{stack} / {mode}: {cfg.repeats} x (stack, bare {framework}) x {n} msgs")
+    framework = bare.TWIN.get(stack)  # None: no bare program of that framework yet (the stack alone is measured)
+    say(f"{stack} / {mode}: {cfg.repeats} x (stack{f', bare {framework}' if framework else ''}) x {n} msgs")
     runs: dict[str, list[dict]] = {"stack": [], "bare": []}
     for seed in range(cfg.repeats):  # interleaved, so a noisy neighbour hits both alike
         envs = measure.envelopes(n, mode, None, seed)
         runs["stack"].append(measure.stack_backlog(settings, stack, cfg.options(), envs, workdir))
-        runs["bare"].append(measure.bare_backlog(settings, framework, cfg.options(), envs, workdir))
+        if framework:
+            runs["bare"].append(measure.bare_backlog(settings, framework, cfg.options(), envs, workdir))
     out: dict[str, Any] = {kind: {key: measure.spread([r[key] for r in rs]) for key in ("rate", "cpu_us", "publish_rate")}
-                           for kind, rs in runs.items()}
-    out["stack"]["n"] = out["bare"]["n"] = n
-    bare = out["bare"]["rate"]["median"]
-    out["overhead"] = round(1 - out["stack"]["rate"]["median"] / bare, 3) if bare else None  # target <= 0.05
-    # The same in worker CPU per message: what the harness adds, least distorted by other load on the machine.
-    cpu = out["stack"]["cpu_us"]["median"]
-    out["overhead_cpu"] = round(1 - out["bare"]["cpu_us"]["median"] / cpu, 3) if cpu else None
+                           if rs else None for kind, rs in runs.items()}
+    out["n"] = n
+    out["overhead"] = out["overhead_cpu"] = None
+    if framework:
+        bare_rate = out["bare"]["rate"]["median"]
+        out["overhead"] = round(1 - out["stack"]["rate"]["median"] / bare_rate, 3) if bare_rate else None  # <= 0.05
+        # The same in worker CPU per message: what the harness adds, least distorted by other load on the machine.
+        cpu = out["stack"]["cpu_us"]["median"]
+        out["overhead_cpu"] = round(1 - out["bare"]["cpu_us"]["median"] / cpu, 3) if cpu else None
     return out
 
 
@@ -156,7 +159,7 @@ def references(result: dict[str, Any], stack: str) -> dict[str, Any]:
     mine = result["stacks"][stack]["modes"]["noop"]
     rate = mine["stack"]["rate"]["median"]
     refs = {"broker_tool": result["ceilings"][broker]["rate"], "raw_client": result["raw"][broker]["rate"]["median"],
-            "bare_framework": mine["bare"]["rate"]["median"]}
+            "bare_framework": mine["bare"]["rate"]["median"] if mine["bare"] else None}
     return {name: {"rate": ref, "stack_ratio": round(rate / ref, 4) if ref else None} for name, ref in refs.items()}
 
 

@@ -15,6 +15,13 @@ def _pct(x: float | None) -> str:
     return "" if x is None else f"{x:.1%}"
 
 
+def _ref(ref: dict, digits: int = 2) -> str:
+    return "–" if ref["rate"] is None else f"{ref['rate']:,.0f} ({ref['stack_ratio']:.{digits}f}x)"
+
+
+_NONE = {"rate": {"median": 0, "min": 0, "max": 0}, "cpu_us": {"median": 0}}  # a stack without a bare twin
+
+
 def tables(result: dict[str, Any]) -> list[Table]:
     m = result["machine"]
     head = Table(title=f"queuekit bench — {m['cores']} cores, {m['cpu']} (load {result['load_before'][0]:.1f}"
@@ -24,7 +31,7 @@ def tables(result: dict[str, Any]) -> list[Table]:
         head.add_column(col, justify="left" if col in ("stack", "mode") else "right")
     for stack, s in result["stacks"].items():
         for mode, r in s["modes"].items():
-            st, bare = r["stack"]["rate"], r["bare"]["rate"]
+            st, bare = r["stack"]["rate"], (r["bare"] or _NONE)["rate"]
             head.add_row(stack, mode, f"{st['median']:,.0f}", _range(st), _pct(st["spread"]), f"{bare['median']:,.0f}",
                          _range(bare), _pct(r["overhead"]), f"{r['stack']['publish_rate']['median']:,.0f}")
     head.caption = "overhead = 1 - stack/bare (target <= 5% in noop); spread = (max-min)/median (target < 10%)"
@@ -35,7 +42,7 @@ def tables(result: dict[str, Any]) -> list[Table]:
     for stack, s in result["stacks"].items():
         r = s["references"]
         refs.add_row(stack, f"{s['modes']['noop']['stack']['rate']['median']:,.0f}",
-                     *(f"{r[k]['rate']:,.0f} ({r[k]['stack_ratio']:.3f}x)" for k in
+                     *(_ref(r[k], 3) for k in
                        ("bare_framework", "raw_client", "broker_tool")))
     raw, ceil = result["raw"], result["ceilings"]
     refs.caption = (f"raw pika {raw['rabbitmq']['rate']['median']:,.0f}, raw confluent-kafka "
@@ -68,7 +75,7 @@ def chart(result: dict[str, Any], stem: Path) -> list[Path]:
     # 1. noop: stack vs bare framework, with the raw clients and broker tools as lines
     xs = range(len(stacks))
     for offset, kind in ((-0.2, "stack"), (0.2, "bare")):
-        rates = [result["stacks"][s]["modes"]["noop"][kind]["rate"] for s in stacks]
+        rates = [(result["stacks"][s]["modes"]["noop"][kind] or _NONE)["rate"] for s in stacks]
         ax1.bar([x + offset for x in xs], [r["median"] for r in rates], 0.4, label=kind,
                 yerr=[[r["median"] - r["min"] for r in rates], [r["max"] - r["median"] for r in rates]])
     lines = {"raw pika": result["raw"]["rabbitmq"]["rate"]["median"],
@@ -130,15 +137,15 @@ def markdown(result: dict[str, Any]) -> str:
              " worker CPU µs/msg stack / bare | overhead (CPU) |", "|---|---|---:|---:|---:|---:|---:|"]
     for stack, s in result["stacks"].items():
         for mode, r in s["modes"].items():
-            lines.append(f"| {stack} | {mode} | {fmt(r['stack']['rate'])} | {fmt(r['bare']['rate'])} | "
+            twin = r["bare"] or _NONE
+            lines.append(f"| {stack} | {mode} | {fmt(r['stack']['rate'])} | {fmt(twin['rate']) if r['bare'] else '–'} | "
                          f"{_pct(r['overhead'])} | {r['stack']['cpu_us']['median']:,.0f} / "
-                         f"{r['bare']['cpu_us']['median']:,.0f} | {_pct(r['overhead_cpu'])} |")
+                         f"{format(twin['cpu_us']['median'], ',.0f') if r['bare'] else '–'} | {_pct(r['overhead_cpu'])} |")
     lines += ["", "| noop, msgs/s | stack | bare framework | raw Python client | broker's own tool |",
               "|---|---:|---:|---:|---:|"]
     for stack, s in result["stacks"].items():
         r = s["references"]
-        cells = [f"{r[k]['rate']:,.0f} ({r[k]['stack_ratio']:.2f}x)" for k in ("bare_framework", "raw_client",
-                                                                                 "broker_tool")]
+        cells = [_ref(r[k]) for k in ("bare_framework", "raw_client", "broker_tool")]
         lines.append(f"| {stack} | {s['modes']['noop']['stack']['rate']['median']:,.0f} | " + " | ".join(cells) + " |")
     raw, ceil = result["raw"], result["ceilings"]
     pub = {name: f"{raw[name]['publish_rate']['median']:,.0f}" for name in ("rabbitmq", "kafka")}

@@ -8,6 +8,9 @@ import json
 import subprocess
 import sys
 
+from queuekit.bench.bare import TWIN
+from queuekit.stacks.registry import stack_names
+
 
 def positive(spread: dict) -> bool:
     return spread["runs"] >= 1 and 0 < spread["min"] <= spread["median"] <= spread["max"]
@@ -27,12 +30,13 @@ def test_quick_bench_produces_complete_json_and_charts(kit, tmp_path):
         assert positive(result["raw"][name]["rate"]), name
     assert result["raw"]["kafka_batch"]["ratio_to_raw"] > 0
 
-    assert set(result["stacks"]) == {"celery", "dramatiq", "kafka"}
+    assert set(result["stacks"]) == set(stack_names())  # every registered stack
     for name, stack in result["stacks"].items():
         noop = stack["modes"]["noop"]
-        assert positive(noop["stack"]["rate"]) and positive(noop["bare"]["rate"]), name
-        assert noop["stack"]["cpu_us"]["median"] > 0 and noop["bare"]["cpu_us"]["median"] > 0, name
-        assert noop["overhead"] < 1 and noop["overhead_cpu"] < 1, name
+        assert positive(noop["stack"]["rate"]) and noop["stack"]["cpu_us"]["median"] > 0, name
+        if name in TWIN:  # a bare program of the same framework ran beside it
+            assert positive(noop["bare"]["rate"]) and noop["bare"]["cpu_us"]["median"] > 0, name
+            assert noop["overhead"] < 1 and noop["overhead_cpu"] < 1, name
         assert set(stack["references"]) == {"broker_tool", "raw_client", "bare_framework"}
         assert all(p["rate"] > 0 for p in stack["scaling"]["workers"].values()), name
         [point] = stack["latency"]

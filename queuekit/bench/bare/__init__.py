@@ -20,6 +20,8 @@ from queuekit.core.waiting import wait_for
 from queuekit.stacks.pool import WorkerPool
 
 FRAMEWORKS = ("celery", "dramatiq", "kafka")
+TWIN = {"celery": "celery", "dramatiq": "dramatiq", "kafka": "kafka"}  # stack -> its bare framework program
+# kafka_share (share groups) and rabbitmq_stream have no bare twin yet: the bench measures them alone.
 PUBLISHERS = 4  # parallel confirmed publishers: one waits an fsync per persistent message, several share it
 
 
