@@ -29,8 +29,10 @@ def make_app(options: StackOptions, *, broker_url: str | None = None, include: t
         accept_content=["json"],  # refuse pickle and everything else
         result_accept_content=["json"],
         task_ignore_result=True,  # no result backend: chains pass results in the worker, Flower reads events
-        worker_send_task_events=True,  # Flower sees tasks as they run
-        task_send_sent_event=True,
+        # Flower sees tasks as they run: three confirmed event publishes per task. extra["task_events"]=False
+        # (the bench) turns them off, as a plain Celery app has them: monitoring, not delivery.
+        worker_send_task_events=options.extra.get("task_events", True),
+        task_send_sent_event=options.extra.get("task_events", True),
         # Explicit topology: our queues only; an unrouted task fails instead of creating the 'celery' queue.
         task_queues=topology.task_queues(options),
         task_routes=topology.routes(),

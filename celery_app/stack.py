@@ -20,7 +20,8 @@ What each option does here:
 * ``queue_type``   ``classic`` (default) or ``quorum`` (``celery_quorum`` sets it; see that class and
                    topology.py): x-queue-type on every queue, topic ``celery.tasks``, native delays.
 * ``delivery_limit``  quorum only: ``x-delivery-limit`` (broker redeliveries before it dead-letters).
-* ``partitions``, ``extra``  unused.
+* ``partitions``  unused; ``extra["task_events"]=False``: no Flower task events, ``extra["loglevel"]``:
+                   the worker's log level (INFO; the bench runs both as a plain Celery app does).
 
 Delivery: publisher confirms (kombu ``confirm_publish``); a signup is one task, a video is a
 chain transcode | thumbnail | notify (each step's result is the next one's first argument), a

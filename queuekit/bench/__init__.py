@@ -1,241 +1,214 @@
-"""``queuekit bench``: throughput and latency per stack beside raw-client baselines.
+"""``queuekit bench``: what each stack reaches, set against the framework bare, the raw client and the broker's own tool.
 
-Fairness controls (recorded in the output): the same worker processes x slots
-for every stack and baseline, acks after the handler everywhere, durable
-queues + persistent messages / acks=all, the same prefetch, Kafka partitions =
-consumer slots, payloads built before timing, a warm-up batch excluded, each
-measurement repeated and reported as median with min/max.
+Per stack and mode (noop, io, cpu), ``repeats`` times each, in one run:
 
-What is measured, per stack and mode (noop, io, cpu):
-* publish rate: N messages through ``Stack.publish`` (confirmed), workers stopped;
-* processing rate: workers started on that backlog; N / (last effect - first
-  attempt), from the ledger, so worker start-up is excluded like the baseline's
-  group join;
-* latency p50/p95/p99: a separate paced run below capacity, publish -> effect;
-* harness overhead: ``process()`` per message with the ledger recording on and
-  off (QUEUEKIT_LEDGER_RECORD=0), set against each stack's per-message time.
+* stack: the kit's stack (``Stack.publish`` -> worker -> ``core.process``),
+  its workers recording completions in memory (``QUEUEKIT_LEDGER_RECORD=timings``;
+  scenarios keep the transactional ledger);
+* bare: the smallest idiomatic program of the same framework doing the same
+  work with the same knobs (``bench/bare``); harness overhead = 1 - stack/bare;
+* references: the raw Python client (pika consume+ack, confluent-kafka poll +
+  store), a Kafka consumer written for throughput (batch consume, one commit per
+  batch), and the broker's own tool (PerfTest, Producer/ConsumerPerformance).
+
+Rates are steady state (middle 80% of completions of a backlog published
+before the workers start), reported as median and min-max over the repeats.
+Then, per stack (noop): throughput vs worker processes and vs payload size,
+and latency p50/p99 vs offered load at fractions of the stack's measured max
+(open loop: a paced producer, latency from the intended send time).
+
+Fairness controls, recorded in ``fairness``: the same worker processes x
+slots, prefetch, late ack / offset stored after the work, publisher confirms /
+acks=all, durable queues + persistent messages, partitions = slots, the same
+payload bytes, versions and machine.
 """
 from __future__ import annotations
 
 import os
 import platform
-import statistics
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from queuekit.bench.baselines import kafka_baseline, rabbitmq_baseline
+from queuekit.bench import bare, measure
+from queuekit.bench.baselines import kafka_baseline, kafka_batch_baseline, rabbitmq_baseline
+from queuekit.bench.ceilings import ceilings, versions
 from queuekit.core.config import Settings
-from queuekit.core.envelope import encode, make_envelope
-from queuekit.core.ledger import RECORD_ENV, Ledger
+from queuekit.core.envelope import encode
 from queuekit.core.options import StackOptions
-from queuekit.core.waiting import wait_for
 from queuekit.stacks.registry import framework_stacks, load_stack
-from workloads import WORKLOADS
 
-MODES: dict[str, dict[str, Any]] = {
-    "noop": {},  # the framework's own cost: decode, ledger, ack
-    "io": {"fault": "slow", "seconds": 0.005},  # 5 ms waiting on I/O per message
-    "cpu": {"fault": "cpu", "rounds": 2600},  # ~2 ms of hashing per message
-}
+MODES = measure.MODES
 STACKS = framework_stacks()  # variants (celery_quorum, celery_kafka, ...) with --stack
 
 
 @dataclass(frozen=True)
 class BenchConfig:
-    n: int = 2000
+    n_rabbitmq: int = 3000  # messages per noop measurement on the RabbitMQ stacks (and their bare twins)
+    n_kafka: int = 30000  # ... on the Kafka stack
+    n_slow: int = 1500  # io and cpu modes: 4 slots x 5 ms caps them near 800 msgs/s
+    raw_n_rabbitmq: int = 10000
+    raw_n_kafka: int = 200000
     repeats: int = 3
-    warmup: int = 100
-    latency_n: int = 200
-    latency_rate: float = 100.0  # msgs/s in the paced latency run
     workers: int = 2
     concurrency: int = 2
     prefetch: int = 4
     modes: tuple[str, ...] = tuple(MODES)
     stacks: tuple[str, ...] = STACKS
+    ceiling_seconds: int = 8
+    ceiling_records: int = 500000
+    scaling_workers: tuple[int, ...] = (1, 2, 4)
+    scaling_sizes: tuple[int, ...] = (10_000, 100_000)  # beside the natural ~210 B envelope
+    loads: tuple[float, ...] = (0.25, 0.5, 0.75, 0.9)
+    latency_seconds: float = 4.0
 
     @classmethod
     def quick(cls) -> BenchConfig:
-        return cls(n=500, repeats=1, warmup=20, latency_n=40, latency_rate=80.0, modes=("noop",))
+        """About a minute: one repeat, noop only, one point per curve (CI: shape, not numbers)."""
+        return cls(n_rabbitmq=500, n_kafka=4000, raw_n_rabbitmq=3000, raw_n_kafka=30000, repeats=1,
+                   modes=("noop",), ceiling_seconds=3, ceiling_records=50000, scaling_workers=(1,),
+                   scaling_sizes=(), loads=(0.5,), latency_seconds=2.0)
 
     @property
-    def options(self) -> StackOptions:
-        return StackOptions(workers=self.workers, concurrency=self.concurrency, prefetch=self.prefetch,
-                            partitions=self.workers * self.concurrency)  # partitions = consumer slots
+    def slots(self) -> int:
+        return self.workers * self.concurrency
 
+    def options(self, workers: int | None = None) -> StackOptions:
+        workers = workers or self.workers
+        return StackOptions(workers=workers, concurrency=self.concurrency, prefetch=self.prefetch,
+                            partitions=workers * self.concurrency,  # partitions = consumer slots
+                            extra={"task_events": False, "loglevel": "WARNING"})  # Celery: as the bare app
 
-def spread(values: list[float]) -> dict[str, float]:
-    return {"median": round(statistics.median(values), 1), "min": round(min(values), 1),
-            "max": round(max(values), 1), "runs": len(values)}
-
-
-def percentiles(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    pick = lambda q: round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 2)  # noqa: E731
-    return {"p50_ms": pick(0.50), "p95_ms": pick(0.95), "p99_ms": pick(0.99)}
-
-
-@contextmanager
-def ledger_recording(on: bool) -> Iterator[None]:
-    """Workers inherit this process's environment: switch their ledger writes off for one run."""
-    old = os.environ.get(RECORD_ENV)
-    os.environ[RECORD_ENV] = "1" if on else "0"
-    try:
-        yield
-    finally:
-        os.environ.pop(RECORD_ENV, None) if old is None else os.environ.__setitem__(RECORD_ENV, old)
-
-
-def split(items: list, at: int) -> tuple[list, list]:
-    return items[:at], items[at:]
-
-
-def workers_down(stack, count: int) -> None:
-    """Stop the worker processes (the producer stays connected) so a backlog can build."""
-    for index in range(len(stack.pool.procs) - count, len(stack.pool.procs)):
-        stack.stop_worker(index)
-
-
-def workers_up(stack, count: int) -> None:
-    """The same number of fresh workers, consuming before this returns."""
-    for _ in range(count):
-        stack.add_worker()
-
-
-class StackBench:
-    """One stack, one mode: a fresh ledger per measurement, the same options every time."""
-
-    def __init__(self, settings: Settings, stack: str, mode: str, cfg: BenchConfig, workdir: Path):
-        self.settings, self.stack_name, self.mode, self.cfg, self.workdir = settings, stack, mode, cfg, workdir
-
-    def envelopes(self, n: int, seed: int) -> list:
-        return [make_envelope(m, MODES[self.mode]) for m in WORKLOADS["signup"].make_messages(n, seed=seed)]
-
-    def _stack(self, tag: str):
-        ledger = Ledger(self.workdir / f"{self.stack_name}-{self.mode}-{tag}.db")
-        ledger.reset()  # a measurement never sees an earlier one's rows
-        return load_stack(self.stack_name)(self.settings, ledger.path), ledger
-
-    def backlog_run(self, seed: int) -> dict[str, float]:
-        """Publish N with no worker running, then start workers and time the backlog's processing."""
-        stack, ledger = self._stack(f"backlog-{seed}")
-        # Built before timing, from one batch so warm-up and measured keys never collide
-        # (the idempotency guard would rightly swallow a repeated key).
-        warm, envelopes = split(self.envelopes(self.cfg.warmup + self.cfg.n, seed), self.cfg.warmup)
-        stack.reset()
-        stack.start(["signup"], self.cfg.options)
-        try:
-            stack.publish("signup", warm)
-            wait_for(lambda: ledger.count("effects") >= len(warm), timeout=120, what="the warm-up batch")
-            workers_down(stack, self.cfg.workers)  # the backlog builds up untouched
-            t0 = time.monotonic()
-            report = stack.publish("signup", envelopes)
-            publish_s = time.monotonic() - t0
-            workers_up(stack, self.cfg.workers)
-            keys = {e.key for e in envelopes}
-            wait_for(lambda: ledger.count("effects") >= len(warm) + len(envelopes), timeout=600,
-                     what=f"{len(envelopes)} effects", interval=0.1)
-            effects = [e for e in ledger.effects(service="signup") if e.key in keys]
-            attempts = [a for a in ledger.attempts(service="signup") if a.key in keys]
-            window = max(e.finished_at for e in effects) - min(a.started_at for a in attempts)
-            size = sum(len(encode(e)) for e in envelopes) / len(envelopes)
-            return {"publish_rate": report.confirmed / publish_s, "rate": len(effects) / window,
-                    "bytes_rate": len(effects) * size / window, "message_bytes": size}
-        finally:
-            stack.stop()
-
-    def latency_run(self) -> dict[str, float]:
-        """A paced stream below capacity: publish -> effect latency, queueing excluded as far as possible."""
-        stack, ledger = self._stack("latency")
-        envelopes = self.envelopes(self.cfg.latency_n, 777)
-        stack.reset()
-        stack.start(["signup"], self.cfg.options)
-        try:
-            warm, envelopes = split(envelopes, 5)  # the first deliveries after a group forms are excluded
-            stack.publish("signup", warm)
-            wait_for(lambda: ledger.count("effects") >= len(warm), timeout=60, what="latency warm-up")
-            gap = 1.0 / self.cfg.latency_rate
-            start = time.monotonic()
-            for i, env in enumerate(envelopes):
-                stack.publish("signup", [make_envelope(env.body, env.headers)])  # sent_at = now
-                lag = start + (i + 1) * gap - time.monotonic()
-                if lag > 0:
-                    time.sleep(lag)  # pacing the producer is what this run measures against
-            keys = {e.key for e in envelopes}
-            wait_for(lambda: ledger.count("effects") >= len(warm) + len(envelopes), timeout=120,
-                     what="latency run effects")
-            return percentiles([e.finished_at - e.sent_at for e in ledger.effects(service="signup") if e.key in keys])
-        finally:
-            stack.stop()
-
-
-
-def harness_cost(workdir: Path, n: int = 2000) -> dict[str, float]:
-    """What the kit itself adds per message: ``process()`` with the ledger recording on and off.
-
-    Measured in one process, no broker, same noop envelope the stacks handle; compared
-    with each stack's per-message time it shows whether the harness is the bottleneck.
-    """
-    from queuekit.core.execute import process
-
-    envelopes = [encode(e) for e in (make_envelope(m) for m in WORKLOADS["signup"].make_messages(n, seed=5))]
-    costs = {}
-    for recording in (True, False):
-        with ledger_recording(recording):
-            ledger = Ledger(workdir / f"harness-{recording}.db")
-            ledger.reset()
-            t0 = time.perf_counter()
-            for payload in envelopes:
-                process(payload, service="signup", worker="bench", ledger=ledger)
-            costs["us_per_msg_ledger_on" if recording else "us_per_msg_ledger_off"] = \
-                round((time.perf_counter() - t0) / n * 1e6, 1)
-    return costs
+    def count(self, stack: str, mode: str, size: int | None = None) -> int:
+        kafka = load_stack(stack).capabilities.broker == "kafka"
+        n = self.n_slow if mode != "noop" else self.n_kafka if kafka else self.n_rabbitmq
+        return min(n, max(300, 50_000_000 // size)) if size else n  # big payloads: ~50 MB per backlog
 
 
 def run_bench(settings: Settings, cfg: BenchConfig, workdir: Path, say: Callable[[str], None]) -> dict[str, Any]:
     workdir.mkdir(parents=True, exist_ok=True)
-    result: dict[str, Any] = {"config": asdict(cfg), "machine": machine(settings), "stacks": {}, "baselines": {}}
-    slots = cfg.workers * cfg.concurrency
-    payload = encode(make_envelope(WORKLOADS["signup"].make_messages(1)[0]))
-    bodies = [payload] * cfg.n
-    say(f"baseline: raw pika consume+ack, {cfg.n} msgs, {slots} consumers")
-    result["baselines"]["rabbitmq"] = _baseline(lambda: rabbitmq_baseline(settings, bodies, slots, cfg.prefetch), cfg)
-    say(f"baseline: raw confluent-kafka consume, {cfg.n} msgs, {slots} consumers")
-    result["baselines"]["kafka"] = _baseline(lambda: kafka_baseline(settings, bodies, slots), cfg)
-    say("harness: process() per message with the ledger recording on and off")
-    harness = result["harness"] = harness_cost(workdir)
+    started = time.monotonic()
+    size = len(encode(measure.envelopes(1, "noop", None, 0)[0]))
+    result: dict[str, Any] = {"config": asdict(cfg), "machine": machine(settings), "fairness": fairness(cfg, size),
+                              "started": time.strftime("%Y-%m-%d %H:%M:%S"), "load_before": os.getloadavg()}
+    result["ceilings"] = ceilings(settings, slots=cfg.slots, prefetch=cfg.prefetch, size=size,
+                                  seconds=cfg.ceiling_seconds, records=cfg.ceiling_records, say=say)
+    result["raw"] = raw_clients(settings, cfg, size, say)
+    result["stacks"] = {}
     for stack in cfg.stacks:
-        per_mode: dict[str, Any] = {}
+        per_stack: dict[str, Any] = {"modes": {}}
+        result["stacks"][stack] = per_stack
         for mode in cfg.modes:
-            say(f"{stack} / {mode}: {cfg.repeats} x {cfg.n} msgs + latency run")
-            bench = StackBench(settings, stack, mode, cfg, workdir)
-            runs = [bench.backlog_run(seed) for seed in range(cfg.repeats)]
-            per_mode[mode] = {
-                "rate": spread([r["rate"] for r in runs]),
-                "publish_rate": spread([r["publish_rate"] for r in runs]),
-                "bytes_rate": spread([r["bytes_rate"] for r in runs]),
-                "message_bytes": runs[0]["message_bytes"],
-                "latency": bench.latency_run(),
-            }
-        broker = load_stack(stack).capabilities.broker  # a class: .broker is an instance property
-        base = result["baselines"][broker]["rate"]["median"]
-        noop = per_mode["noop"]["rate"]["median"]
-        per_mode["noop"]["ratio_to_baseline"] = round(noop / base, 3) if base else None
-        # Share of this stack's per-message time (at its noop rate, over its slots) spent in the ledger.
-        ledger_us = harness["us_per_msg_ledger_on"] - harness["us_per_msg_ledger_off"]
-        per_mode["noop"]["ledger_share"] = round(ledger_us / (1e6 * slots / noop), 3) if noop else None
-        result["stacks"][stack] = per_mode
+            per_stack["modes"][mode] = stack_vs_bare(settings, cfg, stack, mode, workdir, say)
+        per_stack["references"] = references(result, stack)
+        per_stack["scaling"] = scaling(settings, cfg, stack, per_stack["modes"]["noop"]["stack"], workdir, say)
+        per_stack["latency"] = latency_curve(settings, cfg, stack, per_stack["modes"]["noop"]["stack"], workdir, say)
+    result["seconds"] = round(time.monotonic() - started, 1)
+    result["load_after"] = os.getloadavg()
     return result
 
 
-def _baseline(measure: Callable[[], tuple[float, Any]], cfg: BenchConfig) -> dict[str, Any]:
-    runs = [measure() for _ in range(cfg.repeats)]
-    return {"rate": spread([w.rate for _, w in runs]), "publish_rate": spread([cfg.n / p for p, _ in runs]),
-            "received": [w.count for _, w in runs]}
+def stack_vs_bare(settings: Settings, cfg: BenchConfig, stack: str, mode: str, workdir: Path,
+                  say: Callable[[str], None]) -> dict[str, Any]:
+    n = cfg.count(stack, mode)
+    framework = bare.TWIN.get(stack)  # None: no bare program of that framework yet (the stack alone is measured)
+    say(f"{stack} / {mode}: {cfg.repeats} x (stack{f', bare {framework}' if framework else ''}) x {n} msgs")
+    runs: dict[str, list[dict]] = {"stack": [], "bare": []}
+    for seed in range(cfg.repeats):  # interleaved, so a noisy neighbour hits both alike
+        envs = measure.envelopes(n, mode, None, seed)
+        runs["stack"].append(measure.stack_backlog(settings, stack, cfg.options(), envs, workdir))
+        if framework:
+            runs["bare"].append(measure.bare_backlog(settings, framework, cfg.options(), envs, workdir))
+    out: dict[str, Any] = {kind: {key: measure.spread([r[key] for r in rs]) for key in ("rate", "cpu_us", "publish_rate")}
+                           if rs else None for kind, rs in runs.items()}
+    out["n"] = n
+    out["overhead"] = out["overhead_cpu"] = None
+    if framework:
+        bare_rate = out["bare"]["rate"]["median"]
+        out["overhead"] = round(1 - out["stack"]["rate"]["median"] / bare_rate, 3) if bare_rate else None  # <= 0.05
+        # The same in worker CPU per message: what the harness adds, least distorted by other load on the machine.
+        cpu = out["stack"]["cpu_us"]["median"]
+        out["overhead_cpu"] = round(1 - out["bare"]["cpu_us"]["median"] / cpu, 3) if cpu else None
+    return out
+
+
+def raw_clients(settings: Settings, cfg: BenchConfig, size: int, say: Callable[[str], None]) -> dict[str, Any]:
+    payload = encode(measure.envelopes(1, "noop", None, 0)[0])
+    out: dict[str, Any] = {}
+    for name, n, measure_once in (
+        ("rabbitmq", cfg.raw_n_rabbitmq, lambda n: rabbitmq_baseline(settings, [payload] * n, cfg.slots, cfg.prefetch)),
+        ("kafka", cfg.raw_n_kafka, lambda n: kafka_baseline(settings, [payload] * n, cfg.slots)),
+        ("kafka_batch", cfg.raw_n_kafka, lambda n: kafka_batch_baseline(settings, [payload] * n, cfg.slots)),
+    ):
+        say(f"raw client: {name}, {cfg.repeats} x {n} msgs, {cfg.slots} consumer processes")
+        runs = [measure_once(n) for _ in range(cfg.repeats)]
+        out[name] = {"rate": measure.spread([w.rate for _, w in runs]),
+                     "publish_rate": measure.spread([n / p for p, _ in runs]), "n": n,
+                     "received": [w.count for _, w in runs]}
+    raw = out["kafka"]["rate"]["median"]
+    out["kafka_batch"]["ratio_to_raw"] = round(out["kafka_batch"]["rate"]["median"] / raw, 3) if raw else None
+    return out
+
+
+def references(result: dict[str, Any], stack: str) -> dict[str, Any]:
+    """The stack's noop rate against its broker's tool, its raw client and its bare framework."""
+    broker = load_stack(stack).capabilities.broker
+    mine = result["stacks"][stack]["modes"]["noop"]
+    rate = mine["stack"]["rate"]["median"]
+    refs = {"broker_tool": result["ceilings"][broker]["rate"], "raw_client": result["raw"][broker]["rate"]["median"],
+            "bare_framework": mine["bare"]["rate"]["median"] if mine["bare"] else None}
+    return {name: {"rate": ref, "stack_ratio": round(rate / ref, 4) if ref else None} for name, ref in refs.items()}
+
+
+def scaling(settings: Settings, cfg: BenchConfig, stack: str, base: dict, workdir: Path,
+            say: Callable[[str], None]) -> dict[str, Any]:
+    """noop throughput vs worker processes and vs payload size (one run per point; the default point reused)."""
+    natural = {"rate": base["rate"]["median"]}
+    by_workers: dict[str, Any] = {}
+    by_size: dict[str, Any] = {"natural": natural}
+    for workers in cfg.scaling_workers:
+        if workers == cfg.workers:
+            by_workers[str(workers)] = natural
+            continue
+        n = cfg.count(stack, "noop")
+        say(f"{stack} scaling: {workers} worker processes x {cfg.concurrency} slots, {n} msgs")
+        by_workers[str(workers)] = measure.stack_backlog(settings, stack, cfg.options(workers),
+                                                         measure.envelopes(n, "noop", None, 100 + workers), workdir)
+    for size in cfg.scaling_sizes:
+        n = cfg.count(stack, "noop", size)
+        say(f"{stack} scaling: {size} B payload, {n} msgs")
+        run = measure.stack_backlog(settings, stack, cfg.options(), measure.envelopes(n, "noop", size, 200), workdir)
+        by_size[str(size)] = {**run, "bytes_rate": run["rate"] * size}
+    return {"workers": by_workers, "payload_bytes": by_size}
+
+
+def latency_curve(settings: Settings, cfg: BenchConfig, stack: str, base: dict, workdir: Path,
+                  say: Callable[[str], None]) -> list[dict[str, Any]]:
+    top = base["rate"]["median"]
+    points = []
+    for i, load in enumerate(cfg.loads):
+        rate = max(1.0, load * top)
+        say(f"{stack} latency: offered {rate:.0f} msgs/s ({load:.0%} of {top:.0f}) for {cfg.latency_seconds:.0f} s")
+        point = measure.open_loop(settings, stack, cfg.options(), rate, cfg.latency_seconds, workdir, 300 + i)
+        points.append({"load": load, **point})
+    return points
+
+
+def fairness(cfg: BenchConfig, size: int) -> dict[str, Any]:
+    return {
+        "worker_processes": cfg.workers, "slots_per_process": cfg.concurrency, "consumer_slots": cfg.slots,
+        "prefetch": cfg.prefetch, "partitions": cfg.slots, "payload_bytes": size,
+        "acks": "after the work: Celery acks_late, Dramatiq's ack after the actor, Kafka offset stored after",
+        "confirms": "RabbitMQ publisher confirms on every publish; Kafka acks=all, idempotent producer",
+        "persistence": "durable classic queues, persistent messages (delivery_mode 2); Kafka topic replication 1",
+        "publishers": "RabbitMQ stacks: 4 confirmed publisher threads; Kafka: one async producer",
+        "monitoring": "Celery: no task events (Flower), worker log level WARNING, in stack and bare alike",
+        "recording": "stack and bare: one completion timestamp per message kept in memory (core/timings.py)",
+        "steady_state": f"rate over the middle {1 - 2 * measure.TRIM:.0%} of completions of a pre-published backlog",
+    }
 
 
 def machine(settings: Settings) -> dict[str, Any]:
@@ -246,6 +219,7 @@ def machine(settings: Settings) -> dict[str, Any]:
         "cpu": _cpu_model(),
         "brokers": {s.name: s.version for s in brokers.statuses(settings, ("rabbitmq", "kafka"))},
         "libraries": {lib: version(lib) for lib in ("celery", "kombu", "dramatiq", "pika", "confluent-kafka")},
+        "tools": versions(),
     }
 
 
@@ -257,3 +231,6 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return platform.processor()
+
+
+__all__ = ["BenchConfig", "run_bench"]

@@ -38,8 +38,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .timings import Timings
+
 LEDGER_ENV = "QUEUEKIT_LEDGER"
 RECORD_ENV = "QUEUEKIT_LEDGER_RECORD"
+TIMINGS = "timings"  # RECORD_ENV value: the bench's in-memory recorder instead of SQLite rows
 BUSY_TIMEOUT_S = 30.0
 
 SCHEMA = """
@@ -71,6 +74,8 @@ ATTEMPT_COLUMNS = (
     "id, workload, service, key, message_id, attempt, worker, pid, started_at, finished_at, outcome, error,"
     " seq, user_id"
 )
+_forks = [0]  # bumped in every forked child
+os.register_at_fork(after_in_child=lambda: _forks.__setitem__(0, _forks[0] + 1))
 _inherited: list[sqlite3.Connection] = []  # connections from before a fork: never used, never closed
 
 
@@ -128,6 +133,16 @@ class TransactionOutbox:
         )
 
 
+class _DiscardOutbox:
+    """The outbox when the ledger does not record (bench): staging runs, nothing is kept."""
+
+    def add(self, recipient: str, subject: str) -> None:
+        pass
+
+
+_DISCARD = _DiscardOutbox()
+
+
 class Ledger:
     """The shared store. Cheap to construct and to hand to another process (it holds only the path)."""
 
@@ -137,9 +152,14 @@ class Ledger:
             raise ValueError(f"no ledger path: pass one or set {LEDGER_ENV}")
         self.path = Path(path).resolve()  # absolute: workers may run from another cwd
         self._local = threading.local()
-        # QUEUEKIT_LEDGER_RECORD=0: workers write nothing (the bench's harness-overhead baseline;
-        # attempts are all numbered 1 then, so fail-times faults never succeed — bench only).
-        self.recording = os.environ.get(RECORD_ENV, "1") != "0"
+        # QUEUEKIT_LEDGER_RECORD (bench only; attempts are all numbered 1 then and there is no
+        # idempotency guard, so fail-times faults never succeed): "0" workers write nothing;
+        # "timings": each effect's timestamps go to an in-memory recorder (core/timings.py) that
+        # writes batches to <ledger>.timings/ — what ``queuekit bench`` measures with.
+        record = os.environ.get(RECORD_ENV, "1")
+        self.recording = record not in ("0", TIMINGS)
+        self.timings_dir = Path(f"{self.path}.timings") if record == TIMINGS else None
+        self._timings: tuple[int, Timings] | None = None  # (fork count, recorder): a forked child makes its own
 
     def __getstate__(self) -> dict:
         return {"path": self.path}
@@ -262,6 +282,10 @@ class Ledger:
         call applies: that is the at-least-once baseline scenarios compare to.
         """
         if not self.recording:
+            if self.timings_dir is not None:
+                self._recorder().record(key, sent_at, started_at)
+            if on_claim is not None:
+                on_claim(_DISCARD)  # type: ignore[arg-type]  # the handler's staging still runs; nothing is kept
             return True
         with self._write() as conn:
             if guard:
@@ -280,6 +304,11 @@ class Ledger:
             if on_claim is not None:
                 on_claim(TransactionOutbox(conn, service, key))  # commits with the key, or not at all
         return True
+
+    def _recorder(self) -> Timings:
+        if self._timings is None or self._timings[0] != _forks[0]:  # no getpid() per message: a counter
+            self._timings = (_forks[0], Timings.for_dir(self.timings_dir or ""))
+        return self._timings[1]
 
     # -- read side (scenarios) -------------------------------------------------
     def _rows(self, sql: str, params: tuple = ()) -> list[tuple]:

@@ -1,0 +1,44 @@
+"""A plain Celery app and worker: one task, ``acks_late``, the kit's pool, slots, prefetch and confirms.
+
+``python -m queuekit.bench.bare.celery_worker QUEUE``. Settings are Celery's
+defaults except what the kit's Celery stack also sets for delivery and
+fairness: JSON, no results, late ack, prefetch multiplier, publisher
+confirms, thread pool in one process, no gossip/mingle, no AMQP heartbeat.
+"""
+from __future__ import annotations
+
+import sys
+
+from celery import Celery
+
+from queuekit.core.config import settings
+from queuekit.core.options import options_from_env
+
+from .work import work
+
+OPTIONS = options_from_env()
+app = Celery("bare", broker=settings().amqp_url)
+app.conf.update(
+    task_serializer="json", accept_content=["json"], task_ignore_result=True,
+    task_acks_late=True,  # ack after the task returns: at-least-once, as the stack
+    worker_prefetch_multiplier=OPTIONS.prefetch,  # basic.qos = prefetch x concurrency, as the stack
+    broker_transport_options={"confirm_publish": True},  # publisher confirms, as the stack
+    broker_heartbeat=0, worker_hijack_root_logger=False,
+)
+
+
+@app.task(name="bare.work")
+def bare_work(payload: str) -> None:
+    work(payload)
+
+
+def publisher(queue: str) -> Celery:
+    app.conf.task_default_queue = queue  # declared durable by Celery on first publish
+    return app
+
+
+if __name__ == "__main__":
+    queue = sys.argv[1]
+    app.conf.task_default_queue = queue
+    app.worker_main(["worker", "--pool=threads", f"--concurrency={OPTIONS.concurrency}", f"--queues={queue}",
+                     "--without-gossip", "--without-mingle", "--loglevel=WARNING", "--hostname=bare-%i@%h"])

@@ -1,0 +1,216 @@
+"""One measurement: a backlog drained by a stack or its bare twin, or a paced open-loop stream through a stack.
+
+Rates are steady-state: completions are sorted and the rate is taken between
+the ``TRIM`` and ``1 - TRIM`` quantiles, so worker start-up, group joins and
+the last stragglers (one partition draining alone) are outside the window.
+Stack and bare record completions the same way (``queuekit.core.timings``).
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from queuekit.bench import bare
+from queuekit.core.config import Settings
+from queuekit.core.envelope import Envelope, encode, make_envelope
+from queuekit.core.ledger import RECORD_ENV, TIMINGS, Ledger
+from queuekit.core.options import StackOptions
+from queuekit.core.timings import collect, count
+from queuekit.core.waiting import wait_for
+from queuekit.stacks.registry import load_stack
+from workloads import WORKLOADS
+
+MODES: dict[str, dict[str, Any]] = {
+    "noop": {},  # the framework's own cost: decode, record, ack
+    "io": {"fault": "slow", "seconds": 0.005},  # 5 ms waiting on I/O per message
+    "cpu": {"fault": "cpu", "rounds": 2600},  # ~2 ms of hashing per message
+}
+TRIM = 0.1  # steady state: the middle 80% of completions
+
+
+def steady_rate(finished: list[float], trim: float = TRIM) -> float:
+    """Completions per second between the ``trim`` and ``1 - trim`` quantiles of completion time."""
+    ordered = sorted(finished)
+    lo, hi = int(trim * len(ordered)), int((1 - trim) * len(ordered)) - 1
+    if hi <= lo or ordered[hi] <= ordered[lo]:
+        return 0.0
+    return (hi - lo) / (ordered[hi] - ordered[lo])
+
+
+def steady_cpu_us(rows: list[tuple], trim: float = TRIM) -> float:
+    """Worker CPU microseconds per message inside the steady window, summed over worker processes.
+
+    Rows are (key, sent_at, started_at, finished_at, process_cpu_s, pid): per process, the CPU
+    its completions in the window cost, over how many they were.
+    """
+    ordered = sorted(r[3] for r in rows)
+    if len(ordered) < 10:
+        return 0.0
+    lo, hi = ordered[int(trim * len(ordered))], ordered[int((1 - trim) * len(ordered)) - 1]
+    cpu = done = 0.0
+    for pid in {r[5] for r in rows}:
+        mine = sorted((r[3], r[4]) for r in rows if r[5] == pid and lo <= r[3] <= hi)
+        if len(mine) > 1:
+            cpu += mine[-1][1] - mine[0][1]
+            done += len(mine) - 1
+    return cpu / done * 1e6 if done else 0.0
+
+
+def spread(values: list[float]) -> dict[str, Any]:
+    med = statistics.median(values)
+    return {"median": round(med, 1), "min": round(min(values), 1), "max": round(max(values), 1), "runs": len(values),
+            "spread": round((max(values) - min(values)) / med, 3) if med else None}  # (max - min) / median
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    pick = lambda q: round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 2)  # noqa: E731
+    return {"p50_ms": pick(0.50), "p99_ms": pick(0.99), "samples": len(ordered)}
+
+
+def envelopes(n: int, mode: str, size: int | None, seed: int) -> list[Envelope]:
+    """``n`` signups with the mode's directive; ``size`` pads the encoded envelope to about that many bytes."""
+    headers = dict(MODES[mode])
+    envs = [make_envelope(m, headers) for m in WORKLOADS["signup"].make_messages(n, seed=seed)]
+    if size:
+        pad = max(0, size - len(encode(envs[0])) - len(',"pad":""'))
+        envs = [make_envelope(e.body, {**headers, "pad": "x" * pad}, id=e.id, sent_at=e.sent_at) for e in envs]
+    return envs
+
+
+@contextmanager
+def timings_recording() -> Iterator[None]:
+    """Workers inherit this process's environment: their ledger keeps timestamps in memory (core/timings.py)."""
+    old = os.environ.get(RECORD_ENV)
+    os.environ[RECORD_ENV] = TIMINGS
+    try:
+        yield
+    finally:
+        os.environ.pop(RECORD_ENV, None) if old is None else os.environ.__setitem__(RECORD_ENV, old)
+
+
+def _published(report_or_none) -> int:
+    return getattr(report_or_none, "confirmed", 0)
+
+
+class StackRun:
+    """A stack with a fresh ledger path whose workers record timings; started with the given options."""
+
+    def __init__(self, settings: Settings, stack: str, options: StackOptions, workdir: Path):
+        self.ledger = Ledger(workdir / f"{stack}-{uuid.uuid4().hex[:8]}.db")
+        self.timings_dir = Path(f"{self.ledger.path}.timings")
+        self.stack = load_stack(stack)(settings, self.ledger.path)
+        self.options = options
+
+    def __enter__(self) -> StackRun:
+        with timings_recording():
+            self.stack.reset()
+            self.stack.start(["signup"], self.options)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stack.stop()
+
+    @property
+    def publishers(self) -> int:
+        """RabbitMQ stacks wait for each confirm: several threads share the broker's fsyncs. Kafka's
+        producer is asynchronous already (one thread, flushed per publish call)."""
+        return 1 if self.stack.broker == "kafka" else bare.PUBLISHERS
+
+    def publish(self, envs: list[Envelope]) -> int:
+        """Confirmed publishes, from ``publishers`` threads (the stacks' publish is thread-safe)."""
+        return sum(_published(r) for r in bare.in_parallel(lambda part: self.stack.publish("signup", part), envs,
+                                                            self.publishers))
+
+    def wait(self, n: int, timeout: float = 600) -> list[tuple]:
+        wait_for(lambda: count(self.timings_dir) >= n, timeout=timeout, interval=0.1,
+                 what=f"{n} completions from {self.stack.name} (logs: {self.ledger.path.parent / 'logs'})")
+        return collect(self.timings_dir)
+
+
+def workers_join(stack, count: int) -> None:
+    """``count`` new workers started together (as the bare twins are), then waited for: ``add_worker``
+    would start them one by one, and each join would move partitions inside the measured window."""
+    first = len(stack._running().procs)
+    for index in range(first, first + count):
+        stack._spawn(index)  # the template's own spawn step (Stack.start uses the same two)
+    stack.wait_workers_ready()
+
+
+def stack_backlog(settings: Settings, stack: str, options: StackOptions, envs: list[Envelope],
+                  workdir: Path) -> dict[str, float]:
+    """Publish ``envs`` while no worker runs, then start the workers and time the backlog's processing."""
+    with StackRun(settings, stack, options, workdir) as run:
+        for index in range(run.stack.options.workers):  # the backlog builds up untouched
+            run.stack.stop_worker(index)
+        t0 = time.monotonic()
+        confirmed = run.publish(envs)
+        publish_s = time.monotonic() - t0
+        with timings_recording():
+            workers_join(run.stack, options.workers)
+        rows = run.wait(len(envs))
+    return {"rate": steady_rate([r[3] for r in rows]), "cpu_us": steady_cpu_us(rows),
+            "publish_rate": confirmed / publish_s}
+
+
+def bare_backlog(settings: Settings, framework: str, options: StackOptions, envs: list[Envelope],
+                 workdir: Path) -> dict[str, float]:
+    payloads = [encode(e).decode() for e in envs]
+    keys = [e.body.partition_key.encode() for e in envs]
+    publish_s, rows = bare.run(framework, settings, payloads, keys, options, workdir)
+    return {"rate": steady_rate([r[3] for r in rows]), "cpu_us": steady_cpu_us(rows),
+            "publish_rate": len(envs) / publish_s}
+
+
+def open_loop(settings: Settings, stack: str, options: StackOptions, rate: float, seconds: float,
+              workdir: Path, seed: int) -> dict[str, Any]:
+    """Offer ``rate`` msgs/s for ``seconds`` on a fixed schedule; latency from each message's INTENDED send time.
+
+    Each message's ``sent_at`` is its slot on the schedule, not the moment it left: a producer
+    held up by a slow broker sends late and that delay counts (no coordinated omission). Each of
+    ``run.publishers`` threads owns every P-th slot and sends, in one publish, all its messages
+    that are due. The first ``TRIM`` of the schedule is warm-up.
+    """
+    n = max(20, int(rate * seconds))
+    bodies = [e.body for e in envelopes(n, "noop", None, seed)]
+    with StackRun(settings, stack, options, workdir) as run:
+        start = time.time() + 0.5 + n * 2e-5  # after the envelopes below are built
+        planned = [start + i / rate for i in range(n)]
+        # Built before the clock starts, each stamped with its slot on the schedule.
+        scheduled = [make_envelope(body, sent_at=at) for body, at in zip(bodies, planned)]
+        sent_late: list[float] = []
+
+        def producer(k: int) -> None:
+            mine = list(range(k, n, run.publishers))
+            while mine:
+                now = time.time()
+                due = 0
+                while due < len(mine) and planned[mine[due]] <= now:
+                    due += 1
+                if not due:
+                    time.sleep(planned[mine[0]] - now)  # pacing IS the measurement's input
+                    continue
+                batch, mine = mine[:due], mine[due:]
+                sent_late.append(now - planned[batch[0]])  # how far behind schedule this send started
+                run.stack.publish("signup", [scheduled[i] for i in batch])  # everything due, in one call
+
+        threads = [threading.Thread(target=producer, args=(k,)) for k in range(run.publishers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        send_s = time.time() - start
+        rows = run.wait(n)
+    warm = sorted(planned)[int(TRIM * n)]
+    latencies = [r[3] - r[1] for r in rows if r[1] >= warm]
+    achieved = n / send_s
+    return {"offered": round(rate, 1), "achieved_send": round(achieved, 1),
+            "producer_bound": achieved < 0.95 * rate,  # the producer fell behind: latency includes its delay
+            "producer_late_max_ms": round(max(sent_late) * 1000, 1), **percentiles(latencies)}
