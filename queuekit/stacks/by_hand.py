@@ -71,8 +71,12 @@ def prepare(settings: Settings, stack: str, workloads: Sequence[str], options: S
         by_hand = None
     if by_hand is not None:
         # the stack's own setting first (celery_quorum: quorum queues; celery_kafka: the Kafka transport)
-        options = load_stack(stack)(settings, ledger).prepare_options(options)
-        by_hand.declare(settings, workloads, options)
+        instance = load_stack(stack)(settings, ledger)
+        options = instance.prepare_options(options)
+        try:
+            _declare_switching_types(instance, lambda: by_hand.declare(settings, workloads, options))
+        finally:
+            instance.stop()
         commands = by_hand.commands(list(workloads), options, f"{stack}-by-hand")
     else:
         options, commands = _through_the_stack(settings, stack, workloads, options, ledger)
@@ -89,11 +93,23 @@ def _through_the_stack(settings: Settings, stack: str, workloads: Sequence[str],
     instance = cls(settings, ledger)
     instance.workloads, instance.options = tuple(workloads), instance.prepare_options(options)
     try:
-        instance.declare()
+        _declare_switching_types(instance, instance.declare)
     finally:
         instance.stop()  # closes the admin connections it opened; no worker was started
     argv = ["python", "-m", cls.worker_module, *workloads]
     return instance.options, [(f"{stack}-by-hand-{i}", argv, {}) for i in range(options.workers)]
+
+
+def _declare_switching_types(instance, declare) -> None:
+    """Declare; if the kit's queues/exchanges of this stack exist with another type (classic <-> quorum),
+    RabbitMQ refuses the redeclare (406 PRECONDITION_FAILED): delete them as reset() does, declare anew."""
+    try:
+        declare()
+    except Exception as exc:  # noqa: BLE001 - only the type-switch case is handled, the rest re-raised
+        if "PRECONDITION_FAILED" not in str(exc):
+            raise
+        instance.purge()
+        declare()
 
 
 def describe(commands: Sequence[Command]) -> str:
