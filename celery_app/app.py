@@ -50,7 +50,7 @@ def make_app(options: StackOptions, *, broker_url: str | None = None, include: t
         # event; that thread then waits forever holding the event mutex and the whole worker freezes.
         # A SIGKILLed worker's connection still closes at once (the kernel resets its sockets).
         broker_heartbeat=0,
-        worker_consumer="celery_app.tasks:DeadLetteringConsumer",  # undecodable frames to the DLX, not acked away
+        worker_consumer="celery_app.frames:DeadLetteringConsumer",  # every bad frame dead-lettered, never dropped
         worker_hijack_root_logger=False,
     )
     return app

@@ -165,25 +165,33 @@ class CeleryStack(Stack):
 
 
 def _dead_letter(service: str, body: bytes, headers: dict) -> DeadLetter:
-    """Ours carry the envelope bytes and a reason; the broker's (DLX) carry a whole Celery message."""
-    if topology.REASON_HEADER in headers:
-        return DeadLetter(service, body, headers[topology.REASON_HEADER])
-    what = f"task {headers['task']!r}" if "task" in headers else "not a Celery task message"
-    reason = f"{x_death(headers)} by the Celery worker: {what}"
-    return DeadLetter(service, _task_argument(body), reason)
+    """Ours carry the envelope bytes (or a whole frame, ``topology.FRAME_HEADER``) and a reason; the
+    broker's (DLX) carry a whole Celery message. Any frame at all is read without raising."""
+    try:
+        headers = headers if isinstance(headers, dict) else {}
+        if topology.REASON_HEADER in headers:
+            payload = _task_argument(body) if topology.FRAME_HEADER in headers else body
+            return DeadLetter(service, payload, str(headers[topology.REASON_HEADER]))
+        what = f"task {str(headers['task'])[:100]!r}" if "task" in headers else "not a Celery task message"
+        return DeadLetter(service, _task_argument(body), f"{x_death(headers)} by the Celery worker: {what}")
+    except Exception as exc:  # noqa: BLE001 - a reader of dead letters must read every one of them
+        return DeadLetter(service, body, f"unreadable dead letter: {type(exc).__name__}: {exc}"[:300])
 
 
 def _task_argument(body: bytes) -> bytes:
     """The first task argument of a Celery (protocol 2) body ``[args, kwargs, embed]``; else the body."""
     try:
         doc = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return body
     if not (isinstance(doc, list) and len(doc) == 3 and isinstance(doc[0], list) and doc[0]):
         return body
-    argument = doc[0][0]
+    argument = doc[0][-1] if len(doc[0]) == 2 else doc[0][0]  # a chain step: (previous result, envelope)
     if isinstance(argument, str):
-        return argument.encode("utf-8")
+        return argument.encode("utf-8", "surrogateescape")
     if isinstance(argument, dict) and argument.get("__type__") == "base64":
-        return base64.b64decode(argument["__value__"])
+        try:
+            return base64.b64decode(argument["__value__"])
+        except (ValueError, TypeError):
+            return body
     return body

@@ -53,6 +53,7 @@ TRACKING = Exchange("celery.tracking", "fanout", durable=True)
 EXCHANGES = (TASKS, DLX, TRACKING)
 TRACKING_TASK = "tracking.event"  # the one task name both tracking queues receive
 REASON_HEADER = "x-queuekit-reason"  # on the dead letters our tasks publish: why it died
+FRAME_HEADER = "x-queuekit-frame"  # on a dead letter holding a whole Celery frame (frames.py), not an envelope
 
 
 def queue_name(service: str) -> str:

@@ -6,7 +6,10 @@ process's global broker from the options the stack handed the worker
 ``actors`` binds to it. The stack's producer builds its own with the same
 options, so both declare the queues with the same arguments.
 
-Two additions to Dramatiq's ``RabbitmqBroker``, both small overrides:
+Three additions to Dramatiq's ``RabbitmqBroker``, all small overrides:
+
+* every frame checked before the worker sees it (``frames.py``): what stock Dramatiq would
+  drop, retry forever or die on goes to ``.XQ`` with a reason instead;
 
 * queue arguments: Dramatiq's only queue-argument knob is ``max_priority``;
   anything else (``x-max-length``) needs ``_declare_queue`` overridden. Pre-
@@ -24,13 +27,18 @@ Two additions to Dramatiq's ``RabbitmqBroker``, both small overrides:
 """
 from __future__ import annotations
 
+import logging
 import traceback
 from collections.abc import Mapping
+from functools import partial
 
 import dramatiq
-from dramatiq.brokers.rabbitmq import RabbitmqBroker, _RabbitmqConsumer
-from dramatiq.common import xq_name
-from dramatiq.errors import BrokerConnectionError
+import pika
+import pika.exceptions
+from dramatiq import Message
+from dramatiq.brokers.rabbitmq import RabbitmqBroker, _RabbitmqConsumer, _RabbitmqMessage
+from dramatiq.common import q_name, xq_name
+from dramatiq.errors import BrokerConnectionError, ConnectionClosed
 from dramatiq.middleware import default_middleware
 from dramatiq.middleware.retries import Retries
 
@@ -38,10 +46,52 @@ from queuekit.core.config import Settings, settings
 from queuekit.core.options import StackOptions
 from queuekit.core.worker_env import this_worker
 
+from . import frames
 from .topology import extra_queue_arguments
+
+log = logging.getLogger("dramatiq_app.broker")
 
 
 class _DeadLetterWithReason(_RabbitmqConsumer):
+    def __next__(self):
+        """Dramatiq's own ``__next__`` (pika frame -> message), with every frame checked first
+        (``frames.frame_problem``): a bad one goes to ``.XQ`` with its reason and never reaches the
+        worker. Stock Dramatiq nacks a frame it cannot decode (the DLX keeps it, without a reason)."""
+        while True:
+            try:
+                method, properties, body = next(self.iterator)
+                if method is None:
+                    return None
+            except (AssertionError, pika.exceptions.AMQPConnectionError, pika.exceptions.AMQPChannelError) as e:
+                if getattr(e, "reply_code", None) == 404:  # the queue is gone: redeclare on restart
+                    self.broker.queues_pending.add(q_name(self.queue_name))
+                raise ConnectionClosed(e) from None
+            try:
+                problem = frames.frame_problem(body, self.queue_name, self.broker)
+                message = None if problem else Message.decode(body)
+            except Exception as exc:  # noqa: BLE001 - the check must not take the consumer thread down
+                problem = f"unreadable frame: {type(exc).__name__}: {str(exc)[:200]}"
+            if problem is None:
+                self.known_tags.add(method.delivery_tag)
+                return _RabbitmqMessage(method.redelivered, method.delivery_tag, message)
+            self._dead_letter_frame(method.delivery_tag, body, problem)
+
+    def _dead_letter_frame(self, tag: int, body: bytes, reason: str) -> None:
+        """The frame's bytes (truncated if huge) to ``.XQ`` with the reason, confirmed, then acked."""
+        headers = {frames.REASON_HEADER: reason[:1000]}
+        if len(body) > frames.MAX_FRAME_BYTES:
+            headers["x-queuekit-truncated-from"] = len(body)
+            body = body[:frames.TRUNCATED_BYTES]
+        log.warning("dead-lettering a frame from %s: %s", self.queue_name, reason[:300])
+        try:
+            self.broker.channel.basic_publish(  # the broker's channel has publisher confirms on
+                exchange="", routing_key=xq_name(self.queue_name), body=body, mandatory=True,
+                properties=pika.BasicProperties(delivery_mode=2, headers=headers))
+        except (pika.exceptions.AMQPError, BrokerConnectionError) as exc:
+            log.error("dead letter not published (%r): nacking the frame to the DLX", exc)
+            return self._nack(tag)  # the queue's DLX keeps it, without the reason
+        self.connection.add_callback_threadsafe(partial(self.channel.basic_ack, tag))
+
     def nack(self, message) -> None:
         exc = message._exception  # stuffed by the worker thread; cleared only after post-processing
         why = "".join(traceback.format_exception(exc, limit=30)) if exc else message.options.get("traceback")

@@ -33,19 +33,20 @@ native fan-out); an envelope is confirmed only when every copy was.
 """
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 
 import pika.exceptions
 from dramatiq import Message
-from dramatiq.errors import ConnectionClosed, DecodeError
+from dramatiq.errors import ConnectionClosed
 
 from queuekit.core.envelope import Envelope, encode
 from queuekit.stacks.base import DeadLetter, PublishReport, Stack
 from queuekit.stacks.capabilities import Capabilities
 from queuekit.stacks.rabbitmq import Management, x_death
 
-from . import actors, topology
+from . import actors, frames, topology
 from .broker import QueuekitBroker, make_broker
 
 
@@ -176,11 +177,27 @@ class DramatiqStack(Stack):
 
 
 def _dead_letter(service: str, body: bytes, headers: dict) -> DeadLetter:
-    """A Dramatiq message in .XQ -> its actor argument (the original bytes) and the last line of its traceback."""
+    """A Dramatiq message in .XQ -> its actor argument (the original bytes) and the last line of its
+    traceback; a frame the consumer refused (``frames.REASON_HEADER``) -> its bytes and reason. Any
+    frame at all is read without raising."""
+    headers = headers if isinstance(headers, dict) else {}
+    if frames.REASON_HEADER in headers:
+        return DeadLetter(service, _first_argument(body), str(headers[frames.REASON_HEADER]))
     try:
         message = Message.decode(body)
-    except DecodeError:  # not a Dramatiq message at all: the consumer nacked it unread, RabbitMQ's DLX moved it
+        lines = [line for line in str(message.options.get("traceback") or "").splitlines() if line.strip()]
+    except Exception:  # noqa: BLE001 - not a Dramatiq message at all: nacked unread, RabbitMQ's DLX moved it
         return DeadLetter(service, body, f"not a Dramatiq message ({x_death(headers)})")
-    lines = [line for line in (message.options.get("traceback") or "").splitlines() if line.strip()]
     reason = lines[-1] if lines else "no reason recorded"
-    return DeadLetter(service, actors.from_arg(message.args[0]) if message.args else body, reason)
+    return DeadLetter(service, _first_argument(body), reason)
+
+
+def _first_argument(body: bytes) -> bytes:
+    """The actor's envelope argument of a Dramatiq message body; the body itself if there is none."""
+    try:
+        args = json.loads(body).get("args")
+    except (ValueError, RecursionError, AttributeError):
+        return body
+    if isinstance(args, list) and args and isinstance(args[0], str):
+        return actors.from_arg(args[0])
+    return body

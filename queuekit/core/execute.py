@@ -6,7 +6,8 @@ comes back onto its framework's ack / retry / dead-letter:
 
     returns Outcome       -> ack / commit (``outcome.applied`` False means a duplicate was skipped)
     MalformedMessage      -> dead-letter with ``err.reason``, never retry
-    PermanentError        -> dead-letter, never retry (a poison message)
+    PermanentError        -> dead-letter, never retry (a poison message; also RecursionError and
+                             OverflowError from a handler or the ledger, which ``process`` converts)
     TransientError        -> retry (with backoff) and dead-letter when retries run out
     anything else         -> a bug or a crash in the handler; treat as transient
 
@@ -135,6 +136,9 @@ def crash_point(headers: Mapping[str, Any], service: str, attempt: int, point: s
 
 
 CRASH_EXIT_CODE = 137
+# Raised by a handler or the ledger for an input, these recur on every attempt (a recursion limit,
+# an integer SQLite cannot store): dead-letter at once instead of retrying as if transient.
+DETERMINISTIC = (RecursionError, OverflowError)
 
 
 def apply_fault(headers: Mapping[str, Any], service: str, attempt: int) -> None:
@@ -200,8 +204,11 @@ def process(
         if not applied:
             first = ledger.effect_payload(service, key)
             result = first if first is not None else result
+    except DETERMINISTIC as exc:  # the same input fails the same way every time: not worth a retry
+        ledger.finish_attempt(ticket.id, "error", f"{type(exc).__name__}: {exc}"[:1000])
+        raise PermanentError(f"{type(exc).__name__}: {exc}"[:300]) from exc
     except BaseException as exc:  # BaseException too: Dramatiq's time limit interrupts a handler that way
-        ledger.finish_attempt(ticket.id, "error", f"{type(exc).__name__}: {exc}")
+        ledger.finish_attempt(ticket.id, "error", f"{type(exc).__name__}: {exc}"[:1000])
         raise
     ledger.finish_attempt(ticket.id, "ok" if applied else "duplicate")
     crash_point(env.headers, service, ticket.number, "after-effect")
