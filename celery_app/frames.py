@@ -107,7 +107,7 @@ def frame_problem(message) -> str | None:
         return f"body is not decodable JSON: {type(exc).__name__}: {str(exc)[:200]}"
     if not (isinstance(payload, (list, tuple)) and len(payload) == 3 and isinstance(payload[0], (list, tuple))
             and isinstance(payload[1], dict) and isinstance(payload[2], (dict, type(None)))):
-        return "body is not [args, kwargs, embed]"
+        return f"body of task {headers['task']!r} is not [args, kwargs, embed]"
     args, kwargs = payload[0], payload[1]
     try:
         task.__header__(*args, **kwargs)  # Celery's own signature check (what apply_async runs)
