@@ -78,7 +78,7 @@ def frame_problem(message) -> str | None:
     if not isinstance(headers, dict):
         return "AMQP headers are not a table"
     if "task" not in headers:
-        return "no 'task' header: not a Celery protocol 2 task message"
+        return "no 'task' header: not a Celery task message"
     for name, types in HEADER_TYPES.items():
         if name in headers and not isinstance(headers[name], types):
             return f"header {name!r} is {type(headers[name]).__name__}, not {'/'.join(t.__name__ for t in types)}"

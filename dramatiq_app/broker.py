@@ -105,13 +105,14 @@ class _DeadLetterWithReason(_RabbitmqConsumer):
 
 
 class QueuekitBroker(RabbitmqBroker):
-    def __init__(self, *, queue_arguments: Mapping[str, dict], **kwargs):
+    def __init__(self, *, queue_arguments: Mapping[str, dict], stock: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.queue_arguments = dict(queue_arguments)
+        self.stock = stock  # extra["stock_framework"]: Dramatiq's own consumer (the framework-drops scenario)
 
     @property
     def consumer_class(self):
-        return _DeadLetterWithReason
+        return _RabbitmqConsumer if self.stock else _DeadLetterWithReason
 
     def _declare_queue(self, queue_name):
         arguments = {**self._build_queue_arguments(queue_name), **self.queue_arguments.get(queue_name, {})}
@@ -133,6 +134,7 @@ def make_broker(options: StackOptions, config: Settings | None = None, name: str
         confirm_delivery=True,  # every enqueue (send, retry, pipeline step) waits for RabbitMQ's publisher confirm
         middleware=middleware,
         queue_arguments=extra_queue_arguments(options),
+        stock=bool(options.extra.get("stock_framework")),
     )
     broker.parameters.client_properties = {"connection_name": name}
     return broker

@@ -9,22 +9,16 @@ in production here: WITHOUT the harness's fault switch, so fault directives are 
 from __future__ import annotations
 
 import json
-import time
-import uuid
-from typing import Any
 
-import pika
 import pytest
-from confluent_kafka import Producer
 
-from queuekit.core.envelope import encode, make_envelope
+from queuekit.core.envelope import make_envelope
 from queuekit.core.options import StackOptions
 from queuekit.core.waiting import wait_for
 from queuekit.core.worker_env import FAULTS_ENV
 from queuekit.stacks.registry import STACKS
+from queuekit.suite.hostile import CORPUS, Hostile, marker, wire as wire_for
 from workloads.messages import SignupRequested
-
-from hostile_corpus import CORPUS, DROP, Hostile, marker
 
 OPTIONS = StackOptions(workers=2, max_retries=1, backoff_ms=50)
 TRAILING_GOOD = 5
@@ -38,11 +32,11 @@ def test_the_corpus_is_big_and_covers_every_class():
 
 
 @pytest.mark.parametrize("name", list(STACKS))
-def test_hostile_inputs(name, fresh_stack, ledger, kit):
+def test_hostile_inputs(name, fresh_stack, ledger):
     stack = fresh_stack(name)
     _without_faults(stack)
     stack.start(["signup"], OPTIONS)
-    wire = Wire(name, stack, kit)
+    wire = wire_for(stack)
     inputs = [h for h in CORPUS if h.via in ("envelope", name)]
     goods, refused, sent = [], {}, {}
     try:
@@ -142,77 +136,3 @@ def _ended(h: Hostile, dead, effects: set[str], refused: dict) -> str:
     if h.name in refused:
         return "refused: " + refused[h.name][0]
     return "LOST"
-
-
-class Wire:
-    """Frames straight onto the broker, in the stack's own framing, with pika / confluent-kafka."""
-
-    def __init__(self, name: str, stack, kit):
-        self.name, self.stack, self.kit = name, stack, kit
-        if name == "kafka":
-            self.producer = Producer({"bootstrap.servers": kit.kafka_bootstrap, "message.max.bytes": 2_000_000})
-        else:
-            self.conn = pika.BlockingConnection(pika.URLParameters(kit.pika_url))
-            self.channel = self.conn.channel()
-            self.channel.confirm_delivery()  # basic_publish raises on a nack
-
-    def close(self) -> None:
-        if self.name == "kafka":
-            self.producer.flush(10)
-        else:
-            self.conn.close()
-
-    def send(self, item: Hostile) -> None:
-        getattr(self, f"_{self.name}")(item, item.frame if item.via == self.name else {})
-
-    def _celery(self, item: Hostile, spec: dict) -> None:
-        task_id = str(uuid.uuid4())
-        arg = item.payload.decode("utf-8", "surrogateescape")
-        headers: dict[str, Any] = {
-            "lang": "py", "task": "signup", "id": task_id, "shadow": None, "eta": None, "expires": None,
-            "group": None, "group_index": None, "retries": 0, "timelimit": [None, None], "root_id": task_id,
-            "parent_id": None, "argsrepr": "('...',)", "kwargsrepr": "{}", "origin": "hostile@test",
-            "ignore_result": False,
-        }
-        for key, value in spec.get("headers", {}).items():
-            headers.pop(key) if value is DROP else headers.__setitem__(key, value)
-        embed = {"callbacks": None, "errbacks": None, "chain": None, "chord": None, **spec.get("embed", {})}
-        body = spec.get("body") or json.dumps([spec.get("args", [arg]), spec.get("kwargs", {}), embed]).encode()
-        if spec.get("revoke"):
-            self._revoke(task_id)
-        self._publish("celery.signup", body, headers, spec.get("content_type", "application/json"))
-
-    def _revoke(self, task_id: str) -> None:
-        """Revoke the id and wait until every worker has it in its revoked set."""
-        control = self.stack.app.control
-        control.revoke(task_id)
-        workers = len(self.stack.pool.pids())
-
-        def everyone() -> bool:
-            seen = control.inspect(timeout=1.0).revoked() or {}
-            return sum(task_id in ids for ids in seen.values()) >= workers
-
-        wait_for(everyone, timeout=30, what=f"{workers} workers to list {task_id} as revoked")
-
-    def _dramatiq(self, item: Hostile, spec: dict) -> None:
-        fields = {"queue_name": "dramatiq.signup", "actor_name": "signup",
-                  "args": [item.payload.decode("utf-8", "surrogateescape")], "kwargs": {}, "options": {},
-                  "message_id": str(uuid.uuid4()), "message_timestamp": int(time.time() * 1000)}
-        fields.update(spec.get("fields", {}))
-        self._publish("dramatiq.signup", spec.get("body") or json.dumps(fields).encode(), {}, "application/json")
-
-    def _publish(self, queue: str, body: bytes, headers: dict, content_type: str) -> None:
-        self.channel.basic_publish("", queue, body, pika.BasicProperties(
-            content_type=content_type, content_encoding="utf-8", headers=headers, delivery_mode=2), mandatory=True)
-
-    def _kafka(self, item: Hostile, spec: dict) -> None:
-        from kafka_app import topology
-
-        route = topology.routes("signup")[0]
-        topic = route.retry_topic if spec.get("topic") == "retry" else route.source
-        failed: list = []
-        self.producer.produce(topic, item.payload, spec.get("key"), headers=spec.get("headers"),
-                              on_delivery=lambda err, _: err and failed.append(err))
-        self.producer.flush(30)
-        if failed:
-            raise RuntimeError(f"Kafka refused the record: {failed[0]}")

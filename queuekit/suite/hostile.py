@@ -1,12 +1,15 @@
 """The hostile-input corpus, as data: what a careless or malicious producer can put on the wire.
 
+Used by the hostile-input suite (``tests/e2e/test_hostile.py``) and the ``framework-drops``
+scenario. ``wire(stack)`` finds the stack's own wire publisher (``<app package>/wire.py``).
+
 Each ``Hostile`` is one input and where it must end on each stack:
 
 * ``via="envelope"``: the bytes are an envelope (or what should have been one); the suite
   publishes them twice, through the kit (``Stack.publish_raw``) and straight onto the wire
   in the stack's own framing (pika / confluent-kafka);
 * ``via="celery" | "dramatiq" | "kafka"``: framework-protocol abuse, a frame built for that
-  stack only (see ``test_hostile.wire_frame``), published on the wire.
+  stack only (``<app package>/wire.py`` builds it), published on the wire.
 
 ``ends``: ``"dead: <reason substring>"`` (in the dead-letter place, with that reason),
 ``"effect"`` (applied once: the input was fine, its hostile part ignored), ``"refused"``
@@ -15,6 +18,7 @@ carries ``marker(name)`` in its first bytes, so its dead letter (even truncated)
 """
 from __future__ import annotations
 
+import importlib
 import json
 import pickle
 from dataclasses import dataclass, field
@@ -81,6 +85,9 @@ def deep(name: str, depth: int) -> bytes:
     return f'{{"id":"{marker(name)}","d":'.encode() + b"[" * depth + b"]" * depth + b"}"
 
 
+# A transient failure (only in a worker with the harness's faults on: the framework-drops scenario) makes
+# Dramatiq's Retries middleware read the retry options; without faults the message simply takes effect.
+FAIL_ONCE = {"fault": "fail-times", "n": 1}
 VIDEO = json.loads(encode(make_envelope(VideoUploaded(video_id=1, user_id=7, duration_s=1.0))))
 
 CORPUS: list[Hostile] = [
@@ -136,10 +143,6 @@ CORPUS: list[Hostile] = [
             copies=2),
 
     # -- Celery protocol abuse (frames on celery.signup) ---------------------------------------
-    Hostile("celery-task-is-array", "protocol", "celery", "dead: header 'task' is list",
-            good("celery-task-is-array"), {"headers": {"task": ["signup"]}}),
-    Hostile("celery-no-id", "protocol", "celery", "dead: header 'id' is missing", good("celery-no-id"),
-            {"headers": {"id": DROP}}),
     Hostile("celery-unknown-task", "protocol", "celery", "dead: unknown task 'evil.task'",
             good("celery-unknown-task"), {"headers": {"task": "evil.task"}}),
     Hostile("celery-builtin-task", "protocol", "celery", "dead: unknown task 'celery.chord_unlock'",
@@ -170,16 +173,17 @@ CORPUS: list[Hostile] = [
             {"content_type": "application/x-python-serialize",
              "body": marker("celery-pickle").encode() + pickle.dumps({"harmless": 1})}),  # never unpickled
     Hostile("celery-revoked", "protocol", "celery", "dead: revoked", good("celery-revoked"), {"revoke": True}),
+    # last: stock Celery dies on these two (the scenario framework-drops runs the corpus in this order)
+    Hostile("celery-task-is-array", "protocol", "celery", "dead: header 'task' is list",
+            good("celery-task-is-array"), {"headers": {"task": ["signup"]}}),
+    Hostile("celery-no-id", "protocol", "celery", "dead: header 'id' is missing", good("celery-no-id"),
+            {"headers": {"id": DROP}}),
 
     # -- Dramatiq protocol abuse (frames on dramatiq.signup) ------------------------------------
-    Hostile("dramatiq-options-list", "protocol", "dramatiq", "dead: field 'options' is list",
-            good("dramatiq-options-list"), {"fields": {"options": ["retries"]}}),
     Hostile("dramatiq-retries-string", "protocol", "dramatiq", "dead: option 'retries' is str",
-            good("dramatiq-retries-string"), {"fields": {"options": {"retries": "2"}}}),
+            good("dramatiq-retries-string", FAIL_ONCE), {"fields": {"options": {"retries": "2"}}}),
     Hostile("dramatiq-max-retries", "protocol", "dramatiq", "dead: option 'max_retries' is not the producer's",
-            good("dramatiq-max-retries"), {"fields": {"options": {"max_retries": "many"}}}),
-    Hostile("dramatiq-throws", "protocol", "dramatiq", "dead: option 'throws' is not the producer's",
-            good("dramatiq-throws"), {"fields": {"options": {"throws": ["Exception"]}}}),
+            good("dramatiq-max-retries", FAIL_ONCE), {"fields": {"options": {"max_retries": "many"}}}),
     Hostile("dramatiq-unknown-actor", "protocol", "dramatiq", "dead: unknown actor 'evil'",
             good("dramatiq-unknown-actor"), {"fields": {"actor_name": "evil"}}),
     Hostile("dramatiq-foreign-actor", "protocol", "dramatiq", "dead: does not belong on queue",
@@ -200,6 +204,11 @@ CORPUS: list[Hostile] = [
             {"body": marker("dramatiq-pickle").encode() + pickle.dumps({"harmless": 1})}),  # never unpickled
     Hostile("dramatiq-spoofed-retries", "headers", "dramatiq", "effect", good("dramatiq-spoofed-retries"),
             {"fields": {"options": {"retries": 999}}}),
+    # last: each kills a stock Dramatiq worker thread
+    Hostile("dramatiq-throws", "protocol", "dramatiq", "dead: option 'throws' is not the producer's",
+            good("dramatiq-throws", FAIL_ONCE), {"fields": {"options": {"throws": ["Exception"]}}}),
+    Hostile("dramatiq-options-list", "protocol", "dramatiq", "dead: field 'options' is list",
+            good("dramatiq-options-list"), {"fields": {"options": ["retries"]}}),
 
     # -- Kafka records: headers, keys, topics (on qk.signup unless said) ---------------------------
     Hostile("kafka-attempts-not-a-number", "headers", "kafka", "effect", good("kafka-attempts-not-a-number"),
@@ -223,3 +232,14 @@ CORPUS: list[Hostile] = [
             padded("kafka-just-under-broker-limit", 1_040_000)),
     Hostile("kafka-over-broker-limit", "limits", "kafka", "refused", padded("kafka-over-broker-limit", 1_100_000)),
 ]
+
+
+def wire(stack):
+    """The stack's wire publisher: ``<app package>.wire.Wire(stack)`` (frames in its own framing)."""
+    package = type(stack).__module__.split(".")[0]
+    return importlib.import_module(f"{package}.wire").Wire(stack)
+
+
+def frame_spec(item: Hostile, stack_name: str) -> Mapping[str, Any]:
+    """The frame overrides for this stack: the input's own when it is that stack's, else none."""
+    return item.frame if item.via == stack_name else {}
