@@ -1,12 +1,13 @@
 """The ``queuekit`` command line: the composition root. Each command lives in a thin module by group:
-``brokers`` (up, down, status, provision, ping), ``run`` (run, compare, scenarios), ``bench`` (bench, monitor)."""
+``brokers`` (up, down, status, provision, ping), ``run`` (run, compare, scenarios), ``bench`` (bench, monitor),
+``chaos`` (chaos)."""
 from __future__ import annotations
 
 import click
 
 from queuekit.core.errors import KitError
 
-from . import bench, brokers, run
+from . import bench, brokers, chaos, run
 
 
 class KitGroup(click.Group):
@@ -31,7 +32,7 @@ def cli() -> None:
 
 
 for command in (brokers.up, brokers.down, brokers.status, brokers.provision, brokers.ping,
-                run.run, run.compare, run.scenarios, bench.bench, bench.monitor):
+                run.run, run.compare, run.scenarios, bench.bench, bench.monitor, chaos.chaos):
     cli.add_command(command)
 
 
