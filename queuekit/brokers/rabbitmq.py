@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from queuekit.core.config import LOOPBACK, Settings
+from queuekit.core.config import LOOPBACK, Settings, private_dir, write_private
 from queuekit.core.errors import KitError
 from queuekit.core.waiting import wait_for
 
@@ -56,9 +56,11 @@ class RabbitMQ:
     # -- files the node reads -------------------------------------------------
     def _write_config(self) -> None:
         p = self.settings.ports
+        private_dir(self.settings.run_dir)
         for sub in ("mnesia", "log", "home"):
-            (self.dir / sub).mkdir(parents=True, exist_ok=True)
-        (self.dir / "rabbitmq.conf").write_text("\n".join([
+            private_dir(self.dir / sub)
+        private_dir(self.dir)
+        write_private(self.dir / "rabbitmq.conf", "\n".join([  # holds the password: 0600
             f"listeners.tcp.default = {LOOPBACK}:{p.amqp}",
             f"management.tcp.ip = {LOOPBACK}",
             f"management.tcp.port = {p.rabbit_mgmt}",
@@ -121,6 +123,7 @@ class RabbitMQ:
     # -- lifecycle -------------------------------------------------------------
     def start(self, say: Say) -> bool:
         if self.proc.pid() is not None:
+            self._ensure_kit_user(say)
             wait_for(self.ready, timeout=READY_TIMEOUT, what="RabbitMQ (already started) to answer")
             return False
         install_rabbitmq(say)
@@ -147,4 +150,30 @@ class RabbitMQ:
             # epmd daemonizes away from the node; stop it when it was ours to leave no port behind.
             subprocess.run([epmd, "-kill"], env=self._env(), capture_output=True)
         return True
+
+    def _ensure_kit_user(self, say: Say) -> None:
+        """A node first booted with other credentials (an older kit: queuekit/queuekit) gets this
+        install's user and password, through rabbitmqctl (the Erlang cookie, not a password)."""
+        s = self.settings
+        try:
+            r = httpx.get(f"{s.mgmt_url}/api/whoami", auth=s.mgmt_auth, timeout=5)
+        except httpx.HTTPError:
+            return  # not answering yet: start's readiness wait reports it
+        if r.status_code != 401:
+            return
+        say(f"RabbitMQ: setting this install's credentials for user {s.rabbit_user!r}")
+        try:
+            self.ctl("add_user", s.rabbit_user, stdin=s.rabbit_password + "\n")  # password on stdin, not argv
+        except KitError:
+            self.ctl("change_password", s.rabbit_user, stdin=s.rabbit_password + "\n")
+        self.ctl("set_user_tags", s.rabbit_user, "administrator")
+        self.ctl("set_permissions", "-p", "/", s.rabbit_user, ".*", ".*", ".*")
+
+    def ctl(self, *args: str, stdin: str | None = None) -> str:
+        """Run rabbitmqctl against our node (same HOME so the same cookie)."""
+        done = subprocess.run([str(RABBIT_BIN / "rabbitmqctl"), "-n", self.node, *args], input=stdin,
+                              env=self._env(), capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            raise KitError(f"rabbitmqctl {' '.join(args)} failed: {done.stderr.strip()[:200]}")
+        return done.stdout
 

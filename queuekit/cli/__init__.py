@@ -1,5 +1,5 @@
 """The ``queuekit`` command line: the composition root. Each command lives in a thin module by group:
-``brokers`` (up, down, status, provision, ping), ``run`` (run, compare, scenarios), ``bench`` (bench, monitor),
+``brokers`` (up, down, status, provision, ping, credentials), ``run`` (run, compare, scenarios), ``bench`` (bench, monitor),
 ``chaos`` (chaos)."""
 from __future__ import annotations
 
@@ -32,7 +32,8 @@ def cli() -> None:
 
 
 for command in (brokers.up, brokers.down, brokers.status, brokers.provision, brokers.ping,
-                run.run, run.compare, run.scenarios, bench.bench, bench.monitor, chaos.chaos):
+                run.run, run.compare, run.scenarios, bench.bench, bench.monitor, chaos.chaos,
+                brokers.credentials):
     cli.add_command(command)
 
 

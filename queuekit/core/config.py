@@ -8,22 +8,67 @@ the whole kit at their own cluster with environment variables alone:
   QUEUEKIT_AMQP_URL          an external RabbitMQ; the kit never starts/stops it
   QUEUEKIT_RABBIT_MGMT_URL   its management API   (http://127.0.0.1:15672)
   QUEUEKIT_KAFKA_BOOTSTRAP   external Kafka bootstrap servers
-  QUEUEKIT_RABBIT_USER / QUEUEKIT_RABBIT_PASSWORD   (queuekit / queuekit)
-  QUEUEKIT_FLOWER_USER / QUEUEKIT_FLOWER_PASSWORD   (queuekit / queuekit)
+  QUEUEKIT_RABBIT_USER / QUEUEKIT_RABBIT_PASSWORD   (queuekit / generated per install)
+  QUEUEKIT_FLOWER_USER / QUEUEKIT_FLOWER_PASSWORD   (queuekit / generated per install)
   QUEUEKIT_PORT_OFFSET       added to every port below (run a second kit beside the first)
   KAFKA_HOME                 an existing Kafka install to run instead of Maven jars
+
+Credentials not set in the environment are generated once per install (random passwords) and
+kept in ``$QUEUEKIT_HOME/credentials.json``, mode 0600, in a directory of mode 0700
+(``queuekit credentials`` shows them).
 
 Default ports: AMQP 5672, management 15672, stream 5552, Erlang distribution
 25672, Kafka 9092 (controller 9093), Flower 5555; epmd stays on 4369.
 """
 from __future__ import annotations
 
+import json
 import os
+import secrets
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
 LOOPBACK = "127.0.0.1"  # every broker the kit starts binds here, never 0.0.0.0
+CREDENTIALS_FILE = "credentials.json"
+PRIVATE_DIR = 0o700  # QUEUEKIT_HOME and the run directories: state, logs, configs with secrets
+PRIVATE_FILE = 0o600  # credentials, rabbitmq.conf
+
+
+def private_dir(path: Path) -> Path:
+    """``path`` created if needed, readable by its owner only."""
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, PRIVATE_DIR)
+    return path
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read, from the first byte (no window at 0644)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
+    os.fchmod(fd, PRIVATE_FILE)  # an existing file keeps its old mode through O_CREAT
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
+def install_credentials(home: Path) -> dict[str, str]:
+    """This install's generated credentials: read, or created once (random) under ``home``, mode 0600."""
+    path = home / CREDENTIALS_FILE
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        pass
+    private_dir(home)
+    creds = {"rabbit_user": "queuekit", "rabbit_password": secrets.token_urlsafe(24),
+             "flower_user": "queuekit", "flower_password": secrets.token_urlsafe(24)}
+    staging = home / f".{CREDENTIALS_FILE}.{os.getpid()}"
+    write_private(staging, json.dumps(creds, indent=2) + "\n")
+    try:
+        os.link(staging, path)  # atomic, and fails if another process created it first: theirs wins
+    except FileExistsError:
+        creds = json.loads(path.read_text())
+    finally:
+        staging.unlink(missing_ok=True)
+    return creds
 
 
 def _env(name: str, default: str) -> str:
@@ -67,13 +112,17 @@ class Settings:
         home = Path(_env("QUEUEKIT_HOME", str(Path.home() / ".cache" / "queuekit")))
         kafka_home = os.environ.get("KAFKA_HOME")
         offset = int(_env("QUEUEKIT_PORT_OFFSET", "0"))
+        generated = {}
+        if not all(os.environ.get(f"QUEUEKIT_{n}") for n in ("RABBIT_USER", "RABBIT_PASSWORD", "FLOWER_USER",
+                                                            "FLOWER_PASSWORD")):
+            generated = install_credentials(home)
         return cls(
             home=home,
             mode=_env("QUEUEKIT_BROKERS", "local"),
-            rabbit_user=_env("QUEUEKIT_RABBIT_USER", "queuekit"),
-            rabbit_password=_env("QUEUEKIT_RABBIT_PASSWORD", "queuekit"),
-            flower_user=_env("QUEUEKIT_FLOWER_USER", "queuekit"),
-            flower_password=_env("QUEUEKIT_FLOWER_PASSWORD", "queuekit"),
+            rabbit_user=_env("QUEUEKIT_RABBIT_USER", generated.get("rabbit_user", "")),
+            rabbit_password=_env("QUEUEKIT_RABBIT_PASSWORD", generated.get("rabbit_password", "")),
+            flower_user=_env("QUEUEKIT_FLOWER_USER", generated.get("flower_user", "")),
+            flower_password=_env("QUEUEKIT_FLOWER_PASSWORD", generated.get("flower_password", "")),
             external_amqp_url=os.environ.get("QUEUEKIT_AMQP_URL"),
             external_mgmt_url=os.environ.get("QUEUEKIT_RABBIT_MGMT_URL"),
             external_kafka_bootstrap=os.environ.get("QUEUEKIT_KAFKA_BOOTSTRAP"),
@@ -133,8 +182,12 @@ class Settings:
 
     @property
     def run_dir(self) -> Path:
-        """Private state of the brokers the kit starts (data, logs, pid files)."""
+        """Private state of the brokers the kit starts (data, logs, pid files); mode 0700 once created."""
         return self.home / ("run" if not self.port_offset else f"run-{self.port_offset}")
+
+    @property
+    def credentials_file(self) -> Path:
+        return self.home / CREDENTIALS_FILE
 
     def with_(self, **changes) -> Settings:
         return replace(self, **changes)

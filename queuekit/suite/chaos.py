@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Callable
 
 from queuekit import brokers
-from queuekit.core.config import Settings
+from queuekit.core.config import Settings, private_dir
 from queuekit.core.envelope import MalformedMessage, decode, make_envelope
 from queuekit.core.errors import KitError
 from queuekit.core.ledger import Ledger
@@ -36,6 +36,7 @@ MODES = ("kill", "restart", "both")
 SLOW_S = 0.02  # each message's handler time: kills catch workers mid-task
 BATCH = 10  # envelopes per publish call
 SETTLE_TIMEOUT = 180.0
+MAX_ERRORS = 10
 
 
 @dataclass
@@ -56,9 +57,16 @@ class Tally:
     dead_letters: int = 0
     attempts: int = 0
     errors: list[str] = field(default_factory=list)
+    error_count: int = 0
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    def error(self, text: str) -> None:
+        """Keep the first MAX_ERRORS (a broker restart fails every publish meanwhile), count the rest."""
+        self.error_count += 1
+        if len(self.errors) < MAX_ERRORS:
+            self.errors.append(text)
 
 
 def run_chaos(settings: Settings, stack_name: str, *, mode: str = "kill", seconds: float = 30.0, every: float = 1.5,
@@ -70,8 +78,7 @@ def run_chaos(settings: Settings, stack_name: str, *, mode: str = "kill", second
     if mode != "kill" and (settings.mode != "local" or settings.external_amqp_url or settings.external_kafka_bootstrap):
         raise KitError("broker restarts need brokers the kit manages", "use --mode kill with external brokers")
     spec = WORKLOADS[workload]
-    runs = settings.home / "runs"
-    runs.mkdir(parents=True, exist_ok=True)
+    runs = private_dir(settings.home / "runs")  # ledgers: owner only
     ledger = Ledger(runs / f"chaos-{stack_name}-{workload}-{int(time.time())}.db")
     stack = load_stack(stack_name)(settings, ledger.path)
     tally = Tally(stack_name, mode, seconds)
@@ -94,7 +101,7 @@ def run_chaos(settings: Settings, stack_name: str, *, mode: str = "kill", second
                 with lock:
                     unsure.update(e.key for e in envs)
                     tally.indeterminate += len(envs)
-                    tally.errors.append(f"publish: {type(exc).__name__}: {str(exc)[:100]}")
+                    tally.error(f"publish: {type(exc).__name__}: {str(exc)[:100]}")
                 continue
             with lock:
                 if report.refused:  # the report does not say which ones: all of the batch are unsure
@@ -174,7 +181,7 @@ def _fault(stack, settings: Settings, mode: str, tally: Tally, rng: random.Rando
             tally.kills += 1
         replacing.start_one(stack, tally)
     except Exception as exc:  # noqa: BLE001 - recorded; the loop goes on
-        tally.errors.append(f"fault: {type(exc).__name__}: {str(exc)[:160]}")
+        tally.error(f"fault: {type(exc).__name__}: {str(exc)[:160]}")
 
 
 class Replacements:
@@ -202,7 +209,7 @@ class Replacements:
         try:
             stack.add_worker()
         except Exception as exc:  # noqa: BLE001 - e.g. killed while it started: the next fault replaces it
-            tally.errors.append(f"replacement: {type(exc).__name__}: {str(exc)[:160]}")
+            tally.error(f"replacement: {type(exc).__name__}: {str(exc)[:160]}")
         finally:
             self.starting.clear()
         self.done.wait()

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from queuekit.core.config import Settings
+from queuekit.core.config import Settings, private_dir
 from queuekit.core.envelope import make_envelope
 from queuekit.core.errors import WaitTimeout
 from queuekit.core.ledger import Ledger
@@ -39,8 +39,7 @@ class RunSummary:
 def quick_run(settings: Settings, stack_name: str, workload: str, n: int, workers: int, malformed: int,
               timeout: float, progress: Progress | None = None) -> RunSummary:
     spec = WORKLOADS[workload]
-    runs = settings.home / "runs"
-    runs.mkdir(parents=True, exist_ok=True)
+    runs = private_dir(settings.home / "runs")  # ledgers: owner only
     ledger = Ledger(runs / f"{stack_name}-{workload}-{int(time.time())}.db")
     stack = load_stack(stack_name)(settings, ledger.path)
     envelopes = [make_envelope(m) for m in spec.make_messages(n, seed=int(time.time()))]  # before timing
