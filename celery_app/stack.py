@@ -95,10 +95,12 @@ class CeleryStack(Stack):
             self.app = None
 
     def purge(self) -> None:
-        """Every celery.* queue and our exchanges (not Celery's own celery.pidbox)."""
-        self.mgmt.delete_queues(topology.PREFIX)
+        """Our queues and exchanges BY NAME (never a foreign celery.* one, nor Celery's own celery.pidbox);
+        a dead-letter queue holding messages only as ``queuekit.stacks.reset`` allows."""
+        dlqs = [topology.dlq_name(s) for s in topology.services()]
+        self.mgmt.delete_kit_queues([topology.queue_name(s) for s in topology.services()] + dlqs, dlqs)
         for exchange in topology.EXCHANGES:
-            self.mgmt.delete_exchanges(exchange.name)
+            self.mgmt.delete_exchange(exchange.name)
 
     # -- producing -----------------------------------------------------------------
     def publish(self, workload: str, envelopes: Sequence[Envelope]) -> PublishReport:

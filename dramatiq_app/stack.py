@@ -45,6 +45,7 @@ from queuekit.core.envelope import Envelope, encode
 from queuekit.stacks.base import DeadLetter, PublishReport, Stack
 from queuekit.stacks.capabilities import Capabilities
 from queuekit.stacks.rabbitmq import Management, x_death
+from workloads import WORKLOADS
 
 from . import actors, frames, topology
 from .broker import QueuekitBroker, make_broker
@@ -104,7 +105,11 @@ class DramatiqStack(Stack):
             self._producer = None
 
     def purge(self) -> None:
-        self.mgmt.delete_queues(topology.PREFIX)  # every queue, .DQ and .XQ; no exchanges (default exchange only)
+        # our queues BY NAME, with their .DQ and .XQ (never a foreign dramatiq.* one); no exchanges (default only);
+        # a dead-letter queue holding messages only as queuekit.stacks.reset allows
+        work = [q for w in WORKLOADS for q in topology.consumed_queues(w)]
+        dead = [q for w in WORKLOADS for q in topology.dead_letter_queues(w)]
+        self.mgmt.delete_kit_queues(work + dead, dead)
 
     def publish(self, workload: str, envelopes: Sequence[Envelope]) -> PublishReport:
         t0, confirmed, refused, sent = time.monotonic(), 0, 0, 0

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 
@@ -108,12 +109,33 @@ class RabbitMQ:
         return r.json()
 
     def ready(self) -> bool:
-        p = self.settings.ports
-        return port_open(LOOPBACK, p.amqp) and bool(self.overview().get("rabbitmq_version"))
+        """The configured URL's host and port take connections and the management API answers."""
+        return port_open(*self.settings.amqp_address) and bool(self.overview().get("rabbitmq_version"))
+
+    def ensure_namespace(self, say: Say) -> None:
+        """The kit's vhost exists and its user may use it; created (with the user's rights) when missing."""
+        s = self.settings
+        if s.vhost == "/":
+            return
+        api, auth, vhost = f"{s.mgmt_url}/api", s.mgmt_auth, quote(s.vhost, safe="")
+        r = httpx.get(f"{api}/vhosts/{vhost}", auth=auth, timeout=10)
+        if r.status_code == 200:
+            return
+        say(f"RabbitMQ: creating the kit's vhost {s.vhost!r}")
+        created = httpx.put(f"{api}/vhosts/{vhost}", auth=auth, timeout=10)
+        granted = created.is_success and httpx.put(
+            f"{api}/permissions/{vhost}/{quote(auth[0], safe='')}", auth=auth, timeout=10,
+            json={"configure": ".*", "write": ".*", "read": ".*"}).is_success
+        if not granted:
+            raise KitError(f"the vhost {s.vhost!r} does not exist and user {auth[0]!r} may not create it "
+                           f"(HTTP {created.status_code})",
+                           f"ask an administrator: rabbitmqctl add_vhost {s.vhost} && rabbitmqctl set_permissions "
+                           f"-p {s.vhost} {auth[0]} '.*' '.*' '.*'; or set QUEUEKIT_RABBIT_VHOST to one you may use")
 
     def status(self) -> Status:
         pid = self.proc.pid()
-        url = f"amqp://{LOOPBACK}:{self.settings.ports.amqp} (management {self.settings.mgmt_url})"
+        host, port = self.settings.amqp_address
+        url = f"amqp://{host}:{port}/{self.settings.vhost.lstrip('/')} (management {self.settings.mgmt_url})"
         try:
             version = self.overview()["rabbitmq_version"]
             return Status(self.name, url, "kit" if pid else "unmanaged", True, pid, version)

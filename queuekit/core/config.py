@@ -8,6 +8,11 @@ the whole kit at their own cluster with environment variables alone:
   QUEUEKIT_AMQP_URL          an external RabbitMQ; the kit never starts/stops it
   QUEUEKIT_RABBIT_MGMT_URL   its management API   (http://127.0.0.1:15672)
   QUEUEKIT_KAFKA_BOOTSTRAP   external Kafka bootstrap servers
+  QUEUEKIT_RABBIT_VHOST      the kit's vhost: "/" on its own broker, "queuekit" on an external one
+                             (unless the URL names one); created when the user has the rights
+  QUEUEKIT_KAFKA_PREFIX      prefix of the kit's topics and groups ("qk."); give each kit its own
+                             on a shared cluster
+  QUEUEKIT_RESET_DEAD_LETTERS=1  let reset delete an external broker's dead letters that hold messages
   QUEUEKIT_RABBIT_USER / QUEUEKIT_RABBIT_PASSWORD   (queuekit / generated per install)
   QUEUEKIT_FLOWER_USER / QUEUEKIT_FLOWER_PASSWORD   (queuekit / generated per install)
   QUEUEKIT_PORT_OFFSET       added to every port below (run a second kit beside the first)
@@ -105,6 +110,7 @@ class Settings:
     external_kafka_bootstrap: str | None
     kafka_home: Path | None
     port_offset: int = 0
+    rabbit_vhost: str | None = None  # QUEUEKIT_RABBIT_VHOST
     ports: Ports = field(default_factory=Ports)
 
     @classmethod
@@ -127,23 +133,43 @@ class Settings:
             external_mgmt_url=os.environ.get("QUEUEKIT_RABBIT_MGMT_URL"),
             external_kafka_bootstrap=os.environ.get("QUEUEKIT_KAFKA_BOOTSTRAP"),
             kafka_home=Path(kafka_home) if kafka_home else None,
+            rabbit_vhost=os.environ.get("QUEUEKIT_RABBIT_VHOST") or None,
             port_offset=offset,
             ports=Ports.offset_by(offset),
         )
 
     # -- endpoints every part of the kit uses ---------------------------------
+    def external(self, broker: str) -> bool:
+        """Is ``broker`` ("rabbitmq" | "kafka") someone else's, which the kit only uses?"""
+        named = self.external_amqp_url if broker == "rabbitmq" else self.external_kafka_bootstrap
+        return self.mode != "local" or bool(named)
+
     @property
     def amqp_url(self) -> str:
+        """The broker URL with the kit's vhost in it (kombu spells the default vhost ``//``)."""
         if self.external_amqp_url:
-            return self.external_amqp_url
+            parts = urlsplit(self.external_amqp_url)
+            return f"{parts.scheme}://{parts.netloc}/{quote(self.vhost, safe='')}"
         user, pw = quote(self.rabbit_user, safe=""), quote(self.rabbit_password, safe="")
-        return f"amqp://{user}:{pw}@{LOOPBACK}:{self.ports.amqp}//"
+        vhost = "/" if self.vhost == "/" else quote(self.vhost, safe="")
+        return f"amqp://{user}:{pw}@{LOOPBACK}:{self.ports.amqp}/{vhost}"
 
     @property
     def vhost(self) -> str:
-        """The virtual host in the AMQP URL (kombu spells the default one ``//``)."""
-        path = urlsplit(self.amqp_url).path
-        return "/" if path in ("", "/", "//") else unquote(path[1:])
+        """The kit's virtual host: QUEUEKIT_RABBIT_VHOST; else the external URL's, if it names one other
+        than the default; else "queuekit" on an external broker (its own namespace), "/" on the kit's own."""
+        if self.rabbit_vhost:
+            return self.rabbit_vhost
+        if self.external_amqp_url:
+            path = urlsplit(self.external_amqp_url).path
+            return "queuekit" if path in ("", "/", "//") else unquote(path[1:])
+        return "/"
+
+    @property
+    def amqp_address(self) -> tuple[str, int]:
+        """Host and port of the AMQP URL: what readiness checks probe (never a guessed local port)."""
+        parts = urlsplit(self.amqp_url)
+        return parts.hostname or LOOPBACK, parts.port or 5672
 
     @property
     def pika_url(self) -> str:
@@ -156,9 +182,9 @@ class Settings:
         """The RabbitMQ management API base, without credentials."""
         if self.external_mgmt_url:
             return self.external_mgmt_url.rstrip("/")
-        if self.external_amqp_url:
+        if self.external_amqp_url:  # the management plugin's default port: offsets are for the kit's own brokers
             host = urlsplit(self.external_amqp_url).hostname or LOOPBACK
-            return f"http://{host}:{self.ports.rabbit_mgmt}"
+            return f"http://{host}:15672"
         return f"http://{LOOPBACK}:{self.ports.rabbit_mgmt}"
 
     @property
