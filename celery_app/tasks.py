@@ -77,15 +77,18 @@ def handle(task, service: str, payload: str | bytes, upstream: dict | None = Non
                           guard=OPTIONS.guard, upstream=upstream)
     except MalformedMessage as err:
         dead_letter(task, service, payload, f"MalformedMessage: {err.reason}")
-        raise _marked(err)  # never retried; the task fails and its message is acked (the DLQ holds the copy)
+        _mark(err)
+        raise  # never retried; the task fails and its message is acked (the DLQ holds the copy)
     except PermanentError as err:
         dead_letter(task, service, payload, f"PermanentError: {err}")
-        raise _marked(err)
+        _mark(err)
+        raise
     except Exception as err:
         if retries >= OPTIONS.max_retries:  # a producer's "retries" header can only shorten this
             dead_letter(task, service, payload,
                         f"retries exhausted after {retries + 1} attempts: {type(err).__name__}: {err}"[:1000])
-            raise _marked(err)
+            _mark(err)
+            raise
         # Retry with backoff: a new message (eta) to THIS service's queue, never via the fanout exchange;
         # the current message is acked once the retry is published.
         raise task.retry(exc=err, countdown=OPTIONS.backoff_ms * 2**retries / 1000,  # noqa: B904 - exc= chains it
@@ -116,9 +119,8 @@ def _as_bytes(payload) -> bytes:
     return json.dumps(payload, default=repr)[:MAX_COPY_CHARS].encode()  # not an envelope: a copy to read
 
 
-def _marked(err: BaseException) -> BaseException:
+def _mark(err: BaseException) -> None:
     setattr(err, DEAD_LETTERED, True)  # on_failure: already in the DLQ
-    return err
 
 
 @app.task(bind=True, base=ServiceTask, name="signup")

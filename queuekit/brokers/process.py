@@ -3,9 +3,10 @@
 Each managed component (RabbitMQ, Kafka, Flower) lives in its own private
 directory under ``$QUEUEKIT_HOME/run/<name>/`` (mode 0700) with its state, its log,
 a pid file and beside it the process's start time and command line: ``stop`` signals only
-a process that is still the one the kit started, never whoever got its pid since. The process runs in a session of its own so ``queuekit up`` can
-return while it keeps running, and so ``stop`` can signal the whole tree
-(``rabbitmq-server`` is a shell script that starts ``beam.smp``).
+a process that is still the one the kit started, never whoever got its pid since.
+The process runs in a session of its own so ``queuekit up`` can return while it keeps running,
+and so ``stop`` can signal the whole tree (``rabbitmq-server`` is a shell script that starts
+``beam.smp``).
 """
 from __future__ import annotations
 

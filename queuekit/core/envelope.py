@@ -156,9 +156,9 @@ def _decode_body(message_type: type, body: dict) -> Message:
     _check_names(body, names)
     for name in names:
         _check_type(body, name, hints[name])
-        low, high = FIELD_RANGES.get((message_type.schema, name), (None, None))
-        if low is not None and not low <= body[name] <= high:
-            raise MalformedMessage(f"field {name!r} must be in [{low:g}, {high:g}]")
+        bounds = FIELD_RANGES.get((getattr(message_type, "schema", ""), name))
+        if bounds is not None and not bounds[0] <= body[name] <= bounds[1]:
+            raise MalformedMessage(f"field {name!r} must be in [{bounds[0]:g}, {bounds[1]:g}]")
     return message_type(**{name: float(body[name]) if hints[name] is float else body[name] for name in names})
 
 

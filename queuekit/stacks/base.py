@@ -41,8 +41,8 @@ from queuekit.core.config import Settings
 from queuekit.core.envelope import Envelope
 from queuekit.core.ledger import LEDGER_ENV, Ledger
 from queuekit.core.options import StackOptions, options_env
-from queuekit.core.worker_env import FAULTS_ENV  # "1": the workers act out the harness's fault directives
 from queuekit.core.waiting import wait_for
+from queuekit.core.worker_env import FAULTS_ENV  # "1": the workers act out the harness's fault directives
 
 from .capabilities import Capabilities
 from .pool import WorkerPool

@@ -20,10 +20,9 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Callable
 
-from queuekit import brokers
 from queuekit.core.config import Settings, private_dir
 from queuekit.core.envelope import MalformedMessage, decode, make_envelope
 from queuekit.core.errors import KitError
@@ -163,13 +162,11 @@ def _unique(env, batch_no: int):
     return make_envelope(body, env.headers)
 
 
-def _fault(stack, settings: Settings, mode: str, tally: Tally, rng: random.Random, replacing: "Replacements") -> None:
+def _fault(stack, settings: Settings, mode: str, tally: Tally, rng: random.Random, replacing: Replacements) -> None:
     restart = mode == "restart" or (mode == "both" and (tally.kills + tally.restarts) % 2 == 1)
     try:
         if restart:
-            [component] = brokers.components(settings, (stack.broker,))
-            component.stop(lambda _: None)  # SIGTERM: a rolling restart of the one node
-            component.start(lambda _: None)
+            stack.restart_broker()  # SIGTERM, then start again: a rolling restart of the one node
             tally.restarts += 1
             return
         if replacing.starting.is_set():  # the last victim's replacement still boots: killing now could

@@ -21,8 +21,9 @@ from __future__ import annotations
 import importlib
 import json
 import pickle
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from queuekit.core.envelope import encode, make_envelope
 from workloads.messages import SignupRequested, VideoUploaded

@@ -15,9 +15,9 @@ import pytest
 from queuekit.core.envelope import make_envelope
 from queuekit.core.options import StackOptions
 from queuekit.core.waiting import wait_for
-from queuekit.core.worker_env import FAULTS_ENV
 from queuekit.stacks.registry import STACKS
-from queuekit.suite.hostile import CORPUS, Hostile, marker, wire as wire_for
+from queuekit.suite.hostile import CORPUS, Hostile, marker
+from queuekit.suite.hostile import wire as wire_for
 from workloads.messages import SignupRequested
 
 OPTIONS = StackOptions(workers=2, max_retries=1, backoff_ms=50)
@@ -93,14 +93,7 @@ def test_hostile_inputs(name, fresh_stack, ledger):
 
 def _without_faults(stack) -> None:
     """The workers of this stack start as a deployment would: fault directives off."""
-    made = stack.new_pool
-
-    def new_pool(options):
-        pool = made(options)
-        pool.env[FAULTS_ENV] = "0"
-        return pool
-
-    stack.new_pool = new_pool
+    stack.harness_faults = False
 
 
 def _good(stack, key: str) -> str:

@@ -132,7 +132,8 @@ def deep(n: int) -> bytes:
     (deep(100_000), "nested deeper than 16"),
     (json.dumps({**valid_doc(), "headers": {"x": json.loads(deep(20))}}).encode(), "nested deeper than 16"),
     (json.dumps({**valid_doc(), "body": {**valid_doc()["body"], "seq": 2**70}}).encode(), "outside 64 bits"),
-    (json.dumps({**valid_doc(), "sent_at": 1}, separators=(",", ":")).encode().replace(b'"sent_at":1', b'"sent_at":1e999'), "not finite"),
+    (json.dumps({**valid_doc(), "sent_at": 1}, separators=(",", ":")).encode()
+     .replace(b'"sent_at":1', b'"sent_at":1e999'), "not finite"),
     (b'{"id":' + b"9" * 5000 + b"}", "not JSON"),
     (json.dumps({**valid_doc(), "id": "i" * 5000}).encode(), "longer than 1024"),
     (json.dumps({**valid_doc(), "headers": {"fault": "slow", "seconds": 1e6}}).encode(), "'seconds' in [0, 60]"),
