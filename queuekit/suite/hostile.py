@@ -46,7 +46,8 @@ class Hostile:
     copies: int = 1  # publishes per route (the duplicate-directive input sends itself twice)
 
     def end_on(self, stack: str) -> str:
-        return self.ends if isinstance(self.ends, str) else self.ends[stack]
+        """Where it must end on ``stack``: per stack, or ``"default"`` for stacks not named."""
+        return self.ends if isinstance(self.ends, str) else self.ends.get(stack, self.ends["default"])
 
 
 def good(name: str, headers: dict | None = None) -> bytes:
@@ -132,7 +133,7 @@ CORPUS: list[Hostile] = [
     Hostile("near-1-mb", "limits", "envelope", "dead: over the 262144-byte limit", padded("near-1-mb", 990_000)),
     Hostile("2-mib", "limits", "envelope",
             {"celery": "dead: over the 1048576-byte limit", "dramatiq": "dead: over the 1048576-byte limit",
-             "kafka": "refused"}, padded("2-mib", 2 * 1024 * 1024)),
+             "kafka": "refused", "default": "dead: over the"}, padded("2-mib", 2 * 1024 * 1024)),
     # -- the harness's directives from a stranger (workers run without QUEUEKIT_FAULTS here) --------
     Hostile("fault-crash", "directives", "envelope", "effect", good("fault-crash", {"fault": "crash", "at": "after-effect"})),
     Hostile("fault-always-fail", "directives", "envelope", "effect", good("fault-always-fail", {"fault": "always-fail"})),

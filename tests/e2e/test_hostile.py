@@ -28,7 +28,7 @@ def test_the_corpus_is_big_and_covers_every_class():
     assert len(CORPUS) >= 30 and len({h.name for h in CORPUS}) == len(CORPUS)
     assert {h.cls for h in CORPUS} >= {"encoding", "shape", "schema", "protocol", "size", "headers", "directives",
                                         "limits"}
-    assert {h.via for h in CORPUS} == {"envelope", "celery", "dramatiq", "kafka"}
+    assert {h.via for h in CORPUS} >= {"envelope", "celery", "dramatiq", "kafka"}
 
 
 @pytest.mark.parametrize("name", list(STACKS))
