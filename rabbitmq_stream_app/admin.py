@@ -65,7 +65,7 @@ class StreamAdmin:
         try:
             self._call(self._declare(list(names)))
         except OSError as exc:
-            where = f"{clients.endpoint(self.settings)['host']}:{self.settings.ports.rabbit_stream}"
+            where = f"{clients.endpoint(self.settings)['host']}:{self.settings.rabbit_stream_port}"
             raise KitError(f"RabbitMQ's stream port {where} is not answering ({exc})",
                            "start the kit's RabbitMQ (queuekit up rabbitmq), or enable the rabbitmq_stream plugin "
                            "on yours") from exc

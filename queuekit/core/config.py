@@ -7,6 +7,7 @@ the whole kit at their own cluster with environment variables alone:
   QUEUEKIT_BROKERS           local (default) | docker | external
   QUEUEKIT_AMQP_URL          an external RabbitMQ; the kit never starts/stops it
   QUEUEKIT_RABBIT_MGMT_URL   its management API   (http://127.0.0.1:15672)
+  QUEUEKIT_RABBIT_STREAM_PORT  its stream protocol port (5552)
   QUEUEKIT_KAFKA_BOOTSTRAP   external Kafka bootstrap servers
   QUEUEKIT_RABBIT_VHOST      the kit's vhost: "/" on its own broker, "queuekit" on an external one
                              (unless the URL names one); created when the user has the rights
@@ -164,6 +165,14 @@ class Settings:
             path = urlsplit(self.external_amqp_url).path
             return "queuekit" if path in ("", "/", "//") else unquote(path[1:])
         return "/"
+
+    @property
+    def rabbit_stream_port(self) -> int:
+        """The stream protocol port: the kit's own (offset) port, or on an external broker
+        QUEUEKIT_RABBIT_STREAM_PORT / the plugin's default 5552 (never a guessed local offset port)."""
+        if self.external_amqp_url:
+            return int(os.environ.get("QUEUEKIT_RABBIT_STREAM_PORT") or 5552)
+        return self.ports.rabbit_stream
 
     @property
     def amqp_address(self) -> tuple[str, int]:

@@ -37,7 +37,8 @@ def second_kit_env(kit, tmp_path) -> dict[str, str]:
             "QUEUEKIT_HOME": str(tmp_path / "second-home"), "QUEUEKIT_PORT_OFFSET": str(kit.port_offset + 100),
             "QUEUEKIT_BROKERS": "external", "QUEUEKIT_RABBIT_VHOST": VHOST,
             "QUEUEKIT_AMQP_URL": f"amqp://{quote(user, safe='')}:{quote(password, safe='')}@{host}:{port}/",
-            "QUEUEKIT_RABBIT_MGMT_URL": kit.mgmt_url, "QUEUEKIT_KAFKA_BOOTSTRAP": kit.kafka_bootstrap,
+            "QUEUEKIT_RABBIT_MGMT_URL": kit.mgmt_url, "QUEUEKIT_RABBIT_STREAM_PORT": str(kit.rabbit_stream_port),
+            "QUEUEKIT_KAFKA_BOOTSTRAP": kit.kafka_bootstrap,
             "QUEUEKIT_KAFKA_PREFIX": PREFIX}
 
 
