@@ -1,7 +1,7 @@
 """The hostile-input corpus, as data: what a careless or malicious producer can put on the wire.
 
 Used by the hostile-input suite (``tests/e2e/test_hostile.py``) and the ``framework-drops``
-scenario. ``wire(stack)`` finds the stack's own wire publisher (``<app package>/wire.py``).
+scenario. ``wire(stack)`` finds the stack's own raw publisher (``<app package>/raw_publisher.py``).
 
 Each ``Hostile`` is one input and where it must end on each stack:
 
@@ -9,7 +9,7 @@ Each ``Hostile`` is one input and where it must end on each stack:
   publishes them twice, through the kit (``Stack.publish_raw``) and straight onto the wire
   in the stack's own framing (pika / confluent-kafka);
 * ``via="celery" | "dramatiq" | "kafka"``: framework-protocol abuse, a frame built for that
-  stack only (``<app package>/wire.py`` builds it), published on the wire.
+  stack only (``<app package>/raw_publisher.py`` builds it), published on the wire.
 
 ``ends``: ``"dead: <reason substring>"`` (in the dead-letter place, with that reason),
 ``"effect"`` (applied once: the input was fine, its hostile part ignored), ``"refused"``
@@ -237,9 +237,9 @@ CORPUS: list[Hostile] = [
 
 
 def wire(stack):
-    """The stack's wire publisher: ``<app package>.wire.Wire(stack)`` (frames in its own framing)."""
+    """The stack's raw publisher: ``<app package>.raw_publisher.RawPublisher(stack)`` (frames in its own framing)."""
     package = type(stack).__module__.split(".")[0]
-    return importlib.import_module(f"{package}.wire").Wire(stack)
+    return importlib.import_module(f"{package}.raw_publisher").RawPublisher(stack)
 
 
 def frame_spec(item: Hostile, stack_name: str) -> Mapping[str, Any]:

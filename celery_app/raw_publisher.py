@@ -1,6 +1,6 @@
 """Celery task frames straight onto RabbitMQ with pika, as any producer could send them (hostile inputs).
 
-``Wire(stack).send(item)`` publishes a protocol 2 task message for ``signup`` whose argument is
+``RawPublisher(stack).send(item)`` publishes a protocol 2 task message for ``signup`` whose argument is
 ``item.payload``, with the corpus's overrides (``queuekit.suite.hostile``): headers (``DROP``
 removes one), args, kwargs, embed, a raw body, a content type, or a revoke of its id first.
 """
@@ -16,7 +16,7 @@ from queuekit.core.waiting import wait_for
 from queuekit.suite.hostile import DROP, Hostile, frame_spec
 
 
-class Wire:
+class RawPublisher:
     def __init__(self, stack):
         self.stack = stack
         self.conn = pika.BlockingConnection(pika.URLParameters(stack.settings.pika_url))

@@ -1,6 +1,6 @@
 """Records straight onto Kafka with confluent-kafka, as any producer could write them (hostile inputs).
 
-``Wire(stack).send(item)`` produces ``item.payload`` to ``qk.signup`` (or its retry topic) with the
+``RawPublisher(stack).send(item)`` produces ``item.payload`` to ``qk.signup`` (or its retry topic) with the
 corpus's key and headers (``queuekit.suite.hostile``). Its producer allows 2 MB records, so the
 broker's own limit (1 MiB) is what refuses the biggest ones.
 """
@@ -13,7 +13,7 @@ from queuekit.suite.hostile import Hostile, frame_spec
 from . import topology
 
 
-class Wire:
+class RawPublisher:
     def __init__(self, stack):
         self.producer = Producer({"bootstrap.servers": stack.settings.kafka_bootstrap, "message.max.bytes": 2_000_000})
 

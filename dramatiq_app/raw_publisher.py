@@ -1,6 +1,6 @@
 """Dramatiq messages straight onto RabbitMQ with pika, as any producer could send them (hostile inputs).
 
-``Wire(stack).send(item)`` publishes a message for the ``signup`` actor whose argument is
+``RawPublisher(stack).send(item)`` publishes a message for the ``signup`` actor whose argument is
 ``item.payload``, with the corpus's overrides (``queuekit.suite.hostile``): message fields or a raw body.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pika
 from queuekit.suite.hostile import Hostile, frame_spec
 
 
-class Wire:
+class RawPublisher:
     def __init__(self, stack):
         self.conn = pika.BlockingConnection(pika.URLParameters(stack.settings.pika_url))
         self.channel = self.conn.channel()

@@ -1,6 +1,6 @@
 """Messages straight onto the stream with pika (AMQP 0.9.1), as any producer could append them (hostile inputs).
 
-``Wire(stack).send(item)`` publishes ``item.payload`` to the workload's entry stream through the
+``RawPublisher(stack).send(item)`` publishes ``item.payload`` to the workload's entry stream through the
 default exchange, with publisher confirms; RabbitMQ stores it as a stream entry like any other.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ from queuekit.suite.hostile import Hostile
 from . import topology
 
 
-class Wire:
+class RawPublisher:
     def __init__(self, stack):
         self.conn = pika.BlockingConnection(pika.URLParameters(stack.settings.pika_url))
         self.channel = self.conn.channel()
