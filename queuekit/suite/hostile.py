@@ -133,7 +133,8 @@ CORPUS: list[Hostile] = [
     Hostile("near-1-mb", "limits", "envelope", "dead: over the 262144-byte limit", padded("near-1-mb", 990_000)),
     Hostile("2-mib", "limits", "envelope",
             {"celery": "dead: over the 1048576-byte limit", "dramatiq": "dead: over the 1048576-byte limit",
-             "kafka": "refused", "default": "dead: over the"}, padded("2-mib", 2 * 1024 * 1024)),
+             "kafka": "refused", "kafka_share": "refused", "default": "dead: over the"},
+            padded("2-mib", 2 * 1024 * 1024)),
     # -- the harness's directives from a stranger (workers run without QUEUEKIT_FAULTS here) --------
     Hostile("fault-crash", "directives", "envelope", "effect", good("fault-crash", {"fault": "crash", "at": "after-effect"})),
     Hostile("fault-always-fail", "directives", "envelope", "effect", good("fault-always-fail", {"fault": "always-fail"})),
