@@ -22,7 +22,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from queuekit import brokers
 from queuekit.stacks.registry import STACKS
 
-VHOST, PREFIX = "queuekit-second", "qk2."
+VHOST, PREFIX, SHARE_PREFIX = "queuekit-second", "qk2.", "qks2."
 FOREIGN_QUEUE = "celery.signup.orders"  # shares the Celery stack's prefix, in the second kit's own vhost
 FOREIGN_TOPIC, FOREIGN_GROUP = f"{PREFIX}signup.orders", f"{PREFIX}orders-service"
 
@@ -39,7 +39,7 @@ def second_kit_env(kit, tmp_path) -> dict[str, str]:
             "QUEUEKIT_AMQP_URL": f"amqp://{quote(user, safe='')}:{quote(password, safe='')}@{host}:{port}/",
             "QUEUEKIT_RABBIT_MGMT_URL": kit.mgmt_url, "QUEUEKIT_RABBIT_STREAM_PORT": str(kit.rabbit_stream_port),
             "QUEUEKIT_KAFKA_BOOTSTRAP": kit.kafka_bootstrap,
-            "QUEUEKIT_KAFKA_PREFIX": PREFIX}
+            "QUEUEKIT_KAFKA_PREFIX": PREFIX, "QUEUEKIT_KAFKA_SHARE_PREFIX": SHARE_PREFIX}
 
 
 @pytest.fixture(autouse=True)
@@ -48,10 +48,11 @@ def cleanup(kit):
     yield
     httpx.delete(f"{kit.mgmt_url}/api/vhosts/{VHOST}", auth=kit.mgmt_auth, timeout=30)
     admin = AdminClient({"bootstrap.servers": kit.kafka_bootstrap})
-    groups = [g.group_id for g in admin.list_consumer_groups().result(timeout=10).valid if g.group_id.startswith(PREFIX)]
+    ours = (PREFIX, SHARE_PREFIX, f"dlq.{SHARE_PREFIX}")
+    groups = [g.group_id for g in admin.list_consumer_groups().result(timeout=10).valid if g.group_id.startswith(ours)]
     for future in (admin.delete_consumer_groups(groups).values() if groups else ()):
         future.exception(30)
-    topics = [t for t in admin.list_topics(timeout=10).topics if t.startswith(PREFIX)]
+    topics = [t for t in admin.list_topics(timeout=10).topics if t.startswith(ours)]
     for future in (admin.delete_topics(topics).values() if topics else ()):
         future.exception(30)
 
