@@ -19,7 +19,7 @@ from queuekit.core.envelope import make_envelope
 from queuekit.core.errors import WaitTimeout
 from queuekit.core.options import StackOptions
 from queuekit.core.waiting import wait_for
-from queuekit.suite.hostile import CORPUS, marker, wire
+from queuekit.suite.hostile import CORPUS, marker, protocol, wire
 from queuekit.suite.model import Anything, AtLeast, Context, Scenario, always, for_stack
 from workloads.messages import SignupRequested
 
@@ -35,8 +35,7 @@ def run(ctx: Context) -> dict:
 
 
 def _run(ctx: Context, stock: bool) -> dict:
-    name = ctx.stack.name
-    inputs = [h for h in CORPUS if h.via == name]
+    inputs = [h for h in CORPUS if h.via == protocol(ctx.stack)]  # variants (celery_quorum, ...) as their framework
     ctx.stack.reset()
     ctx.stack.stop()
     ctx.ledger.reset()

@@ -45,9 +45,12 @@ class Hostile:
     frame: Mapping[str, Any] = field(default_factory=dict)
     copies: int = 1  # publishes per route (the duplicate-directive input sends itself twice)
 
-    def end_on(self, stack: str) -> str:
-        """Where it must end on ``stack``: per stack, or ``"default"`` for stacks not named."""
-        return self.ends if isinstance(self.ends, str) else self.ends.get(stack, self.ends["default"])
+    def end_on(self, stack: str, protocol: str | None = None) -> str:
+        """Where it must end on ``stack``: per stack, else per its ``protocol`` (a variant such as
+        ``celery_quorum`` ends as ``celery`` unless named), else ``"default"``."""
+        if isinstance(self.ends, str):
+            return self.ends
+        return self.ends.get(stack, self.ends.get(protocol or stack, self.ends["default"]))
 
 
 def good(name: str, headers: dict | None = None) -> bytes:
@@ -130,10 +133,12 @@ CORPUS: list[Hostile] = [
             js(doc("long-string", body__email="e" * 5000))),
     Hostile("300-kib", "size", "envelope", "dead: over the 262144-byte limit", padded("300-kib", 300 * 1024)),
     # a Kafka record just under the producer's 1,000,000-byte limit: its dead letter is written truncated
-    Hostile("near-1-mb", "limits", "envelope", "dead: over the 262144-byte limit", padded("near-1-mb", 990_000)),
+    # (celery_kafka: kombu base64-encodes the task message into its record, 1.3 MB: the producer refuses it)
+    Hostile("near-1-mb", "limits", "envelope",
+            {"celery_kafka": "refused", "default": "dead: over the 262144-byte limit"}, padded("near-1-mb", 990_000)),
     Hostile("2-mib", "limits", "envelope",
             {"celery": "dead: over the 1048576-byte limit", "dramatiq": "dead: over the 1048576-byte limit",
-             "kafka": "refused", "kafka_share": "refused", "default": "dead: over the"},
+             "kafka": "refused", "kafka_share": "refused", "celery_kafka": "refused", "default": "dead: over the"},
             padded("2-mib", 2 * 1024 * 1024)),
     # -- the harness's directives from a stranger (workers run without QUEUEKIT_FAULTS here) --------
     Hostile("fault-crash", "directives", "envelope", "effect", good("fault-crash", {"fault": "crash", "at": "after-effect"})),
@@ -175,7 +180,9 @@ CORPUS: list[Hostile] = [
     Hostile("celery-pickle", "protocol", "celery", "dead: refused (JSON only)", good("celery-pickle"),
             {"content_type": "application/x-python-serialize",
              "body": marker("celery-pickle").encode() + pickle.dumps({"harmless": 1})}),  # never unpickled
-    Hostile("celery-revoked", "protocol", "celery", "dead: revoked", good("celery-revoked"), {"revoke": True}),
+    # (celery_kafka has no remote control, so nothing to revoke with: its raw publisher refuses the input)
+    Hostile("celery-revoked", "protocol", "celery", {"celery_kafka": "refused", "default": "dead: revoked"},
+            good("celery-revoked"), {"revoke": True}),
     # last: stock Celery dies on these two (the scenario framework-drops runs the corpus in this order)
     Hostile("celery-task-is-array", "protocol", "celery", "dead: header 'task' is list",
             good("celery-task-is-array"), {"headers": {"task": ["signup"]}}),
@@ -238,9 +245,18 @@ CORPUS: list[Hostile] = [
 
 
 def wire(stack):
-    """The stack's raw publisher: ``<app package>.raw_publisher.RawPublisher(stack)`` (frames in its own framing)."""
+    """The stack's raw publisher: ``<app package>.raw_publisher.publisher_for(stack)`` when the package has
+    several wires (celery_app: AMQP or Kafka), else its ``RawPublisher(stack)`` (frames in its own framing)."""
     package = type(stack).__module__.split(".")[0]
-    return importlib.import_module(f"{package}.raw_publisher").RawPublisher(stack)
+    module = importlib.import_module(f"{package}.raw_publisher")
+    return module.publisher_for(stack) if hasattr(module, "publisher_for") else module.RawPublisher(stack)
+
+
+def protocol(stack) -> str:
+    """The framework protocol a stack speaks: the name of the first registered stack class it derives
+    from (``celery_quorum`` and ``celery_kafka`` speak ``celery``, ``dramatiq_quorum`` ``dramatiq``)."""
+    names = [cls.__dict__["name"] for cls in type(stack).__mro__ if isinstance(cls.__dict__.get("name"), str)]
+    return names[-1] if names else stack.name
 
 
 def frame_spec(item: Hostile, stack_name: str) -> Mapping[str, Any]:

@@ -16,7 +16,7 @@ from queuekit.core.envelope import make_envelope
 from queuekit.core.options import StackOptions
 from queuekit.core.waiting import wait_for
 from queuekit.stacks.registry import STACKS
-from queuekit.suite.hostile import CORPUS, Hostile, marker
+from queuekit.suite.hostile import CORPUS, Hostile, marker, protocol
 from queuekit.suite.hostile import wire as wire_for
 from workloads.messages import SignupRequested
 
@@ -37,7 +37,8 @@ def test_hostile_inputs(name, fresh_stack, ledger):
     _without_faults(stack)
     stack.start(["signup"], OPTIONS)
     wire = wire_for(stack)
-    inputs = [h for h in CORPUS if h.via in ("envelope", name)]
+    speaks = protocol(stack)  # celery_quorum / celery_kafka get Celery's protocol abuse, dramatiq_quorum Dramatiq's
+    inputs = [h for h in CORPUS if h.via in ("envelope", speaks)]
     goods, refused, sent = [], {}, {}
     try:
         for i, item in enumerate(inputs):
@@ -56,7 +57,7 @@ def test_hostile_inputs(name, fresh_stack, ledger):
     finally:
         wire.close()
 
-    expected_dead = {h.name: sent[h.name] for h in inputs if h.end_on(name).startswith("dead")}
+    expected_dead = {h.name: sent[h.name] for h in inputs if h.end_on(name, speaks).startswith("dead")}
 
     def missing() -> list[str]:
         have = {e.key for e in ledger.effects(service="signup")}
@@ -75,7 +76,7 @@ def test_hostile_inputs(name, fresh_stack, ledger):
     print(f"\nhostile inputs on {name}: " + json.dumps(table, indent=1))
     wrong = {}
     for h in inputs:
-        want, got = h.end_on(name), table[h.name]
+        want, got = h.end_on(name, speaks), table[h.name]
         if want == "refused":
             ok = len(refused.get(h.name, [])) == sent[h.name]
         elif want == "effect":
