@@ -92,6 +92,7 @@ class KafkaRawPublisher:
         self.producer.flush(10)
 
     def send(self, item: Hostile, queue: str = QUEUE) -> None:
+        raw = frame_spec(item, "celery_kafka").get("record")  # not kombu's format at all (celery_kafka's own inputs)
         task_id, headers, body, content_type = task_frame(item)
         if frame_spec(item, "celery").get("revoke"):
             # the transport has no fanout, so Celery's remote control (revoke) is off on celery_kafka
@@ -102,7 +103,7 @@ class KafkaRawPublisher:
                                  "body_encoding": "base64", "delivery_tag": str(uuid.uuid4()),
                                  "delivery_info": {"exchange": "", "routing_key": queue}}}
         errors: list = []
-        self.producer.produce(queue, json.dumps(record).encode(),
+        self.producer.produce(queue, raw if raw is not None else json.dumps(record).encode(),
                               on_delivery=lambda err, _msg: errors.append(err) if err else None)
         if self.producer.flush(30) or errors:
             raise RuntimeError(f"record not delivered: {errors[0] if errors else 'flush timed out'}")

@@ -188,6 +188,13 @@ CORPUS: list[Hostile] = [
             good("celery-task-is-array"), {"headers": {"task": ["signup"]}}),
     Hostile("celery-no-id", "protocol", "celery", "dead: header 'id' is missing", good("celery-no-id"),
             {"headers": {"id": DROP}}),
+    # -- Kafka records on a celery_kafka topic that are not kombu's JSON (stock kombu dies on each, every worker)
+    Hostile("celery-kafka-record-not-json", "protocol", "celery_kafka", "dead: not a kombu record: JSONDecodeError",
+            frame={"record": marker("celery-kafka-record-not-json").encode() + b" {"}),
+    Hostile("celery-kafka-record-array", "protocol", "celery_kafka", "dead: not a kombu record: a JSON list",
+            frame={"record": js([marker("celery-kafka-record-array")])}),
+    Hostile("celery-kafka-record-no-properties", "protocol", "celery_kafka", "dead: no properties.delivery_tag",
+            frame={"record": js({"body": marker("celery-kafka-record-no-properties")})}),
 
     # -- Dramatiq protocol abuse (frames on dramatiq.signup) ------------------------------------
     Hostile("dramatiq-retries-string", "protocol", "dramatiq", "dead: option 'retries' is str",
