@@ -58,7 +58,10 @@ def make_app(options: StackOptions, *, broker_url: str | None = None, include: t
         # event; that thread then waits forever holding the event mutex and the whole worker freezes.
         # A SIGKILLed worker's connection still closes at once (the kernel resets its sockets).
         broker_heartbeat=0,
-        worker_consumer="celery_app.tasks:DeadLetteringConsumer",  # undecodable frames to the DLX, not acked away
+        # Every bad frame dead-lettered, never dropped; extra["stock_framework"] runs Celery's own consumer
+        # instead (the framework-drops scenario shows what that loses).
+        worker_consumer="celery.worker.consumer:Consumer" if options.extra.get("stock_framework")
+        else "celery_app.frames:DeadLetteringConsumer",
         worker_hijack_root_logger=False,
     )
     if kafka.wanted(options):

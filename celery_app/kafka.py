@@ -27,6 +27,7 @@ from queuekit.core.config import Settings
 from queuekit.core.options import StackOptions
 
 TRANSPORT = "confluentkafka"
+SCHEME = "qkconfluentkafka"  # the broker URL's scheme: kombu's transport with unreadable records dead-lettered
 SESSION_TIMEOUT_MS = 6000  # a SIGKILLed worker's partitions move after this (librdkafka's default is 45 s)
 
 
@@ -35,7 +36,11 @@ def wanted(options: StackOptions) -> bool:
 
 
 def broker_url(settings: Settings) -> str:
-    return f"{TRANSPORT}://{settings.kafka_bootstrap}"
+    """kombu's transport with unreadable records dead-lettered (``kafka_transport``), not stock ``confluentkafka``."""
+    from . import kafka_transport  # registers the scheme with kombu
+
+    assert kafka_transport.Transport  # imported for its registration of SCHEME with kombu
+    return f"{SCHEME}://{settings.kafka_bootstrap}"
 
 
 def overrides(options: StackOptions) -> dict[str, Any]:

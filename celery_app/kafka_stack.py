@@ -48,6 +48,9 @@ from . import kafka, topology
 from .app import make_app
 from .stack import CeleryStack, _dead_letter
 
+REPLAY_GROUPS = f"{topology.PREFIX}replay."  # replay()'s throwaway groups: celery.replay.<hex>
+READER_GROUP = f"{topology.PREFIX}reader"  # the dead-letter reader (assign() only: never joins, never commits)
+
 
 class CeleryKafkaStack(CeleryStack):
     name = "celery_kafka"
@@ -117,8 +120,12 @@ class CeleryKafkaStack(CeleryStack):
         return self.admin.describe_groups(list(self._groups()))
 
     def purge(self) -> None:
-        """Topics and groups named celery.* (the kafka stack's are qk.*)."""
-        self.admin.delete_groups_and_topics(topology.PREFIX)
+        """Our topics and groups BY NAME (never a foreign celery.* one), and the throwaway replay groups;
+        a dead-letter topic holding records only as ``queuekit.stacks.reset`` allows."""
+        services = topology.services()
+        self.admin.delete_kit_objects(
+            self._topics(WORKLOADS), [_group(topology.queue_name(s)) for s in services] + [READER_GROUP],
+            REPLAY_GROUPS, [topology.dlq_name(s) for s in services])
 
     # -- the broker's view ------------------------------------------------------------------
     def _subscriptions(self, workload: str) -> list[tuple[str, str]]:
@@ -152,7 +159,7 @@ class CeleryKafkaStack(CeleryStack):
         """A brand-new group on the entry topic, from the earliest offset: how many records it reads."""
         topic = topology.queue_name(topology.entry_services(workload)[0])
         reader = Consumer({"bootstrap.servers": self.settings.kafka_bootstrap, "enable.auto.commit": False,
-                           "group.id": f"{topology.PREFIX}replay.{uuid.uuid4().hex[:8]}", "auto.offset.reset": "earliest"})
+                           "group.id": f"{REPLAY_GROUPS}{uuid.uuid4().hex[:8]}", "auto.offset.reset": "earliest"})
         try:
             reader.subscribe([topic])  # a real group member, as a new Celery deployment would be
             return len(read_until(reader, topic, self.admin.partitions(topic), timeout))
@@ -160,7 +167,7 @@ class CeleryKafkaStack(CeleryStack):
             reader.close()
 
     def _read(self, topic: str, partitions: list[int]) -> list:
-        reader = Consumer({"bootstrap.servers": self.settings.kafka_bootstrap, "group.id": f"{topology.PREFIX}reader",
+        reader = Consumer({"bootstrap.servers": self.settings.kafka_bootstrap, "group.id": READER_GROUP,
                            "enable.auto.commit": False})  # assign() only: never joins, never commits
         try:
             reader.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])

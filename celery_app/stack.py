@@ -42,6 +42,7 @@ from amqp.exceptions import MessageNacked
 from celery import Celery, chain
 from kombu import Queue, binding
 from kombu.exceptions import OperationalError
+from kombu.transport.native_delayed_delivery import CELERY_DELAYED_DELIVERY_EXCHANGE, MAX_LEVEL, level_name
 
 from queuekit.core.config import Settings
 from queuekit.core.envelope import Envelope, encode
@@ -101,14 +102,16 @@ class CeleryStack(Stack):
             self.app = None
 
     def purge(self) -> None:
-        """Every celery.* queue and our exchanges (not Celery's own celery.pidbox), and the native
-        delayed-delivery topology a quorum run declared. Deleted, never redeclared: a queue's type is
-        fixed, so classic -> quorum (or back) only works on a clean slate (else 406 PRECONDITION_FAILED)."""
-        self.mgmt.delete_queues(topology.PREFIX)
-        self.mgmt.delete_queues(topology.DELAYED_PREFIX)
-        for exchange in topology.EXCHANGES:
-            self.mgmt.delete_exchanges(exchange.name)
-        self.mgmt.delete_exchanges(topology.DELAYED_PREFIX)
+        """Our queues and exchanges BY NAME (never a foreign celery.* one, nor Celery's own celery.pidbox),
+        and kombu's native delayed-delivery topology a quorum run declared (kombu fixes those names). A
+        dead-letter queue holding messages only as ``queuekit.stacks.reset`` allows. Deleted, never
+        redeclared: a queue's type is fixed, so classic -> quorum (or back) only works on a clean slate
+        (else 406 PRECONDITION_FAILED)."""
+        dlqs = [topology.dlq_name(s) for s in topology.services()]
+        delayed = [level_name(level) for level in range(MAX_LEVEL + 1)]
+        self.mgmt.delete_kit_queues([topology.queue_name(s) for s in topology.services()] + dlqs + delayed, dlqs)
+        for exchange in [e.name for e in topology.EXCHANGES] + delayed + [CELERY_DELAYED_DELIVERY_EXCHANGE]:
+            self.mgmt.delete_exchange(exchange)
 
     # -- producing -----------------------------------------------------------------
     def publish(self, workload: str, envelopes: Sequence[Envelope]) -> PublishReport:
@@ -179,27 +182,35 @@ class CeleryStack(Stack):
 
 
 def _dead_letter(service: str, body: bytes, headers: dict) -> DeadLetter:
-    """Ours carry the envelope bytes and a reason; the broker's (DLX) carry a whole Celery message."""
-    if topology.REASON_HEADER in headers:
-        return DeadLetter(service, body, headers[topology.REASON_HEADER])
-    what = f"task {headers['task']!r}" if "task" in headers else "not a Celery task message"
-    reason = f"{x_death(headers)} (RabbitMQ's dead-lettering): {what}"  # e.g. rejected, delivery_limit
-    return DeadLetter(service, _task_argument(body), reason)
+    """Ours carry the envelope bytes (or a whole frame, ``topology.FRAME_HEADER``) and a reason; the
+    broker's (DLX) carry a whole Celery message. Any frame at all is read without raising."""
+    try:
+        headers = headers if isinstance(headers, dict) else {}
+        if topology.REASON_HEADER in headers:
+            payload = _task_argument(body) if topology.FRAME_HEADER in headers else body
+            return DeadLetter(service, payload, str(headers[topology.REASON_HEADER]))
+        what = f"task {str(headers['task'])[:100]!r}" if "task" in headers else "not a Celery task message"
+        return DeadLetter(service, _task_argument(body), f"{x_death(headers)} by the Celery worker: {what}")
+    except Exception as exc:  # noqa: BLE001 - a reader of dead letters must read every one of them
+        return DeadLetter(service, body, f"unreadable dead letter: {type(exc).__name__}: {exc}"[:300])
 
 
 def _task_argument(body: bytes) -> bytes:
     """The first task argument of a Celery (protocol 2) body ``[args, kwargs, embed]``; else the body."""
     try:
         doc = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return body
     if not (isinstance(doc, list) and len(doc) == 3 and isinstance(doc[0], list) and doc[0]):
         return body
-    argument = doc[0][0]
+    argument = doc[0][-1] if len(doc[0]) == 2 else doc[0][0]  # a chain step: (previous result, envelope)
     if isinstance(argument, str):
-        return argument.encode("utf-8")
+        return argument.encode("utf-8", "surrogateescape")
     if isinstance(argument, dict) and argument.get("__type__") == "base64":
-        return base64.b64decode(argument["__value__"])
+        try:
+            return base64.b64decode(argument["__value__"])
+        except (ValueError, TypeError):
+            return body
     return body
 
 

@@ -20,16 +20,17 @@ reason and task metadata in headers, waits for the broker's confirm, and only
 then lets the task fail and be acked. A crash between the two redelivers the
 message and may dead-letter it twice (at-least-once, like everything else).
 The queues' DLX (``Reject(requeue=False)``) keeps what cannot go that way: a
-dead letter whose publish failed, and frames that never become a task
-(``DeadLetteringConsumer``, ``QueueAwareRequest``); ``x-death`` is their reason.
+dead letter whose publish failed (``x-death`` is then the only reason). Frames
+that never become a task, or that Celery would drop, are dead-lettered with a
+reason by ``frames.py``; a failure that bypasses ``handle`` by ``on_failure``.
 """
 from __future__ import annotations
 
+import json
+
 from celery import bootsteps
-from celery.exceptions import InvalidTaskError, Reject
+from celery.exceptions import Reject
 from celery.utils.log import get_logger
-from celery.worker.consumer import Consumer
-from celery.worker.request import Request
 
 from queuekit.core.envelope import MalformedMessage
 from queuekit.core.execute import PermanentError, process
@@ -38,28 +39,17 @@ from queuekit.core.worker_env import this_worker
 
 from . import topology
 from .app import app
+from .frames import QueueAwareRequest
 
 ME = this_worker("celery")  # name, options and ledger, as the stack started this worker
 OPTIONS, WORKER = ME.options, ME.name
 logger = get_logger(__name__)
-_task_consumer = None  # the worker's kombu Consumer (set by RememberTaskConsumer)
+DEAD_LETTERED = "queuekit_dead_lettered"  # set on an exception whose message handle() dead-lettered
+MAX_COPY_CHARS = 64 * 1024
 
 
 def ledger() -> Ledger:
     return ME.ledger  # QUEUEKIT_LEDGER, set by the stack
-
-
-class RememberTaskConsumer(bootsteps.StartStopStep):
-    """Keeps the task consumer at hand (restarted with it after a reconnection)."""
-
-    requires = {"celery.worker.consumer.tasks:Tasks"}
-
-    def start(self, c):
-        global _task_consumer
-        _task_consumer = c.task_consumer
-
-
-app.steps["consumer"].add(RememberTaskConsumer)
 
 
 class RequireLedger(bootsteps.Step):
@@ -105,59 +95,43 @@ class BindFanOutQueuesForDelays(bootsteps.StartStopStep):
 app.steps["consumer"].add(BindFanOutQueuesForDelays)
 
 
-class QueueAwareRequest(Request):
-    """A request that knows which queue delivered it: ``self.request.delivery_info["queue"]``.
-
-    Celery keeps only exchange and routing key of a delivery, which are the same
-    for both copies of a fanout; the AMQP consumer tag names the queue.
-    """
-
-    def __init__(self, message, *args, **kwargs):
-        try:
-            super().__init__(message, *args, **kwargs)
-        except (ValueError, TypeError) as exc:
-            # A task header over a body that is not [args, kwargs, embed] makes stock Celery 5.7 die with
-            # "Unrecoverable error" (and the next worker too: a poison pill). As InvalidTaskError, Celery
-            # rejects it without requeue instead, and the queue's DLX keeps it.
-            raise InvalidTaskError(f"not a task message body: {exc}") from exc
-        info = message.delivery_info or {}
-        tags = getattr(_task_consumer, "_active_tags", {})  # kombu's {queue name: consumer tag} (private)
-        by_tag = next((q for q, t in tags.items() if t == info.get("consumer_tag")), None)
-        # kombu's virtual transports (celery_kafka) carry no consumer tag; there each copy is published to
-        # its queue by name (no fanout exchange), so the routing key names the queue.
-        by_key = info.get("routing_key") if info.get("routing_key") in tags else None
-        self._delivery_info["queue"] = by_tag or by_key
-
-
-class DeadLetteringConsumer(Consumer):
-    """Stock Celery acks a frame it cannot decode (wrong content type, broken JSON): it is gone, with a
-    CRITICAL log line. Rejecting it instead lets the queue's DLX keep it (``worker_consumer`` setting)."""
-
-    def on_decode_error(self, message, exc):
-        logger.critical("undecodable frame dead-lettered: %r (content type %r)", exc, message.content_type)
-        message.reject_log_error(logger, self.connection_errors)  # requeue=False -> celery.dlx
-
-
 class ServiceTask(app.Task):
-    Request = QueueAwareRequest
+    Request = "celery.worker.request:Request" if OPTIONS.extra.get("stock_framework") else QueueAwareRequest
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo):
+        """A failure that did not pass through ``handle``'s dead-lettering (a bug in an adapter, a
+        signature Celery let through): Celery would ack it and keep nothing, so keep it here."""
+        if getattr(exc, DEAD_LETTERED, False) or isinstance(exc, Reject) or OPTIONS.extra.get("stock_framework"):
+            return
+        body = json.dumps([list(args or ()), dict(kwargs or {}), {}], default=repr)[:MAX_COPY_CHARS]
+        queue = (self.request.delivery_info or {}).get("queue") or ""
+        service = topology.service_of_queue(queue) if queue.startswith(topology.PREFIX) else self.name
+        dead_letter(self, service, body, f"failed outside the adapter: {type(exc).__name__}: {exc}"[:1000])
 
 
 def handle(task, service: str, payload: str | bytes, upstream: dict | None = None) -> dict:
     """Run one delivery as ``service`` and map the outcome onto ack / retry / dead-letter."""
     retries = task.request.retries  # Celery's own count: 0 on the first attempt
     try:
+        if not isinstance(payload, (str, bytes)):
+            raise MalformedMessage(f"task argument is {type(payload).__name__}, not an encoded envelope")
+        if upstream is not None and not isinstance(upstream, dict):
+            raise MalformedMessage(f"previous step's result is {type(upstream).__name__}, not an object")
         outcome = process(_as_bytes(payload), service=service, worker=WORKER, ledger=ledger(),
                           guard=OPTIONS.guard, upstream=upstream)
     except MalformedMessage as err:
         dead_letter(task, service, payload, f"MalformedMessage: {err.reason}")
+        _mark(err)
         raise  # never retried; the task fails and its message is acked (the DLQ holds the copy)
     except PermanentError as err:
         dead_letter(task, service, payload, f"PermanentError: {err}")
+        _mark(err)
         raise
     except Exception as err:
-        if retries >= OPTIONS.max_retries:
+        if retries >= OPTIONS.max_retries:  # a producer's "retries" header can only shorten this
             dead_letter(task, service, payload,
-                        f"retries exhausted after {retries + 1} attempts: {type(err).__name__}: {err}")
+                        f"retries exhausted after {retries + 1} attempts: {type(err).__name__}: {err}"[:1000])
+            _mark(err)
             raise
         # Retry with backoff: a new message (eta) to THIS service's queue, never via the fanout exchange;
         # the current message is acked once the retry is published.
@@ -181,8 +155,16 @@ def dead_letter(task, service: str, payload: str | bytes, reason: str) -> None:
         raise Reject(f"dead letter not published ({exc!r}): {reason}", requeue=False) from exc
 
 
-def _as_bytes(payload: str | bytes) -> bytes:
-    return payload if isinstance(payload, bytes) else payload.encode("utf-8")
+def _as_bytes(payload) -> bytes:
+    if isinstance(payload, bytes):
+        return payload
+    if isinstance(payload, str):  # surrogatepass: a lone surrogate ("\\ud800" in JSON) becomes bytes that
+        return payload.encode("utf-8", "surrogatepass")  # decode() rejects as not UTF-8, instead of an error here
+    return json.dumps(payload, default=repr)[:MAX_COPY_CHARS].encode()  # not an envelope: a copy to read
+
+
+def _mark(err: BaseException) -> None:
+    setattr(err, DEAD_LETTERED, True)  # on_failure: already in the DLQ
 
 
 @app.task(bind=True, base=ServiceTask, name="signup")

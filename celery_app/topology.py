@@ -71,6 +71,7 @@ EXCHANGES = (TASKS, DLX, TRACKING)
 DELAYED_PREFIX = "celery_delayed_"  # kombu's native delayed delivery: celery_delayed_<0..27>, celery_delayed_delivery
 TRACKING_TASK = "tracking.event"  # the one task name both tracking queues receive
 REASON_HEADER = "x-queuekit-reason"  # on the dead letters our tasks publish: why it died
+FRAME_HEADER = "x-queuekit-frame"  # on a dead letter holding a whole Celery frame (frames.py), not an envelope
 
 
 def queue_name(service: str) -> str:

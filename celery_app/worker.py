@@ -41,8 +41,15 @@ def main() -> None:
     workloads = sys.argv[1:]
     if not workloads:
         sys.exit("usage: python -m celery_app.worker <workload>...")
+    from celery.signals import after_setup_logger
+
+    from queuekit.core.logs import install_preview
+
     from . import tasks  # noqa: F401  registers the tasks and the consumer step before the worker builds
     from .app import app  # imported here so the options in the environment configure it
+
+    # Celery quotes bodies in some log lines (decode errors): a preview, never a whole body
+    after_setup_logger.connect(lambda logger, **_: install_preview(logger), weak=False)
 
     app.worker_main(argv(workloads))
 

@@ -37,12 +37,19 @@ def to_arg(payload: bytes) -> str:
 
 
 def from_arg(arg: str) -> bytes:
-    return arg.encode("utf-8", "surrogateescape")
+    try:
+        return arg.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate sent as JSON "\\ud800": bytes that decode() calls not UTF-8
+        return arg.encode("utf-8", "surrogatepass")
 
 
 
 
 def _process(service: str, arg: str, upstream: dict | None = None) -> dict:
+    if not isinstance(arg, str):  # JSON let the producer send any type; only a string is an envelope
+        raise MalformedMessage(f"actor argument is {type(arg).__name__}, not an encoded envelope")
+    if upstream is not None and not isinstance(upstream, dict):
+        raise MalformedMessage(f"previous step's result is {type(upstream).__name__}, not an object")
     me = this_worker("dramatiq")
     outcome = process(from_arg(arg), service=service, worker=me.name, ledger=me.ledger, guard=me.options.guard,
                       upstream=upstream)

@@ -6,7 +6,10 @@ process's global broker from the options the stack handed the worker
 ``actors`` binds to it. The stack's producer builds its own with the same
 options, so both declare the queues with the same arguments.
 
-Two additions to Dramatiq's ``RabbitmqBroker``, both small overrides:
+Three additions to Dramatiq's ``RabbitmqBroker``, all small overrides:
+
+* every frame checked before the worker sees it (``frames.py``): what stock Dramatiq would
+  drop, retry forever or die on goes to ``.XQ`` with a reason instead;
 
 * queue arguments: Dramatiq's only queue-argument knob is ``max_priority``;
   anything else (``x-max-length``) needs ``_declare_queue`` overridden. Pre-
@@ -24,13 +27,18 @@ Two additions to Dramatiq's ``RabbitmqBroker``, both small overrides:
 """
 from __future__ import annotations
 
+import logging
 import traceback
 from collections.abc import Mapping
+from functools import partial
 
 import dramatiq
-from dramatiq.brokers.rabbitmq import DEAD_MESSAGE_TTL, RabbitmqBroker, _RabbitmqConsumer
-from dramatiq.common import xq_name
-from dramatiq.errors import BrokerConnectionError
+import pika
+import pika.exceptions
+from dramatiq import Message
+from dramatiq.brokers.rabbitmq import DEAD_MESSAGE_TTL, RabbitmqBroker, _RabbitmqConsumer, _RabbitmqMessage
+from dramatiq.common import q_name, xq_name
+from dramatiq.errors import BrokerConnectionError, ConnectionClosed
 from dramatiq.middleware import Middleware, MiddlewareError, default_middleware
 from dramatiq.middleware.retries import Retries
 
@@ -39,10 +47,52 @@ from queuekit.core.options import StackOptions
 from queuekit.core.queue_types import dead_letter_queue_arguments, work_queue_arguments
 from queuekit.core.worker_env import this_worker
 
+from . import frames
 from .topology import extra_queue_arguments
+
+log = logging.getLogger("dramatiq_app.broker")
 
 
 class _DeadLetterWithReason(_RabbitmqConsumer):
+    def __next__(self):
+        """Dramatiq's own ``__next__`` (pika frame -> message), with every frame checked first
+        (``frames.frame_problem``): a bad one goes to ``.XQ`` with its reason and never reaches the
+        worker. Stock Dramatiq nacks a frame it cannot decode (the DLX keeps it, without a reason)."""
+        while True:
+            try:
+                method, properties, body = next(self.iterator)
+                if method is None:
+                    return None
+            except (AssertionError, pika.exceptions.AMQPConnectionError, pika.exceptions.AMQPChannelError) as e:
+                if getattr(e, "reply_code", None) == 404:  # the queue is gone: redeclare on restart
+                    self.broker.queues_pending.add(q_name(self.queue_name))
+                raise ConnectionClosed(e) from None
+            try:
+                problem = frames.frame_problem(body, self.queue_name, self.broker)
+                message = None if problem else Message.decode(body)
+            except Exception as exc:  # noqa: BLE001 - the check must not take the consumer thread down
+                problem = f"unreadable frame: {type(exc).__name__}: {str(exc)[:200]}"
+            if problem is None:
+                self.known_tags.add(method.delivery_tag)
+                return _RabbitmqMessage(method.redelivered, method.delivery_tag, message)
+            self._dead_letter_frame(method.delivery_tag, body, problem)
+
+    def _dead_letter_frame(self, tag: int, body: bytes, reason: str) -> None:
+        """The frame's bytes (truncated if huge) to ``.XQ`` with the reason, confirmed, then acked."""
+        headers = {frames.REASON_HEADER: reason[:1000]}
+        if len(body) > frames.MAX_FRAME_BYTES:
+            headers["x-queuekit-truncated-from"] = len(body)
+            body = body[:frames.TRUNCATED_BYTES]
+        log.warning("dead-lettering a frame from %s: %s", self.queue_name, reason[:300])
+        try:
+            self.broker.channel.basic_publish(  # the broker's channel has publisher confirms on
+                exchange="", routing_key=xq_name(self.queue_name), body=body, mandatory=True,
+                properties=pika.BasicProperties(delivery_mode=2, headers=headers))
+        except (pika.exceptions.AMQPError, BrokerConnectionError) as exc:
+            log.error("dead letter not published (%r): nacking the frame to the DLX", exc)
+            return self._nack(tag)  # the queue's DLX keeps it, without the reason
+        self.connection.add_callback_threadsafe(partial(self.channel.basic_ack, tag))
+
     def nack(self, message) -> None:
         exc = message._exception  # stuffed by the worker thread; cleared only after post-processing
         why = "".join(traceback.format_exception(exc, limit=30)) if exc else message.options.get("traceback")
@@ -56,9 +106,10 @@ class _DeadLetterWithReason(_RabbitmqConsumer):
 
 
 class QueuekitBroker(RabbitmqBroker):
-    def __init__(self, *, queue_arguments: Mapping[str, dict], options: StackOptions, **kwargs):
+    def __init__(self, *, queue_arguments: Mapping[str, dict], options: StackOptions, stock: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.queue_arguments = dict(queue_arguments)
+        self.stock = stock  # extra["stock_framework"]: Dramatiq's own consumer (the framework-drops scenario)
         # Quorum queues, the way a Dramatiq user gets them (Dramatiq 2.2 has no queue-type setting): the
         # type and its arguments on every queue Dramatiq declares, Q, Q.DQ and Q.XQ (both sides, producer
         # and worker, declare with the same options, so RabbitMQ never sees two different declarations).
@@ -67,7 +118,7 @@ class QueuekitBroker(RabbitmqBroker):
 
     @property
     def consumer_class(self):
-        return _DeadLetterWithReason
+        return _RabbitmqConsumer if self.stock else _DeadLetterWithReason
 
     def _build_queue_arguments(self, queue_name):  # Q and Q.DQ: dead-letter to Q.XQ (+ quorum arguments)
         return {**super()._build_queue_arguments(queue_name), **self.type_arguments}
@@ -110,6 +161,7 @@ def make_broker(options: StackOptions, config: Settings | None = None, name: str
         middleware=middleware,
         queue_arguments=extra_queue_arguments(options),
         options=options,
+        stock=bool(options.extra.get("stock_framework")),
     )
     broker.parameters.client_properties = {"connection_name": name}
     return broker

@@ -36,21 +36,23 @@ native fan-out); an envelope is confirmed only when every copy was.
 """
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import replace
 
 import pika.exceptions
 from dramatiq import Message
-from dramatiq.errors import ConnectionClosed, DecodeError
+from dramatiq.errors import ConnectionClosed
 
 from queuekit.core.envelope import Envelope, encode
 from queuekit.core.options import StackOptions
 from queuekit.stacks.base import DeadLetter, PublishReport, Stack
 from queuekit.stacks.capabilities import Capabilities
 from queuekit.stacks.rabbitmq import Management, x_death
+from workloads import WORKLOADS
 
-from . import actors, topology
+from . import actors, frames, topology
 from .broker import QueuekitBroker, make_broker
 
 
@@ -108,7 +110,11 @@ class DramatiqStack(Stack):
             self._producer = None
 
     def purge(self) -> None:
-        self.mgmt.delete_queues(topology.PREFIX)  # every queue, .DQ and .XQ; no exchanges (default exchange only)
+        # our queues BY NAME, with their .DQ and .XQ (never a foreign dramatiq.* one); no exchanges (default only);
+        # a dead-letter queue holding messages only as queuekit.stacks.reset allows
+        work = [q for w in WORKLOADS for q in topology.consumed_queues(w)]
+        dead = [q for w in WORKLOADS for q in topology.dead_letter_queues(w)]
+        self.mgmt.delete_kit_queues(work + dead, dead)
 
     def publish(self, workload: str, envelopes: Sequence[Envelope]) -> PublishReport:
         t0, confirmed, refused, sent = time.monotonic(), 0, 0, 0
@@ -181,15 +187,31 @@ class DramatiqStack(Stack):
 
 
 def _dead_letter(service: str, body: bytes, headers: dict) -> DeadLetter:
-    """A Dramatiq message in .XQ -> its actor argument (the original bytes) and the last line of its traceback."""
+    """A Dramatiq message in .XQ -> its actor argument (the original bytes) and the last line of its
+    traceback; a frame the consumer refused (``frames.REASON_HEADER``) -> its bytes and reason. Any
+    frame at all is read without raising."""
+    headers = headers if isinstance(headers, dict) else {}
+    if frames.REASON_HEADER in headers:
+        return DeadLetter(service, _first_argument(body), str(headers[frames.REASON_HEADER]))
     try:
         message = Message.decode(body)
-    except DecodeError:  # not a Dramatiq message at all: the consumer nacked it unread, RabbitMQ's DLX moved it
+        lines = [line for line in str(message.options.get("traceback") or "").splitlines() if line.strip()]
+    except Exception:  # noqa: BLE001 - not a Dramatiq message at all: nacked unread, RabbitMQ's DLX moved it
         return DeadLetter(service, body, f"not a Dramatiq message ({x_death(headers)})")
-    lines = [line for line in (message.options.get("traceback") or "").splitlines() if line.strip()]
     # no traceback: RabbitMQ dead-lettered the frame itself (e.g. quorum's delivery_limit): x-death says why
     reason = lines[-1] if lines else (x_death(headers) if "x-death" in headers else "no reason recorded")
-    return DeadLetter(service, actors.from_arg(message.args[0]) if message.args else body, reason)
+    return DeadLetter(service, _first_argument(body), reason)
+
+
+def _first_argument(body: bytes) -> bytes:
+    """The actor's envelope argument of a Dramatiq message body; the body itself if there is none."""
+    try:
+        args = json.loads(body).get("args")
+    except (ValueError, RecursionError, AttributeError):
+        return body
+    if isinstance(args, list) and args and isinstance(args[0], str):
+        return actors.from_arg(args[0])
+    return body
 
 
 class DramatiqQuorumStack(DramatiqStack):

@@ -20,6 +20,7 @@ import threading
 
 import dramatiq
 
+from queuekit.core.logs import install_preview
 from queuekit.core.worker_env import this_worker
 from workloads import WORKLOADS
 
@@ -34,6 +35,7 @@ def main(workloads: list[str]) -> None:
     options, name = me.options, me.name
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {name} %(threadName)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("pika").setLevel(logging.WARNING)  # one INFO line per connection step otherwise
+    install_preview()  # Dramatiq logs a failed message with its whole body: a preview instead
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())

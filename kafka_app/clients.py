@@ -28,6 +28,8 @@ from confluent_kafka.admin import AdminClient
 
 from queuekit.core.config import Settings
 
+from .topology import READER_GROUP
+
 LOG = logging.getLogger("kafka_app.rdkafka")
 COMMIT_INTERVAL_MS = 200  # how stale a committed offset may be; drain() waits for the commit
 SESSION_TIMEOUT_MS = 2000  # default; raised to the broker's group.min.session.timeout.ms if that is higher
@@ -116,8 +118,8 @@ def consumer_config(settings: Settings, group: str, client_id: str, extra: dict 
 def reader_config(settings: Settings) -> dict[str, Any]:
     """A throwaway reader (dead letters): assign() only, never joins the group, never commits."""
     return {
-        **_common(settings, "qk.reader"),
-        "group.id": "qk.reader",  # required by librdkafka; no join happens with assign(), no offsets stored
+        **_common(settings, READER_GROUP),
+        "group.id": READER_GROUP,  # required by librdkafka; no join happens with assign(), no offsets stored
         "enable.auto.commit": False,  # reading the DLQ must not consume it
         "isolation.level": "read_committed",  # a transactional consumer's DLQ record counts once committed
         "enable.partition.eof": False,

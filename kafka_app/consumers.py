@@ -41,6 +41,10 @@ log = logging.getLogger("kafka_app.consumers")
 POLL_S = 0.5  # how often a loop looks at its stop flag; poll() returns at once when a record arrives
 SEND_TIMEOUT_S = 30.0
 ORIGIN = ("original-topic", "original-partition", "original-offset")
+MAX_KEY_BYTES = 1024  # a record key is a user id; anything longer is malformed
+MAX_REASON = 1000  # characters of the reason header
+MAX_DEAD_LETTER_BYTES = 512 * 1024  # key + value kept whole up to here (the broker's limit is 1 MiB)
+TRUNCATED_VALUE_BYTES = 64 * 1024  # what an oversize dead letter keeps of the value
 
 
 @dataclass
@@ -92,7 +96,7 @@ def consume_retries(svc: Service, stop: threading.Event) -> None:
         if msg is None:
             svc.offsets.idle(skip=held)  # a held record is fetched but not handled: its offset must not move
             continue
-        due = int(header(msg, "not-before-ms") or 0) / 1000
+        due = not_before(svc, msg)
         if due > time.time():
             # Not due: pause the partition (librdkafka drops what it prefetched and will resume
             # right after this record) and keep the record; later records of the partition wait behind it.
@@ -116,10 +120,17 @@ def work(svc: Service, msg: Message, keep_paused: Collection[tuple[str, int]] = 
 
 
 def handle(svc: Service, msg: Message) -> None:
-    """Process one record and send what it produces; return once that is delivered (the offset may go)."""
-    attempt = int(header(msg, "attempts") or 0) + 1
+    """Process one record and send what it produces; return once that is delivered (the offset may go).
+
+    Whatever the producer put in the record (value, key, headers) ends here as an effect, a retry or
+    a dead letter: nothing of the record is read outside this error handling.
+    """
+    attempt = 1
     try:
-        env = decode(msg.value())  # MalformedMessage: below
+        attempt = attempts_so_far(svc, msg) + 1
+        if len(msg.key() or b"") > MAX_KEY_BYTES:
+            raise MalformedMessage(f"key of {len(msg.key())} bytes, over {MAX_KEY_BYTES}")
+        env = decode(msg.value())  # MalformedMessage: below (size and depth limits before parsing)
         outcome = process(env, service=svc.route.service, worker=svc.worker, ledger=svc.ledger,
                           guard=svc.options.guard)
     except (MalformedMessage, PermanentError) as exc:  # never retried: straight to the DLQ
@@ -138,12 +149,32 @@ def handle(svc: Service, msg: Message) -> None:
         crash_point(env.headers, svc.route.service, outcome.attempt, "after-output")  # harness fault only
 
 
+def attempts_so_far(svc: Service, msg: Message) -> int:
+    """Attempts before this one. Only our retry topic carries the count; on any other topic an
+    ``attempts`` header is a producer's and is ignored. A count that is not a number (or over the
+    limit) is taken as exhausted: one more failure dead-letters the record."""
+    if msg.topic() != svc.route.retry_topic:
+        return 0
+    try:
+        count = int(header(msg, "attempts") or 0)
+    except ValueError:
+        return svc.options.max_retries
+    return min(max(count, 0), svc.options.max_retries)
+
+
 def dead_letter(svc: Service, msg: Message, why: str, attempts: int) -> None:
-    """The DLQ record: the original bytes, and why, where from, after how many attempts."""
-    send(svc.producer, svc.route.dlq_topic, msg.key(), msg.value(),
-         {**origin(msg), "reason": why, "service": svc.route.service, "attempts": attempts})
+    """The DLQ record: the original bytes, and why, where from, after how many attempts.
+
+    A record too big for the DLQ beside its headers (a value just under the broker's limit) is
+    written truncated, saying so, rather than failing the send and with it the worker."""
+    key, value = msg.key(), msg.value()
+    headers = {**origin(msg), "reason": why[:MAX_REASON], "service": svc.route.service, "attempts": attempts}
+    if len(key or b"") + len(value or b"") > MAX_DEAD_LETTER_BYTES:
+        headers["truncated-from"] = f"key {len(key or b'')} bytes, value {len(value or b'')} bytes"
+        key, value = (key or b"")[:MAX_KEY_BYTES] or None, (value or b"")[:TRUNCATED_VALUE_BYTES]
+    send(svc.producer, svc.route.dlq_topic, key, value, headers)
     log.warning("dead-lettered %s/%d@%d for %s: %s", msg.topic(), msg.partition(), msg.offset(),
-                svc.route.service, why)
+                svc.route.service, why[:200])
 
 
 def send(producer: Producer, topic: str, key: bytes | None, value: bytes | None, headers: dict | None = None) -> None:
@@ -155,10 +186,22 @@ def send(producer: Producer, topic: str, key: bytes | None, value: bytes | None,
         raise KafkaException(failed[0] if failed else KafkaError(KafkaError._MSG_TIMED_OUT))
 
 
+def not_before(svc: Service, msg: Message) -> float:
+    """When a retry record is due: its header, but never later than our own longest backoff from now
+    (a record written straight onto the retry topic must not pause a partition for a year)."""
+    latest = time.time() + svc.options.backoff_ms * 2 ** svc.options.max_retries / 1000
+    try:
+        return min(int(header(msg, "not-before-ms") or 0) / 1000, latest)
+    except ValueError:
+        return 0.0  # not a number: due now
+
+
 def origin(msg: Message) -> dict:
     """Where the record was first consumed: a retried record keeps its first hop's coordinates."""
     here = dict(zip(ORIGIN, (msg.topic(), msg.partition(), msg.offset())))
-    return {name: header(msg, name) or here[name] for name in ORIGIN}
+    if msg.topic().endswith(".retry"):  # only our retry records carry a first hop; elsewhere a header lies
+        return {name: (header(msg, name) or str(here[name]))[:300] for name in ORIGIN}
+    return here
 
 
 def subscribe(svc: Service, topic: str, forget: Callable[[list[TopicPartition]], None] = lambda _: None) -> None:
@@ -191,9 +234,10 @@ def next_record(consumer: Consumer, timeout: float) -> Message | None:
 
 
 def header(msg: Message, name: str) -> str | None:
+    """The first header ``name`` as text (bytes that are not UTF-8 replaced, never an error)."""
     for key, value in msg.headers() or ():
         if key == name:
-            return value.decode() if value is not None else None
+            return value.decode("utf-8", "replace") if value is not None else None
     return None
 
 

@@ -117,14 +117,16 @@ class KafkaStack(Stack):
             self._producer = None
 
     def purge(self) -> None:
-        """Every ``qk.*`` group and topic, waiting until they are gone."""
-        self.admin.delete_groups_and_topics(topology.PREFIX)
+        """The kit's groups and topics BY NAME (never a foreign one sharing the prefix), waiting until they
+        are gone; a DLQ topic still holding records only as ``queuekit.stacks.reset`` allows."""
+        self.admin.delete_kit_objects(topology.kit_topics(), topology.kit_groups(), topology.REPLAY_GROUPS,
+                                      topology.dead_letter_topics())
 
     # -- producing -----------------------------------------------------------------
     @property
     def producer(self):
         if self._producer is None:
-            self._producer = clients.producer(self.settings, "qk.publisher")
+            self._producer = clients.producer(self.settings, f"{topology.PREFIX}publisher")
         return self._producer
 
     def publish(self, workload: str, envelopes: Sequence[Envelope]) -> PublishReport:
@@ -197,7 +199,7 @@ class KafkaStack(Stack):
     def replay(self, workload: str, timeout: float = 20.0) -> int:
         """A brand-new group (``auto.offset.reset=earliest``) reads the entry topic's retained log: how many."""
         topic = topology.entry_topic(workload)
-        reader = clients.replayer(self.settings, f"{topology.PREFIX}replay.{uuid.uuid4().hex[:8]}")
+        reader = clients.replayer(self.settings, f"{topology.REPLAY_GROUPS}{uuid.uuid4().hex[:8]}")
         try:
             reader.subscribe([topic])  # a real group member: replay is "a new group", not a special API
             return len(read_until(reader, topic, self.admin.partitions(topic), timeout))

@@ -15,6 +15,7 @@ records share a partition and keep their order.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, KafkaException
@@ -24,15 +25,19 @@ from queuekit.core.execute import next_service
 from queuekit.core.waiting import wait_for
 from workloads import WORKLOADS
 
-PREFIX = "qk."
+# Every topic and group name starts with this. On a shared cluster give each kit its own
+# (QUEUEKIT_KAFKA_PREFIX, read by the stack and its workers alike): reset touches only its names.
+PREFIX = os.environ.get("QUEUEKIT_KAFKA_PREFIX") or "qk."
 SOURCES = {  # the topic each service consumes; a pipeline step's sink is the next step's source
-    "signup": "qk.signup",
-    "video.transcode": "qk.video.uploaded",
-    "video.thumbnail": "qk.video.transcoded",
-    "video.notify": "qk.video.thumbnailed",
-    "tracking.analytics": "qk.tracking.events",
-    "tracking.recommendations": "qk.tracking.events",
+    "signup": f"{PREFIX}signup",
+    "video.transcode": f"{PREFIX}video.uploaded",
+    "video.thumbnail": f"{PREFIX}video.transcoded",
+    "video.notify": f"{PREFIX}video.thumbnailed",
+    "tracking.analytics": f"{PREFIX}tracking.events",
+    "tracking.recommendations": f"{PREFIX}tracking.events",
 }
+REPLAY_GROUPS = f"{PREFIX}replay."  # the throwaway groups of Stack.replay()
+READER_GROUP = f"{PREFIX}reader"  # assign() only: never joins, never commits
 
 
 @dataclass(frozen=True)
@@ -90,6 +95,20 @@ def subscriptions(workload: str) -> list[tuple[str, str]]:
 def topics(workload: str) -> list[str]:
     names = [t for r in routes(workload) for t in (r.source, r.sink, r.retry_topic, r.dlq_topic) if t]
     return list(dict.fromkeys(names))
+
+
+def kit_topics() -> list[str]:
+    """Every topic the kit creates, over all workloads: what reset may delete, and nothing else."""
+    return list(dict.fromkeys(t for w in WORKLOADS for t in topics(w)))
+
+
+def kit_groups() -> list[str]:
+    """Every consumer group the kit's consumers join (replay groups aside: ``REPLAY_GROUPS``)."""
+    return list(dict.fromkeys(g for w in WORKLOADS for g, _ in subscriptions(w)))
+
+
+def dead_letter_topics() -> list[str]:
+    return [r.dlq_topic for w in WORKLOADS for r in routes(w)]
 
 
 def declare(admin: AdminClient, names: list[str], partitions: int, timeout: float = 30.0) -> None:

@@ -28,6 +28,7 @@ import sys
 import threading
 
 from queuekit.core.config import Settings
+from queuekit.core.logs import install_preview
 from queuekit.core.worker_env import this_worker
 
 from . import clients
@@ -41,6 +42,7 @@ log = logging.getLogger("kafka_app.worker")
 
 def main(workloads: list[str]) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(threadName)s %(name)s %(levelname)s %(message)s")
+    install_preview()  # no log line carries a whole record value
     me = this_worker("kafka")
     settings, options, ledger, worker = Settings.from_env(), me.options, me.ledger, me.name
     stop, crashed = threading.Event(), threading.Event()

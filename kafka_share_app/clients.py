@@ -20,6 +20,8 @@ from confluent_kafka.admin import AdminClient
 from queuekit.core.config import Settings
 from queuekit.core.options import StackOptions
 
+from .topology import PREFIX
+
 LOG = logging.getLogger("kafka_share_app.rdkafka")
 MAX_POLL_INTERVAL_MS = 300_000  # librdkafka's default
 
@@ -62,9 +64,9 @@ def share_consumer(settings: Settings, group: str, client_id: str, options: Stac
 
 def reader(settings: Settings) -> Consumer:
     """A throwaway reader (dead letters, replay): assign() only, never joins a group, never commits."""
-    return Consumer({**_common(settings, "qks.reader"), "group.id": "qks.reader", "enable.auto.commit": False,
+    return Consumer({**_common(settings, f"{PREFIX}reader"), "group.id": f"{PREFIX}reader", "enable.auto.commit": False,
                      "enable.partition.eof": False})
 
 
 def admin(settings: Settings) -> AdminClient:
-    return AdminClient(_common(settings, "qks.admin"))
+    return AdminClient(_common(settings, f"{PREFIX}admin"))

@@ -137,7 +137,7 @@ class KafkaShareStack(Stack):
     @property
     def producer(self):
         if self._producer is None:
-            self._producer = clients.producer(self.settings, "qks.publisher")
+            self._producer = clients.producer(self.settings, f"{topology.PREFIX}publisher")
         return self._producer
 
     def publish(self, workload: str, envelopes: Sequence[Envelope]) -> PublishReport:

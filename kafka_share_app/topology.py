@@ -15,20 +15,23 @@ No retry topic: a RELEASEd record goes back to the same share-partition.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from queuekit.core.execute import next_service
 from workloads import WORKLOADS
 
-PREFIX = "qks."
+# Every topic and share group starts with this; on a shared cluster give each kit its own
+# (QUEUEKIT_KAFKA_SHARE_PREFIX, read by the stack and its workers alike).
+PREFIX = os.environ.get("QUEUEKIT_KAFKA_SHARE_PREFIX") or "qks."
 DLQ_PREFIX = "dlq." + PREFIX  # the broker's errors.deadletterqueue.topic.name.prefix ("dlq.") + ours
 SOURCES = {
-    "signup": "qks.signup",
-    "video.transcode": "qks.video.uploaded",
-    "video.thumbnail": "qks.video.transcoded",
-    "video.notify": "qks.video.thumbnailed",
-    "tracking.analytics": "qks.tracking.events",
-    "tracking.recommendations": "qks.tracking.events",
+    "signup": f"{PREFIX}signup",
+    "video.transcode": f"{PREFIX}video.uploaded",
+    "video.thumbnail": f"{PREFIX}video.transcoded",
+    "video.notify": f"{PREFIX}video.thumbnailed",
+    "tracking.analytics": f"{PREFIX}tracking.events",
+    "tracking.recommendations": f"{PREFIX}tracking.events",
 }
 
 

@@ -65,7 +65,7 @@ class StreamAdmin:
         try:
             self._call(self._declare(list(names)))
         except OSError as exc:
-            where = f"{clients.endpoint(self.settings)['host']}:{self.settings.ports.rabbit_stream}"
+            where = f"{clients.endpoint(self.settings)['host']}:{self.settings.rabbit_stream_port}"
             raise KitError(f"RabbitMQ's stream port {where} is not answering ({exc})",
                            "start the kit's RabbitMQ (queuekit up rabbitmq), or enable the rabbitmq_stream plugin "
                            "on yours") from exc
@@ -85,10 +85,12 @@ class StreamAdmin:
     async def _on_tail(self, _msg: bytes, ctx: MessageContext) -> None:
         self.tails[ctx.stream] = max(self.tails.get(ctx.stream, -1), ctx.offset)
 
-    def delete(self, prefix: str) -> None:
-        """Every stream whose name starts with ``prefix`` (with its stored offsets and producer sequences)."""
-        self.mgmt.delete_queues(prefix)
-        wait_for(lambda: not self.mgmt.queues(prefix), timeout=30, what=f"every {prefix}* stream deleted")
+    def delete(self, names: list[str], dead_letter_streams: list[str]) -> None:
+        """These streams, by name (with their stored offsets and producer sequences), never a foreign one
+        sharing the prefix; a dead-letter stream holding entries only as ``queuekit.stacks.reset`` allows."""
+        self.mgmt.delete_kit_queues(names, dead_letter_streams)
+        wait_for(lambda: not {q.name for q in self.mgmt.queues()} & set(names), timeout=30,
+                 what="the kit's streams deleted")
 
     def close(self) -> None:
         self._call(self._close())

@@ -33,7 +33,7 @@ def endpoint(settings: Settings) -> dict:
     """Host, stream port, credentials and vhost of the kit's RabbitMQ (the AMQP URL's host and user)."""
     parts = urlsplit(settings.amqp_url)
     user, password = settings.mgmt_auth
-    return {"host": parts.hostname or "127.0.0.1", "port": settings.ports.rabbit_stream, "username": user,
+    return {"host": parts.hostname or "127.0.0.1", "port": settings.rabbit_stream_port, "username": user,
             "password": password, "vhost": settings.vhost, "heartbeat": HEARTBEAT_S}
 
 

@@ -42,6 +42,8 @@ from .topology import Route
 
 log = logging.getLogger("rabbitmq_stream_app.consumers")
 RECONNECT_S = 1.0  # wait between attempts to reach the broker again
+MAX_DEAD_LETTER_BYTES = 512 * 1024  # kept whole up to here (a stream frame is at most 1 MiB by default)
+TRUNCATED_BYTES = 64 * 1024  # what an oversize dead letter keeps
 
 
 @dataclass
@@ -144,10 +146,18 @@ async def handle(svc: Service, producer: Producer, payload: bytes, offset: int) 
 
 
 async def dead_letter(svc: Service, producer: Producer, payload: bytes, offset: int, why: str, attempts: int) -> None:
-    """The dead-letter entry: the original bytes, and why, where from, after how many attempts."""
-    await append(producer, svc.route.dlq, payload, offset, svc.route.producer_name,
-                 {"reason": why, "service": svc.route.service, "attempts": str(attempts),
-                  "original-stream": svc.route.source, "original-offset": str(offset)})
+    """The dead-letter entry: the original bytes, and why, where from, after how many attempts.
+
+    A body that is not bytes (an AMQP 1.0 value section) is kept as its repr; one too big for a stream
+    frame beside its properties is kept truncated, saying so, rather than failing the append forever."""
+    properties = {"reason": why[:1000], "service": svc.route.service, "attempts": str(attempts),
+                  "original-stream": svc.route.source, "original-offset": str(offset)}
+    if not isinstance(payload, (bytes, bytearray)):
+        payload = repr(payload).encode()[:TRUNCATED_BYTES]
+    if len(payload) > MAX_DEAD_LETTER_BYTES:
+        properties["truncated-from"] = str(len(payload))
+        payload = bytes(payload[:TRUNCATED_BYTES])
+    await append(producer, svc.route.dlq, payload, offset, svc.route.producer_name, properties)
     log.warning("dead-lettered %s@%d for %s: %s", svc.route.source, offset, svc.route.service, why)
 
 

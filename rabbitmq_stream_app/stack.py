@@ -53,6 +53,7 @@ from queuekit.core.errors import KitError
 from queuekit.core.waiting import wait_for
 from queuekit.stacks.base import DeadLetter, PublishReport, Stack
 from queuekit.stacks.capabilities import Capabilities
+from workloads import WORKLOADS
 
 from . import topology
 from .admin import StreamAdmin
@@ -114,8 +115,10 @@ class RabbitMQStreamStack(Stack):
             self._admin.close()  # the watcher, producer and offset reader; the loop thread stays for the next run
 
     def purge(self) -> None:
-        """Every ``stream.*`` stream, with the offsets and producer sequences stored in it."""
-        self.admin.delete(topology.PREFIX)
+        """The kit's streams BY NAME, with the offsets and producer sequences stored in them (never a
+        foreign ``stream.*`` one); a dead-letter stream holding entries only as queuekit.stacks.reset allows."""
+        every = [s for w in WORKLOADS for s in topology.streams(w)]
+        self.admin.delete(every, [s for s in every if s.endswith(".dlq")])
 
     # -- producing -----------------------------------------------------------------
     def publish(self, workload: str, envelopes: Sequence[Envelope]) -> PublishReport:

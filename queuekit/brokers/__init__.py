@@ -24,7 +24,9 @@ NAMES = ("rabbitmq", "kafka", "flower")  # start order: Flower needs RabbitMQ
 
 
 def components(settings: Settings, names: tuple[str, ...] | None = None) -> list[Component]:
-    wanted = names or NAMES
+    """The components named (default: all; without a local Flower when RabbitMQ is external:
+    ``queuekit up flower`` asks for one)."""
+    wanted = names or tuple(n for n in NAMES if n != "flower" or not settings.external("rabbitmq"))
     unknown = set(wanted) - set(NAMES)
     if unknown:
         raise KitError(f"unknown component(s): {', '.join(sorted(unknown))}", f"choose from {', '.join(NAMES)}")
@@ -40,9 +42,8 @@ def components(settings: Settings, names: tuple[str, ...] | None = None) -> list
         built = {"rabbitmq": RabbitCluster(settings), "kafka": KafkaCluster(settings)}
         return [built[n] for n in NAMES if n in wanted and n in built]  # Flower watches single nodes only
     rabbit, kafka = RabbitMQ(settings), Kafka(settings)
-    externally = settings.mode != "local"
-    built["rabbitmq"] = External(rabbit, "QUEUEKIT_AMQP_URL") if externally or settings.external_amqp_url else rabbit
-    built["kafka"] = External(kafka, "QUEUEKIT_KAFKA_BOOTSTRAP") if externally or settings.external_kafka_bootstrap else kafka
+    built["rabbitmq"] = External(rabbit, "QUEUEKIT_AMQP_URL") if settings.external("rabbitmq") else rabbit
+    built["kafka"] = External(kafka, "QUEUEKIT_KAFKA_BOOTSTRAP") if settings.external("kafka") else kafka
     built["flower"] = Flower(settings)
     return [built[n] for n in NAMES if n in wanted]
 

@@ -29,6 +29,9 @@ class External:
         except WaitTimeout as exc:
             raise KitError(f"the external {self.name} named by {self.env_var} is unreachable ({exc.what})",
                            f"check {self.env_var}, or unset it to let the kit start its own") from None
+        ensure = getattr(self.inner, "ensure_namespace", None)  # the kit's own vhost on a shared RabbitMQ
+        if ensure is not None:
+            ensure(say)
         return False
 
     def stop(self, say: Say) -> bool:

@@ -44,6 +44,12 @@ class Flower:
         # /healthcheck is Flower's unauthenticated liveness endpoint.
         return httpx.get(f"{self.settings.flower_url}/healthcheck", timeout=2).text.strip() == "OK"
 
+    def _auth_ok(self) -> bool:
+        """Does the running Flower take this install's basic-auth credentials?"""
+        r = httpx.get(f"{self.settings.flower_url}/api/workers", params={"refresh": "false"},
+                      auth=self.settings.flower_auth, timeout=5)
+        return r.status_code != 401
+
     def status(self) -> Status:
         pid = self.proc.pid()
         try:
@@ -57,7 +63,10 @@ class Flower:
     def start(self, say: Say) -> bool:
         if self.proc.pid() is not None:
             self.proc.wait_ready(self.ready, timeout=READY_TIMEOUT, what="Flower (already started) to answer")
-            return False
+            if self._auth_ok():
+                return False
+            say("Flower runs with other credentials than this install's: restarting it")
+            self.proc.stop(timeout=15)
         ensure_ports_free(LOOPBACK, {"Flower": self.settings.ports.flower}, "set QUEUEKIT_PORT_OFFSET")
         t0 = time.monotonic()
         say(f"starting Flower on {self.settings.flower_url}…")

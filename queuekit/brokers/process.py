@@ -1,13 +1,16 @@
 """A child process the kit starts, tracks by pid file, and stops.
 
 Each managed component (RabbitMQ, Kafka, Flower) lives in its own private
-directory under ``$QUEUEKIT_HOME/run/<name>/`` with its state, its log and a
-pid file. The process runs in a session of its own so ``queuekit up`` can
-return while it keeps running, and so ``stop`` can signal the whole tree
-(``rabbitmq-server`` is a shell script that starts ``beam.smp``).
+directory under ``$QUEUEKIT_HOME/run/<name>/`` (mode 0700) with its state, its log,
+a pid file and beside it the process's start time and command line: ``stop`` signals only
+a process that is still the one the kit started, never whoever got its pid since.
+The process runs in a session of its own so ``queuekit up`` can return while it keeps running,
+and so ``stop`` can signal the whole tree (``rabbitmq-server`` is a shell script that starts
+``beam.smp``).
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -18,6 +21,7 @@ from pathlib import Path
 
 import psutil
 
+from queuekit.core.config import private_dir
 from queuekit.core.errors import KitError
 from queuekit.core.waiting import wait_for
 
@@ -67,23 +71,44 @@ class ManagedProcess:
     def log_file(self) -> Path:
         return self.directory / f"{self.name}.out"
 
+    @property
+    def identity_file(self) -> Path:
+        """Beside the pid: the process's start time and command line, so a reused pid is never ours."""
+        return self.directory / f"{self.name}.pid.json"
+
     def pid(self) -> int | None:
-        """The pid of our running process, or None (a stale pid file is removed)."""
+        """The pid of our running process, or None (a stale pid file is removed).
+
+        Ours means: the pid file's process exists AND started when the one we spawned did (a pid
+        reused by another process has another start time). A pid file from an older kit, without
+        the identity beside it, is trusted only if the process runs in our directory (spawn's cwd).
+        """
         try:
             pid = int(self.pid_file.read_text().strip())
         except (OSError, ValueError):
             return None
         try:
             proc = psutil.Process(pid)
-            if proc.status() != psutil.STATUS_ZOMBIE:
+            if proc.status() != psutil.STATUS_ZOMBIE and self._is_ours(proc):
                 return pid
         except psutil.Error:
             pass
-        self.pid_file.unlink(missing_ok=True)
+        self.pid_file.unlink(missing_ok=True)  # stale: never signal what it names
+        self.identity_file.unlink(missing_ok=True)
         return None
 
+    def _is_ours(self, proc: psutil.Process) -> bool:
+        try:
+            recorded = json.loads(self.identity_file.read_text())
+        except (OSError, ValueError):
+            return Path(proc.cwd()) == self.directory.resolve()  # legacy pid file: only inside our directory
+        # The start time identifies a process for its whole life (an exec, e.g. rabbitmq-server's script
+        # becoming the Erlang VM, keeps it; a reused pid does not). The command line is kept for people.
+        return recorded.get("pid") == proc.pid and abs(recorded.get("create_time", -1) - proc.create_time()) < 0.05
+
     def spawn(self, argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> int:
-        self.directory.mkdir(parents=True, exist_ok=True)
+        private_dir(self.directory.parent)  # the run directory: 0700
+        private_dir(self.directory)
         with open(self.log_file, "ab") as log:
             proc = subprocess.Popen(
                 argv,
@@ -94,6 +119,8 @@ class ManagedProcess:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # survives `queuekit up` returning; killable as a group
             )
+        identity = {"pid": proc.pid, "create_time": psutil.Process(proc.pid).create_time(), "cmdline": argv}
+        self.identity_file.write_text(json.dumps(identity))  # first: a pid file is never without it
         self.pid_file.write_text(str(proc.pid))
         return proc.pid
 
@@ -128,6 +155,7 @@ class ManagedProcess:
             _signal_all(pid, tree, signal.SIGKILL)
             psutil.wait_procs(tree, timeout=5)
         self.pid_file.unlink(missing_ok=True)
+        self.identity_file.unlink(missing_ok=True)
         return True
 
 

@@ -12,10 +12,11 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 
-from queuekit.core.config import LOOPBACK, Settings
+from queuekit.core.config import LOOPBACK, Settings, private_dir, write_private
 from queuekit.core.errors import KitError
 from queuekit.core.waiting import wait_for
 
@@ -57,9 +58,11 @@ class RabbitMQ:
     # -- files the node reads -------------------------------------------------
     def _write_config(self) -> None:
         p = self.settings.ports
+        private_dir(self.settings.run_dir)
         for sub in ("mnesia", "log", "home"):
-            (self.dir / sub).mkdir(parents=True, exist_ok=True)
-        (self.dir / "rabbitmq.conf").write_text("\n".join([
+            private_dir(self.dir / sub)
+        private_dir(self.dir)
+        write_private(self.dir / "rabbitmq.conf", "\n".join([  # holds the password: 0600
             f"listeners.tcp.default = {LOOPBACK}:{p.amqp}",
             f"management.tcp.ip = {LOOPBACK}",
             f"management.tcp.port = {p.rabbit_mgmt}",
@@ -114,12 +117,33 @@ class RabbitMQ:
         return r.json()
 
     def ready(self) -> bool:
-        p = self.settings.ports
-        return port_open(LOOPBACK, p.amqp) and bool(self.overview().get("rabbitmq_version"))
+        """The configured URL's host and port take connections and the management API answers."""
+        return port_open(*self.settings.amqp_address) and bool(self.overview().get("rabbitmq_version"))
+
+    def ensure_namespace(self, say: Say) -> None:
+        """The kit's vhost exists and its user may use it; created (with the user's rights) when missing."""
+        s = self.settings
+        if s.vhost == "/":
+            return
+        api, auth, vhost = f"{s.mgmt_url}/api", s.mgmt_auth, quote(s.vhost, safe="")
+        r = httpx.get(f"{api}/vhosts/{vhost}", auth=auth, timeout=10)
+        if r.status_code == 200:
+            return
+        say(f"RabbitMQ: creating the kit's vhost {s.vhost!r}")
+        created = httpx.put(f"{api}/vhosts/{vhost}", auth=auth, timeout=10)
+        granted = created.is_success and httpx.put(
+            f"{api}/permissions/{vhost}/{quote(auth[0], safe='')}", auth=auth, timeout=10,
+            json={"configure": ".*", "write": ".*", "read": ".*"}).is_success
+        if not granted:
+            raise KitError(f"the vhost {s.vhost!r} does not exist and user {auth[0]!r} may not create it "
+                           f"(HTTP {created.status_code})",
+                           f"ask an administrator: rabbitmqctl add_vhost {s.vhost} && rabbitmqctl set_permissions "
+                           f"-p {s.vhost} {auth[0]} '.*' '.*' '.*'; or set QUEUEKIT_RABBIT_VHOST to one you may use")
 
     def status(self) -> Status:
         pid = self.proc.pid()
-        url = f"amqp://{LOOPBACK}:{self.settings.ports.amqp} (management {self.settings.mgmt_url})"
+        host, port = self.settings.amqp_address
+        url = f"amqp://{host}:{port}/{self.settings.vhost.lstrip('/')} (management {self.settings.mgmt_url})"
         try:
             version = self.overview()["rabbitmq_version"]
             return Status(self.name, url, "kit" if pid else "unmanaged", True, pid, version)
@@ -129,6 +153,7 @@ class RabbitMQ:
     # -- lifecycle -------------------------------------------------------------
     def start(self, say: Say) -> bool:
         if self.proc.pid() is not None:
+            self._ensure_kit_user(say)
             wait_for(self.ready, timeout=READY_TIMEOUT, what="RabbitMQ (already started) to answer")
             return False
         install_rabbitmq(say)
@@ -156,4 +181,30 @@ class RabbitMQ:
             # epmd daemonizes away from the node; stop it when it was ours to leave no port behind.
             subprocess.run([epmd, "-kill"], env=self._env(), capture_output=True)
         return True
+
+    def _ensure_kit_user(self, say: Say) -> None:
+        """A node first booted with other credentials (an older kit: queuekit/queuekit) gets this
+        install's user and password, through rabbitmqctl (the Erlang cookie, not a password)."""
+        s = self.settings
+        try:
+            r = httpx.get(f"{s.mgmt_url}/api/whoami", auth=s.mgmt_auth, timeout=5)
+        except httpx.HTTPError:
+            return  # not answering yet: start's readiness wait reports it
+        if r.status_code != 401:
+            return
+        say(f"RabbitMQ: setting this install's credentials for user {s.rabbit_user!r}")
+        try:
+            self.ctl("add_user", s.rabbit_user, stdin=s.rabbit_password + "\n")  # password on stdin, not argv
+        except KitError:
+            self.ctl("change_password", s.rabbit_user, stdin=s.rabbit_password + "\n")
+        self.ctl("set_user_tags", s.rabbit_user, "administrator")
+        self.ctl("set_permissions", "-p", "/", s.rabbit_user, ".*", ".*", ".*")
+
+    def ctl(self, *args: str, stdin: str | None = None) -> str:
+        """Run rabbitmqctl against our node (same HOME so the same cookie)."""
+        done = subprocess.run([str(RABBIT_BIN / "rabbitmqctl"), "-n", self.node, *args], input=stdin,
+                              env=self._env(), capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            raise KitError(f"rabbitmqctl {' '.join(args)} failed: {done.stderr.strip()[:200]}")
+        return done.stdout
 

@@ -15,6 +15,7 @@ removes the nodes' databases: every ``up`` forms a fresh cluster.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import time
@@ -23,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import psutil
 
-from queuekit.core.config import CLUSTER_SIZE, Settings
+from queuekit.core.config import CLUSTER_SIZE, Settings, private_dir, write_private
 from queuekit.core.errors import KitError
 from queuekit.core.waiting import wait_for
 
@@ -32,10 +33,17 @@ from .netlab import NetLab, Node
 from .process import ManagedProcess, elapsed
 from .rabbitmq import PLUGINS, RABBIT_BIN, READY_TIMEOUT, install_rabbitmq
 
-COOKIE = "QUEUEKITCLUSTERCOOKIE"  # the nodes only ever listen inside the kit's own namespaces
 # Net tick: a silent peer is declared down after 3/4..5/4 of this (default 60 s, i.e. up to
 # 75 s). 10 s makes a partition visible in ~10 s, so a pause/partition scenario fits CI.
 NET_TICKTIME = 10
+
+
+def _cluster_cookie(settings: Settings) -> str:
+    """The cluster's Erlang cookie: random, made once per install, shared by its three nodes."""
+    path = private_dir(settings.run_dir / "cluster") / "erlang.cookie"
+    if not path.exists():
+        write_private(path, secrets.token_hex(20).upper())
+    return path.read_text()
 
 
 class RabbitNode:
@@ -49,12 +57,13 @@ class RabbitNode:
     def _write_config(self) -> None:
         p, addr = self.settings.ports, self.node.address
         for sub in ("mnesia", "log", "home"):
-            (self.dir / sub).mkdir(parents=True, exist_ok=True)
+            private_dir(self.dir / sub)
+        private_dir(self.dir)
         cookie = self.dir / "home" / ".erlang.cookie"
-        if not cookie.exists():
-            cookie.write_text(COOKIE)
+        if not cookie.exists():  # the same per-install secret on the three nodes; Erlang wants it 0400
+            write_private(cookie, _cluster_cookie(self.settings))
             cookie.chmod(0o400)
-        (self.dir / "rabbitmq.conf").write_text("\n".join([
+        write_private(self.dir / "rabbitmq.conf", "\n".join([  # holds the password: 0600
             f"listeners.tcp.default = {addr}:{p.amqp}",
             f"management.tcp.ip = {addr}",
             f"management.tcp.port = {p.rabbit_mgmt}",

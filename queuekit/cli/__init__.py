@@ -1,13 +1,14 @@
 """The ``queuekit`` command line: the composition root. Each command lives in a thin module by group:
-``brokers`` (up, down, status, provision, ping), ``run`` (run, compare, scenarios), ``bench`` (bench, monitor),
-``by_hand`` (worker, tool), ``views`` (dashboard, report), ``faults`` (faults: the cluster topology)."""
+``brokers`` (up, down, status, provision, ping, credentials), ``run`` (run, compare, scenarios), ``bench`` (bench,
+monitor), ``by_hand`` (worker, tool), ``views`` (dashboard, report), ``faults`` (faults: the cluster topology),
+``chaos`` (chaos)."""
 from __future__ import annotations
 
 import click
 
 from queuekit.core.errors import KitError
 
-from . import bench, brokers, by_hand, faults, run, views
+from . import bench, brokers, by_hand, chaos, faults, run, views
 
 
 class KitGroup(click.Group):
@@ -33,7 +34,7 @@ def cli() -> None:
 
 for command in (brokers.up, brokers.down, brokers.status, brokers.provision, brokers.ping,
                 run.run, run.compare, run.scenarios, bench.bench, bench.monitor, by_hand.worker,
-                by_hand.tool, views.dashboard, views.report, faults.faults):
+                by_hand.tool, views.dashboard, views.report, faults.faults, chaos.chaos, brokers.credentials):
     cli.add_command(command)
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import click
@@ -84,3 +85,22 @@ def ping(count: int) -> None:
     for trip in (rabbitmq_roundtrip(s, count), kafka_roundtrip(s, count)):
         table.add_row(trip.broker, str(trip.sent), str(trip.received), f"{trip.seconds:.3f}", trip.detail)
     console.print(table)
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print them as JSON to stdout.")
+def credentials(as_json: bool) -> None:
+    """Show the RabbitMQ and Flower credentials of this install and where they come from.
+
+    Generated once per install (random passwords) into $QUEUEKIT_HOME/credentials.json, mode 0600;
+    QUEUEKIT_RABBIT_USER/_PASSWORD and QUEUEKIT_FLOWER_USER/_PASSWORD override them.
+    """
+    s = settings()
+    rows = [("rabbitmq", s.rabbit_user, s.rabbit_password, "QUEUEKIT_RABBIT_PASSWORD"),
+            ("flower", s.flower_user, s.flower_password, "QUEUEKIT_FLOWER_PASSWORD")]
+    source = {name: "environment" if os.environ.get(var) else str(s.credentials_file) for name, _, _, var in rows}
+    if as_json:
+        click.echo(json.dumps({n: {"user": u, "password": p, "from": source[n]} for n, u, p, _ in rows}, indent=2))
+        return
+    for name, user, password, _ in rows:  # plain lines on stdout: a table would cut the passwords
+        click.echo(f"{name:<9} user {user}  password {password}  (from {source[name]})")

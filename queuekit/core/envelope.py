@@ -12,7 +12,9 @@ dead-letter such a message with ``err.reason`` and never retry it.
 
 Headers (all optional; other keys pass through untouched):
 
-- fault directives, injected by the harness and applied by ``execute.process``:
+- fault directives, injected by the harness and applied by ``execute.process`` ONLY in a worker the
+  harness started with faults enabled (``QUEUEKIT_FAULTS=1``, see ``worker_env``); elsewhere they are
+  ignored (logged once), so no producer can crash, stall or un-guard a production worker:
   ``{"fault": "fail-times", "n": 2}``   raise TransientError on attempts 1..n, then succeed
   ``{"fault": "always-fail"}``          raise PermanentError on every attempt (a poison message)
   ``{"fault": "slow", "seconds": 0.5}`` take that long before handling (a slow worker)
@@ -22,11 +24,17 @@ Headers (all optional; other keys pass through untouched):
   Any directive may add ``"service": "video.thumbnail"`` to apply to that service only.
 - ``{"upstream": {...}}``: the previous pipeline step's result, for transports
   that forward it inside the envelope (see ``execute.forward``).
+
+Limits, checked before and while parsing so hostile bytes are malformed, never a crash or a retry:
+at most ``MAX_ENVELOPE_BYTES``, JSON nested at most ``MAX_DEPTH`` deep, integers that fit SQLite's
+64 bits, finite numbers, strings of at most ``MAX_STRING`` characters, and bounded durations
+(``MAX_SLOW_S``, ``MAX_CPU_ROUNDS``, ``MAX_FAIL_TIMES``, a video's ``duration_s`` <= ``MAX_VIDEO_S``).
 """
 from __future__ import annotations
 
 import functools
 import json
+import math
 import time
 import uuid
 from collections.abc import Mapping
@@ -38,6 +46,17 @@ from workloads.messages import MESSAGE_TYPES, Message
 ENVELOPE_FIELDS = ("id", "schema", "version", "body", "sent_at", "headers")
 FAULTS = ("fail-times", "always-fail", "slow", "crash", "cpu")
 CRASH_POINTS = ("after-effect", "after-output")
+DIRECTIVES = ("fault", "n", "seconds", "rounds", "at", "idempotency")  # what a worker without faults ignores
+
+MAX_ENVELOPE_BYTES = 256 * 1024  # a real envelope is < 1 KiB; checked before decoding a byte
+MAX_DEPTH = 16  # JSON nesting (the envelope itself is 3 deep; upstream results add a few)
+MAX_STRING = 1024  # characters in any string field of the envelope or body
+INT64 = (-2**63, 2**63 - 1)  # what SQLite stores as INTEGER; a bigger int would fail every attempt
+MAX_SLOW_S = 60.0  # fault 'slow': the longest scenario (long-task) asks for 6 s
+MAX_CPU_ROUNDS = 1_300_000  # fault 'cpu': ~1 s of hashing
+MAX_FAIL_TIMES = 10_000
+MAX_VIDEO_S = 600.0  # VideoUploaded.duration_s: ~6 s of transcode CPU at the top
+FIELD_RANGES = {("video.uploaded", "duration_s"): (0.0, MAX_VIDEO_S)}
 
 
 class MalformedMessage(ValueError):
@@ -92,16 +111,23 @@ def encode(env: Envelope) -> bytes:
 
 def decode(data: bytes) -> Envelope:
     """Parse and validate an envelope; raise ``MalformedMessage`` saying what is wrong."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise MalformedMessage(f"not bytes but {type(data).__name__}")
+    if len(data) > MAX_ENVELOPE_BYTES:  # before decoding: a 100 MiB frame costs nothing more than this check
+        raise MalformedMessage(f"{len(data)} bytes, over the {MAX_ENVELOPE_BYTES}-byte limit")
     try:
         text = bytes(data).decode("utf-8")
-    except (UnicodeDecodeError, TypeError):
+    except UnicodeDecodeError:
         raise MalformedMessage("not UTF-8") from None
+    if _nesting(text) > MAX_DEPTH:  # before json.loads, whose recursion a deep array would exhaust
+        raise MalformedMessage(f"JSON nested deeper than {MAX_DEPTH}")
     try:
         doc = _DECODER.decode(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # ValueError includes ints over Python's 4300-digit limit
         raise MalformedMessage("not JSON") from None
     if not isinstance(doc, dict):
         raise MalformedMessage("not a JSON object")
+    _check_values(doc)
     _check_names(doc, ENVELOPE_FIELDS)
     _check_type(doc, "id", str)
     _check_type(doc, "schema", str)
@@ -136,6 +162,9 @@ def _decode_body(message_type: type, body: dict) -> Message:
     _check_names(body, names)
     for name in names:
         _check_type(body, name, hints[name])
+        bounds = FIELD_RANGES.get((getattr(message_type, "schema", ""), name))
+        if bounds is not None and not bounds[0] <= body[name] <= bounds[1]:
+            raise MalformedMessage(f"field {name!r} must be in [{bounds[0]:g}, {bounds[1]:g}]")
     return message_type(**{name: float(body[name]) if hints[name] is float else body[name] for name in names})
 
 
@@ -147,12 +176,12 @@ def _check_headers(headers: dict) -> None:
         return
     if fault not in FAULTS:
         raise MalformedMessage(f"unknown fault {fault!r}")
-    if fault == "fail-times" and not (_is_type(headers.get("n"), int) and headers["n"] >= 0):
-        raise MalformedMessage("fault 'fail-times' needs an int 'n' >= 0")
-    if fault == "slow" and not (_is_type(headers.get("seconds"), float) and headers["seconds"] >= 0):
-        raise MalformedMessage("fault 'slow' needs a number 'seconds' >= 0")
-    if fault == "cpu" and not (_is_type(headers.get("rounds"), int) and headers["rounds"] >= 0):
-        raise MalformedMessage("fault 'cpu' needs an int 'rounds' >= 0")
+    if fault == "fail-times" and not (_is_type(headers.get("n"), int) and 0 <= headers["n"] <= MAX_FAIL_TIMES):
+        raise MalformedMessage(f"fault 'fail-times' needs an int 'n' in [0, {MAX_FAIL_TIMES}]")
+    if fault == "slow" and not (_is_type(headers.get("seconds"), float) and 0 <= headers["seconds"] <= MAX_SLOW_S):
+        raise MalformedMessage(f"fault 'slow' needs a number 'seconds' in [0, {MAX_SLOW_S:g}]")
+    if fault == "cpu" and not (_is_type(headers.get("rounds"), int) and 0 <= headers["rounds"] <= MAX_CPU_ROUNDS):
+        raise MalformedMessage(f"fault 'cpu' needs an int 'rounds' in [0, {MAX_CPU_ROUNDS}]")
     if fault == "crash" and headers.get("at") not in CRASH_POINTS:
         raise MalformedMessage(f"fault 'crash' needs 'at' in {CRASH_POINTS}")
     if "service" in headers and not isinstance(headers["service"], str):
@@ -184,6 +213,76 @@ def _is_type(value: object, expected: type) -> bool:
     if expected is float:  # JSON has one number type: 3 is a fine duration
         return isinstance(value, (int, float))
     return isinstance(value, expected)
+
+
+def _nesting(text: str) -> int:
+    """How deep ``[``/``{`` nest, outside strings; C-speed scans, no recursion."""
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return 0  # cannot be deeper than the brackets it has (every real envelope)
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > MAX_DEPTH:
+                    return deepest
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
+def _check_values(doc: dict) -> None:
+    """Every number finite and within SQLite's INTEGER, every string at most ``MAX_STRING``.
+
+    The walk on every message is path-free (a few µs for an envelope); only a bad value pays for
+    :func:`_where_bad` to say where it sits.
+    """
+    lo, hi = INT64
+    stack: list[Any] = [doc]
+    while stack:
+        item = stack.pop()
+        kind = type(item)  # json gives exactly dict/list/str/int/float/bool/None (bool is not int here)
+        if kind is dict:
+            stack.extend(item.values())
+            stack.extend(item)  # keys are strings: the length limit holds for them too
+        elif kind is list:
+            stack.extend(item)
+        elif ((kind is str and len(item) > MAX_STRING) or (kind is int and not lo <= item <= hi)
+              or (kind is float and not math.isfinite(item))):
+            raise MalformedMessage(_where_bad(doc))
+
+
+def _where_bad(value: Any, where: str = "envelope") -> str:
+    """The first bad value's path and what is wrong with it (the slow path of :func:`_check_values`)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _where_bad(key, f"{where} key") or _where_bad(item, f"{where}.{key}")
+            if found:
+                return found
+    elif isinstance(value, list):
+        for item in value:
+            if found := _where_bad(item, f"{where}[]"):
+                return found
+    elif isinstance(value, bool) or value is None:
+        return ""
+    elif isinstance(value, int) and not INT64[0] <= value <= INT64[1]:
+        return f"{where}: integer outside 64 bits"
+    elif isinstance(value, float) and not math.isfinite(value):
+        return f"{where}: number is not finite"
+    elif isinstance(value, str) and len(value) > MAX_STRING:
+        return f"{where}: string longer than {MAX_STRING} characters"
+    return ""
 
 
 def _reject_constant(name: str) -> None:

@@ -6,7 +6,8 @@ comes back onto its framework's ack / retry / dead-letter:
 
     returns Outcome       -> ack / commit (``outcome.applied`` False means a duplicate was skipped)
     MalformedMessage      -> dead-letter with ``err.reason``, never retry
-    PermanentError        -> dead-letter, never retry (a poison message)
+    PermanentError        -> dead-letter, never retry (a poison message; also RecursionError and
+                             OverflowError from a handler or the ledger, which ``process`` converts)
     TransientError        -> retry (with backoff) and dead-letter when retries run out
     anything else         -> a bug or a crash in the handler; treat as transient
 
@@ -19,16 +20,21 @@ idempotency guard. Services: "signup"; "video.transcode", "video.thumbnail",
 """
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from queuekit.core.envelope import Envelope, MalformedMessage, decode, make_envelope
+from queuekit.core.envelope import DIRECTIVES, Envelope, MalformedMessage, decode, make_envelope
 from queuekit.core.ledger import Ledger
+from queuekit.core.worker_env import FAULTS_ENV, faults_enabled
 from workloads import signup, tracking, video
 from workloads.messages import Message, SignupRequested, TrackEvent, VideoUploaded
+
+log = logging.getLogger("queuekit.faults")
+_ignored_logged = False
 
 
 class TransientError(Exception):
@@ -100,6 +106,22 @@ def forward(env: Envelope, outcome: Outcome) -> Envelope:
     return make_envelope(env.body, headers, id=env.id, sent_at=env.sent_at)
 
 
+def directives(headers: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The headers with the harness's directives kept only when this worker honours them.
+
+    Without ``QUEUEKIT_FAULTS=1`` (set by the harness's ``Stack.new_pool``) fault and
+    idempotency directives are dropped here, and the first one seen is logged once.
+    """
+    if faults_enabled() or not any(name in headers for name in ("fault", "idempotency")):
+        return headers
+    global _ignored_logged
+    if not _ignored_logged:
+        _ignored_logged = True
+        log.warning("fault/idempotency directives in message headers are ignored: this worker was not "
+                    "started by the harness with %s=1", FAULTS_ENV)
+    return {k: v for k, v in headers.items() if k not in DIRECTIVES}
+
+
 def crash_point(headers: Mapping[str, Any], service: str, attempt: int, point: str) -> None:
     """The harness's deterministic crash: the worker process dies at ``point`` on the first attempt.
 
@@ -107,16 +129,21 @@ def crash_point(headers: Mapping[str, Any], service: str, attempt: int, point: s
     adapter acks / commits / produces downstream — the window exactly-once has to cover.
     ``"after-output"``: called by an adapter after it produced its output, before it commits.
     """
+    headers = directives(headers)
     if headers.get("fault") == "crash" and headers.get("at") == point and attempt == 1 \
             and headers.get("service", service) == service:
         os._exit(CRASH_EXIT_CODE)  # no cleanup, no ack, no commit: like SIGKILL
 
 
 CRASH_EXIT_CODE = 137
+# Raised by a handler or the ledger for an input, these recur on every attempt (a recursion limit,
+# an integer SQLite cannot store): dead-letter at once instead of retrying as if transient.
+DETERMINISTIC = (RecursionError, OverflowError)
 
 
 def apply_fault(headers: Mapping[str, Any], service: str, attempt: int) -> None:
     """Act out the harness's fault directive (see ``queuekit.core.envelope``) for this attempt."""
+    headers = directives(headers)
     fault = headers.get("fault")
     if fault is None or headers.get("service", service) != service:
         return
@@ -145,7 +172,8 @@ def process(
     ``worker`` names the worker in the ledger ("celery-0"). ``guard=False``
     turns the idempotency guard off (every delivery applies its effect); so
     does a message whose headers say ``"idempotency": "off"`` (the harness's
-    way to show both sides of the duplicate-delivery scenario in one run).
+    way to show both sides of the duplicate-delivery scenario in one run) —
+    that and fault directives only in a worker with faults enabled (``directives``).
     ``upstream`` is the previous pipeline step's ``Outcome.result``; when
     None it is read from headers["upstream"].
     """
@@ -170,14 +198,17 @@ def process(
         applied = ledger.apply_effect(
             service, key, workload=handler.workload, message_id=env.id, worker=worker, payload=result,
             seq=seq, user_id=msg.user_id, sent_at=env.sent_at, started_at=started_at,
-            guard=guard and env.headers.get("idempotency") != "off",
+            guard=guard and directives(env.headers).get("idempotency") != "off",
             on_claim=(lambda outbox: stage(msg, outbox)) if stage else None,
         )
         if not applied:
             first = ledger.effect_payload(service, key)
             result = first if first is not None else result
+    except DETERMINISTIC as exc:  # the same input fails the same way every time: not worth a retry
+        ledger.finish_attempt(ticket.id, "error", f"{type(exc).__name__}: {exc}"[:1000])
+        raise PermanentError(f"{type(exc).__name__}: {exc}"[:300]) from exc
     except BaseException as exc:  # BaseException too: Dramatiq's time limit interrupts a handler that way
-        ledger.finish_attempt(ticket.id, "error", f"{type(exc).__name__}: {exc}")
+        ledger.finish_attempt(ticket.id, "error", f"{type(exc).__name__}: {exc}"[:1000])
         raise
     ledger.finish_attempt(ticket.id, "ok" if applied else "duplicate")
     crash_point(env.headers, service, ticket.number, "after-effect")

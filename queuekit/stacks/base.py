@@ -42,6 +42,7 @@ from queuekit.core.envelope import Envelope
 from queuekit.core.ledger import LEDGER_ENV, Ledger
 from queuekit.core.options import StackOptions, options_env
 from queuekit.core.waiting import wait_for
+from queuekit.core.worker_env import FAULTS_ENV  # "1": the workers act out the harness's fault directives
 
 from .capabilities import Capabilities
 from .pool import WorkerPool
@@ -72,6 +73,9 @@ class Stack(ABC):
     name: ClassVar[str]  # the registry alias: the column of the comparison
     worker_module: ClassVar[str]  # ``python -m <worker_module> <workload>…`` runs one worker process
     capabilities: ClassVar[Capabilities]  # what the stack is, as data: scenario expectations derive from it
+    # The harness's workers act out fault directives in message headers (crash, slow, idempotency off);
+    # False starts them as a deployment would, ignoring such headers from strangers (the hostile suite).
+    harness_faults: bool = True
 
     def __init__(self, settings: Settings, ledger_path: Path):
         self.settings = settings
@@ -187,7 +191,8 @@ class Stack(ABC):
         """The worker processes of a run: ``python -m worker_module`` with the ledger and options in their env.
         (Only the in-memory StubStack runs its workers as threads instead.)"""
         return WorkerPool(self.name, self.ledger_path.parent / "logs",
-                          env={LEDGER_ENV: str(self.ledger_path), **options_env(self.options)})
+                          env={LEDGER_ENV: str(self.ledger_path), **options_env(self.options),
+                               FAULTS_ENV: "1" if self.harness_faults else "0"})
 
     def prepare_options(self, options: StackOptions) -> StackOptions:
         """Adjust the run's options before anything starts (e.g. to a broker's minimum); default: as given."""

@@ -3,8 +3,8 @@
 The AdminClient plumbing behind every stack on Kafka (``kafka_app``'s consumer
 groups, ``celery_app``'s Celery over kombu's confluentkafka transport), as
 ``rabbitmq.py`` is for the RabbitMQ stacks: every call here is a read of the
-broker's own view or a cleanup of objects under a stack's prefix. Nothing here
-consumes on behalf of a worker. (Moved from ``kafka_app/admin.py``: app
+broker's own view or a cleanup of the objects the kit created, by name. Nothing
+here consumes on behalf of a worker. (Moved from ``kafka_app/admin.py``: app
 packages do not import each other.)
 """
 from __future__ import annotations
@@ -18,6 +18,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource, OffsetSpec, Resou
 
 from queuekit.core.config import Settings
 from queuekit.core.waiting import wait_for
+from queuekit.stacks.reset import release_dead_letters
 
 LOG = logging.getLogger("queuekit.kafka.admin")
 REQUEST_TIMEOUT = 10.0  # seconds per admin request: a poll fails fast and is retried
@@ -105,37 +106,49 @@ class Admin:
         resource = ConfigResource(ResourceType.BROKER, str(broker))
         return int(self.client.describe_configs([resource])[resource].result()["group.min.session.timeout.ms"].value)
 
-    # -- cleanup: only what carries the kit's prefix ----------------------------------------------
-    def delete_groups_and_topics(self, prefix: str) -> None:
-        wait_for(lambda: self._delete_groups(prefix), timeout=DELETE_TIMEOUT,
-                 what=f"every {prefix}* consumer group to be deleted",
-                 describe=lambda: f"groups left: {self._groups(prefix)}")
-        topics = [t for t in self.topics() if t.startswith(prefix)]
-        if topics:
-            for future in self.client.delete_topics(topics, operation_timeout=30).values():
+    # -- cleanup: only what the kit created, by name ---------------------------------------------
+    def delete_kit_objects(self, topics: Sequence[str], groups: Sequence[str], group_prefix: str,
+                           dead_letter_topics: Sequence[str]) -> None:
+        """Delete these topics and groups (and groups starting ``group_prefix``: the kit's throwaway replay
+        groups), nothing else; dead letters still held only as ``queuekit.stacks.reset`` allows."""
+        existing = self.topics()
+        release_dead_letters(self.settings, "kafka",
+                             {t: self._records(t, existing[t]) for t in dead_letter_topics if t in existing})
+        wait_for(lambda: self._delete_groups(groups, group_prefix), timeout=DELETE_TIMEOUT,
+                 what="the kit's consumer groups to be deleted",
+                 describe=lambda: f"groups left: {self._groups(groups, group_prefix)}")
+        ours = [t for t in topics if t in existing]
+        if ours:
+            for future in self.client.delete_topics(ours, operation_timeout=30).values():
                 try:
                     future.result()
                 except KafkaException as exc:
                     if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
                         raise
-        wait_for(lambda: not any(t.startswith(prefix) for t in self.topics()), timeout=DELETE_TIMEOUT,
-                 what=f"every {prefix}* topic to be deleted")
+        wait_for(lambda: not set(topics) & set(self.topics()), timeout=DELETE_TIMEOUT,
+                 what="the kit's topics to be deleted")
 
-    def _groups(self, prefix: str) -> list[str]:
+    def _records(self, topic: str, metadata) -> int:
+        tps = [TopicPartition(topic, p) for p in metadata.partitions]
+        ends = self.client.list_offsets({tp: OffsetSpec.latest() for tp in tps}, request_timeout=REQUEST_TIMEOUT)
+        starts = self.client.list_offsets({tp: OffsetSpec.earliest() for tp in tps}, request_timeout=REQUEST_TIMEOUT)
+        return sum(ends[tp].result().offset - starts[tp].result().offset for tp in tps)
+
+    def _groups(self, groups: Sequence[str], prefix: str) -> list[str]:
         listing = self.client.list_consumer_groups().result(timeout=10)
-        return [g.group_id for g in listing.valid if g.group_id.startswith(prefix)]
+        return [g.group_id for g in listing.valid if g.group_id in groups or g.group_id.startswith(prefix)]
 
-    def _delete_groups(self, prefix: str) -> bool:
+    def _delete_groups(self, groups: Sequence[str], prefix: str) -> bool:
         """One round: delete what can be; a group with members (still timing out) waits for the next."""
-        groups = self._groups(prefix)
-        if groups:
-            for future in self.client.delete_consumer_groups(groups).values():
+        present = self._groups(groups, prefix)
+        if present:
+            for future in self.client.delete_consumer_groups(present).values():
                 try:
                     future.result()
                 except KafkaException as exc:
                     if exc.args[0].code() not in (KafkaError.GROUP_ID_NOT_FOUND, KafkaError.NON_EMPTY_GROUP):
                         raise
-        return not self._groups(prefix)
+        return not self._groups(groups, prefix)
 
 
 def read_until(reader, topic: str, partitions: Sequence[int], timeout: float) -> list:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import psutil
 
+from queuekit.core.config import private_dir
 from queuekit.core.errors import KitError
 from queuekit.core.waiting import wait_for
 
@@ -42,7 +43,7 @@ class WorkerPool:
 
     def spawn(self, argv: list[str], index: int | None = None, extra_env: dict[str, str] | None = None) -> subprocess.Popen:
         index = len(self.procs) if index is None else index
-        self.log_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.log_dir)  # worker logs may quote message ids and previews: owner only
         env = {**os.environ, **self.env, **(extra_env or {}), "QUEUEKIT_WORKER_NAME": self.name(index),
                "PYTHONUNBUFFERED": "1"}
         with open(self.log_dir / f"{self.name(index)}.log", "ab") as log:

@@ -15,6 +15,7 @@ import httpx
 
 from queuekit.core.config import Settings
 from queuekit.core.waiting import wait_for
+from queuekit.stacks.reset import release_dead_letters
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class Management:
     """A thin client of RabbitMQ's HTTP management API."""
 
     def __init__(self, settings: Settings):
+        self.settings = settings
         self.vhost = quote(settings.vhost, safe="")
         self.http = httpx.Client(base_url=settings.mgmt_url + "/api", auth=settings.mgmt_auth, timeout=10)
 
@@ -66,6 +68,21 @@ class Management:
             return []
         r.raise_for_status()
         return [(base64.b64decode(m["payload"]), (m.get("properties") or {}).get("headers") or {}) for m in r.json()]
+
+    def delete_kit_queues(self, names: list[str], dead_letter_queues: list[str]) -> None:
+        """Delete exactly these queues (reset); a dead-letter queue holding messages only as
+        ``queuekit.stacks.reset`` allows (never silently, never on a shared broker unasked)."""
+        present = {q.name: q for q in self.queues()}
+        release_dead_letters(self.settings, "rabbitmq",
+                             {n: present[n].backlog for n in dead_letter_queues if n in present})
+        for name in names:
+            if name in present:
+                self.http.delete(f"/queues/{self.vhost}/{quote(name, safe='')}")
+
+    def delete_exchange(self, name: str) -> None:
+        r = self.http.delete(f"/exchanges/{self.vhost}/{quote(name, safe='')}")
+        if r.status_code not in (204, 404):
+            r.raise_for_status()
 
     def delete_queues(self, prefix: str) -> None:
         for q in self.queues(prefix):

@@ -25,6 +25,7 @@ ledger, exactly as in a worker process. What the stub does, per capability:
 """
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -34,6 +35,7 @@ from typing import Any, cast
 from queuekit.core.envelope import Envelope, MalformedMessage, decode, encode
 from queuekit.core.errors import WaitTimeout
 from queuekit.core.execute import PermanentError, forward, handler_for, next_service, process
+from queuekit.core.worker_env import FAULTS_ENV
 from workloads import WORKLOADS
 
 from .base import DeadLetter, PublishReport, Stack
@@ -86,6 +88,8 @@ class StubStack(Stack):
 
     # -- the template's hooks ------------------------------------------------------------------------
     def make_pool(self) -> WorkerPool:
+        # The workers are threads of this process: the harness's fault switch goes in its environment.
+        os.environ[FAULTS_ENV] = "1" if self.harness_faults else "0"
         return ThreadWorkers(self.name, self.ledger_path.parent / "logs", stack=self)
 
     def _threads(self) -> ThreadWorkers:

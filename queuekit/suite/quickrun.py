@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from queuekit.core.config import Settings
+from queuekit.core.config import Settings, private_dir
 from queuekit.core.envelope import make_envelope
 from queuekit.core.errors import KitError, WaitTimeout
 from queuekit.core.ledger import Ledger
@@ -40,8 +40,7 @@ def quick_run(settings: Settings, stack_name: str, workload: str, n: int, worker
               timeout: float, progress: Progress | None = None, queue_type: str | None = None) -> RunSummary:
     """``queue_type`` (RabbitMQ stacks): "classic" or "quorum"; None keeps the stack's own (celery_quorum: quorum)."""
     spec = WORKLOADS[workload]
-    runs = settings.home / "runs"
-    runs.mkdir(parents=True, exist_ok=True)
+    runs = private_dir(settings.home / "runs")  # ledgers: owner only
     ledger = Ledger(runs / f"{stack_name}-{workload}-{int(time.time())}.db")
     stack_cls = load_stack(stack_name)
     if queue_type not in (None, "classic") and stack_cls.capabilities.broker != "rabbitmq":

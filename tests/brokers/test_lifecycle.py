@@ -45,6 +45,8 @@ def test_down_leaves_no_process_and_no_port(second_kit):
     assert brokers.up(s) == ["rabbitmq", "kafka", "flower"]
     pids = {name: pid for name, pid in _pids(s).items()}
     assert all(pids.values()), pids
+    assert oct(s.run_dir.stat().st_mode & 0o777) == "0o700"  # state, logs, configs: owner only
+    assert oct((s.run_dir / "rabbitmq" / "rabbitmq.conf").stat().st_mode & 0o777) == "0o600"  # holds the password
     trees = [p for pid in pids.values() for p in [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]]
 
     assert brokers.down(s) == ["flower", "kafka", "rabbitmq"]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -93,8 +94,8 @@ MALFORMED = [
     (with_change("body.ts", "late"), "field 'ts' must be number"),
     (with_change("body.kind", None), "field 'kind' must be str"),
     (with_change("headers.fault", "explode"), "unknown fault 'explode'"),
-    (with_change("headers.fault", "fail-times"), "fault 'fail-times' needs an int 'n' >= 0"),
-    (with_change("headers", {"fault": "slow", "seconds": -1}), "fault 'slow' needs a number 'seconds' >= 0"),
+    (with_change("headers.fault", "fail-times"), "fault 'fail-times' needs an int 'n' in [0, 10000]"),
+    (with_change("headers", {"fault": "slow", "seconds": -1}), "fault 'slow' needs a number 'seconds' in [0, 60]"),
     (with_change("headers", {"fault": "always-fail", "service": 3}), "header 'service' must be str"),
     (with_change("headers.upstream", [1]), "header 'upstream' must be object"),
 ]
@@ -120,3 +121,40 @@ def test_video_duration_wrong_type():
 def test_unknown_headers_pass_through():
     env = decode(with_change("headers", {"trace": "abc", "fault": "slow", "seconds": 0}))
     assert env.headers == {"trace": "abc", "fault": "slow", "seconds": 0}
+
+
+def deep(n: int) -> bytes:
+    return ("[" * n + "]" * n).encode()
+
+
+@pytest.mark.parametrize("data, reason", [
+    (b"x" * (300 * 1024), "over the 262144-byte limit"),
+    (deep(100_000), "nested deeper than 16"),
+    (json.dumps({**valid_doc(), "headers": {"x": json.loads(deep(20))}}).encode(), "nested deeper than 16"),
+    (json.dumps({**valid_doc(), "body": {**valid_doc()["body"], "seq": 2**70}}).encode(), "outside 64 bits"),
+    (json.dumps({**valid_doc(), "sent_at": 1}, separators=(",", ":")).encode()
+     .replace(b'"sent_at":1', b'"sent_at":1e999'), "not finite"),
+    (b'{"id":' + b"9" * 5000 + b"}", "not JSON"),
+    (json.dumps({**valid_doc(), "id": "i" * 5000}).encode(), "longer than 1024"),
+    (json.dumps({**valid_doc(), "headers": {"fault": "slow", "seconds": 1e6}}).encode(), "'seconds' in [0, 60]"),
+    (json.dumps({**valid_doc(), "headers": {"fault": "cpu", "rounds": 10**9}}).encode(), "'rounds' in [0, 1300000]"),
+])
+def test_limits_are_malformed_not_crashes(data, reason):
+    with pytest.raises(MalformedMessage, match=re.escape(reason)):
+        decode(data)
+
+
+def test_a_video_longer_than_the_bound_is_malformed():
+    doc = json.loads(encode(make_envelope(VideoUploaded(video_id=1, user_id=1, duration_s=1.0))))
+    doc["body"]["duration_s"] = 1e6
+    with pytest.raises(MalformedMessage, match=re.escape("field 'duration_s' must be in [0, 600]")):
+        decode(json.dumps(doc).encode())
+
+
+def test_brackets_inside_strings_do_not_count_as_depth():
+    doc = valid_doc()
+    doc["body"]["kind"] = "[" * 2000
+    with pytest.raises(MalformedMessage, match="longer than"):  # the string bound, not the depth
+        decode(json.dumps(doc).encode())
+    doc["body"]["kind"] = "[{" * 100
+    assert decode(json.dumps(doc).encode()).body.kind == "[{" * 100

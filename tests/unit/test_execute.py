@@ -17,6 +17,7 @@ from queuekit.core.execute import (
     process,
 )
 from queuekit.core.ledger import Ledger
+from queuekit.core.worker_env import FAULTS_ENV
 from workloads import WORKLOADS
 from workloads.messages import SignupRequested, TrackEvent, VideoUploaded
 
@@ -27,6 +28,12 @@ VIDEO = VideoUploaded(video_id=8, user_id=3, duration_s=0.05)
 @pytest.fixture
 def ledger(tmp_path) -> Ledger:
     return Ledger(tmp_path / "ledger.sqlite3")
+
+
+@pytest.fixture(autouse=True)
+def harness_faults(monkeypatch):
+    """As in a worker the harness started: fault directives honoured (the tests below turn it off)."""
+    monkeypatch.setenv(FAULTS_ENV, "1")
 
 
 def deliver(ledger: Ledger, msg, service: str, headers=None, **kw) -> Outcome:
@@ -151,3 +158,23 @@ def test_tracking_fan_out_and_order(ledger):
 def test_process_accepts_a_decoded_envelope(ledger):
     outcome = process(make_envelope(SIGNUP), service="signup", worker="w0", ledger=ledger)
     assert outcome.applied and outcome.key == "signup-3"
+
+
+@pytest.mark.parametrize("headers", [
+    {"fault": "always-fail"},
+    {"fault": "fail-times", "n": 3},
+    {"fault": "slow", "seconds": 30},
+    {"fault": "crash", "at": "after-effect"},
+])
+def test_without_the_harness_switch_fault_directives_are_ignored(ledger, monkeypatch, caplog, headers):
+    monkeypatch.delenv(FAULTS_ENV)
+    started = time.monotonic()
+    outcome = deliver(ledger, SIGNUP, "signup", headers)  # a crash directive would end this process
+    assert outcome.applied and time.monotonic() - started < 5
+
+
+def test_without_the_harness_switch_the_guard_cannot_be_turned_off(ledger, monkeypatch):
+    monkeypatch.delenv(FAULTS_ENV)
+    assert deliver(ledger, SIGNUP, "signup", {"idempotency": "off"}).applied
+    assert not deliver(ledger, SIGNUP, "signup", {"idempotency": "off"}).applied
+    assert len(ledger.outbox_rows()) == 1

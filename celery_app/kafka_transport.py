@@ -1,0 +1,90 @@
+"""kombu's confluentkafka transport, with one change: a record that is not kombu's JSON is dead-lettered.
+
+Stock kombu 5.7 parses every record it polls (``Channel._get``: ``loads(message.value())``) outside
+any error handling: a record that is not its JSON object (any other producer on ``celery.<service>``:
+kcat, a Kafka Connect sink, a typo) raises in the worker's event loop, Celery logs "Unrecoverable
+error" and exits; the record is never committed, so every worker that takes the partition over dies
+on it too (observed: both workers dead, the lag never drains). Here such a record is written to the
+topic's ``.dlq`` as a kombu record (body = its bytes, cut to ``TRUNCATED_BYTES``; reason in
+``x-queuekit-reason``), flushed, and only then committed past; the poll then counts as empty.
+
+Registered as the kombu transport ``qkconfluentkafka`` (``kafka.broker_url``).
+"""
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import uuid
+
+from confluent_kafka import TopicPartition
+from kombu.transport import TRANSPORT_ALIASES, confluentkafka
+from kombu.transport.virtual import Empty
+
+from . import topology
+from .kafka import SCHEME
+
+log = logging.getLogger("celery_app.kafka_transport")
+TRUNCATED_BYTES = 64 * 1024
+
+
+def record_problem(value: bytes | None) -> str | None:
+    """Why kombu cannot read this record as a message, or None."""
+    try:
+        doc = json.loads(value or b"")
+    except (ValueError, RecursionError) as exc:
+        return f"not a kombu record: {type(exc).__name__}: {str(exc)[:200]}"
+    if not isinstance(doc, dict):
+        return f"not a kombu record: a JSON {type(doc).__name__}, not an object"
+    props = doc.get("properties")
+    if not isinstance(props, dict) or "delivery_tag" not in props:
+        return "not a kombu record: no properties.delivery_tag"
+    if not isinstance(props.get("delivery_info", {}), dict) or not isinstance(doc.get("headers") or {}, dict):
+        return "not a kombu record: delivery_info or headers not an object"
+    if not isinstance(doc.get("body", ""), str):
+        return "not a kombu record: body is not a string"
+    return None
+
+
+class Channel(confluentkafka.Channel):
+    def _get(self, queue, **kwargs):
+        queue = self.sanitize_queue_name(queue)
+        consumer = self._get_consumer(queue)
+        message = consumer.poll(self.wait_time_seconds)
+        if not message:
+            raise Empty()
+        if message.error():
+            log.error(message.error())
+            raise Empty()
+        problem = record_problem(message.value())
+        if problem is None:
+            return {**json.loads(message.value()), "topic": message.topic()}
+        self._dead_letter_record(queue, message, problem)
+        # Committed past only once its dead letter is flushed (a crash before: it comes back, twice at worst).
+        # An explicit offset: this partition's committed position moves past it, as kombu's own ack would.
+        consumer.commit(offsets=[TopicPartition(message.topic(), message.partition(), message.offset() + 1)],
+                        asynchronous=False)
+        raise Empty()
+
+    def _dead_letter_record(self, queue: str, message, reason: str) -> None:
+        value = message.value() or b""
+        headers = {topology.REASON_HEADER: reason[:1000], topology.FRAME_HEADER: "kafka-record",
+                   "x-queuekit-queue": queue}
+        if len(value) > TRUNCATED_BYTES:
+            headers["x-queuekit-truncated-from"] = len(value)
+            value = value[:TRUNCATED_BYTES]
+        log.warning("dead-lettering a record from %s: %s", queue, reason[:300])
+        record = {"body": base64.b64encode(value).decode(), "content-encoding": "binary",
+                  "content-type": "application/octet-stream", "headers": headers,
+                  "properties": {"body_encoding": "base64", "delivery_tag": str(uuid.uuid4()), "delivery_info": {}}}
+        producer = self._get_producer(f"{queue}.dlq")
+        producer.produce(f"{queue}.dlq", json.dumps(record).encode())
+        if producer.flush(30):  # not delivered: raising here leaves it uncommitted (the worker retries it)
+            raise RuntimeError(f"dead letter of a record from {queue} not delivered")
+
+
+class Transport(confluentkafka.Transport):
+    Channel = Channel
+
+
+TRANSPORT_ALIASES[SCHEME] = f"{__name__}:Transport"

@@ -1,0 +1,109 @@
+"""Celery task frames straight onto the broker, as any producer could send them (hostile inputs).
+
+``publisher_for(stack).send(item)`` publishes a protocol 2 task message for ``signup`` whose argument is
+``item.payload``, with the corpus's overrides (``queuekit.suite.hostile``): headers (``DROP``
+removes one), args, kwargs, embed, a raw body, a content type, or a revoke of its id first.
+
+On RabbitMQ (celery, celery_quorum) with pika; on Kafka (celery_kafka) as the record kombu's
+confluentkafka transport writes: the topic is the queue's name, the value kombu's virtual-transport
+JSON ``{"body" (base64), "content-type", "content-encoding", "headers", "properties"}``.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from typing import Any
+
+import pika
+from confluent_kafka import Producer
+
+from queuekit.core.waiting import wait_for
+from queuekit.suite.hostile import DROP, Hostile, frame_spec
+
+QUEUE = "celery.signup"
+
+
+def publisher_for(stack):
+    return KafkaRawPublisher(stack) if stack.capabilities.broker == "kafka" else RawPublisher(stack)
+
+
+def task_frame(item: Hostile) -> tuple[str, dict[str, Any], bytes, str]:
+    """(task id, headers, body, content type) of the frame for ``item``."""
+    spec = frame_spec(item, "celery")
+    task_id = str(uuid.uuid4())
+    headers: dict[str, Any] = {
+        "lang": "py", "task": "signup", "id": task_id, "shadow": None, "eta": None, "expires": None,
+        "group": None, "group_index": None, "retries": 0, "timelimit": [None, None], "root_id": task_id,
+        "parent_id": None, "argsrepr": "('...',)", "kwargsrepr": "{}", "origin": "hostile@wire",
+        "ignore_result": False,
+    }
+    for key, value in spec.get("headers", {}).items():
+        if value is DROP:
+            headers.pop(key)
+        else:
+            headers[key] = value
+    embed = {"callbacks": None, "errbacks": None, "chain": None, "chord": None, **spec.get("embed", {})}
+    args = spec.get("args", [item.payload.decode("utf-8", "surrogateescape")])
+    body = spec.get("body") or json.dumps([args, spec.get("kwargs", {}), embed]).encode()
+    return task_id, headers, body, spec.get("content_type", "application/json")
+
+
+class RawPublisher:
+    """pika onto RabbitMQ's default exchange, confirmed."""
+
+    def __init__(self, stack):
+        self.stack = stack
+        self.conn = pika.BlockingConnection(pika.URLParameters(stack.settings.pika_url))
+        self.channel = self.conn.channel()
+        self.channel.confirm_delivery()  # basic_publish raises on a nack or an unroutable frame
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def send(self, item: Hostile, queue: str = QUEUE) -> None:
+        task_id, headers, body, content_type = task_frame(item)
+        if frame_spec(item, "celery").get("revoke"):
+            self._revoke(task_id)
+        self.channel.basic_publish("", queue, body, pika.BasicProperties(
+            content_type=content_type, content_encoding="utf-8", headers=headers, delivery_mode=2), mandatory=True)
+
+    def _revoke(self, task_id: str) -> None:
+        """Revoke the id and wait until every live worker lists it as revoked."""
+        control = self.stack.app.control
+        control.revoke(task_id)
+        workers = len(self.stack.worker_pids())
+
+        def everyone() -> bool:
+            seen = control.inspect(timeout=1.0).revoked() or {}
+            return sum(task_id in ids for ids in seen.values()) >= workers
+
+        wait_for(everyone, timeout=30, what=f"{workers} Celery workers to list {task_id} as revoked")
+
+
+class KafkaRawPublisher:
+    """confluent-kafka onto the queue's topic, in kombu's record format; each record flushed (delivered)."""
+
+    def __init__(self, stack):
+        self.producer = Producer({"bootstrap.servers": stack.settings.kafka_bootstrap, "acks": "all",
+                                  "enable.idempotence": True})
+
+    def close(self) -> None:
+        self.producer.flush(10)
+
+    def send(self, item: Hostile, queue: str = QUEUE) -> None:
+        raw = frame_spec(item, "celery_kafka").get("record")  # not kombu's format at all (celery_kafka's own inputs)
+        task_id, headers, body, content_type = task_frame(item)
+        if frame_spec(item, "celery").get("revoke"):
+            # the transport has no fanout, so Celery's remote control (revoke) is off on celery_kafka
+            raise RuntimeError("no remote control on kombu's Kafka transport: nothing can revoke a task")
+        record = {"body": base64.b64encode(body).decode(), "content-encoding": "utf-8", "content-type": content_type,
+                  "headers": headers,
+                  "properties": {"correlation_id": task_id, "reply_to": "", "delivery_mode": 2, "priority": 0,
+                                 "body_encoding": "base64", "delivery_tag": str(uuid.uuid4()),
+                                 "delivery_info": {"exchange": "", "routing_key": queue}}}
+        errors: list = []
+        self.producer.produce(queue, raw if raw is not None else json.dumps(record).encode(),
+                              on_delivery=lambda err, _msg: errors.append(err) if err else None)
+        if self.producer.flush(30) or errors:
+            raise RuntimeError(f"record not delivered: {errors[0] if errors else 'flush timed out'}")

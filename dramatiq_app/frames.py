@@ -1,0 +1,99 @@
+"""Frames a Dramatiq consumer receives, checked before Dramatiq's worker sees them.
+
+Stock Dramatiq 2.x trusts the message dict it decodes. Given what any producer can put on a queue:
+
+* ``options.retries`` / ``max_retries`` as strings: the Retries middleware's comparison raises after
+  the actor ran, and the message is acked with no dead letter (it vanishes);
+* ``options`` as a list, or ``throws`` as a list of names: a worker thread dies, and the message it
+  held stays unacked on that connection for good;
+* ``max_retries``, ``time_limit``, ``max_age``, ``on_failure``…: the producer, not the worker, picks
+  the retry policy, the time limit or a callback actor;
+* an ``eta`` far ahead: held unacked in the worker's memory until then;
+* wrong arity or an unknown actor fail inside the worker, with the traceback as the only record.
+
+``frame_problem`` says why a frame must not reach the worker; the broker's consumer
+(``broker._DeadLetterWithReason``) then publishes it, truncated if huge, to the queue's ``.XQ`` with
+the reason in ``REASON_HEADER`` and acks it. Allowed options are those Dramatiq and our own
+producer set: ``retries``, ``traceback``, ``requeue_timestamp``, ``eta``, ``pipe_target``, ``pipe_ignore``.
+"""
+from __future__ import annotations
+
+import inspect
+import json
+import time
+
+from dramatiq.common import q_name
+from dramatiq.errors import ActorNotFound
+
+MAX_FRAME_BYTES = 1024 * 1024  # our messages are < 2 KiB; bigger frames are dead-lettered unread
+TRUNCATED_BYTES = 64 * 1024  # what the dead letter keeps of a frame over MAX_FRAME_BYTES
+MAX_ETA_MS = 3600 * 1000  # a retry waits for its backoff, never an hour (it is held unacked meanwhile)
+MAX_PIPE_DEPTH = 4  # video is a 3-step pipeline
+REASON_HEADER = "x-queuekit-reason"  # on a frame dead-lettered by the consumer (not a Dramatiq message)
+FIELDS: dict[str, type] = {"queue_name": str, "actor_name": str, "args": list, "kwargs": dict, "options": dict,
+                           "message_id": str, "message_timestamp": int}
+OPTIONAL_FIELDS = ("message_id", "message_timestamp")  # Dramatiq fills them in
+OPTIONS: dict[str, tuple[type, ...]] = {
+    "retries": (int,), "traceback": (str, type(None)), "requeue_timestamp": (int,), "eta": (int, float, type(None)),
+    "pipe_target": (dict, type(None)), "pipe_ignore": (bool,),
+}
+
+
+def frame_problem(body: bytes, queue_name: str, broker) -> str | None:
+    """Why this frame must not reach the worker, or None; ``queue_name`` is the queue it came from."""
+    if len(body) > MAX_FRAME_BYTES:
+        return f"frame of {len(body)} bytes, over the {MAX_FRAME_BYTES}-byte limit"
+    try:
+        doc = json.loads(body.decode("utf-8"))
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        return "not a Dramatiq message: not UTF-8 JSON"
+    return message_problem(doc, q_name(queue_name), broker)
+
+
+def message_problem(doc, queue: str | None, broker, depth: int = 0) -> str | None:
+    """Check one message dict (``queue``: the canonical queue it must belong to; None: its actor's)."""
+    if not isinstance(doc, dict):
+        return f"not a Dramatiq message: {type(doc).__name__}, not an object"
+    for name in doc:
+        if name not in FIELDS:
+            return f"unknown field {str(name)[:40]!r}"
+    for name, kind in FIELDS.items():
+        if name not in doc:
+            if name in OPTIONAL_FIELDS:
+                continue
+            return f"missing field {name!r}"
+        if not isinstance(doc[name], kind) or isinstance(doc[name], bool):
+            return f"field {name!r} is {type(doc[name]).__name__}, not {kind.__name__}"
+    try:
+        actor = broker.get_actor(doc["actor_name"])
+    except ActorNotFound:
+        return f"unknown actor {doc['actor_name'][:100]!r}"
+    if q_name(doc["queue_name"]) != actor.queue_name or (queue is not None and actor.queue_name != queue):
+        return f"actor {actor.actor_name!r} does not belong on queue {doc['queue_name'][:100]!r}"
+    piped = () if depth == 0 or doc["options"].get("pipe_ignore") else (None,)  # Pipelines appends a result
+    try:
+        inspect.signature(actor.fn).bind(*doc["args"], *piped, **doc["kwargs"])
+    except TypeError as exc:
+        return f"arguments do not fit actor {actor.actor_name!r}: {exc}"
+    return options_problem(doc["options"], broker, depth)
+
+
+def options_problem(options: dict, broker, depth: int) -> str | None:
+    for name, value in options.items():
+        if name not in OPTIONS:
+            return f"option {str(name)[:40]!r} is not the producer's to set"
+        if not isinstance(value, OPTIONS[name]) or (isinstance(value, bool) and bool not in OPTIONS[name]):
+            return f"option {name!r} is {type(value).__name__}, not {'/'.join(t.__name__ for t in OPTIONS[name])}"
+    if not 0 <= options.get("retries", 0) <= 10_000:
+        return "option 'retries' out of range"
+    eta = options.get("eta")
+    if eta is not None and eta > time.time() * 1000 + MAX_ETA_MS:
+        return f"option 'eta' is more than {MAX_ETA_MS // 1000} s ahead"
+    target = options.get("pipe_target")
+    if target is not None:
+        if depth >= MAX_PIPE_DEPTH:
+            return "pipeline nested too deep"
+        problem = message_problem(target, None, broker, depth + 1)
+        if problem:
+            return f"pipe_target: {problem}"
+    return None

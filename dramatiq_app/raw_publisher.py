@@ -1,0 +1,34 @@
+"""Dramatiq messages straight onto RabbitMQ with pika, as any producer could send them (hostile inputs).
+
+``RawPublisher(stack).send(item)`` publishes a message for the ``signup`` actor whose argument is
+``item.payload``, with the corpus's overrides (``queuekit.suite.hostile``): message fields or a raw body.
+"""
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import pika
+
+from queuekit.suite.hostile import Hostile, frame_spec
+
+
+class RawPublisher:
+    def __init__(self, stack):
+        self.conn = pika.BlockingConnection(pika.URLParameters(stack.settings.pika_url))
+        self.channel = self.conn.channel()
+        self.channel.confirm_delivery()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def send(self, item: Hostile, queue: str = "dramatiq.signup") -> None:
+        spec = frame_spec(item, "dramatiq")
+        fields = {"queue_name": queue, "actor_name": "signup",
+                  "args": [item.payload.decode("utf-8", "surrogateescape")], "kwargs": {}, "options": {},
+                  "message_id": str(uuid.uuid4()), "message_timestamp": int(time.time() * 1000)}
+        fields.update(spec.get("fields", {}))
+        body = spec.get("body") or json.dumps(fields).encode()
+        self.channel.basic_publish("", queue, body, pika.BasicProperties(
+            content_type="application/json", content_encoding="utf-8", delivery_mode=2), mandatory=True)

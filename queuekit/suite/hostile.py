@@ -1,0 +1,271 @@
+"""The hostile-input corpus, as data: what a careless or malicious producer can put on the wire.
+
+Used by the hostile-input suite (``tests/e2e/test_hostile.py``) and the ``framework-drops``
+scenario. ``wire(stack)`` finds the stack's own raw publisher (``<app package>/raw_publisher.py``).
+
+Each ``Hostile`` is one input and where it must end on each stack:
+
+* ``via="envelope"``: the bytes are an envelope (or what should have been one); the suite
+  publishes them twice, through the kit (``Stack.publish_raw``) and straight onto the wire
+  in the stack's own framing (pika / confluent-kafka);
+* ``via="celery" | "dramatiq" | "kafka"``: framework-protocol abuse, a frame built for that
+  stack only (``<app package>/raw_publisher.py`` builds it), published on the wire.
+
+``ends``: ``"dead: <reason substring>"`` (in the dead-letter place, with that reason),
+``"effect"`` (applied once: the input was fine, its hostile part ignored), ``"refused"``
+(the broker or the kit refused it at publish). A dict gives it per stack. Every input
+carries ``marker(name)`` in its first bytes, so its dead letter (even truncated) is found.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import pickle
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from queuekit.core.envelope import encode, make_envelope
+from workloads.messages import SignupRequested, VideoUploaded
+
+DROP = object()  # in a frame spec: remove this header / field
+
+
+def marker(name: str) -> str:
+    return f"hostile-{name}"
+
+
+@dataclass(frozen=True)
+class Hostile:
+    name: str
+    cls: str  # encoding | shape | schema | protocol | size | headers | directives | limits
+    via: str  # "envelope" or the one stack whose wire the frame is for
+    ends: str | Mapping[str, str]
+    payload: bytes = b""
+    frame: Mapping[str, Any] = field(default_factory=dict)
+    copies: int = 1  # publishes per route (the duplicate-directive input sends itself twice)
+
+    def end_on(self, stack: str, protocol: str | None = None) -> str:
+        """Where it must end on ``stack``: per stack, else per its ``protocol`` (a variant such as
+        ``celery_quorum`` ends as ``celery`` unless named), else ``"default"``."""
+        if isinstance(self.ends, str):
+            return self.ends
+        return self.ends.get(stack, self.ends.get(protocol or stack, self.ends["default"]))
+
+
+def good(name: str, headers: dict | None = None) -> bytes:
+    """A valid signup whose id and idempotency key are the input's marker."""
+    msg = SignupRequested(user_id=7, email=f"{name}@example.test", idempotency_key=marker(name))
+    return encode(make_envelope(msg, headers, id=marker(name), sent_at=1.0))
+
+
+def doc(name: str, **changes: Any) -> dict:
+    """The valid envelope as a dict, with ``changes`` (``body__email=...`` reaches into body)."""
+    out = json.loads(good(name))
+    for path, value in changes.items():
+        target, *rest = path.split("__")
+        if rest:
+            if value is DROP:
+                del out[target][rest[0]]
+            else:
+                out[target][rest[0]] = value
+        elif value is DROP:
+            del out[target]
+        else:
+            out[target] = value
+    return out
+
+
+def js(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def padded(name: str, size: int) -> bytes:
+    """An envelope-looking JSON object of ``size`` bytes, marker first."""
+    head = f'{{"id":"{marker(name)}","pad":"'.encode()
+    return head + b"x" * (size - len(head) - 2) + b'"}'
+
+
+def deep(name: str, depth: int) -> bytes:
+    return f'{{"id":"{marker(name)}","d":'.encode() + b"[" * depth + b"]" * depth + b"}"
+
+
+# A transient failure (only in a worker with the harness's faults on: the framework-drops scenario) makes
+# Dramatiq's Retries middleware read the retry options; without faults the message simply takes effect.
+FAIL_ONCE = {"fault": "fail-times", "n": 1}
+VIDEO = json.loads(encode(make_envelope(VideoUploaded(video_id=1, user_id=7, duration_s=1.0))))
+
+CORPUS: list[Hostile] = [
+    # -- broken encodings and JSON ---------------------------------------------------------
+    Hostile("not-utf8", "encoding", "envelope", "dead: not UTF-8", marker("not-utf8").encode() + b"\xff\xfe\x80"),
+    Hostile("not-json", "encoding", "envelope", "dead: not JSON", marker("not-json").encode() + b" {"),
+    Hostile("json-array", "shape", "envelope", "dead: not a JSON object", js([marker("json-array")])),
+    Hostile("nan", "encoding", "envelope", "dead: not JSON",
+            js(doc("nan")).replace(b'"sent_at":1.0', b'"sent_at":NaN')),
+    Hostile("lone-surrogate", "encoding", "envelope", "dead: not UTF-8",
+            marker("lone-surrogate").encode() + "\udcff".encode("utf-8", "surrogatepass")),
+    # -- wrong types and shapes, unknown schemas ---------------------------------------------
+    Hostile("unknown-schema", "schema", "envelope", "dead: unknown schema", js(doc("unknown-schema", schema="evil.x"))),
+    Hostile("wrong-version", "schema", "envelope", "dead: unsupported version", js(doc("wrong-version", version=9))),
+    Hostile("string-user-id", "shape", "envelope", "dead: field 'user_id' must be int",
+            js(doc("string-user-id", body__user_id="7"))),
+    Hostile("bool-user-id", "shape", "envelope", "dead: field 'user_id' must be int",
+            js(doc("bool-user-id", body__user_id=True))),
+    Hostile("missing-field", "shape", "envelope", "dead: missing field 'email'",
+            js(doc("missing-field", body__email=DROP))),
+    Hostile("extra-field", "shape", "envelope", "dead: unexpected field 'admin'",
+            js(doc("extra-field", admin=True))),
+    Hostile("other-workload", "schema", "envelope", "dead: is not handled by 'signup'",
+            js({**VIDEO, "id": marker("other-workload")})),
+    Hostile("upstream-not-object", "shape", "envelope", "dead: header 'upstream' must be object",
+            js(doc("upstream-not-object", headers={"upstream": [1]}))),
+    # -- size and depth extremes ------------------------------------------------------------
+    Hostile("int-over-64-bits", "size", "envelope", "dead: outside 64 bits",
+            js(doc("int-over-64-bits", body__user_id=2**70))),
+    Hostile("float-overflow", "size", "envelope", "dead: not finite",
+            js(doc("float-overflow")).replace(b'"sent_at":1.0', b'"sent_at":1e999')),
+    Hostile("5000-digit-int", "size", "envelope", "dead: not JSON",
+            f'{{"id":"{marker("5000-digit-int")}","n":{"9" * 5000}}}'.encode()),
+    Hostile("nested-100k", "size", "envelope", "dead: nested deeper than 16", deep("nested-100k", 100_000)),
+    Hostile("nested-headers", "size", "envelope", "dead: nested deeper than 16",
+            js(doc("nested-headers", headers={"x": json.loads("[" * 20 + "]" * 20)}))),
+    Hostile("long-string", "size", "envelope", "dead: longer than 1024",
+            js(doc("long-string", body__email="e" * 5000))),
+    Hostile("300-kib", "size", "envelope", "dead: over the 262144-byte limit", padded("300-kib", 300 * 1024)),
+    # a Kafka record just under the producer's 1,000,000-byte limit: its dead letter is written truncated
+    # (celery_kafka: kombu base64-encodes the task message into its record, 1.3 MB: the producer refuses it)
+    Hostile("near-1-mb", "limits", "envelope",
+            {"celery_kafka": "refused", "default": "dead: over the 262144-byte limit"}, padded("near-1-mb", 990_000)),
+    Hostile("2-mib", "limits", "envelope",
+            {"celery": "dead: over the 1048576-byte limit", "dramatiq": "dead: over the 1048576-byte limit",
+             "kafka": "refused", "kafka_share": "refused", "celery_kafka": "refused", "default": "dead: over the"},
+            padded("2-mib", 2 * 1024 * 1024)),
+    # -- the harness's directives from a stranger (workers run without QUEUEKIT_FAULTS here) --------
+    Hostile("fault-crash", "directives", "envelope", "effect", good("fault-crash", {"fault": "crash", "at": "after-effect"})),
+    Hostile("fault-always-fail", "directives", "envelope", "effect", good("fault-always-fail", {"fault": "always-fail"})),
+    Hostile("fault-slow-30s", "directives", "envelope", "effect", good("fault-slow-30s", {"fault": "slow", "seconds": 30})),
+    Hostile("fault-slow-1e6", "directives", "envelope", "dead: 'seconds' in [0, 60]",
+            good("fault-slow-1e6", {"fault": "slow", "seconds": 1e6})),
+    Hostile("fault-unknown", "directives", "envelope", "dead: unknown fault", good("fault-unknown", {"fault": "explode"})),
+    Hostile("guard-off-twice", "directives", "envelope", "effect", good("guard-off-twice", {"idempotency": "off"}),
+            copies=2),
+
+    # -- Celery protocol abuse (frames on celery.signup) ---------------------------------------
+    Hostile("celery-unknown-task", "protocol", "celery", "dead: unknown task 'evil.task'",
+            good("celery-unknown-task"), {"headers": {"task": "evil.task"}}),
+    Hostile("celery-builtin-task", "protocol", "celery", "dead: unknown task 'celery.chord_unlock'",
+            good("celery-builtin-task"), {"headers": {"task": "celery.chord_unlock"}}),
+    Hostile("celery-args-empty", "protocol", "celery", "dead: arguments do not fit", good("celery-args-empty"),
+            {"args": [], "embed": {"m": marker("celery-args-empty")}}),
+    Hostile("celery-two-args", "protocol", "celery", "dead: arguments do not fit", good("celery-two-args"),
+            {"args": ["extra", marker("celery-two-args")]}),
+    Hostile("celery-unknown-kwarg", "protocol", "celery", "dead: arguments do not fit",
+            good("celery-unknown-kwarg"), {"kwargs": {"admin": True}}),
+    Hostile("celery-arg-is-list", "protocol", "celery", "dead: task argument is list",
+            good("celery-arg-is-list"), {"args": [[marker("celery-arg-is-list"), 42]]}),
+    Hostile("celery-expired", "protocol", "celery", "dead: expired at", good("celery-expired"),
+            {"headers": {"expires": "2001-01-01T00:00:00+00:00"}}),
+    Hostile("celery-eta-next-year", "protocol", "celery", "dead: is more than", good("celery-eta-next-year"),
+            {"headers": {"eta": "2099-01-01T00:00:00+00:00"}}),
+    Hostile("celery-eta-garbage", "protocol", "celery", "dead: not an ISO 8601 time", good("celery-eta-garbage"),
+            {"headers": {"eta": "tomorrow"}}),
+    Hostile("celery-retries-string", "protocol", "celery", "dead: header 'retries' is str",
+            good("celery-retries-string"), {"headers": {"retries": "3"}}),
+    Hostile("celery-spoofed-retries", "headers", "celery", "effect", good("celery-spoofed-retries"),
+            {"headers": {"retries": 999}}),
+    Hostile("celery-body-not-triple", "protocol", "celery", "dead: is not [args, kwargs, embed]",
+            good("celery-body-not-triple"), {"body": js({"args": [marker("celery-body-not-triple")]})}),
+    Hostile("celery-no-task-header", "protocol", "celery", "dead: no 'task' header", good("celery-no-task-header"),
+            {"headers": {"task": DROP}}),
+    Hostile("celery-pickle", "protocol", "celery", "dead: refused (JSON only)", good("celery-pickle"),
+            {"content_type": "application/x-python-serialize",
+             "body": marker("celery-pickle").encode() + pickle.dumps({"harmless": 1})}),  # never unpickled
+    # (celery_kafka has no remote control, so nothing to revoke with: its raw publisher refuses the input)
+    Hostile("celery-revoked", "protocol", "celery", {"celery_kafka": "refused", "default": "dead: revoked"},
+            good("celery-revoked"), {"revoke": True}),
+    # last: stock Celery dies on these two (the scenario framework-drops runs the corpus in this order)
+    Hostile("celery-task-is-array", "protocol", "celery", "dead: header 'task' is list",
+            good("celery-task-is-array"), {"headers": {"task": ["signup"]}}),
+    Hostile("celery-no-id", "protocol", "celery", "dead: header 'id' is missing", good("celery-no-id"),
+            {"headers": {"id": DROP}}),
+    # -- Kafka records on a celery_kafka topic that are not kombu's JSON (stock kombu dies on each, every worker)
+    Hostile("celery-kafka-record-not-json", "protocol", "celery_kafka", "dead: not a kombu record: JSONDecodeError",
+            frame={"record": marker("celery-kafka-record-not-json").encode() + b" {"}),
+    Hostile("celery-kafka-record-array", "protocol", "celery_kafka", "dead: not a kombu record: a JSON list",
+            frame={"record": js([marker("celery-kafka-record-array")])}),
+    Hostile("celery-kafka-record-no-properties", "protocol", "celery_kafka", "dead: no properties.delivery_tag",
+            frame={"record": js({"body": marker("celery-kafka-record-no-properties")})}),
+
+    # -- Dramatiq protocol abuse (frames on dramatiq.signup) ------------------------------------
+    Hostile("dramatiq-retries-string", "protocol", "dramatiq", "dead: option 'retries' is str",
+            good("dramatiq-retries-string", FAIL_ONCE), {"fields": {"options": {"retries": "2"}}}),
+    Hostile("dramatiq-max-retries", "protocol", "dramatiq", "dead: option 'max_retries' is not the producer's",
+            good("dramatiq-max-retries", FAIL_ONCE), {"fields": {"options": {"max_retries": "many"}}}),
+    Hostile("dramatiq-unknown-actor", "protocol", "dramatiq", "dead: unknown actor 'evil'",
+            good("dramatiq-unknown-actor"), {"fields": {"actor_name": "evil"}}),
+    Hostile("dramatiq-foreign-actor", "protocol", "dramatiq", "dead: does not belong on queue",
+            good("dramatiq-foreign-actor"), {"fields": {"actor_name": "video.transcode"}}),
+    Hostile("dramatiq-no-args", "protocol", "dramatiq", "dead: arguments do not fit",
+            good("dramatiq-no-args"), {"fields": {"args": [], "kwargs": {"m": marker("dramatiq-no-args")}}}),
+    Hostile("dramatiq-args-dict", "protocol", "dramatiq", "dead: field 'args' is dict",
+            good("dramatiq-args-dict"), {"fields": {"args": {"m": marker("dramatiq-args-dict")}}}),
+    Hostile("dramatiq-arg-is-list", "protocol", "dramatiq", "dead: actor argument is list",
+            good("dramatiq-arg-is-list"), {"fields": {"args": [[marker("dramatiq-arg-is-list")]]}}),
+    Hostile("dramatiq-eta-next-year", "protocol", "dramatiq", "dead: option 'eta' is more than",
+            good("dramatiq-eta-next-year"), {"fields": {"options": {"eta": 4_000_000_000_000}}}),
+    Hostile("dramatiq-bad-pipe-target", "protocol", "dramatiq", "dead: pipe_target",
+            good("dramatiq-bad-pipe-target"), {"fields": {"options": {"pipe_target": {"actor_name": "x"}}}}),
+    Hostile("dramatiq-not-a-message", "protocol", "dramatiq", "dead: unknown field 'm'",
+            good("dramatiq-not-a-message"), {"body": js({"m": marker("dramatiq-not-a-message")})}),
+    Hostile("dramatiq-pickle", "protocol", "dramatiq", "dead: not UTF-8 JSON", good("dramatiq-pickle"),
+            {"body": marker("dramatiq-pickle").encode() + pickle.dumps({"harmless": 1})}),  # never unpickled
+    Hostile("dramatiq-spoofed-retries", "headers", "dramatiq", "effect", good("dramatiq-spoofed-retries"),
+            {"fields": {"options": {"retries": 999}}}),
+    # last: each kills a stock Dramatiq worker thread
+    Hostile("dramatiq-throws", "protocol", "dramatiq", "dead: option 'throws' is not the producer's",
+            good("dramatiq-throws", FAIL_ONCE), {"fields": {"options": {"throws": ["Exception"]}}}),
+    Hostile("dramatiq-options-list", "protocol", "dramatiq", "dead: field 'options' is list",
+            good("dramatiq-options-list"), {"fields": {"options": ["retries"]}}),
+
+    # -- Kafka records: headers, keys, topics (on qk.signup unless said) ---------------------------
+    Hostile("kafka-attempts-not-a-number", "headers", "kafka", "effect", good("kafka-attempts-not-a-number"),
+            {"headers": [("attempts", b"abc")]}),
+    Hostile("kafka-attempts-on-bad-record", "headers", "kafka", "dead: not JSON",
+            marker("kafka-attempts-on-bad-record").encode() + b" {", {"headers": [("attempts", b"\xff")]}),
+    Hostile("kafka-header-flood", "headers", "kafka", "effect", good("kafka-header-flood"),
+            {"headers": [(f"h{i}", b"v") for i in range(10_000)]}),
+    Hostile("kafka-binary-headers", "headers", "kafka", "effect", good("kafka-binary-headers"),
+            {"headers": [("attempts", b"\xff\xfe"), ("original-topic", b"\x00" * 100), ("reason", None)]}),
+    Hostile("kafka-key-100k", "limits", "kafka", "dead: key of 102400 bytes", good("kafka-key-100k"),
+            {"key": b"k" * 100 * 1024}),
+    Hostile("kafka-retry-topic-future", "headers", "kafka", "effect", good("kafka-retry-topic-future"),
+            {"topic": "retry", "headers": [("attempts", b"1"), ("not-before-ms", b"99999999999999")]}),
+    Hostile("kafka-retry-topic-garbage", "headers", "kafka", "dead: not JSON",
+            marker("kafka-retry-topic-garbage").encode() + b" {",
+            {"topic": "retry", "headers": [("attempts", b"999"), ("not-before-ms", b"soon")]}),
+    # past the kit's producer limit (1,000,000 bytes), under the broker's (1 MiB): its dead-letter copy
+    # would be too big for the worker's producer and (before truncation) killed every worker in turn
+    Hostile("kafka-just-under-broker-limit", "limits", "kafka", "dead: over the 262144-byte limit",
+            padded("kafka-just-under-broker-limit", 1_040_000)),
+    Hostile("kafka-over-broker-limit", "limits", "kafka", "refused", padded("kafka-over-broker-limit", 1_100_000)),
+]
+
+
+def wire(stack):
+    """The stack's raw publisher: ``<app package>.raw_publisher.publisher_for(stack)`` when the package has
+    several wires (celery_app: AMQP or Kafka), else its ``RawPublisher(stack)`` (frames in its own framing)."""
+    package = type(stack).__module__.split(".")[0]
+    module = importlib.import_module(f"{package}.raw_publisher")
+    return module.publisher_for(stack) if hasattr(module, "publisher_for") else module.RawPublisher(stack)
+
+
+def protocol(stack) -> str:
+    """The framework protocol a stack speaks: the name of the first registered stack class it derives
+    from (``celery_quorum`` and ``celery_kafka`` speak ``celery``, ``dramatiq_quorum`` ``dramatiq``)."""
+    names = [cls.__dict__["name"] for cls in type(stack).__mro__ if isinstance(cls.__dict__.get("name"), str)]
+    return names[-1] if names else stack.name
+
+
+def frame_spec(item: Hostile, stack_name: str) -> Mapping[str, Any]:
+    """The frame overrides for this stack: the input's own when it is that stack's, else none."""
+    return item.frame if item.via == stack_name else {}

@@ -1,0 +1,18 @@
+"""``queuekit chaos``, bounded for CI: a kill loop under load on every stack, then the Jepsen-style count."""
+from __future__ import annotations
+
+import pytest
+
+from queuekit.stacks.registry import STACKS
+from queuekit.suite.chaos import run_chaos
+
+SECONDS = 10.0  # the loop; with start, drain and reset each stack takes well under a minute
+
+
+@pytest.mark.parametrize("name", list(STACKS))
+def test_chaos_kill_loop_loses_nothing(kit, name):
+    tally = run_chaos(kit, name, mode="kill", seconds=SECONDS, every=1.5, workers=2, rate=50)
+    print(f"\nchaos {name}: {tally.as_dict()}")
+    assert tally.kills >= 1 and tally.confirmed > 0, tally.as_dict()
+    assert (tally.lost, tally.unexpected, tally.duplicates) == (0, 0, 0), tally.as_dict()
+    assert tally.effects >= tally.confirmed and tally.attempts >= tally.effects, tally.as_dict()
