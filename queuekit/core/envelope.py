@@ -35,6 +35,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import re
 import time
 import uuid
 from collections.abc import Mapping
@@ -127,7 +128,8 @@ def decode(data: bytes) -> Envelope:
         raise MalformedMessage("not JSON") from None
     if not isinstance(doc, dict):
         raise MalformedMessage("not a JSON object")
-    _check_values(doc)
+    if len(text) > MAX_STRING or _SUSPECT.search(text):  # else no value can break a limit: skip the walk
+        _check_values(doc)
     _check_names(doc, ENVELOPE_FIELDS)
     _check_type(doc, "id", str)
     _check_type(doc, "schema", str)
@@ -289,4 +291,8 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
+# What a value over the limits needs somewhere in the text: an int beyond 64 bits has >= 19 digits,
+# a float that parses to inf a 3-digit exponent (NaN/Infinity are refused by the decoder), a string
+# over MAX_STRING a text longer than MAX_STRING. A text without them (every real envelope) skips the walk.
+_SUSPECT = re.compile(r"\d{19}|[eE][+-]?\d{3}")
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)  # one, reused: json.loads(..., kw) builds one per call
