@@ -58,7 +58,9 @@ def default_ledger(settings: Settings) -> Path:
 def kit_env(settings: Settings) -> dict[str, str]:
     """The variables that point a process at this kit's brokers (only those set differ from defaults)."""
     names = ("QUEUEKIT_HOME", "QUEUEKIT_PORT_OFFSET", "QUEUEKIT_BROKERS", "QUEUEKIT_AMQP_URL",
-             "QUEUEKIT_RABBIT_MGMT_URL", "QUEUEKIT_KAFKA_BOOTSTRAP", "QUEUEKIT_RABBIT_USER", "QUEUEKIT_RABBIT_PASSWORD")
+             "QUEUEKIT_RABBIT_MGMT_URL", "QUEUEKIT_KAFKA_BOOTSTRAP", "QUEUEKIT_RABBIT_USER", "QUEUEKIT_RABBIT_PASSWORD",
+             "QUEUEKIT_RABBIT_VHOST", "QUEUEKIT_RABBIT_STREAM_PORT", "QUEUEKIT_KAFKA_PREFIX",
+             "QUEUEKIT_KAFKA_SHARE_PREFIX", "QUEUEKIT_TOPOLOGY")
     return {n: os.environ[n] for n in names if os.environ.get(n)}
 
 

@@ -71,7 +71,10 @@ def test_queuekit_worker_runs_in_the_foreground_and_stops_on_sigint(kit, tmp_pat
     ledger = tmp_path / "ledger.sqlite"
     proc = subprocess.Popen([sys.executable, "-m", "queuekit", "worker", "dramatiq", "--workload", "signup",
                              "--workers", "2", "--ledger", str(ledger)],
-                            env=shell_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            env=shell_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            # Ctrl-C as in a terminal, even when pytest itself runs in a background job
+                            # (whose children inherit SIGINT ignored, and Python then never installs its handler)
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), start_new_session=True)
     lines: list[str] = []
     try:
         wait_for(lambda: _ready(proc, lines), timeout=90, what="two Dramatiq worker processes to start")
@@ -82,7 +85,12 @@ def test_queuekit_worker_runs_in_the_foreground_and_stops_on_sigint(kit, tmp_pat
         wait_for(lambda: _effects(ledger), timeout=60, what=f"signup {KEY} recorded: {''.join(lines)[-1500:]}")
     finally:
         proc.send_signal(signal.SIGINT)  # Ctrl-C
-        out, _ = proc.communicate(timeout=60)
+        try:
+            out, _ = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)  # never leave Dramatiq workers consuming for later tests
+            proc.communicate(timeout=30)
+            raise
         lines.append(out)
     text = "".join(lines)
     assert "export QUEUEKIT_LEDGER=" in text and "dramatiq dramatiq_app.actors --processes 2" in text

@@ -74,8 +74,16 @@ def test_a_second_kit_leaves_foreign_objects_and_the_first_kits_brokers_alone(ki
     _plant_queue(mgmt)
     _plant_topic_and_group(kit.kafka_bootstrap)
 
-    for name in STACKS:
-        queuekit(second_kit_env, "run", name, "signup", "-n", "20", "--malformed", "1", "--timeout", "120")
+    run = ("signup", "-n", "20", "--malformed", "1", "--timeout", "120")
+    first, *others = STACKS
+    queuekit(second_kit_env, "run", first, *run)
+    # Its dead letter now sits on the shared broker: a second run's reset refuses to delete it unasked
+    again = subprocess.run([str(Path(sys.executable).parent / "queuekit"), "run", first, *run], env=second_kit_env,
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode != 0 and "reset would delete dead letters" in again.stderr, again.stderr[-2000:]
+    told = {**second_kit_env, "QUEUEKIT_RESET_DEAD_LETTERS": "1"}  # the user read them and said so
+    for name in (first, *others):
+        queuekit(told, "run", name, *run)
 
     q = mgmt.get(f"/queues/{VHOST}/{FOREIGN_QUEUE}").json()
     assert q.get("messages") == 1, q  # neither deleted nor purged
