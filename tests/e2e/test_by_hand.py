@@ -39,6 +39,14 @@ def test_readme_commands_run_as_written(kit, stack, tmp_path):
     readme = blocks()
     env = shell_env()
     log = (tmp_path / "worker.log").open("w")
+    # A person runs the block's lines in order and sends once the worker runs: the declaring line
+    # (``queuekit worker ... --print``, which switches a quorum queue a variant left back to classic)
+    # has finished before anything is sent. Run it first, so the send never races the switch.
+    for line in readme[f"{stack} worker"].splitlines():
+        if line.startswith("queuekit worker"):
+            done = subprocess.run(["bash", "-ec", line], cwd=tmp_path, env=env, capture_output=True, text=True,
+                                  timeout=120)
+            assert done.returncode == 0, done.stderr[-2000:]
     worker = subprocess.Popen(["bash", "-ec", readme["message"] + _as_written(readme[f"{stack} worker"], kit)],
                               cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
