@@ -47,8 +47,8 @@ def steady_rate(finished: list[float], trim: float = TRIM) -> float:
 def steady_cpu_us(rows: list[tuple], trim: float = TRIM) -> float:
     """Worker CPU microseconds per message inside the steady window, summed over worker processes.
 
-    Rows are (key, sent_at, started_at, finished_at, process_cpu_s, pid): per process, the CPU
-    its completions in the window cost, over how many they were.
+    Rows are (key, sent_at, started_at, finished_at, process_cpu_s or None, pid): per process, the
+    CPU between its first and last CPU sample in the window, over the completions in between.
     """
     ordered = sorted(r[3] for r in rows)
     if len(ordered) < 10:
@@ -57,9 +57,10 @@ def steady_cpu_us(rows: list[tuple], trim: float = TRIM) -> float:
     cpu = done = 0.0
     for pid in {r[5] for r in rows}:
         mine = sorted((r[3], r[4]) for r in rows if r[5] == pid and lo <= r[3] <= hi)
-        if len(mine) > 1:
-            cpu += mine[-1][1] - mine[0][1]
-            done += len(mine) - 1
+        sampled = [i for i, (_, process_cpu) in enumerate(mine) if process_cpu is not None]
+        if len(sampled) > 1:
+            cpu += mine[sampled[-1]][1] - mine[sampled[0]][1]
+            done += sampled[-1] - sampled[0]
     return cpu / done * 1e6 if done else 0.0
 
 

@@ -17,7 +17,7 @@ from .common import STACK_CHOICE, console, say
 
 @click.command()
 @click.option("--quick", is_flag=True, help="A smoke look in a minute or two (small N, 1 repeat, noop, one point per curve).")
-@click.option("-n", "count", type=int, help="Messages per noop measurement on every stack (default 3000 RabbitMQ, 30000 Kafka).")
+@click.option("-n", "count", type=int, help="Messages per noop measurement on every stack (default 3000 RabbitMQ, 100000 Kafka).")
 @click.option("--repeats", type=int, help="Repeats per measurement (default 3; quick 1).")
 @click.option("--stack", "stacks", multiple=True, type=STACK_CHOICE)
 @click.option("--mode", "modes", multiple=True, type=click.Choice(["noop", "io", "cpu"]))

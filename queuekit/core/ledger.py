@@ -141,6 +141,7 @@ class _DiscardOutbox:
 
 
 _DISCARD = _DiscardOutbox()
+_UNRECORDED = AttemptTicket(id=0, number=1)  # every attempt when nothing is recorded (one object, not one per message)
 
 
 class Ledger:
@@ -233,7 +234,7 @@ class Ledger:
     ) -> AttemptTicket:
         """Record that a handler starts on (service, key); its number counts earlier attempts at that key."""
         if not self.recording:
-            return AttemptTicket(id=0, number=1)
+            return _UNRECORDED
         with self._write() as conn:
             # numbering and insert in one locked transaction: two deliveries never get the same number
             cur = conn.execute(

@@ -1,0 +1,134 @@
+"""The per-message fast paths a worker runs in ``queuekit bench`` give what the plain paths give.
+
+``envelope._decode_common`` (exact types, one pass) must accept exactly what the full checks
+accept and build the same envelope; ``frozen`` the same object as the dataclass constructor;
+the timings recorder's compact lines and sampled CPU clock the same rows and CPU per message.
+"""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from queuekit.bench.measure import steady_cpu_us
+from queuekit.core import envelope
+from queuekit.core.envelope import MalformedMessage, decode, encode, make_envelope
+from queuekit.core.execute import Outcome
+from queuekit.core.frozen import frozen
+from queuekit.core.timings import CPU_EVERY_S, Timings, collect, count
+from workloads import WORKLOADS
+from workloads.messages import SignupRequested
+
+
+def full_path(data: bytes):
+    """``decode`` without its fast path: the reference."""
+    saved = envelope._decode_common
+    envelope._decode_common = lambda text: None
+    try:
+        return decode(data)
+    finally:
+        envelope._decode_common = saved
+
+
+def outcome_of(fn, data: bytes):
+    try:
+        return "ok", repr(fn(data))  # repr: 2 == 2.0, but a float field must hold a float
+    except MalformedMessage as exc:
+        return "malformed", exc.reason
+
+
+def signup_doc() -> dict:
+    env = make_envelope(SignupRequested(user_id=7, email="a@example.test", idempotency_key="k"), id="m", sent_at=1.5)
+    return json.loads(encode(env))
+
+
+# What the hostile-input limits refuse (core/envelope.py MAX_*): the fast path must refuse it too.
+OVER_THE_LIMITS = (
+    lambda d: d["body"].update(user_id=2**70),  # beyond SQLite's INTEGER
+    lambda d: d["body"].update(email="e" * 5000),  # a string over MAX_STRING
+    lambda d: d.update(sent_at=1e308),  # finite, but a 3-digit exponent: taken by the full path
+    lambda d: d.update(headers={"fault": "slow", "seconds": 1e6}),
+    lambda d: d.update(schema="video.uploaded", body={"video_id": 1, "user_id": 7, "duration_s": 1e6}),
+)
+
+
+def variants() -> list[bytes]:
+    """Well-formed envelopes of every workload, and near misses the fast path must leave to the full checks."""
+    out = [encode(make_envelope(m, h)) for w in WORKLOADS.values() for m in w.make_messages(5, seed=1)
+           for h in ({}, {"fault": "fail-times", "n": 2}, {"upstream": {"a": 1}}, {"fault": "crash", "at": "x"})]
+    for change in (
+        lambda d: d.update(sent_at=2),  # an int where a float is declared: converted, by the full path
+        lambda d: d["body"].update(user_id=True),  # a bool is not an int
+        lambda d: d["body"].update(user_id="7"),
+        lambda d: d["body"].update(extra=1),
+        lambda d: d["body"].pop("email"),
+        lambda d: d.update(version=2),
+        lambda d: d.update(version=1.0),
+        lambda d: d.update(schema="nope"),
+        lambda d: d.update(schema=3),
+        lambda d: d.update(id=None),
+        lambda d: d.update(headers=[]),
+        lambda d: d.update(body=[]),
+        lambda d: d.update(extra=1),
+        lambda d: d.pop("headers"),
+        lambda d: d.update(headers={"fault": "slow", "seconds": -1}),
+        *OVER_THE_LIMITS,
+    ):
+        doc = signup_doc()
+        change(doc)
+        out.append(json.dumps(doc).encode())
+    good = encode(make_envelope(SignupRequested(1, "b@example.test", "k2")))
+    out += [b" " + good, good + b"\n", good + b"x", b"[1]", b"{", b"\xff", b"", b'"x"', b"NaN"]
+    return out
+
+
+@pytest.mark.parametrize("data", variants(), ids=lambda d: d[:60].decode("utf-8", "replace"))
+def test_decode_equals_the_full_checks(data):
+    assert outcome_of(decode, data) == outcome_of(full_path, data)
+
+
+@pytest.mark.parametrize("change", OVER_THE_LIMITS[:2] + OVER_THE_LIMITS[3:])
+def test_what_the_limits_refuse_the_fast_path_refuses(change):
+    doc = signup_doc()
+    change(doc)
+    with pytest.raises(MalformedMessage):
+        decode(json.dumps(doc).encode())
+
+
+def test_the_fast_path_takes_what_encode_writes():
+    env = make_envelope(SignupRequested(user_id=1, email="a@example.test", idempotency_key="k"), {"fault": "cpu",
+                                                                                                  "rounds": 3})
+    fast = envelope._decode_common(encode(env).decode())
+    assert fast == env and type(fast.body) is SignupRequested
+
+
+def test_frozen_builds_the_dataclass():
+    fields = dict(service="signup", key="k", message_id="m", attempt=1, applied=True, result={"a": 1})
+    made = frozen(Outcome, **fields)
+    assert made == Outcome(**fields) and repr(made) == repr(Outcome(**fields)) and made.status == "applied"
+    with pytest.raises(AttributeError):
+        made.key = "other"
+
+
+def test_timings_rows_round_trip_with_a_sampled_cpu_clock(tmp_path):
+    rec = Timings(tmp_path)
+    start = time.time()
+    for i in range(50):
+        rec.record(f"k-{i}", start if i else None, start)
+    time.sleep(CPU_EVERY_S * 2)
+    rec.record("last", start, start)
+    rec.flush()
+    rows = collect(tmp_path)
+    assert count(tmp_path) == len(rows) == 51
+    assert [r[0] for r in rows] == [f"k-{i}" for i in range(50)] + ["last"]
+    assert rows[0][1] is None and rows[1][1] == pytest.approx(start, abs=1e-6)
+    assert all(start - 1e-6 <= r[3] <= time.time() for r in rows)
+    cpu = [r[4] for r in rows]
+    assert cpu[0] is not None and cpu[-1] is not None and cpu.count(None) >= 1  # sampled, not per row
+
+
+def test_steady_cpu_per_message_counts_between_samples():
+    # one process, 1 ms apart, 10 µs of CPU per completion, sampled every 5th row
+    rows = [(f"k{i}", 0.0, 0.0, i * 0.001, i * 10e-6 if i % 5 == 0 else None, 1) for i in range(101)]
+    assert steady_cpu_us(rows) == pytest.approx(10.0)
