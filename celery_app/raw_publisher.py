@@ -15,11 +15,9 @@ import json
 import uuid
 from typing import Any
 
-import pika
-from confluent_kafka import Producer
-
 from queuekit.core.waiting import wait_for
 from queuekit.suite.hostile import DROP, Hostile, frame_spec
+from queuekit.suite.wires import KafkaWire, PikaWire
 
 QUEUE = "celery.signup"
 
@@ -49,24 +47,14 @@ def task_frame(item: Hostile) -> tuple[str, dict[str, Any], bytes, str]:
     return task_id, headers, body, spec.get("content_type", "application/json")
 
 
-class RawPublisher:
+class RawPublisher(PikaWire):
     """pika onto RabbitMQ's default exchange, confirmed."""
-
-    def __init__(self, stack):
-        self.stack = stack
-        self.conn = pika.BlockingConnection(pika.URLParameters(stack.settings.pika_url))
-        self.channel = self.conn.channel()
-        self.channel.confirm_delivery()  # basic_publish raises on a nack or an unroutable frame
-
-    def close(self) -> None:
-        self.conn.close()
 
     def send(self, item: Hostile, queue: str = QUEUE) -> None:
         task_id, headers, body, content_type = task_frame(item)
         if frame_spec(item, "celery").get("revoke"):
             self._revoke(task_id)
-        self.channel.basic_publish("", queue, body, pika.BasicProperties(
-            content_type=content_type, content_encoding="utf-8", headers=headers, delivery_mode=2), mandatory=True)
+        self.publish(queue, body, content_type=content_type, content_encoding="utf-8", headers=headers)
 
     def _revoke(self, task_id: str) -> None:
         """Revoke the id and wait until every live worker lists it as revoked."""
@@ -81,15 +69,11 @@ class RawPublisher:
         wait_for(everyone, timeout=30, what=f"{workers} Celery workers to list {task_id} as revoked")
 
 
-class KafkaRawPublisher:
+class KafkaRawPublisher(KafkaWire):
     """confluent-kafka onto the queue's topic, in kombu's record format; each record flushed (delivered)."""
 
     def __init__(self, stack):
-        self.producer = Producer({"bootstrap.servers": stack.settings.kafka_bootstrap, "acks": "all",
-                                  "enable.idempotence": True})
-
-    def close(self) -> None:
-        self.producer.flush(10)
+        super().__init__(stack, acks="all", **{"enable.idempotence": True})
 
     def send(self, item: Hostile, queue: str = QUEUE) -> None:
         raw = frame_spec(item, "celery_kafka").get("record")  # not kombu's format at all (celery_kafka's own inputs)
@@ -102,8 +86,4 @@ class KafkaRawPublisher:
                   "properties": {"correlation_id": task_id, "reply_to": "", "delivery_mode": 2, "priority": 0,
                                  "body_encoding": "base64", "delivery_tag": str(uuid.uuid4()),
                                  "delivery_info": {"exchange": "", "routing_key": queue}}}
-        errors: list = []
-        self.producer.produce(queue, raw if raw is not None else json.dumps(record).encode(),
-                              on_delivery=lambda err, _msg: errors.append(err) if err else None)
-        if self.producer.flush(30) or errors:
-            raise RuntimeError(f"record not delivered: {errors[0] if errors else 'flush timed out'}")
+        self.produce(queue, raw if raw is not None else json.dumps(record).encode())

@@ -9,20 +9,11 @@ import json
 import time
 import uuid
 
-import pika
-
 from queuekit.suite.hostile import Hostile, frame_spec
+from queuekit.suite.wires import PikaWire
 
 
-class RawPublisher:
-    def __init__(self, stack):
-        self.conn = pika.BlockingConnection(pika.URLParameters(stack.settings.pika_url))
-        self.channel = self.conn.channel()
-        self.channel.confirm_delivery()
-
-    def close(self) -> None:
-        self.conn.close()
-
+class RawPublisher(PikaWire):
     def send(self, item: Hostile, queue: str = "dramatiq.signup") -> None:
         spec = frame_spec(item, "dramatiq")
         fields = {"queue_name": queue, "actor_name": "signup",
@@ -30,5 +21,4 @@ class RawPublisher:
                   "message_id": str(uuid.uuid4()), "message_timestamp": int(time.time() * 1000)}
         fields.update(spec.get("fields", {}))
         body = spec.get("body") or json.dumps(fields).encode()
-        self.channel.basic_publish("", queue, body, pika.BasicProperties(
-            content_type="application/json", content_encoding="utf-8", delivery_mode=2), mandatory=True)
+        self.publish(queue, body, content_type="application/json", content_encoding="utf-8")

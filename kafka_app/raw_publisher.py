@@ -6,27 +6,18 @@ broker's own limit (1 MiB) is what refuses the biggest ones.
 """
 from __future__ import annotations
 
-from confluent_kafka import KafkaException, Producer
-
 from queuekit.suite.hostile import Hostile, frame_spec
+from queuekit.suite.wires import KafkaWire
 
 from . import topology
 
 
-class RawPublisher:
+class RawPublisher(KafkaWire):
     def __init__(self, stack):
-        self.producer = Producer({"bootstrap.servers": stack.settings.kafka_bootstrap, "message.max.bytes": 2_000_000})
-
-    def close(self) -> None:
-        self.producer.flush(10)
+        super().__init__(stack, **{"message.max.bytes": 2_000_000})
 
     def send(self, item: Hostile, workload: str = "signup") -> None:
         spec = frame_spec(item, "kafka")
         route = topology.routes(workload)[0]
         topic = route.retry_topic if spec.get("topic") == "retry" else route.source
-        failed: list = []
-        self.producer.produce(topic, item.payload, spec.get("key"), headers=spec.get("headers"),
-                              on_delivery=lambda err, _: err and failed.append(err))
-        self.producer.flush(30)
-        if failed:
-            raise KafkaException(failed[0])
+        self.produce(topic, item.payload, spec.get("key"), spec.get("headers"))

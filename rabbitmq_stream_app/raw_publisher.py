@@ -5,22 +5,12 @@ default exchange, with publisher confirms; RabbitMQ stores it as a stream entry 
 """
 from __future__ import annotations
 
-import pika
-
 from queuekit.suite.hostile import Hostile
+from queuekit.suite.wires import PikaWire
 
 from . import topology
 
 
-class RawPublisher:
-    def __init__(self, stack):
-        self.conn = pika.BlockingConnection(pika.URLParameters(stack.settings.pika_url))
-        self.channel = self.conn.channel()
-        self.channel.confirm_delivery()
-
-    def close(self) -> None:
-        self.conn.close()
-
+class RawPublisher(PikaWire):
     def send(self, item: Hostile, workload: str = "signup") -> None:
-        self.channel.basic_publish("", topology.entry_stream(workload), item.payload,
-                                   pika.BasicProperties(delivery_mode=2), mandatory=True)
+        self.publish(topology.entry_stream(workload), item.payload)
