@@ -55,9 +55,10 @@ class Recorder:
         with self.lock:
             self.failed[(key, seq)] = why[:80]
 
-    def on_effect(self, key: str, seq: int) -> None:
+    def on_effect(self, key: str, seq: int, at: float | None = None) -> None:
+        """``at``: when the effect was applied, if not now (a stack's worker wrote it in the ledger)."""
         with self.lock:
-            self.effects.append((key, seq, time.time()))
+            self.effects.append((key, seq, time.time() if at is None else at))
 
     def note(self, what: str) -> None:
         with self.lock:
@@ -240,6 +241,10 @@ def run_cases(settings: Settings, cases, plan: Plan = Plan(),
     for case in cases:
         info = {"id": case.id, "broker": case.broker, "variant": case.variant, "fault": case.fault,
                 "promise": case.promise, "why": case.why}
+        if getattr(case, "unsupported", ""):  # shown with its reason, never silently left out
+            results.append(({**info, "unsupported": case.unsupported}, None, None))
+            say(f"{case.id}: not run: {case.unsupported}")
+            continue
         try:
             out = run_cell(settings, case.probe(settings), case.fault, plan, say)
             results.append((info, out, None))
