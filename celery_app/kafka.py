@@ -35,7 +35,9 @@ def wanted(options: StackOptions) -> bool:
 
 
 def broker_url(settings: Settings) -> str:
-    return f"{TRANSPORT}://{settings.kafka_bootstrap}"
+    """kombu's transport takes ONE host:port as bootstrap.servers; a cluster's nodes become a ";"-joined
+    failover list (any one node's metadata names the whole cluster)."""
+    return ";".join(f"{TRANSPORT}://{server}" for server in settings.kafka_bootstrap.split(","))
 
 
 def overrides(options: StackOptions) -> dict[str, Any]:

@@ -54,6 +54,8 @@ KAFKA = {
     (("acks", "all"), ("min_insync", 2)): (NO_LOSS, "acks=all + min.insync=2: a confirmed record is on 2 replicas"),
     (("acks", "1"), ("min_insync", 2)): ({}, "acks=1: only the leader had it when it confirmed; may lose"),
     (("acks", "all"), ("min_insync", 1)): ({}, "min.insync=1: acks=all may mean the leader alone; may lose"),
+    (("acks", "all"), ("min_insync", 1), ("unclean", True)): (
+        {}, "beside acks=all min.insync=1: a replica outside the ISR may lead and truncate; may lose"),
 }
 RABBIT = {
     (("queue_type", "quorum"), ("confirms", True)): (NO_LOSS, "quorum queue confirms after a Raft majority"),

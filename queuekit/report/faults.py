@@ -133,7 +133,7 @@ def report_html(rows: list[dict]) -> str:
     shows. A single-topology results.json that carries ``"faults"`` rows gets the same section."""
     from .html import html_report
 
-    stacks = list(dict.fromkeys(r["variant"].removeprefix("stack=") for r in rows if r["variant"].startswith("stack=")))
+    stacks = list(dict.fromkeys(r["stack"] for r in rows if r.get("stack")))
     return html_report({"stacks": stacks, "scenarios": [], "cells": [], "faults": rows,
                         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
                         "seconds": sum(r.get("seconds") or 0 for r in rows)})

@@ -240,7 +240,7 @@ def run_cases(settings: Settings, cases, plan: Plan = Plan(),
     results: list[tuple[dict, FaultOutcome | None, str | None]] = []
     for case in cases:
         info = {"id": case.id, "broker": case.broker, "variant": case.variant, "fault": case.fault,
-                "promise": case.promise, "why": case.why}
+                "promise": case.promise, "why": case.why, "stack": dict(case.options).get("stack", "")}
         if getattr(case, "unsupported", ""):  # shown with its reason, never silently left out
             results.append(({**info, "unsupported": case.unsupported}, None, None))
             say(f"{case.id}: not run: {case.unsupported}")

@@ -51,7 +51,8 @@ class StackProbe:
         self.broker = cls.capabilities.broker
         self.stack = cls(settings, settings.home / "faults" / f"{stack}-{uuid.uuid4().hex[:8]}" / "ledger.db")
         self.options = StackOptions(
-            workers=workers,
+            # a stream's readers each read everything (no competing consumers): one, or every record is doubled
+            workers=workers if cls.capabilities.competing_consumers else 1,
             guard=False,  # every delivery the handler completes is an effect: a redelivery shows as a duplicate
             partitions=1,  # Kafka: one partition, one leader to hurt (RabbitMQ: ignored)
             max_retries=0,  # a handler never fails here; a retry would only blur what the broker did

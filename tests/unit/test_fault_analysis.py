@@ -65,6 +65,8 @@ def test_the_main_report_carries_the_faults_section():
 
     rec, fault = _history()
     out = analyse(rec, fault, "kafka", "stack=kafka", started=1.0, stopped=10.0, seconds=9.0)
-    info = {"id": "c", "broker": "kafka", "variant": "stack=kafka", "fault": "kill", "promise": {"lost": 0}, "why": ""}
+    info = {"id": "c", "broker": "kafka", "variant": "kafka", "fault": "kill", "promise": {"lost": 0}, "why": "",
+            "stack": "kafka"}
     page = report_html(rows_of([(info, out, None)]))
     assert isinstance(out, FaultOutcome) and 'id="faults"' in page and "<svg" in page and "BROKEN" in page
+    assert "1 stacks (kafka)" in page
