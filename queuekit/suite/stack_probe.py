@@ -47,7 +47,7 @@ def _key(user_id: int) -> str:
 class StackProbe:
     def __init__(self, settings: Settings, stack: str, rate: float = 50.0, workers: int = 2):
         cls = load_stack(stack)
-        self.settings, self.rate, self.variant = settings, rate, stack
+        self.settings, self.rate, self.variant = settings, rate, f"stack={stack}"  # as the case names it
         self.broker = cls.capabilities.broker
         self.stack = cls(settings, settings.home / "faults" / f"{stack}-{uuid.uuid4().hex[:8]}" / "ledger.db")
         self.options = StackOptions(
