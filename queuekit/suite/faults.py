@@ -25,7 +25,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
-from queuekit.brokers.faults import FaultRecord, Faults
+from queuekit.brokers.faults import FaultRecord, Faults, split_nodes, wait_whole
 from queuekit.core.config import Settings
 
 KEYS = 8  # keyed stream: 8 keys, seq increasing per key
@@ -187,6 +187,7 @@ def run_cell(settings: Settings, probe: Probe, kind: str, plan: Plan = Plan(),
     """One probe through one fault of its leader: steady traffic, fault, heal, recover, drain, classify."""
     faults, rec, stop = Faults(settings), Recorder(), threading.Event()
     t0 = time.monotonic()
+    repaired = wait_whole(settings, probe.broker)  # the previous cell may have left the cluster split
     probe.setup()
     started = time.time()
     threads = probe.start(rec, stop)
@@ -202,7 +203,12 @@ def run_cell(settings: Settings, probe: Probe, kind: str, plan: Plan = Plan(),
             t.join(timeout=60)
         _drain(rec, plan)
         stopped = time.time()
+        if apart := split_nodes(settings, probe.broker):  # the fault's aftermath, beyond the heal: say so,
+            rec.note(f"cluster still split after the heal: nodes {[i + 1 for i in apart]} apart")
+            wait_whole(settings, probe.broker, timeout=5)  # and make it whole: the final read asks the broker
         final = probe.final_read()
+        if repaired:
+            rec.note(f"started after restarting node(s) {[i + 1 for i in repaired]} (left split before)")
     finally:
         stop.set()
         probe.close()

@@ -68,11 +68,15 @@ class StackProbe:
 
     def setup(self) -> None:
         target = self.target  # a stack without one fails here, before anything starts
-        self.stack.reset()
-        self.stack.start([WORKLOAD], self.options)
-        if self.broker == "kafka":
-            wait_for(lambda: len(kafka_isr(self.settings, target)) == 3, timeout=60,
-                     what=f"{target} with 3 in-sync replicas (the stack's topic on the cluster)")
+        try:
+            self.stack.reset()
+            self.stack.start([WORKLOAD], self.options)
+            if self.broker == "kafka":
+                wait_for(lambda: len(kafka_isr(self.settings, target)) == 3, timeout=60,
+                         what=f"{target} with 3 in-sync replicas (the stack's topic on the cluster)")
+        except BaseException:
+            self.stack.stop()  # run_cell closes only what started: no worker outlives a failed setup
+            raise
 
     def leader(self) -> int:
         if self.broker == "kafka":
@@ -142,9 +146,9 @@ class StackProbe:
 
     def close(self) -> None:
         self._stop_reading()
-        self.stack.stop()
-        try:
-            self.stack.purge()
-        except Exception as exc:  # noqa: BLE001 - cleanup after a fault must not hide the measurement
-            if self.rec is not None:
-                self.rec.note(f"purge failed: {type(exc).__name__}")
+        for step in (self.stack.stop, self.stack.purge):  # stop: the workers first, then the driver's clients
+            try:
+                step()
+            except Exception as exc:  # noqa: BLE001 - cleanup after a fault must not hide the measurement
+                if self.rec is not None:
+                    self.rec.note(f"{step.__name__} failed: {type(exc).__name__}: {exc}"[:60])
