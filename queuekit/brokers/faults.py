@@ -96,26 +96,31 @@ def kafka_isr(settings: Settings, topic: str, partition: int = 0) -> list[int]:
     return list(admin.list_topics(topic, timeout=10).topics[topic].partitions[partition].isrs)
 
 
+def _rabbit_views(settings: Settings) -> dict[int, int | None]:
+    """node index -> how many nodes it sees running (None: its management API did not answer)."""
+    views: dict[int, int | None] = {}
+    for i, node in enumerate(_cluster(settings, "rabbitmq").nodes):
+        try:
+            views[i] = node.running_peers()
+        except httpx.HTTPError:
+            views[i] = None
+    return views
+
+
 def split_nodes(settings: Settings, broker: str) -> list[int]:
-    """RabbitMQ: the nodes that do not see all the others running (unreachable ones included); [] when whole.
-    Kafka: [] when every broker is registered, else every node (the metadata does not say who is apart)."""
+    """[] when the cluster is whole; else the nodes not seeing all the others (or not answering).
+    Kafka: every node when a broker is missing from the metadata (it does not say who is apart)."""
     cluster = _cluster(settings, broker)
     if broker == "kafka":
         return [] if cluster.registered() == len(cluster.nodes) else list(range(len(cluster.nodes)))
-    views = []
-    for node in cluster.nodes:
-        try:
-            views.append(node.running_peers())
-        except httpx.HTTPError:
-            views.append(0)
-    return [i for i, seen in enumerate(views) if seen < len(cluster.nodes)]
+    return [i for i, seen in _rabbit_views(settings).items() if seen is None or seen < len(cluster.nodes)]
 
 
 def wait_whole(settings: Settings, broker: str, timeout: float = 60.0) -> list[int]:
     """Every node back and seen by the others, so a cell never starts on the last one's aftermath. A RabbitMQ
-    cluster still split after ``timeout`` (seen after a 12 s SIGSTOP: the resumed node saw its peers down, they
-    saw it down, and pause_minority never joined them) is repaired: the nodes seeing the fewest peers are
-    killed and restarted. Returns the nodes restarted (the caller notes it)."""
+    cluster still split after ``timeout`` (seen after a 12 s SIGSTOP of a node: the resumed node saw its peers
+    down, they saw it down, and pause_minority never joined them) is repaired: the answering node(s) seeing the
+    fewest peers are killed and restarted on their data. Returns the nodes restarted (the caller notes it)."""
     from queuekit.core.waiting import WaitTimeout, wait_for
 
     try:
@@ -123,13 +128,11 @@ def wait_whole(settings: Settings, broker: str, timeout: float = 60.0) -> list[i
                  what=f"every {broker} node running and seen by every other")
         return []
     except WaitTimeout:
-        if broker != "rabbitmq":
-            raise
-    cluster = _cluster(settings, broker)
-    views = {i: (cluster.nodes[i].running_peers() if i in split_nodes(settings, broker) else 99)
-             for i in range(len(cluster.nodes))}
-    fewest = min(views.values())
-    apart = [i for i, seen in views.items() if seen == fewest]
+        views = _rabbit_views(settings) if broker == "rabbitmq" else {}
+        answered = {i: seen for i, seen in views.items() if seen is not None}
+        if not answered or len(set(answered.values())) < 2:
+            raise  # nobody answers, or all agree: not a split the kit knows how to mend
+    apart = [i for i, seen in answered.items() if seen == min(answered.values())]
     faults = Faults(settings)
     for index in apart:
         faults.heal(faults.inject("kill", broker, index))  # SIGKILL + restart on its data: it rejoins

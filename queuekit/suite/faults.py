@@ -205,7 +205,7 @@ def run_cell(settings: Settings, probe: Probe, kind: str, plan: Plan = Plan(),
         stopped = time.time()
         if apart := split_nodes(settings, probe.broker):  # the fault's aftermath, beyond the heal: say so,
             rec.note(f"cluster still split after the heal: nodes {[i + 1 for i in apart]} apart")
-            wait_whole(settings, probe.broker, timeout=5)  # and make it whole: the final read asks the broker
+            wait_whole(settings, probe.broker, timeout=15)  # and make it whole: the final read asks the broker
         final = probe.final_read()
         if repaired:
             rec.note(f"started after restarting node(s) {[i + 1 for i in repaired]} (left split before)")
