@@ -20,7 +20,8 @@ from . import kafka, topology
 
 def make_app(options: StackOptions, *, broker_url: str | None = None, include: tuple[str, ...] = ()) -> Celery:
     """``options.extra["transport"] == "confluentkafka"``: the same app over Kafka (see kafka.py)."""
-    default_url = kafka.broker_url(settings()) if kafka.wanted(options) else settings().amqp_url
+    # RabbitMQ: every node's URL, ";"-joined: kombu's failover list (one URL on a single node)
+    default_url = kafka.broker_url(settings()) if kafka.wanted(options) else ";".join(settings().amqp_urls)
     app = Celery("queuekit", broker=broker_url or default_url, include=list(include))
     app.conf.update(
         task_serializer="json",

@@ -36,11 +36,13 @@ def wanted(options: StackOptions) -> bool:
 
 
 def broker_url(settings: Settings) -> str:
-    """kombu's transport with unreadable records dead-lettered (``kafka_transport``), not stock ``confluentkafka``."""
+    """kombu's transport with unreadable records dead-lettered (``kafka_transport``), not stock ``confluentkafka``.
+    It takes ONE host:port as bootstrap.servers; a cluster's nodes become a ";"-joined failover list (any one
+    node's metadata names the whole cluster)."""
     from . import kafka_transport  # registers the scheme with kombu
 
     assert kafka_transport.Transport  # imported for its registration of SCHEME with kombu
-    return f"{SCHEME}://{settings.kafka_bootstrap}"
+    return ";".join(f"{SCHEME}://{server}" for server in settings.kafka_bootstrap.split(","))
 
 
 def overrides(options: StackOptions) -> dict[str, Any]:

@@ -101,11 +101,12 @@ class CeleryKafkaStack(CeleryStack):
         return [name for s in topology.services(workloads) for name in (topology.queue_name(s), topology.dlq_name(s))]
 
     def declare(self) -> None:
-        """The topics with ``options.partitions`` partitions (kombu would create them with 1)."""
+        """The topics with ``options.partitions`` partitions (kombu would create them with 1) and the broker's
+        default replication (-1: 1 on the single node, 3 on the cluster)."""
         wanted = [t for t in self._topics(self.workloads) if t not in self.admin.topics()]
         if wanted:
             for future in self.admin.client.create_topics(
-                    [NewTopic(t, num_partitions=self.options.partitions, replication_factor=1) for t in wanted]).values():
+                    [NewTopic(t, num_partitions=self.options.partitions, replication_factor=-1) for t in wanted]).values():
                 future.result()
         wait_for(lambda: all(t in self.admin.topics() for t in wanted), timeout=30, what=f"topics {wanted}")
 

@@ -83,7 +83,7 @@ class CeleryStack(Stack):
 
     def _app(self) -> Celery:
         if self.app is None:  # the producer side: the same configuration as the workers' app
-            self.app = make_app(self.options, broker_url=self.settings.amqp_url)
+            self.app = make_app(self.options, broker_url=";".join(self.settings.amqp_urls))  # cluster: failover
         return self.app
 
     def _consumed_queues(self) -> list[str]:
@@ -179,6 +179,10 @@ class CeleryStack(Stack):
         return [_dead_letter(service, body, headers)
                 for service in WORKLOADS[workload].services
                 for body, headers in self.mgmt.peek(topology.dlq_name(service))]
+
+    def fault_target(self, service: str) -> str:
+        """The queue ``service``'s task is routed to: the cluster scenarios hurt its leader / home node."""
+        return topology.queue_name(service)
 
 
 def _dead_letter(service: str, body: bytes, headers: dict) -> DeadLetter:

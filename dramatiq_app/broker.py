@@ -146,6 +146,7 @@ class RequireLedger(Middleware):
 
 def make_broker(options: StackOptions, config: Settings | None = None, name: str = "dramatiq") -> QueuekitBroker:
     """``name`` labels the AMQP connections in the management API (which worker holds what)."""
+    config = config or settings()
     # The defaults (AgeLimit, TimeLimit, ShutdownNotifications, Callbacks, Pipelines, Retries); Dramatiq 2.x
     # no longer includes Prometheus, the filter only guards against a version that does (its own HTTP server).
     middleware = [m() for m in default_middleware if m.__name__ != "Prometheus" and m is not Retries]
@@ -156,14 +157,16 @@ def make_broker(options: StackOptions, config: Settings | None = None, name: str
         max_backoff=max(1, options.backoff_ms) * 2 ** (options.max_retries + 1),  # not 7 days; never caps our curve
     ))
     broker = QueuekitBroker(
-        url=(config or settings()).pika_url,
+        # cluster: every node, in order (pika tries the next when one refuses): reconnecting is measured
+        url=config.pika_urls if config.clustered else config.pika_url,
         confirm_delivery=True,  # every enqueue (send, retry, pipeline step) waits for RabbitMQ's publisher confirm
         middleware=middleware,
         queue_arguments=extra_queue_arguments(options),
         options=options,
         stock=bool(options.extra.get("stock_framework")),
     )
-    broker.parameters.client_properties = {"connection_name": name}
+    for params in broker.parameters if isinstance(broker.parameters, list) else [broker.parameters]:
+        params.client_properties = {"connection_name": name}
     return broker
 
 

@@ -185,6 +185,10 @@ class DramatiqStack(Stack):
                 consumer.close()  # unacked deliveries go back to the queue
         return seen
 
+    def fault_target(self, service: str) -> str:
+        """The queue ``service``'s actor consumes: the cluster scenarios hurt its leader / home node."""
+        return topology.queue_name(service)
+
 
 def _dead_letter(service: str, body: bytes, headers: dict) -> DeadLetter:
     """A Dramatiq message in .XQ -> its actor argument (the original bytes) and the last line of its

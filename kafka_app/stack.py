@@ -205,3 +205,7 @@ class KafkaStack(Stack):
             return len(read_until(reader, topic, self.admin.partitions(topic), timeout))
         finally:
             reader.close()
+
+    def fault_target(self, service: str) -> str:
+        """The topic ``service`` consumes (its partition 0's leader is what a cluster fault hurts)."""
+        return topology.Route(service).source

@@ -112,13 +112,14 @@ def dead_letter_topics() -> list[str]:
 
 
 def declare(admin: AdminClient, names: list[str], partitions: int, timeout: float = 30.0) -> None:
-    """Create the topics (replication 1: one broker); an existing one is kept as it is."""
+    """Create the topics with the broker's default replication (1 on the single node, 3 on the cluster,
+    where ``min.insync.replicas=2`` too); an existing one is kept as it is."""
 
     def create_missing() -> bool:
         existing = admin.list_topics(timeout=5).topics
         missing = [n for n in names if n not in existing]
         if missing:
-            futures = admin.create_topics([NewTopic(n, partitions, 1) for n in missing], operation_timeout=10)
+            futures = admin.create_topics([NewTopic(n, partitions, -1) for n in missing], operation_timeout=10)
             for future in futures.values():
                 try:
                     future.result()

@@ -37,12 +37,12 @@ class ShareAdmin:
     # -- declaring ---------------------------------------------------------------------------
     def declare_topics(self, names: Sequence[str], partitions: int, config: Mapping[str, str] | None = None,
                        timeout: float = 30.0) -> None:
-        """Create the topics (replication 1: one broker); an existing one is kept as it is."""
+        """Create the topics with the broker's default replication (1 single node, 3 cluster); an existing one is kept."""
         def create_missing() -> bool:
             existing = self.topics(timeout=5)
             missing = [n for n in names if n not in existing]
             if missing:
-                new = [NewTopic(n, partitions, 1, config=dict(config or {})) for n in missing]
+                new = [NewTopic(n, partitions, -1, config=dict(config or {})) for n in missing]
                 for future in self.client.create_topics(new, operation_timeout=10).values():
                     try:
                         future.result()

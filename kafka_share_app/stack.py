@@ -264,3 +264,7 @@ class KafkaShareStack(Stack):
                     for p in self.admin.partitions(topic)]
         finally:
             reader.close()
+
+    def fault_target(self, service: str) -> str:
+        """The topic ``service``'s share group reads (its partition 0's leader is what a cluster fault hurts)."""
+        return topology.Route(service).source

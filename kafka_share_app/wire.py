@@ -10,8 +10,10 @@ call, instead of starting a JVM (``kafka-share-groups.sh``) on every poll:
     DescribeShareGroupOffsets (API 90, v1)   each share-partition's start offset and lag
     ListGroups                (API 16, v5)   group ids filtered by type "share"
 
-Only what the harness reads is decoded. Every request goes to the broker the
-bootstrap names; a NOT_COORDINATOR answer (a multi-broker cluster) raises.
+Only what the harness reads is decoded. On a cluster a group lives on one
+coordinator: a group request goes to each bootstrap broker in turn until one
+does not answer NOT_COORDINATOR, and ListGroups asks every broker (each lists
+only the groups it coordinates).
 Ask only for partitions that exist: Kafka 4.4 never answered a
 DescribeShareGroupOffsets naming a partition the topic does not have (its log:
 "Exhausted max retries for read state summary"), so the call times out.
@@ -115,10 +117,14 @@ def _read_exactly(sock: socket.socket, n: int) -> bytes:
     return bytes(data)
 
 
+class NotCoordinator(KitError):
+    """The broker asked does not coordinate the group: ``_on_coordinator`` asks the next one."""
+
+
 def _check(error: int, what: str, message: str | None = None) -> None:
     if error == NOT_COORDINATOR:
-        raise KitError(f"{what}: the bootstrap broker is not the group's coordinator",
-                       "kafka_share_app.wire speaks to one broker; use the single-node topology")
+        raise NotCoordinator(f"{what}: no bootstrap broker is the group's coordinator",
+                             "check that every broker of the cluster is in the bootstrap list")
     if error:
         raise KitError(f"{what}: Kafka error code {error} {message or ''}".strip(), "see the broker log")
 
@@ -138,7 +144,23 @@ class ShareGroup:
     members: list[Member]
 
 
+def _on_coordinator(bootstrap: str, ask):
+    """``ask(server)`` on each bootstrap server in turn until one coordinates the group (a single node: the first)."""
+    servers = bootstrap.split(",")
+    for server in servers[:-1]:
+        try:
+            return ask(server)
+        except NotCoordinator:
+            continue
+    return ask(servers[-1])
+
+
 def describe_share_groups(bootstrap: str, groups: list[str]) -> dict[str, ShareGroup]:
+    """One request per group: on a cluster each may have another coordinator."""
+    return {g: _on_coordinator(bootstrap, lambda server, g=g: _describe(server, [g])[g]) for g in groups}
+
+
+def _describe(bootstrap: str, groups: list[str]) -> dict[str, ShareGroup]:
     body = _array([_str(g) for g in groups]) + b"\x00" + TAGS  # IncludeAuthorizedOperations=false
     r = _call(bootstrap, 77, 1, body)
     r.unpack("i")  # throttle
@@ -184,6 +206,10 @@ def share_group_offsets(bootstrap: str, group: str, topic: str, partitions: list
     """partition -> what the broker reports for ``group`` on it; partitions the group never read are absent
     or carry start -1. v1 adds the broker-computed lag (Kafka 4.2+); the SPSO alone trails acknowledgements
     (it was seen staying at a batch's first offset after every record of the batch was accepted)."""
+    return _on_coordinator(bootstrap, lambda server: _offsets(server, group, topic, partitions))
+
+
+def _offsets(bootstrap: str, group: str, topic: str, partitions: list[int]) -> dict[int, SharePartition]:
     wanted = _array([_str(topic) + _array([struct.pack(">i", p) for p in partitions]) + TAGS])
     r = _call(bootstrap, 90, 1, _array([_str(group) + wanted + TAGS]) + TAGS)
     r.unpack("i")
@@ -214,6 +240,11 @@ def share_group_offsets(bootstrap: str, group: str, topic: str, partitions: list
 
 
 def list_share_groups(bootstrap: str) -> list[str]:
+    """Every broker's answer: each lists the groups it coordinates."""
+    return list(dict.fromkeys(g for server in bootstrap.split(",") for g in _list(server)))
+
+
+def _list(bootstrap: str) -> list[str]:
     body = _array([]) + _array([_str("share")]) + TAGS  # StatesFilter (any), TypesFilter
     r = _call(bootstrap, 16, 5, body)
     r.unpack("i")

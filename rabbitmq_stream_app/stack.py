@@ -175,6 +175,10 @@ class RabbitMQStreamStack(Stack):
         """A brand-new reader (no reference) reads the entry stream from its first message: how many."""
         return len(self.admin.read(topology.entry_stream(workload), timeout=timeout))
 
+    def fault_target(self, service: str) -> str:
+        """The stream ``service`` reads: the cluster scenarios hurt its leader."""
+        return topology.Route(service).source
+
 
 def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)

@@ -28,6 +28,7 @@ class FaultCase:
     promise: dict = field(default_factory=dict)  # observation -> value that must hold
     why: str = ""  # the claim under test, for the report
     ci: bool = False
+    unsupported: str = ""  # why this case cannot run (shown as such in the report, never silently skipped)
 
     @property
     def variant(self) -> str:
@@ -38,6 +39,10 @@ class FaultCase:
         return f"cluster-{self.broker}-{self.variant.replace(' ', '-').replace('=', '_')}-{self.fault}"  # -k friendly
 
     def probe(self, settings: Settings):
+        if "stack" in dict(self.options):  # a framework stack through the Stack template
+            from queuekit.suite.stack_probe import StackProbe
+
+            return StackProbe(settings, **dict(self.options))
         from queuekit.suite.probes import KafkaProbe, RabbitProbe
 
         cls = KafkaProbe if self.broker == "kafka" else RabbitProbe
@@ -49,6 +54,8 @@ KAFKA = {
     (("acks", "all"), ("min_insync", 2)): (NO_LOSS, "acks=all + min.insync=2: a confirmed record is on 2 replicas"),
     (("acks", "1"), ("min_insync", 2)): ({}, "acks=1: only the leader had it when it confirmed; may lose"),
     (("acks", "all"), ("min_insync", 1)): ({}, "min.insync=1: acks=all may mean the leader alone; may lose"),
+    (("acks", "all"), ("min_insync", 1), ("unclean", True)): (
+        {}, "beside acks=all min.insync=1: a replica outside the ISR may lead and truncate; may lose"),
 }
 RABBIT = {
     (("queue_type", "quorum"), ("confirms", True)): (NO_LOSS, "quorum queue confirms after a Raft majority"),
@@ -70,3 +77,23 @@ for broker, table in (("kafka", KAFKA), ("rabbitmq", RABBIT)):
         for kind in KINDS:
             case = FaultCase(broker, options, kind, promise, why)
             CASES.append(FaultCase(broker, options, kind, promise, why, ci=(broker, case.variant, kind) in CI))
+
+# The framework stacks through the same faults (queuekit/suite/stack_probe.py): each stack's own workers,
+# publish path (its confirms / acks) and ledger. stack -> (broker, promise, why, unsupported). A promise
+# only where the broker replicates what the stack's publish waited for AND the stack acks after the effect.
+STACKS = {
+    "dramatiq_quorum": ("rabbitmq", NO_LOSS, "quorum queue + Dramatiq's publisher confirms + ack after the actor"),
+    "celery_quorum": ("rabbitmq", NO_LOSS, "quorum queue + kombu confirm_publish + task_acks_late"),
+    "dramatiq": ("rabbitmq", {}, "classic queue on one node: no replica; reconnecting is Dramatiq's (measured)"),
+    "celery": ("rabbitmq", {}, "classic queue on one node: no replica; reconnecting is kombu's (measured)"),
+    "kafka": ("kafka", NO_LOSS, "acks=all, RF 3, min.insync 2, offsets committed after the effect"),
+    "kafka_share": ("kafka", NO_LOSS, "acks=all, RF 3, min.insync 2, records ACCEPTed after the effect"),
+    "rabbitmq_stream": ("rabbitmq", {}, "a replicated stream, but the stack's rstream clients know one host "
+                        "(node 1, the stream's leader): measured"),
+    "celery_kafka": ("kafka", {}, "kombu's confluentkafka transport: acks=all, but an ack commits the consumer's "
+                     "whole position (the crash scenario's finding): measured"),
+}
+STACK_CI = {("dramatiq_quorum", "kill"), ("kafka", "partition")}  # ~1.5 min together on the 2-core machine
+for stack, (broker, promise, why) in STACKS.items():
+    for kind in KINDS:
+        CASES.append(FaultCase(broker, (("stack", stack),), kind, promise, why, ci=(stack, kind) in STACK_CI))

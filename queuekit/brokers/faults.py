@@ -96,6 +96,51 @@ def kafka_isr(settings: Settings, topic: str, partition: int = 0) -> list[int]:
     return list(admin.list_topics(topic, timeout=10).topics[topic].partitions[partition].isrs)
 
 
+def _rabbit_views(settings: Settings) -> dict[int, int | None]:
+    """node index -> how many nodes it sees running (None: its management API did not answer)."""
+    views: dict[int, int | None] = {}
+    for i, node in enumerate(_cluster(settings, "rabbitmq").nodes):
+        try:
+            views[i] = node.running_peers()
+        except httpx.HTTPError:
+            views[i] = None
+    return views
+
+
+def split_nodes(settings: Settings, broker: str) -> list[int]:
+    """[] when the cluster is whole; else the nodes not seeing all the others (or not answering).
+    Kafka: every node when a broker is missing from the metadata (it does not say who is apart)."""
+    cluster = _cluster(settings, broker)
+    if broker == "kafka":
+        return [] if cluster.registered() == len(cluster.nodes) else list(range(len(cluster.nodes)))
+    return [i for i, seen in _rabbit_views(settings).items() if seen is None or seen < len(cluster.nodes)]
+
+
+def wait_whole(settings: Settings, broker: str, timeout: float = 60.0) -> list[int]:
+    """Every node back and seen by the others, so a cell never starts on the last one's aftermath. A RabbitMQ
+    cluster still split after ``timeout`` (seen after a 12 s SIGSTOP of a node: the resumed node saw its peers
+    down, they saw it down, and pause_minority never joined them) is repaired: the answering node(s) seeing the
+    fewest peers are killed and restarted on their data. Returns the nodes restarted (the caller notes it)."""
+    from queuekit.core.waiting import WaitTimeout, wait_for
+
+    try:
+        wait_for(lambda: not split_nodes(settings, broker), timeout=timeout,
+                 what=f"every {broker} node running and seen by every other")
+        return []
+    except WaitTimeout:
+        views = _rabbit_views(settings) if broker == "rabbitmq" else {}
+        answered = {i: seen for i, seen in views.items() if seen is not None}
+        if not answered or len(set(answered.values())) < 2:
+            raise  # nobody answers, or all agree: not a split the kit knows how to mend
+    apart = [i for i, seen in answered.items() if seen == min(answered.values())]
+    faults = Faults(settings)
+    for index in apart:
+        faults.heal(faults.inject("kill", broker, index))  # SIGKILL + restart on its data: it rejoins
+    wait_for(lambda: not split_nodes(settings, broker), timeout=120,
+             what=f"the RabbitMQ cluster whole again after restarting node(s) {[i + 1 for i in apart]}")
+    return apart
+
+
 # -- hurt and heal ---------------------------------------------------------------------
 class Faults:
     def __init__(self, settings: Settings):

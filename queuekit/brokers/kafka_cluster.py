@@ -74,6 +74,11 @@ class KafkaNode:
             "transaction.state.log.num.partitions": "10",
             "share.coordinator.state.topic.replication.factor": "3",
             "share.coordinator.state.topic.min.isr": "2",
+            # Share groups (kafka_share): the same floors as the single node (brokers/kafka.py), so the
+            # stack's own short lock / session / heartbeat are accepted here too
+            "group.share.min.record.lock.duration.ms": "1000",
+            "group.share.min.session.timeout.ms": "2000",
+            "group.share.min.heartbeat.interval.ms": "500",
             "group.initial.rebalance.delay.ms": "0",
             "group.min.session.timeout.ms": "1000",
             "auto.create.topics.enable": "false",

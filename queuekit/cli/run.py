@@ -91,7 +91,8 @@ def compare(stacks: tuple[str, ...], names: tuple[str, ...], fmt: str, out: Path
     if kit_settings(topology).clustered:  # the cluster topology's matrix is the faults matrix
         from .faults import run_faults
 
-        return run_faults((), (), False, out / time.strftime("%Y%m%d-%H%M%S"))
+        # --stack narrows the framework rows; the raw-client probes always run (the brokers' own promise)
+        return run_faults((), (), False, out / time.strftime("%Y%m%d-%H%M%S"), (*stacks, "probes") if stacks else ())
     from queuekit.report import markdown, terminal_matrix, write_reports
     from queuekit.suite.compare import brokers_of
     from queuekit.suite.compare import compare as run_compare

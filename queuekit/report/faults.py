@@ -4,6 +4,7 @@ from __future__ import annotations
 import html
 import io
 import json
+import time
 from pathlib import Path
 
 from queuekit.suite.faults import FaultOutcome
@@ -14,6 +15,8 @@ COLUMNS = ("lost", "stranded", "duplicates", "unexpected", "order_violations", "
 def verdict(row: dict) -> str:
     if row.get("error"):
         return "error"
+    if row.get("unsupported"):
+        return "not run"
     if not row.get("promise"):
         return "measured"
     return "kept" if all(row.get(k) == v for k, v in row["promise"].items()) else "BROKEN"
@@ -32,15 +35,17 @@ def rows_of(outcomes: list[tuple[dict, FaultOutcome | None, str | None]]) -> lis
 def markdown(rows: list[dict]) -> str:
     head = ["broker", "variant", "fault", "leader", "confirmed", *COLUMNS, "promise", "verdict"]
     lines = ["## Faults", "",
-             "A keyed stream (100 records/s) through a fault of the queue's / partition's leader on the "
+             "A keyed stream (raw-client probes: 100 records/s; `stack=` rows: 50/s through the stack's own publish, "
+             "workers and ledger) through a fault of the queue's / partition's leader on the "
              "3-node clusters; counts after a final drain and a final read. Gaps are the longest stretch "
              "without a confirmed publish / a consumed record, from the fault to the end of recovery.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         promise = ", ".join(f"{k}={v}" for k, v in r.get("promise", {}).items()) or "none (may lose)"
+        reason = r.get("error") or r.get("unsupported") or ""
         cells = [r["broker"], r["variant"], r["fault"], f"node {r.get('leader', '-')}", str(r.get("confirmed", "-")),
                  *(str(r.get(c, "-")) for c in COLUMNS), promise,
-                 f"**{r['verdict']}**" + (f" ({r['error'][:60]})" if r.get("error") else "")]
+                 f"**{r['verdict']}**" + (f" ({reason[:80]})" if reason else "")]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -94,7 +99,7 @@ def html_section(rows: list[dict]) -> str:
     for r in rows:
         cls = {"kept": "ok", "BROKEN": "bad", "error": "bad"}.get(r["verdict"], "")
         tds = [r["broker"], r["variant"], r["fault"], f"node {r.get('leader', '-')}", r.get("confirmed", "-"),
-               *(r.get(c, "-") for c in COLUMNS), r["verdict"]]
+               *(r.get(c, "-") for c in COLUMNS), r["verdict"] + (f": {r['unsupported']}" if r.get("unsupported") else "")]
         body.append(f'<tr class="{cls}">' + "".join(f"<td>{esc(str(v))}</td>" for v in tds) + "</tr>")
     return (f'<h2 id="faults">Faults</h2><table class="matrix"><tr>{head}</tr>{"".join(body)}</table>'
             f'<figure class="chart"><figcaption>Publish and consume rates through each fault</figcaption>'
@@ -103,7 +108,8 @@ def html_section(rows: list[dict]) -> str:
 
 def write(rows: list[dict], outdir: Path) -> dict[str, Path]:
     outdir.mkdir(parents=True, exist_ok=True)
-    paths = {"json": outdir / "faults.json", "md": outdir / "faults.md", "html": outdir / "faults.html"}
+    paths = {"json": outdir / "faults.json", "md": outdir / "faults.md", "html": outdir / "faults.html",
+             "report": outdir / "report.html"}
     paths["json"].write_text(json.dumps(rows, indent=2, default=str))
     if (fig := timeline_figure(rows)) is not None:  # a PNG too, for READMEs and issue notes
         import matplotlib.pyplot as plt
@@ -118,4 +124,16 @@ def write(rows: list[dict], outdir: Path) -> dict[str, Path]:
         "padding:.3rem .5rem;font-size:.85rem} table{border-collapse:collapse} tr.ok{background:#eef8ee}"
         "tr.bad{background:#fbeaea} svg{max-width:100%;height:auto}</style></head><body>"
         f"<h1>queuekit faults</h1>{html_section(rows)}</body></html>\n")
+    paths["report"].write_text(report_html(rows))
     return paths
+
+
+def report_html(rows: list[dict]) -> str:
+    """The main report's page (report.html) with the faults as its section: what ``compare --topology cluster``
+    shows. A single-topology results.json that carries ``"faults"`` rows gets the same section."""
+    from .html import html_report
+
+    stacks = list(dict.fromkeys(r["stack"] for r in rows if r.get("stack")))
+    return html_report({"stacks": stacks, "scenarios": [], "cells": [], "faults": rows,
+                        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                        "seconds": sum(r.get("seconds") or 0 for r in rows)})

@@ -70,6 +70,15 @@ def _claim(row: dict[str, Any] | None) -> str:
             f"<br><i>{esc(row['why'])}</i></td>")
 
 
+def _faults(rows: list[dict[str, Any]] | None) -> str:
+    """The cluster topology's faults table and timelines (``queuekit faults`` / ``compare --topology cluster``)."""
+    if not rows:
+        return ""
+    from . import faults
+
+    return faults.html_section(rows)
+
+
 def html_report(results: dict[str, Any], bench: dict[str, Any] | None = None) -> str:
     stacks = results["stacks"]
     claims = {r["scenario"]: r for r in guide_rows(results)}
@@ -92,8 +101,9 @@ def html_report(results: dict[str, Any], bench: dict[str, Any] | None = None) ->
         f"<li><b>{esc(r['need'])}</b> — {esc(r['verdict'])}. Evidence: <code>{esc(r['scenario'])}</code> "
         f"{esc(r['metric'])}: {esc(', '.join(f'{s} {short(v)}' for s, v in r['values'].items()))}. "
         f"<i>{esc(r['why'])}</i></li>" for r in claims.values())
-    figures = [("What happened on each stack (scenarios by meaning)", charts.outcome_chart(results))]
-    if (harm := charts.harm_chart(results)) is not None:
+    figures = [("What happened on each stack (scenarios by meaning)", charts.outcome_chart(results))] \
+        if results["cells"] else []
+    if results["cells"] and (harm := charts.harm_chart(results)) is not None:
         figures.append(("Messages lost, duplicated, out of order or refused, where any stack had some", harm))
     figures += charts.bench_charts(bench) if bench else []
     figs = "".join(f'<figure class="chart"><figcaption>{esc(t)}</figcaption>{svg}</figure>' for t, svg in figures)
@@ -146,6 +156,7 @@ bold. Beside each, the need it informs and why the stacks behave as they do.</p>
 <table class="differ" id="differences"><tr><th>scenario</th>{head}<th>when to use which</th></tr>{diff_rows}</table>
 <h2>The same on every stack</h2><ul id="same">{''.join(same)}</ul>
 <h2>Charts</h2>{figs}
+{_faults(results.get("faults"))}
 <h2>Every cell</h2>
 <table class="matrix" id="matrix"><tr><th>scenario</th>{head}</tr>{matrix}</table>
 <h2>When to use which</h2><ul id="guide">{guide_items}</ul>

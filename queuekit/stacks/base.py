@@ -39,6 +39,7 @@ from typing import ClassVar
 
 from queuekit.core.config import Settings
 from queuekit.core.envelope import Envelope
+from queuekit.core.errors import KitError
 from queuekit.core.ledger import LEDGER_ENV, Ledger
 from queuekit.core.options import StackOptions, options_env
 from queuekit.core.waiting import wait_for
@@ -186,13 +187,20 @@ class Stack(ABC):
 
         Faults(self.settings).heal(record)
 
+    def fault_target(self, service: str) -> str:
+        """The queue / topic holding ``service``'s messages: the cluster scenarios hurt its leader
+        (queuekit/suite/stack_probe.py). A stack without one cannot run through a fault, and says so."""
+        raise KitError(f"{self.name} names no queue or topic whose leader a fault could hurt",
+                       f"implement fault_target in {type(self).__module__}")
+
     # -- hooks: the broker-specific parts --------------------------------------------------------------
     def make_pool(self) -> WorkerPool:
         """The worker processes of a run: ``python -m worker_module`` with the ledger and options in their env.
         (Only the in-memory StubStack runs its workers as threads instead.)"""
         return WorkerPool(self.name, self.ledger_path.parent / "logs",
                           env={LEDGER_ENV: str(self.ledger_path), **options_env(self.options),
-                               FAULTS_ENV: "1" if self.harness_faults else "0"})
+                               FAULTS_ENV: "1" if self.harness_faults else "0",
+                               "QUEUEKIT_TOPOLOGY": self.settings.topology})  # workers reach the driver's brokers
 
     def prepare_options(self, options: StackOptions) -> StackOptions:
         """Adjust the run's options before anything starts (e.g. to a broker's minimum); default: as given."""

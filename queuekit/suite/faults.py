@@ -25,7 +25,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
-from queuekit.brokers.faults import FaultRecord, Faults
+from queuekit.brokers.faults import FaultRecord, Faults, split_nodes, wait_whole
 from queuekit.core.config import Settings
 
 KEYS = 8  # keyed stream: 8 keys, seq increasing per key
@@ -55,9 +55,10 @@ class Recorder:
         with self.lock:
             self.failed[(key, seq)] = why[:80]
 
-    def on_effect(self, key: str, seq: int) -> None:
+    def on_effect(self, key: str, seq: int, at: float | None = None) -> None:
+        """``at``: when the effect was applied, if not now (a stack's worker wrote it in the ledger)."""
         with self.lock:
-            self.effects.append((key, seq, time.time()))
+            self.effects.append((key, seq, time.time() if at is None else at))
 
     def note(self, what: str) -> None:
         with self.lock:
@@ -186,6 +187,7 @@ def run_cell(settings: Settings, probe: Probe, kind: str, plan: Plan = Plan(),
     """One probe through one fault of its leader: steady traffic, fault, heal, recover, drain, classify."""
     faults, rec, stop = Faults(settings), Recorder(), threading.Event()
     t0 = time.monotonic()
+    repaired = wait_whole(settings, probe.broker)  # the previous cell may have left the cluster split
     probe.setup()
     started = time.time()
     threads = probe.start(rec, stop)
@@ -201,7 +203,12 @@ def run_cell(settings: Settings, probe: Probe, kind: str, plan: Plan = Plan(),
             t.join(timeout=60)
         _drain(rec, plan)
         stopped = time.time()
+        if apart := split_nodes(settings, probe.broker):  # the fault's aftermath, beyond the heal: say so,
+            rec.note(f"cluster still split after the heal: nodes {[i + 1 for i in apart]} apart")
+            wait_whole(settings, probe.broker, timeout=15)  # and make it whole: the final read asks the broker
         final = probe.final_read()
+        if repaired:
+            rec.note(f"started after restarting node(s) {[i + 1 for i in repaired]} (left split before)")
     finally:
         stop.set()
         probe.close()
@@ -239,7 +246,11 @@ def run_cases(settings: Settings, cases, plan: Plan = Plan(),
     results: list[tuple[dict, FaultOutcome | None, str | None]] = []
     for case in cases:
         info = {"id": case.id, "broker": case.broker, "variant": case.variant, "fault": case.fault,
-                "promise": case.promise, "why": case.why}
+                "promise": case.promise, "why": case.why, "stack": dict(case.options).get("stack", "")}
+        if getattr(case, "unsupported", ""):  # shown with its reason, never silently left out
+            results.append(({**info, "unsupported": case.unsupported}, None, None))
+            say(f"{case.id}: not run: {case.unsupported}")
+            continue
         try:
             out = run_cell(settings, case.probe(settings), case.fault, plan, say)
             results.append((info, out, None))

@@ -39,9 +39,10 @@ def _decode(body: bytes) -> tuple[str, int]:
 class KafkaProbe:
     broker = "kafka"
 
-    def __init__(self, settings: Settings, acks: str = "all", min_insync: int = 2, rate: float = 100.0):
-        self.settings, self.acks, self.min_insync, self.rate = settings, acks, min_insync, rate
-        self.variant = f"acks={acks} min.insync={min_insync}"
+    def __init__(self, settings: Settings, acks: str = "all", min_insync: int = 2, rate: float = 100.0,
+                 unclean: bool = False):
+        self.settings, self.acks, self.min_insync, self.rate, self.unclean = settings, acks, min_insync, rate, unclean
+        self.variant = f"acks={acks} min.insync={min_insync}" + (" unclean.leader.election" if unclean else "")
         self.topic = f"qk.cluster.{uuid.uuid4().hex[:8]}"
         self.done = threading.Event()
         self.consumer_thread: threading.Thread | None = None
@@ -55,7 +56,11 @@ class KafkaProbe:
         from confluent_kafka.admin import NewTopic
 
         # One partition: one leader to hurt, and per-key order is the partition's order.
-        topic = NewTopic(self.topic, 1, 3, config={"min.insync.replicas": str(self.min_insync)})
+        topic = NewTopic(self.topic, 1, 3, config={
+            "min.insync.replicas": str(self.min_insync),
+            # true: a replica outside the ISR may become leader when no ISR member is left (availability
+            # over consistency: what it had not copied is truncated away). The cluster's default is false.
+            "unclean.leader.election.enable": str(self.unclean).lower()})
         admin = self._admin()  # kept alive until the result: a collected client cancels it
         admin.create_topics([topic])[self.topic].result(30)
         wait_for(lambda: len(kafka_isr(self.settings, self.topic)) == 3, timeout=60,

@@ -20,17 +20,20 @@ def _stable_leader(read, seconds: float = 4.0) -> int:
     """The leader once it has stayed the same for ``seconds``: a previous fault's after-effects
     (a metadata record catching up, a rejoining node) must not be blamed on this one."""
     seen: list[tuple[float, int | None]] = []
+    errors: list[str] = []  # why no leader was seen, for the timeout message
 
     def settled() -> tuple[int] | None:  # a tuple: node index 0 is a leader, not "not yet"
         try:
             now = read()
-        except KitError:
+        except KitError as exc:
             now = None
+            errors.append(str(exc)[:200])
         t = time.monotonic()
         seen[:] = [(ts, v) for ts, v in seen if v == now] + [(t, now)]
         return (now,) if now is not None and t - seen[0][0] >= seconds else None
 
-    return wait_for(settled, timeout=60, what="the same leader for a few seconds", interval=0.5)[0]
+    return wait_for(settled, timeout=60, what="the same leader for a few seconds", interval=0.5,
+                    describe=lambda: f"last answers {[v for _, v in seen[-3:]]}; last error: {errors[-1:] or 'none'}")[0]
 
 
 def _refuses_clients(address: str, port: int) -> bool:
@@ -46,21 +49,17 @@ def kafka_topic(cluster_kit):
     from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient({"bootstrap.servers": cluster_kit.kafka_bootstrap})
-    name = "qk.faults.probe"
-    admin.delete_topics([name])
-    wait_for(lambda: name not in admin.list_topics(timeout=5).topics, timeout=30, what=f"{name} deleted")
+    # A fresh name, never "delete, then create": the delete used to be fired without waiting for its answer,
+    # and on a cluster just formed (controller still being found: the request is queued and retried) it could
+    # reach the controller AFTER the create and delete the new topic. That fits the clean-run failure (the
+    # ISR seen as 3, then no partition for 60 s in every case, while the probes' fresh topics worked).
+    name = f"qk.faults.probe.{uuid.uuid4().hex[:8]}"
     admin.create_topics([NewTopic(name, 1, 3)])[name].result(30)
     wait_for(lambda: len(kafka_isr(cluster_kit, name)) == 3, timeout=30, what=f"{name} with 3 in-sync replicas")
-    return name
+    yield name
+    admin.delete_topics([name])[name].result(30)  # waited for: nothing in flight after the module
 
 
-# Known failure, not hidden: in the last clean-clone run (fresh QUEUEKIT_HOME, port offset 9500) every
-# case timed out in _stable_leader: kafka_partition_leader saw no partition of the probe topic for 60 s
-# right after the fixture had seen it with 3 in-sync replicas. These passed in the cluster's own runs and
-# the Kafka cluster scenarios (tests/scenarios/test_cluster_faults.py) passed in the same clean run;
-# the cause is not found yet. Reported as xfail until it is (see the session notes).
-@pytest.mark.xfail(reason="leader lookup saw no partition of the probe topic in a clean-clone run; open",
-                   strict=False)
 @pytest.mark.parametrize("kind", KINDS)
 def test_cluster_fault_kafka_leader(cluster_kit, kafka_topic, kind):
     s, faults = cluster_kit, Faults(cluster_kit)

@@ -21,6 +21,8 @@ FULL = os.environ.get("QUEUEKIT_CLUSTER_FULL") == "1"
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_cluster_fault(cluster_kit, case):
+    if case.unsupported:
+        pytest.skip(f"cannot run through a fault: {case.unsupported}")
     if not (case.ci or FULL):
         pytest.skip("outside the CI subset: QUEUEKIT_CLUSTER_FULL=1 or `queuekit faults` runs it")
     out = run_cell(cluster_kit, case.probe(cluster_kit), case.fault)

@@ -32,3 +32,41 @@ def test_a_history_is_classified_record_by_record():
 def test_longest_gap_counts_the_edges():
     assert longest_gap([], 0.0, 5.0) == 5.0  # nothing at all: the whole window
     assert longest_gap([1.0, 2.0], 0.0, 10.0) == 8.0  # never resumed
+
+
+def test_every_clustered_stack_has_fault_cases_on_its_own_broker():
+    """A new stack joins the faults table or says why not: never left out silently (broker-free)."""
+    from queuekit.stacks.registry import load_stack, stack_names
+    from scenarios.cluster_faults import CASES, KINDS
+
+    by_stack: dict[str, set[str]] = {}
+    for case in CASES:
+        if stack := dict(case.options).get("stack"):
+            assert load_stack(stack).capabilities.broker == case.broker, case.id
+            by_stack.setdefault(stack, set()).add(case.fault)
+    clustered = {n for n in stack_names() if load_stack(n).capabilities.broker in ("rabbitmq", "kafka")}
+    assert set(by_stack) == clustered
+    assert all(kinds == set(KINDS) for kinds in by_stack.values())
+
+
+def test_a_case_that_cannot_run_is_a_row_with_its_reason():
+    from queuekit.report.faults import rows_of
+    from queuekit.suite.faults import run_cases
+    from scenarios.cluster_faults import FaultCase
+
+    case = FaultCase("rabbitmq", (("stack", "celery"),), "kill", unsupported="no way to hurt it")
+    [row] = rows_of(run_cases(None, [case]))  # type: ignore[arg-type]  # never reaches the cluster
+    assert row["verdict"] == "not run" and row["unsupported"] == "no way to hurt it"
+
+
+def test_the_main_report_carries_the_faults_section():
+    from queuekit.report.faults import report_html, rows_of
+    from queuekit.suite.faults import FaultOutcome
+
+    rec, fault = _history()
+    out = analyse(rec, fault, "kafka", "stack=kafka", started=1.0, stopped=10.0, seconds=9.0)
+    info = {"id": "c", "broker": "kafka", "variant": "kafka", "fault": "kill", "promise": {"lost": 0}, "why": "",
+            "stack": "kafka"}
+    page = report_html(rows_of([(info, out, None)]))
+    assert isinstance(out, FaultOutcome) and 'id="faults"' in page and "<svg" in page and "BROKEN" in page
+    assert "1 stacks (kafka)" in page
