@@ -91,6 +91,16 @@ def _resolve(settings: Settings, say: Say, into: str, *mvn_args: str) -> Path:
     return libs
 
 
+def new_cluster_id() -> str:
+    """A KRaft cluster id as Kafka's own ``Uuid.randomUuid`` makes them: 22 URL-safe base64 characters, never
+    starting with "-" (StorageTool's argument parser takes ``-t -abc…`` for an option: "expected one argument",
+    about one ``queuekit up`` in 64 before this)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 class Kafka:
     name = "kafka"
 
@@ -174,7 +184,7 @@ class Kafka:
         self.dir.mkdir(parents=True, exist_ok=True)
         props = self._server_properties()
         if not (self.dir / "data" / "meta.properties").exists():
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            cluster_id = new_cluster_id()
             done = subprocess.run(self._java(libs, "kafka.tools.StorageTool", "format",
                                              "-t", cluster_id, "-c", str(props)),
                                   capture_output=True, text=True)

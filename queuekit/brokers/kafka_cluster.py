@@ -13,13 +13,11 @@ coordinator state) are replicated 3 ways with min ISR 2 too.
 """
 from __future__ import annotations
 
-import base64
 import os
 import shutil
 import signal
 import subprocess
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import psutil
@@ -29,7 +27,7 @@ from queuekit.core.errors import KitError
 from queuekit.core.waiting import wait_for
 
 from .base import Say, Status
-from .kafka import JAVA_FIX, LOG4J2, READY_TIMEOUT, require, resolve_jars
+from .kafka import JAVA_FIX, LOG4J2, READY_TIMEOUT, new_cluster_id, require, resolve_jars
 from .netlab import NetLab, Node
 from .process import ManagedProcess, elapsed
 
@@ -177,7 +175,7 @@ class KafkaCluster:
                      what="the Kafka cluster (already started) to show 3 brokers")
             return False
         libs, version = resolve_jars(self.settings, say)
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = new_cluster_id()
         for n in self.nodes:
             self.net.ensure_node(n.node)
         with ThreadPoolExecutor(len(self.nodes)) as pool:  # three JVMs formatting: in parallel
