@@ -19,7 +19,7 @@ from typing import Any
 
 from queuekit.bench import bare
 from queuekit.core.config import Settings
-from queuekit.core.envelope import Envelope, encode, make_envelope
+from queuekit.core.envelope import MAX_STRING, Envelope, encode, make_envelope
 from queuekit.core.ledger import RECORD_ENV, TIMINGS, Ledger
 from queuekit.core.options import StackOptions
 from queuekit.core.timings import collect, count
@@ -81,8 +81,13 @@ def envelopes(n: int, mode: str, size: int | None, seed: int) -> list[Envelope]:
     headers = dict(MODES[mode])
     envs = [make_envelope(m, headers) for m in WORKLOADS["signup"].make_messages(n, seed=seed)]
     if size:
-        pad = max(0, size - len(encode(envs[0])) - len(',"pad":""'))
-        envs = [make_envelope(e.body, {**headers, "pad": "x" * pad}, id=e.id, sent_at=e.sent_at) for e in envs]
+        # Padding in strings of at most MAX_STRING characters: one 100 KB string is malformed to the kit
+        # (the hostile-input limits) and would be dead-lettered, never completed.
+        chunk = MAX_STRING - 24
+        pad_chars = max(0, size - len(encode(envs[0])) - len(',"pad":[]'))
+        full, rest = divmod(pad_chars, chunk + 3)  # + 3: the quotes and the comma of each string
+        pad = ["x" * chunk] * full + (["x" * max(0, rest - 3)] if rest >= 3 else [])
+        envs = [make_envelope(e.body, {**headers, "pad": pad}, id=e.id, sent_at=e.sent_at) for e in envs]
     return envs
 
 
