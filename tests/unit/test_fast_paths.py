@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import time
+from types import SimpleNamespace
 
 import pytest
 
 from queuekit.bench.measure import steady_cpu_us
-from queuekit.core import envelope
+from queuekit.core import envelope, timings
 from queuekit.core.envelope import MalformedMessage, decode, encode, make_envelope
 from queuekit.core.execute import Outcome
 from queuekit.core.frozen import frozen
@@ -111,19 +112,21 @@ def test_frozen_builds_the_dataclass():
         made.key = "other"
 
 
-def test_timings_rows_round_trip_with_a_sampled_cpu_clock(tmp_path):
+def test_timings_rows_round_trip_with_a_sampled_cpu_clock(tmp_path, monkeypatch):
     rec = Timings(tmp_path)
     start = time.time()
     for i in range(50):
         rec.record(f"k-{i}", start if i else None, start)
-    time.sleep(CPU_EVERY_S * 2)
+    later = start + CPU_EVERY_S * 2  # the recorder's clock moved past its next sample, without waiting for it
+    monkeypatch.setattr(timings, "time", SimpleNamespace(time=lambda: later, process_time=time.process_time))
     rec.record("last", start, start)
+    monkeypatch.undo()
     rec.flush()
     rows = collect(tmp_path)
     assert count(tmp_path) == len(rows) == 51
     assert [r[0] for r in rows] == [f"k-{i}" for i in range(50)] + ["last"]
     assert rows[0][1] is None and rows[1][1] == pytest.approx(start, abs=1e-6)
-    assert all(start - 1e-6 <= r[3] <= time.time() for r in rows)
+    assert all(start - 1e-6 <= r[3] <= max(later, time.time()) + 1e-6 for r in rows)
     cpu = [r[4] for r in rows]
     assert cpu[0] is not None and cpu[-1] is not None and cpu.count(None) >= 1  # sampled, not per row
 
