@@ -168,7 +168,15 @@ class RabbitMQ:
         t0 = time.monotonic()
         say(f"starting RabbitMQ node {self.node} in {self.dir}…")
         self.proc.spawn([str(RABBIT_BIN / "rabbitmq-server")], env=self._env())
-        self.proc.wait_ready(self.ready, timeout=READY_TIMEOUT,
+
+        def ready() -> bool:
+            # default_user/default_pass only seed an empty database: a node directory kept from an
+            # earlier install (a cached ~/.cache/queuekit) still has the old password, answers 401
+            # for ever, and would look like a node that never started.
+            self._ensure_kit_user(say)
+            return self.ready()
+
+        self.proc.wait_ready(ready, timeout=READY_TIMEOUT,
                              what=f"RabbitMQ to accept AMQP on {LOOPBACK}:{p.amqp} and serve its management API")
         say(f"RabbitMQ ready in {elapsed(t0)}")
         return True

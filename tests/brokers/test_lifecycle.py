@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import psutil
 import pytest
 
@@ -57,6 +58,23 @@ def test_down_leaves_no_process_and_no_port(second_kit):
     bound = [port for port in (p.amqp, p.rabbit_mgmt, p.rabbit_stream, p.rabbit_dist, p.kafka,
                                p.kafka_controller, p.flower) if port_open(LOOPBACK, port)]
     assert bound == [], f"ports still bound after down: {bound}"
+
+
+@pytest.mark.brokers
+def test_a_node_kept_from_an_earlier_install_gets_this_installs_password(second_kit):
+    """default_pass only seeds an empty database: a node directory kept from an install with other
+    credentials (CI's cached home, an upgrade from queuekit/queuekit) must still come up and let us in."""
+    earlier = second_kit.with_(rabbit_password="an-earlier-install")
+    assert brokers.up(earlier, ("rabbitmq",)) == ["rabbitmq"]
+    brokers.down(earlier, ("rabbitmq",))
+    assert (second_kit.run_dir / "rabbitmq" / "mnesia").is_dir()  # the database stays for the next up
+
+    assert brokers.up(second_kit, ("rabbitmq",)) == ["rabbitmq"]
+    r = httpx.get(f"{second_kit.mgmt_url}/api/whoami", auth=second_kit.mgmt_auth, timeout=10)
+    assert r.status_code == 200, r.text
+    old = httpx.get(f"{second_kit.mgmt_url}/api/whoami", auth=(second_kit.rabbit_user, "an-earlier-install"),
+                    timeout=10)
+    assert old.status_code == 401, "the earlier password still works"
 
 
 def test_missing_java_is_one_line_with_the_fix(tmp_path):
