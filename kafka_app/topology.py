@@ -16,45 +16,26 @@ records share a partition and keep their order.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from queuekit.core.execute import next_service
+from queuekit.core.routes import LogRoute
 from queuekit.core.waiting import wait_for
 from workloads import WORKLOADS
 
 # Every topic and group name starts with this. On a shared cluster give each kit its own
 # (QUEUEKIT_KAFKA_PREFIX, read by the stack and its workers alike): reset touches only its names.
 PREFIX = os.environ.get("QUEUEKIT_KAFKA_PREFIX") or "qk."
-SOURCES = {  # the topic each service consumes; a pipeline step's sink is the next step's source
-    "signup": f"{PREFIX}signup",
-    "video.transcode": f"{PREFIX}video.uploaded",
-    "video.thumbnail": f"{PREFIX}video.transcoded",
-    "video.notify": f"{PREFIX}video.thumbnailed",
-    "tracking.analytics": f"{PREFIX}tracking.events",
-    "tracking.recommendations": f"{PREFIX}tracking.events",
-}
 REPLAY_GROUPS = f"{PREFIX}replay."  # the throwaway groups of Stack.replay()
 READER_GROUP = f"{PREFIX}reader"  # assign() only: never joins, never commits
 
 
-@dataclass(frozen=True)
-class Route:
-    """Where one service reads, forwards, retries and dead-letters."""
+class Route(LogRoute):
+    """Where one service reads (``source``: the topic of the event it consumes), forwards (``sink``),
+    retries and dead-letters."""
 
-    service: str
-
-    @property
-    def source(self) -> str:
-        return SOURCES[self.service]
-
-    @property
-    def sink(self) -> str | None:
-        """The next pipeline step's topic, or None (end of pipeline / not a pipeline)."""
-        after = next_service(self.service)
-        return SOURCES[after] if after else None
+    prefix = PREFIX
 
     @property
     def group(self) -> str:

@@ -43,17 +43,16 @@ records neither acknowledged nor archived), summed over the workload's groups.
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Sequence
 
 from confluent_kafka import OFFSET_BEGINNING, AcknowledgeType, TopicPartition
 
-from queuekit.core.envelope import Envelope, encode
-from queuekit.core.errors import KitError
+from queuekit.core.envelope import Envelope
 from queuekit.core.waiting import wait_for
 from queuekit.stacks.base import DeadLetter, PublishReport, Stack
 from queuekit.stacks.capabilities import Capabilities
+from queuekit.stacks.kafka import Publisher
 
 from . import clients, topology
 from .acks import coordinates
@@ -88,7 +87,7 @@ class KafkaShareStack(Stack):
     def __init__(self, settings, ledger_path):
         super().__init__(settings, ledger_path)
         self.admin = ShareAdmin(settings)
-        self._producer = None
+        self.publisher = Publisher(lambda: clients.producer(self.settings, f"{topology.PREFIX}publisher"))
 
     # -- the template's hooks ------------------------------------------------------------
     def declare(self) -> None:
@@ -126,51 +125,17 @@ class KafkaShareStack(Stack):
         return f"share groups: {self.admin.describe_groups(list(self._expected_members()))}"
 
     def close_clients(self) -> None:
-        if self._producer is not None:
-            self._producer.flush(10)
-            self._producer = None
+        self.publisher.close()
 
     def purge(self) -> None:
         self.admin.delete_groups_and_topics([topology.PREFIX, topology.DLQ_PREFIX])
 
     # -- producing -----------------------------------------------------------------
-    @property
-    def producer(self):
-        if self._producer is None:
-            self._producer = clients.producer(self.settings, f"{topology.PREFIX}publisher")
-        return self._producer
-
     def publish(self, workload: str, envelopes: Sequence[Envelope]) -> PublishReport:
-        topic, counts, t0 = topology.entry_topic(workload), {"ok": 0, "failed": 0}, time.monotonic()
-
-        def on_delivery(err, _msg) -> None:  # the broker's answer per record (acks=all)
-            counts["failed" if err else "ok"] += 1
-
-        for env in envelopes:
-            self._produce(topic, encode(env), env.body.partition_key.encode(), on_delivery)
-        self._settle()
-        return PublishReport(confirmed=counts["ok"], refused=counts["failed"], seconds=time.monotonic() - t0,
-                             broker_messages=counts["ok"])
+        return self.publisher.publish(topology.entry_topic(workload), envelopes)
 
     def publish_raw(self, workload: str, payload: bytes) -> None:
-        failed: list = []
-        self._produce(topology.entry_topic(workload), payload, None, lambda err, _: err and failed.append(err))
-        self._settle()
-        if failed:
-            raise KitError(f"Kafka refused the raw record: {failed[0]}")
-
-    def _produce(self, topic: str, value: bytes, key: bytes | None, on_delivery) -> None:
-        while True:
-            try:
-                self.producer.produce(topic, value, key, on_delivery=on_delivery)
-                return
-            except BufferError:
-                self.producer.poll(0.1)
-
-    def _settle(self, timeout: float = 30.0) -> None:
-        if self.producer.flush(timeout):
-            self.producer.purge()
-            self.producer.flush(5)
+        self.publisher.publish_raw(topology.entry_topic(workload), payload)
 
     # -- the broker's view -----------------------------------------------------------
     def lag(self, workload: str) -> dict[str, int]:

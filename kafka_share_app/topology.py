@@ -16,39 +16,21 @@ No retry topic: a RELEASEd record goes back to the same share-partition.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
-from queuekit.core.execute import next_service
+from queuekit.core.routes import LogRoute
 from workloads import WORKLOADS
 
 # Every topic and share group starts with this; on a shared cluster give each kit its own
 # (QUEUEKIT_KAFKA_SHARE_PREFIX, read by the stack and its workers alike).
 PREFIX = os.environ.get("QUEUEKIT_KAFKA_SHARE_PREFIX") or "qks."
 DLQ_PREFIX = "dlq." + PREFIX  # the broker's errors.deadletterqueue.topic.name.prefix ("dlq.") + ours
-SOURCES = {
-    "signup": f"{PREFIX}signup",
-    "video.transcode": f"{PREFIX}video.uploaded",
-    "video.thumbnail": f"{PREFIX}video.transcoded",
-    "video.notify": f"{PREFIX}video.thumbnailed",
-    "tracking.analytics": f"{PREFIX}tracking.events",
-    "tracking.recommendations": f"{PREFIX}tracking.events",
-}
 
 
-@dataclass(frozen=True)
-class Route:
-    """Where one service reads, forwards and dead-letters."""
+class Route(LogRoute):
+    """Where one service reads (``source``: the topic of the event it consumes), forwards (``sink``)
+    and dead-letters."""
 
-    service: str
-
-    @property
-    def source(self) -> str:
-        return SOURCES[self.service]
-
-    @property
-    def sink(self) -> str | None:
-        after = next_service(self.service)
-        return SOURCES[after] if after else None
+    prefix = PREFIX
 
     @property
     def group(self) -> str:

@@ -22,37 +22,17 @@ each other's position, so each keeps its own — a reader is a "group of one".
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from queuekit.core.execute import next_service
+from queuekit.core.routes import LogRoute
 from workloads import WORKLOADS
 
 PREFIX = "stream."  # reset() deletes every stream with this prefix
-SOURCES = {  # the stream each service reads; a pipeline step's sink is the next step's source
-    "signup": "stream.signup",
-    "video.transcode": "stream.video.uploaded",
-    "video.thumbnail": "stream.video.transcoded",
-    "video.notify": "stream.video.thumbnailed",
-    "tracking.analytics": "stream.tracking.events",
-    "tracking.recommendations": "stream.tracking.events",
-}
 
 
-@dataclass(frozen=True)
-class Route:
-    """Where one service reads, forwards and dead-letters."""
+class Route(LogRoute):
+    """Where one service reads (``source``: the stream of the event it consumes), forwards (``sink``)
+    and dead-letters."""
 
-    service: str
-
-    @property
-    def source(self) -> str:
-        return SOURCES[self.service]
-
-    @property
-    def sink(self) -> str | None:
-        """The next pipeline step's stream, or None (end of pipeline / not a pipeline)."""
-        after = next_service(self.service)
-        return SOURCES[after] if after else None
+    prefix = PREFIX
 
     @property
     def dlq(self) -> str:

@@ -56,15 +56,20 @@ class Handler:
     compute: Callable[..., dict]  # (msg) or (msg, upstream) -> payload; runs before the ledger transaction
     upstream: str | None = None  # pipeline: the service whose result ``compute`` takes as 2nd argument
     stage: Callable[[Any, signup.Outbox], Any] | None = None  # runs inside the effect transaction
+    consumes: str = ""  # the event it reads: its topic / stream in the log-based apps (queuekit/core/routes.py)
 
 
 HANDLERS: dict[str, Handler] = {
-    "signup": Handler("signup", SignupRequested.schema, signup.welcome_email, stage=signup.send_welcome_email),
-    "video.transcode": Handler("video", VideoUploaded.schema, video.transcode),
-    "video.thumbnail": Handler("video", VideoUploaded.schema, video.thumbnail, upstream="video.transcode"),
-    "video.notify": Handler("video", VideoUploaded.schema, video.notify, upstream="video.thumbnail"),
-    "tracking.analytics": Handler("tracking", TrackEvent.schema, tracking.count_kind),
-    "tracking.recommendations": Handler("tracking", TrackEvent.schema, tracking.remember_last_seq),
+    "signup": Handler("signup", SignupRequested.schema, signup.welcome_email, stage=signup.send_welcome_email,
+                      consumes="signup"),
+    "video.transcode": Handler("video", VideoUploaded.schema, video.transcode, consumes="video.uploaded"),
+    "video.thumbnail": Handler("video", VideoUploaded.schema, video.thumbnail, upstream="video.transcode",
+                               consumes="video.transcoded"),
+    "video.notify": Handler("video", VideoUploaded.schema, video.notify, upstream="video.thumbnail",
+                            consumes="video.thumbnailed"),
+    "tracking.analytics": Handler("tracking", TrackEvent.schema, tracking.count_kind, consumes="tracking.events"),
+    "tracking.recommendations": Handler("tracking", TrackEvent.schema, tracking.remember_last_seq,
+                                        consumes="tracking.events"),
 }
 
 

@@ -10,14 +10,18 @@ packages do not import each other.)
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
-from confluent_kafka import ConsumerGroupState, ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import ConsumerGroupState, ConsumerGroupTopicPartitions, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, OffsetSpec, ResourceType
 
 from queuekit.core.config import Settings
+from queuekit.core.envelope import Envelope, encode
+from queuekit.core.errors import KitError
 from queuekit.core.waiting import wait_for
+from queuekit.stacks.base import PublishReport
 from queuekit.stacks.reset import release_dead_letters
 
 LOG = logging.getLogger("queuekit.kafka.admin")
@@ -29,6 +33,59 @@ def admin_client(settings: Settings, client_id: str = "qk.admin") -> AdminClient
     config: dict = {"bootstrap.servers": settings.kafka_bootstrap, "client.id": client_id,
                      "logger": LOG, "log.connection.close": False}  # librdkafka's lines as Python log records
     return AdminClient(config)
+
+
+class Publisher:
+    """The publishing side of the stacks on Kafka: one producer, made on first use by ``make`` (the app's
+    own idempotent ``acks=all`` config), whose delivery report per record is what ``publish`` counts."""
+
+    def __init__(self, make: Callable[[], Producer]):
+        self._make = make
+        self._producer: Producer | None = None
+
+    @property
+    def producer(self) -> Producer:
+        if self._producer is None:
+            self._producer = self._make()
+        return self._producer
+
+    def close(self) -> None:
+        if self._producer is not None:
+            self._producer.flush(10)
+            self._producer = None
+
+    def publish(self, topic: str, envelopes: Sequence[Envelope]) -> PublishReport:
+        """Each envelope keyed by its partition key (one user's records share a partition, in order)."""
+        counts, t0 = {"ok": 0, "failed": 0}, time.monotonic()
+
+        def on_delivery(err, _msg) -> None:  # the broker's answer per record (acks=all)
+            counts["failed" if err else "ok"] += 1
+
+        for env in envelopes:
+            self._produce(topic, encode(env), env.body.partition_key.encode(), on_delivery)
+        self._settle()
+        return PublishReport(confirmed=counts["ok"], refused=counts["failed"], seconds=time.monotonic() - t0,
+                             broker_messages=counts["ok"])
+
+    def publish_raw(self, topic: str, payload: bytes) -> None:
+        failed: list = []
+        self._produce(topic, payload, None, lambda err, _: err and failed.append(err))
+        self._settle()
+        if failed:
+            raise KitError(f"Kafka refused the raw record: {failed[0]}")
+
+    def _produce(self, topic: str, value: bytes, key: bytes | None, on_delivery) -> None:
+        while True:
+            try:
+                self.producer.produce(topic, value, key, on_delivery=on_delivery)
+                return
+            except BufferError:  # the local queue is full: serve delivery reports until there is room
+                self.producer.poll(0.1)
+
+    def _settle(self, timeout: float = 30.0) -> None:
+        if self.producer.flush(timeout):  # still undelivered: purge, so each is reported as failed, not lost
+            self.producer.purge()
+            self.producer.flush(5)
 
 
 class Admin:
