@@ -185,6 +185,12 @@ class RabbitCluster:
             return False
         install_rabbitmq(say)
         t0 = time.monotonic()
+        if not any(n.proc.pid() for n in self.nodes):
+            # No node runs: form a fresh cluster, as after `down`. A database left by a run that never got
+            # to `down` (killed CI job, reboot) holds an old cluster and password; its nodes would wait for
+            # each other's tables, or answer 401, instead of booting.
+            for n in self.nodes:
+                shutil.rmtree(n.dir / "mnesia", ignore_errors=True)
         for n in self.nodes:
             self.net.ensure_node(n.node)
         say(f"starting a 3-node RabbitMQ cluster on {', '.join(n.node.address for n in self.nodes)}…")
