@@ -9,7 +9,7 @@ import httpx
 import pika
 import pytest
 
-from queuekit.brokers.faults import KINDS, Faults, kafka_isr, kafka_partition_leader, rabbit_queue_leader
+from queuekit.brokers.faults import KINDS, Faults, kafka_isr, kafka_partition_leader, rabbit_queue_leader, wait_whole
 from queuekit.core.errors import KitError
 from queuekit.core.waiting import wait_for
 
@@ -81,6 +81,10 @@ def quorum_queue(cluster_kit):
     # A fresh name each run: a member SIGKILLed after its queue was deleted and declared again
     # under the same name could not restart it in 3.10.8 ("could not be restarted {error,enoent}").
     name = f"qk.faults.probe.{uuid.uuid4().hex[:8]}"
+    # The previous fault may have left the cluster split (a node resumed from pause_minority seeing its peers
+    # down): repaired first, as before every fault cell, or the repair moves this queue's leader mid-test
+    # (seen in CI: the leader changed during a clients-only cut).
+    wait_whole(cluster_kit, "rabbitmq")
     with pika.BlockingConnection(pika.URLParameters(cluster_kit.pika_urls[0])) as conn:
         ch = conn.channel()
         ch.queue_declare(name, durable=True, arguments={"x-queue-type": "quorum"})
