@@ -70,3 +70,29 @@ def test_the_main_report_carries_the_faults_section():
     page = report_html(rows_of([(info, out, None)]))
     assert isinstance(out, FaultOutcome) and 'id="faults"' in page and "<svg" in page and "BROKEN" in page
     assert "1 stacks (kafka)" in page
+
+
+
+def test_a_probe_that_cannot_start_gets_one_fresh_cluster_then_its_reason(monkeypatch):
+    """Setup failing before any fault: the cluster is formed again once, then the row says why. No brokers:
+    the probe never starts, and forming the cluster is recorded instead of done."""
+    import queuekit.suite.faults as suite_faults
+    from queuekit.report.faults import rows_of
+    from scenarios.cluster_faults import FaultCase
+
+    setups, fresh = [], []
+
+    class NeverStarts:
+        broker, variant = "rabbitmq", "stack=rabbitmq_stream"
+
+        def setup(self):
+            setups.append(1)
+            raise TimeoutError("worker connected, never subscribed")
+
+    monkeypatch.setattr(suite_faults, "wait_whole", lambda settings, broker: [])
+    monkeypatch.setattr(suite_faults, "fresh_cluster", lambda settings, broker, say: fresh.append(broker))
+    monkeypatch.setattr(FaultCase, "probe", lambda self, settings: NeverStarts())
+    case = FaultCase("rabbitmq", (("stack", "rabbitmq_stream"),), "kill")
+    [row] = rows_of(suite_faults.run_cases(None, [case]))  # type: ignore[arg-type]
+    assert fresh == ["rabbitmq"] and len(setups) == 2  # once on the aged cluster, once on the fresh one
+    assert row["verdict"] == "error" and "never subscribed" in row["error"], row
