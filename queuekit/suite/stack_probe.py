@@ -38,6 +38,8 @@ from .probes import _paced
 WORKLOAD = "tracking"  # keyed: user_id is the key, seq counts per user (order is checkable)
 SERVICE = "tracking.recommendations"  # the subscriber whose effects are counted and whose queue / topic is hurt
 POLL_S = 0.25  # how often the ledger is read for new effects
+FINAL_READ_STEP_S = 60.0  # the final read's drain is retried while each step of this long brings new effects,
+FINAL_READ_S = 300.0  # up to this long in all
 
 
 def _key(user_id: int) -> str:
@@ -135,14 +137,23 @@ class StackProbe:
             missing = set(rec.confirmed) - {(k, s) for k, s, _ in rec.effects}
         if not missing:
             return set()
-        mark = self.seen
+        mark, ledger = self.seen, Ledger(self.stack.ledger_path)
+        read = lambda: {(_key(e.user_id or 0), e.seq or 0)  # noqa: E731
+                        for e in ledger.effects(WORKLOAD, SERVICE) if e.id > mark}
         self.stack.start([WORKLOAD], self.options)  # stops the old workers first (what they held goes back)
-        try:
-            self.stack.drain(WORKLOAD, timeout=60)
-        except WaitTimeout as exc:
-            rec.note(f"final read drain: {exc}"[:60])
-        return {(_key(e.user_id or 0), e.seq or 0)
-                for e in Ledger(self.stack.ledger_path).effects(WORKLOAD, SERVICE) if e.id > mark}
+        deadline = time.monotonic() + FINAL_READ_S
+        while True:
+            before = len(read())
+            try:
+                self.stack.drain(WORKLOAD, timeout=FINAL_READ_STEP_S)
+                break
+            except WaitTimeout as exc:
+                # Still reading: a slow consumer (Celery on Kafka) is not a loss. Keep going while each step
+                # brings new effects; stop when one brings none or at the deadline, and say so in the row.
+                if len(read()) == before or time.monotonic() > deadline:
+                    rec.note(f"final read drain: {exc}"[:60])
+                    break
+        return read()
 
     def close(self) -> None:
         self._stop_reading()
