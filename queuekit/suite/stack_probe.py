@@ -138,8 +138,10 @@ class StackProbe:
         if not missing:
             return set()
         mark, ledger = self.seen, Ledger(self.stack.ledger_path)
-        read = lambda: {(_key(e.user_id or 0), e.seq or 0)  # noqa: E731
-                        for e in ledger.effects(WORKLOAD, SERVICE) if e.id > mark}
+
+        def read() -> set[tuple[str, int]]:  # what the fresh workers applied
+            return {(_key(e.user_id or 0), e.seq or 0) for e in ledger.effects(WORKLOAD, SERVICE) if e.id > mark}
+
         self.stack.start([WORKLOAD], self.options)  # stops the old workers first (what they held goes back)
         deadline = time.monotonic() + FINAL_READ_S
         while True:
