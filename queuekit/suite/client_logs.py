@@ -21,6 +21,9 @@ SHOWN = {"kafka": "Kafka", "rabbitmq": "RabbitMQ"}
 UNREACHABLE = ("Connection refused", "Connect to", "all brokers are down", "brokers are down",
                "Connection reset", "StreamLostError", "AMQPConnectionError", "ConnectionClosed",
                "Connection to broker lost", "Disconnected")
+# ...except a client closing its own connection: pika logs "ConnectionClosedByClient: (200) 'Normal shutdown'"
+# on every clean close, which matched "ConnectionClosed" and reported a healthy broker as refusing connections.
+OWN_CLOSE = ("Normal shutdown", "ConnectionClosedByClient")
 
 
 @dataclass
@@ -37,7 +40,7 @@ class Outage(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         text = record.getMessage()
-        if any(marker in text for marker in UNREACHABLE):
+        if any(marker in text for marker in UNREACHABLE) and not any(own in text for own in OWN_CLOSE):
             broker = next((b for name, b in CLIENT_LOGGERS.items() if record.name.startswith(name)), "a broker")
             first_last_count = self.seen.setdefault(broker, [record.created, record.created, 0])
             first_last_count[1:] = [record.created, first_last_count[2] + 1]

@@ -1,25 +1,26 @@
-"""Client logs go to the run's file, not the terminal; the terminal gets one outage line per cell."""
+"""Which client log lines count as 'the broker was unreachable' (no brokers: log records only)."""
 from __future__ import annotations
 
 import logging
 
-from queuekit.suite import client_logs
+from queuekit.suite.client_logs import Outage
 
 
-def test_client_logs_go_to_the_file_and_the_outage_is_summed_up(tmp_path, capsys):
-    rdkafka = logging.getLogger("kafka_app.rdkafka")
-    path = tmp_path / "logs" / "clients.log"
-    with client_logs.to_file(path) as outage:
-        for created in (100.0, 103.5, 106.2):
-            record = rdkafka.makeRecord("kafka_app.rdkafka", logging.ERROR, __file__, 1,
-                                        "FAIL [thrd:127.0.0.1:9092/1]: Connect to ipv4#127.0.0.1:9092 failed: "
-                                        "Connection refused", None, None)
-            record.created = created
-            rdkafka.handle(record)
-        logging.getLogger("pika.adapters").warning("a note that is no outage")
-        lines = outage.summary("broker-restart on kafka", injected=True)
-    assert lines == ["Kafka unreachable for 6.2 s during broker-restart on kafka (3 client log lines), as injected"]
-    assert "Connection refused" in path.read_text() and "a note that is no outage" in path.read_text()
-    captured = capsys.readouterr()
-    assert "Connection refused" not in captured.err + captured.out
-    assert rdkafka.propagate  # restored afterwards
+def _emit(outage: Outage, name: str, text: str) -> None:
+    outage.emit(logging.LogRecord(name, logging.INFO, __file__, 1, text, None, None))
+
+
+def test_a_clean_close_by_the_client_is_not_an_outage():
+    outage = Outage()
+    _emit(outage, "pika.connection", "Stack terminated due to ConnectionClosedByClient: (200) 'Normal shutdown'")
+    _emit(outage, "pika.connection", "Closing connection (200): 'Normal shutdown'")
+    assert outage.summary("fan-out", injected=False) == []
+
+
+def test_a_refused_connection_is_one_line_per_broker():
+    outage = Outage()
+    _emit(outage, "pika.adapters.utils.connection_workflow", "TCP Connection attempt failed: Connection refused")
+    _emit(outage, "kafka_app.rdkafka", "Connect to ipv4#127.0.0.1:9092 failed: Connection refused")
+    lines = outage.summary("broker-restart", injected=True)
+    assert len(lines) == 2 and all("as injected" in line for line in lines)
+    assert lines[0].startswith("Kafka") and lines[1].startswith("RabbitMQ")
