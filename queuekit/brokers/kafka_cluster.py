@@ -20,8 +20,6 @@ import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import psutil
-
 from queuekit.core.config import CLUSTER_SIZE, Settings
 from queuekit.core.errors import KitError
 from queuekit.core.waiting import wait_for
@@ -118,22 +116,10 @@ class KafkaNode:
         return self.node_id in brokers
 
     def pids(self) -> list[int]:
-        pid = self.proc.pid()
-        if pid is None:
-            return []
-        try:
-            root = psutil.Process(pid)
-            return [root.pid, *(c.pid for c in root.children(recursive=True))]
-        except psutil.Error:
-            return []
+        return self.proc.tree_pids()
 
     def kill(self) -> None:
-        for pid in self.pids():
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-        wait_for(lambda: self.proc.pid() is None, timeout=10, what=f"Kafka node {self.node_id} to die of SIGKILL")
+        self.proc.kill(f"Kafka node {self.node_id}")
 
 
 class KafkaCluster:

@@ -141,6 +141,20 @@ class ManagedProcess:
             return ""
         return " | ".join(line.strip() for line in text[-lines:])
 
+    def tree_pids(self) -> list[int]:
+        """The process and everything it spawned (a broker's start script, its VM, port programs)."""
+        pid = self.pid()
+        return [p.pid for p in _tree(pid)] if pid is not None else []
+
+    def kill(self, what: str) -> None:
+        """SIGKILL the whole tree at once (a fault: no shutdown hook runs), then wait until it is gone."""
+        for pid in self.tree_pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        wait_for(lambda: self.pid() is None, timeout=10, what=f"{what} to die of SIGKILL")
+
     def stop(self, timeout: float = 30.0) -> bool:
         """SIGTERM the process group, then SIGKILL whatever is left after ``timeout``."""
         pid = self.pid()

@@ -22,7 +22,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-import psutil
 
 from queuekit.core.config import CLUSTER_SIZE, Settings, private_dir, write_private
 from queuekit.core.errors import KitError
@@ -135,22 +134,10 @@ class RabbitNode:
 
     def pids(self) -> list[int]:
         """The node's processes (the script, beam.smp, its port programs); not epmd."""
-        pid = self.proc.pid()
-        if pid is None:
-            return []
-        try:
-            root = psutil.Process(pid)
-            return [root.pid, *(c.pid for c in root.children(recursive=True))]
-        except psutil.Error:
-            return []
+        return self.proc.tree_pids()
 
     def kill(self) -> None:
-        for pid in self.pids():
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-        wait_for(lambda: self.proc.pid() is None, timeout=10, what=f"{self.name} to die of SIGKILL")
+        self.proc.kill(self.name)
 
 
 class RabbitCluster:
