@@ -93,3 +93,48 @@ def test_compare_orders_cells_and_the_guide_names_the_best_observed(settings, tm
     assert rows["replay"]["values"] == {"stub": 0, "stub-log": 20}
     assert rows["replay"]["verdict"] == "best observed: stub-log"
     assert rows["work-distribution"]["verdict"] == "no difference observed"
+
+
+def test_compare_lanes_keep_an_app_family_together_and_the_slowest_first():
+    from queuekit.stacks.registry import stack_names
+    from queuekit.suite.compare import family_lanes
+
+    lanes = family_lanes(stack_names())
+    assert lanes["rabbitmq:celery"] == ["celery", "celery_quorum"]  # the same queue names: one lane
+    assert lanes["rabbitmq:dramatiq"] == ["dramatiq", "dramatiq_quorum"]
+    assert list(lanes)[:2] == ["rabbitmq:celery", "kafka:celery"]  # Celery boots slowest: its lanes start first
+    assert sorted(n for names in lanes.values() for n in names) == sorted(stack_names())
+
+
+def test_a_broker_restarting_cell_holds_its_broker_alone():
+    import threading
+    import time
+
+    from queuekit.suite.compare import BrokerGate
+
+    gate, events, inside = BrokerGate(), [], threading.Event()
+
+    def cell(name: str, broker: str, exclusive: bool, seconds: float) -> None:
+        with gate.hold(broker, exclusive):
+            events.append(f"{name} in")
+            inside.set()
+            time.sleep(seconds)  # the cell's work: what a cell waiting for the broker must wait for
+            events.append(f"{name} out")
+
+    def start(*args) -> threading.Thread:
+        thread = threading.Thread(target=cell, args=args)
+        thread.start()
+        return thread
+
+    threads = [start("a", "rabbitmq", False, 0.3)]
+    assert inside.wait(5)
+    threads.append(start("restart", "rabbitmq", True, 0.1))
+    deadline = time.monotonic() + 5
+    while not gate.alone.get("rabbitmq") and time.monotonic() < deadline:  # the restart cell now waits
+        time.sleep(0.01)
+    threads += [start("b", "rabbitmq", False, 0.0),  # arrives while the restart cell waits: goes after it
+                start("k", "kafka", False, 0.0)]  # another broker is not held up
+    for thread in threads:
+        thread.join(5)
+    assert events.index("a out") < events.index("restart in") < events.index("restart out") < events.index("b in")
+    assert events.index("k in") < events.index("a out")
