@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from queuekit.core.envelope import make_envelope
-from queuekit.core.waiting import wait_for
+from queuekit.core.waiting import wait_for, wait_while_progressing
 from queuekit.suite.model import Anything, Context, Scenario, always
 from workloads import WORKLOADS
 
@@ -20,8 +20,10 @@ def run(ctx: Context) -> dict:
     wait_for(lambda: len(ctx.ledger.effects(service="signup")) >= 3, timeout=60, what="work under way")
     ctx.stack.restart_broker()  # SIGTERM: RabbitMQ / Kafka shut down as in a rolling restart, then start
     confirmed += ctx.stack.publish("signup", second).confirmed  # clients reconnect by themselves
-    wait_for(lambda: len({e.key for e in ctx.ledger.effects(service="signup")}) >= N, timeout=120,
-             what=f"all {N} tasks after the restart")
+    # Every task done, or 45 s without a new one: a confirmed task that never runs is the finding
+    # ("lost" below), not an error (kombu's Kafka transport lost one now and then).
+    wait_while_progressing(lambda: len({e.key for e in ctx.ledger.effects(service="signup")}), N,
+                           timeout=120, stall=45)
     ctx.stack.drain("signup", timeout=60)
     seen = delivery(ctx, envelopes, "signup")
     return {"confirmed": confirmed, "lost": seen["lost"], "duplicate_effects": seen["duplicates"],

@@ -48,3 +48,21 @@ def wait_for(
             raise WaitTimeout(f"timed out after {timeout:.0f}s waiting for {what} ({seen})")
         time.sleep(interval)  # the poll interval, not a readiness guess
         interval = min(interval * 1.5, max_interval)
+
+
+def wait_while_progressing(count: Callable[[], int], target: int, *, timeout: float, stall: float,
+                           interval: float = 0.25) -> int:
+    """Poll ``count()`` until it reaches ``target``, but give up once it has not grown for ``stall`` seconds
+    (or at ``timeout``). Returns the last count, never raises: where a message can be lost, what is missing
+    is the observation, and a deadline spent waiting for it only costs time."""
+    deadline = time.monotonic() + timeout
+    last, changed = -1, time.monotonic()
+    while True:
+        now_count = count()
+        if now_count >= target:
+            return now_count
+        if now_count != last:
+            last, changed = now_count, time.monotonic()
+        if time.monotonic() >= deadline or time.monotonic() - changed >= stall:
+            return now_count
+        time.sleep(interval)  # the poll interval
