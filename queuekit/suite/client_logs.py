@@ -16,7 +16,10 @@ from pathlib import Path
 
 # The loggers the clients write to (kafka_app.clients routes librdkafka into "kafka_app.rdkafka").
 CLIENT_LOGGERS = {"kafka_app.rdkafka": "kafka", "pika": "rabbitmq", "kombu": "rabbitmq", "amqp": "rabbitmq",
-                  "celery": "rabbitmq", "dramatiq": "rabbitmq"}
+                  "celery": "rabbitmq", "dramatiq": "rabbitmq", "rstream": "rabbitmq"}
+# rstream's reconnect loop logs through the ROOT logger (``logging.error`` in rstream/recovery.py, which also
+# installs a stderr handler): its records are told apart by the file they come from.
+ROOT_LOGGING_CLIENTS = {"/rstream/": "rabbitmq"}
 SHOWN = {"kafka": "Kafka", "rabbitmq": "RabbitMQ"}
 UNREACHABLE = ("Connection refused", "Connect to", "all brokers are down", "brokers are down",
                "Connection reset", "StreamLostError", "AMQPConnectionError", "ConnectionClosed",
@@ -41,7 +44,8 @@ class Outage(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         text = record.getMessage()
         if any(marker in text for marker in UNREACHABLE) and not any(own in text for own in OWN_CLOSE):
-            broker = next((b for name, b in CLIENT_LOGGERS.items() if record.name.startswith(name)), "a broker")
+            broker = next((b for name, b in CLIENT_LOGGERS.items() if record.name.startswith(name)), None) or \
+                next((b for path, b in ROOT_LOGGING_CLIENTS.items() if path in record.pathname), "a broker")
             first_last_count = self.seen.setdefault(broker, [record.created, record.created, 0])
             first_last_count[1:] = [record.created, first_last_count[2] + 1]
 
@@ -82,9 +86,20 @@ def to_file(path: Path) -> Iterator[Outage]:
         logger.propagate = False  # nothing reaches the root logger or Python's last-resort stderr handler
         if logger.level == logging.NOTSET or logger.level > logging.INFO:
             logger.setLevel(logging.INFO)
+
+    def divert(record: logging.LogRecord) -> bool:  # a client's record on the root logger: to the file only
+        if any(path in record.pathname for path in ROOT_LOGGING_CLIENTS):
+            file_handler.handle(record)
+            outage.handle(record)
+            return False
+        return True
+
+    root = logging.getLogger()
+    root.addFilter(divert)
     try:
         yield outage
     finally:
+        root.removeFilter(divert)
         for logger, propagate, level in saved:
             logger.removeHandler(file_handler)
             logger.removeHandler(outage)

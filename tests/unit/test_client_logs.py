@@ -24,3 +24,18 @@ def test_a_refused_connection_is_one_line_per_broker():
     lines = outage.summary("broker-restart", injected=True)
     assert len(lines) == 2 and all("as injected" in line for line in lines)
     assert lines[0].startswith("Kafka") and lines[1].startswith("RabbitMQ")
+
+
+def test_rstreams_root_logger_lines_go_to_the_clients_log_not_the_terminal(tmp_path, capsys):
+    import logging
+
+    from queuekit.suite.client_logs import to_file
+
+    with to_file(tmp_path / "clients.log") as outage:
+        record = logging.LogRecord("root", logging.ERROR, "/x/site-packages/rstream/recovery.py", 125,
+                                   "error checking stream existence: [Errno 111] Connection refused", None, None)
+        logging.getLogger().handle(record)  # as rstream's logging.error(...) does
+        lines = outage.summary("broker-restart", injected=True)
+    assert "Connection refused" in (tmp_path / "clients.log").read_text()
+    assert capsys.readouterr().err == ""
+    assert lines and lines[0].startswith("RabbitMQ")
