@@ -75,7 +75,9 @@ def run(stack: str, workload: str, count: int, workers: int, malformed: int, tim
               help="Only the scenarios a design review asks about first (work distribution, fan-out, ordering, "
                    "poison, early-ack crash, replay).")
 @click.option("--serial", is_flag=True,
-              help="One cell at a time. By default RabbitMQ and Kafka cells run side by side (they share nothing).")
+              help="One cell at a time. By default up to 4 lanes run side by side, one per app family "
+                   "(celery + celery_quorum, dramatiq + dramatiq_quorum, kafka, ...): they share no queue, topic "
+                   "or group; a broker-restart cell waits until it has its broker alone.")
 @TOPOLOGY
 def compare(stacks: tuple[str, ...], names: tuple[str, ...], fmt: str, out: Path, quick: bool, serial: bool,
             topology: str | None) -> None:
