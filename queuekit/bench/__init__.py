@@ -47,9 +47,13 @@ STACKS = framework_stacks()  # variants (celery_quorum, celery_kafka, ...) with 
 
 @dataclass(frozen=True)
 class BenchConfig:
-    n_rabbitmq: int = 3000  # messages per noop measurement on the RabbitMQ stacks (and their bare twins)
-    # ... on the Kafka stack: the bare twin drains 30k in ~0.5 s, the time a group join takes; 100k is steadier
-    n_kafka: int = 100_000
+    # noop: each stack's backlog is sized to last about ``noop_seconds`` at the rate a short calibration run
+    # of that stack reached (its bare twin gets the same backlog), within [n_min, n_max]. One fixed count did
+    # not fit all: 3,000 messages were 0.2 s of a stream consumer and 100,000 were 60 s of a share group.
+    noop_seconds: float = 4.0
+    n_min: int = 2000
+    n_max: int = 100_000
+    n_calibrate: int = 2000  # the calibration run (0: no calibration, every noop run uses n_max)
     n_slow: int = 800  # io and cpu modes: 4 slots x 5 ms caps them near 800 msgs/s; CPU per message is their number
     raw_n_rabbitmq: int = 5000  # a reference: 10k took ~1 min per repeat on a busy machine (confirm per publish)
     raw_n_kafka: int = 200000
@@ -69,7 +73,7 @@ class BenchConfig:
     @classmethod
     def quick(cls) -> BenchConfig:
         """About a minute: one repeat, noop only, one point per curve (CI: shape, not numbers)."""
-        return cls(n_rabbitmq=500, n_kafka=4000, raw_n_rabbitmq=3000, raw_n_kafka=30000, repeats=1,
+        return cls(n_min=500, n_max=4000, n_calibrate=0, raw_n_rabbitmq=3000, raw_n_kafka=30000, repeats=1,
                    modes=("noop",), ceiling_seconds=3, ceiling_records=50000, scaling_workers=(1,),
                    scaling_sizes=(), loads=(0.5,), latency_seconds=2.0)
 
@@ -83,9 +87,14 @@ class BenchConfig:
                             partitions=workers * self.concurrency,  # partitions = consumer slots
                             extra={"task_events": False, "loglevel": "WARNING"})  # Celery: as the bare app
 
-    def count(self, stack: str, mode: str, size: int | None = None) -> int:
-        kafka = load_stack(stack).capabilities.broker == "kafka"
-        n = self.n_slow if mode != "noop" else self.n_kafka if kafka else self.n_rabbitmq
+    def count(self, mode: str, noop_rate: float | None = None, size: int | None = None) -> int:
+        """Messages per measurement: io/cpu a fixed backlog; noop sized by the stack's calibrated rate."""
+        if mode != "noop":
+            n = self.n_slow
+        elif noop_rate:
+            n = min(self.n_max, max(self.n_min, round(noop_rate * self.noop_seconds, -2)))
+        else:
+            n = self.n_max
         return min(n, max(300, 50_000_000 // size)) if size else n  # big payloads: ~50 MB per backlog
 
 
@@ -99,22 +108,44 @@ def run_bench(settings: Settings, cfg: BenchConfig, workdir: Path, say: Callable
                                   seconds=cfg.ceiling_seconds, records=cfg.ceiling_records, say=say)
     result["raw"] = raw_clients(settings, cfg, size, say)
     result["stacks"] = {}
+    took = result["part_seconds"] = {"ceilings+raw": round(time.monotonic() - started, 1)}
     for stack in cfg.stacks:
         per_stack: dict[str, Any] = {"modes": {}}
         result["stacks"][stack] = per_stack
+        t0 = time.monotonic()
+        per_stack["calibration"] = calibrate(settings, cfg, stack, workdir, say)
+        took[f"{stack}/calibration"] = round(time.monotonic() - t0, 1)
         for mode in cfg.modes:
-            per_stack["modes"][mode] = stack_vs_bare(settings, cfg, stack, mode, workdir, say)
+            t0 = time.monotonic()
+            per_stack["modes"][mode] = stack_vs_bare(settings, cfg, stack, mode, workdir, say,
+                                                     per_stack["calibration"]["rate"])
+            took[f"{stack}/{mode}"] = round(time.monotonic() - t0, 1)
         per_stack["references"] = references(result, stack)
-        per_stack["scaling"] = scaling(settings, cfg, stack, per_stack["modes"]["noop"]["stack"], workdir, say)
+        t0 = time.monotonic()
+        per_stack["scaling"] = scaling(settings, cfg, stack, per_stack["modes"]["noop"], workdir, say)
+        took[f"{stack}/scaling"] = round(time.monotonic() - t0, 1)
+        t0 = time.monotonic()
         per_stack["latency"] = latency_curve(settings, cfg, stack, per_stack["modes"]["noop"]["stack"], workdir, say)
+        took[f"{stack}/latency"] = round(time.monotonic() - t0, 1)
     result["seconds"] = round(time.monotonic() - started, 1)
     result["load_after"] = os.getloadavg()
     return result
 
 
+def calibrate(settings: Settings, cfg: BenchConfig, stack: str, workdir: Path,
+              say: Callable[[str], None]) -> dict[str, Any]:
+    """One short noop run of the stack: its rate sizes the noop backlogs (not reported as a result)."""
+    if not cfg.n_calibrate:
+        return {"n": 0, "rate": None}
+    say(f"{stack}: calibrating the noop backlog with {cfg.n_calibrate} msgs")
+    run = measure.stack_backlog(settings, stack, cfg.options(), measure.envelopes(cfg.n_calibrate, "noop", None, 99),
+                                workdir)
+    return {"n": cfg.n_calibrate, "rate": round(run["rate"], 1)}
+
+
 def stack_vs_bare(settings: Settings, cfg: BenchConfig, stack: str, mode: str, workdir: Path,
-                  say: Callable[[str], None]) -> dict[str, Any]:
-    n = cfg.count(stack, mode)
+                  say: Callable[[str], None], noop_rate: float | None = None) -> dict[str, Any]:
+    n = cfg.count(mode, noop_rate)
     framework = bare.TWIN.get(stack)  # None: no bare program of that framework yet (the stack alone is measured)
     say(f"{stack} / {mode}: {cfg.repeats} x (stack{f', bare {framework}' if framework else ''}) x {n} msgs")
     runs: dict[str, list[dict]] = {"stack": [], "bare": []}
@@ -123,7 +154,8 @@ def stack_vs_bare(settings: Settings, cfg: BenchConfig, stack: str, mode: str, w
         runs["stack"].append(measure.stack_backlog(settings, stack, cfg.options(), envs, workdir))
         if framework:
             runs["bare"].append(measure.bare_backlog(settings, framework, cfg.options(), envs, workdir))
-    out: dict[str, Any] = {kind: {key: measure.spread([r[key] for r in rs]) for key in ("rate", "cpu_us", "publish_rate")}
+    out: dict[str, Any] = {kind: {key: measure.spread([r[key] for r in rs])
+                                  for key in ("rate", "cpu_us", "publish_rate", "window_share")}
                            if rs else None for kind, rs in runs.items()}
     out["n"] = n
     out["overhead"] = out["overhead_cpu"] = None
@@ -164,9 +196,10 @@ def references(result: dict[str, Any], stack: str) -> dict[str, Any]:
     return {name: {"rate": ref, "stack_ratio": round(rate / ref, 4) if ref else None} for name, ref in refs.items()}
 
 
-def scaling(settings: Settings, cfg: BenchConfig, stack: str, base: dict, workdir: Path,
+def scaling(settings: Settings, cfg: BenchConfig, stack: str, noop: dict, workdir: Path,
             say: Callable[[str], None]) -> dict[str, Any]:
     """noop throughput vs worker processes and vs payload size (one run per point; the default point reused)."""
+    base = noop["stack"]
     natural = {"rate": base["rate"]["median"]}
     by_workers: dict[str, Any] = {}
     by_size: dict[str, Any] = {"natural": natural}
@@ -174,12 +207,12 @@ def scaling(settings: Settings, cfg: BenchConfig, stack: str, base: dict, workdi
         if workers == cfg.workers:
             by_workers[str(workers)] = natural
             continue
-        n = cfg.count(stack, "noop")
+        n = noop["n"]
         say(f"{stack} scaling: {workers} worker processes x {cfg.concurrency} slots, {n} msgs")
         by_workers[str(workers)] = measure.stack_backlog(settings, stack, cfg.options(workers),
                                                          measure.envelopes(n, "noop", None, 100 + workers), workdir)
     for size in cfg.scaling_sizes:
-        n = cfg.count(stack, "noop", size)
+        n = cfg.count("noop", base["rate"]["median"] or None, size)
         say(f"{stack} scaling: {size} B payload, {n} msgs")
         run = measure.stack_backlog(settings, stack, cfg.options(), measure.envelopes(n, "noop", size, 200), workdir)
         by_size[str(size)] = {**run, "bytes_rate": run["rate"] * size}
@@ -189,13 +222,11 @@ def scaling(settings: Settings, cfg: BenchConfig, stack: str, base: dict, workdi
 def latency_curve(settings: Settings, cfg: BenchConfig, stack: str, base: dict, workdir: Path,
                   say: Callable[[str], None]) -> list[dict[str, Any]]:
     top = base["rate"]["median"]
-    points = []
-    for i, load in enumerate(cfg.loads):
-        rate = max(1.0, load * top)
-        say(f"{stack} latency: offered {rate:.0f} msgs/s ({load:.0%} of {top:.0f}) for {cfg.latency_seconds:.0f} s")
-        point = measure.open_loop(settings, stack, cfg.options(), rate, cfg.latency_seconds, workdir, 300 + i)
-        points.append({"load": load, **point})
-    return points
+    rates = [max(1.0, load * top) for load in cfg.loads]
+    say(f"{stack} latency: offered {', '.join(f'{r:.0f}' for r in rates)} msgs/s "
+        f"({', '.join(f'{load:.0%}' for load in cfg.loads)} of {top:.0f}), {cfg.latency_seconds:.0f} s each")
+    points = measure.open_loop(settings, stack, cfg.options(), rates, cfg.latency_seconds, workdir, 300)
+    return [{"load": load, **point} for load, point in zip(cfg.loads, points)]
 
 
 def fairness(cfg: BenchConfig, size: int) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """One measurement: a backlog drained by a stack or its bare twin, or a paced open-loop stream through a stack.
 
-Rates are steady-state: completions are sorted and the rate is taken between
-the ``TRIM`` and ``1 - TRIM`` quantiles, so worker start-up, group joins and
-the last stragglers (one partition draining alone) are outside the window.
+Rates are steady-state: taken while every consumer slot was working
+(``steady_window``) and between the ``TRIM`` and ``1 - TRIM`` quantiles of
+completions, so worker start-up, group joins and the last stragglers (one
+partition draining alone) are outside the window.
 Stack and bare record completions the same way (``queuekit.core.timings``).
 """
 from __future__ import annotations
@@ -35,28 +36,55 @@ MODES: dict[str, dict[str, Any]] = {
 TRIM = 0.1  # steady state: the middle 80% of completions
 
 
-def steady_rate(finished: list[float], trim: float = TRIM) -> float:
-    """Completions per second between the ``trim`` and ``1 - trim`` quantiles of completion time."""
-    ordered = sorted(finished)
-    lo, hi = int(trim * len(ordered)), int((1 - trim) * len(ordered)) - 1
-    if hi <= lo or ordered[hi] <= ordered[lo]:
+def steady_window(rows: list[tuple], trim: float = TRIM) -> tuple[float, float]:
+    """The stretch in which every consumer slot that did any work was doing it, inside the trimmed quantiles.
+
+    Rows are timings rows (``core/timings.collect``): a slot is (pid, thread). Workers and group members
+    start one after another: until the last slot has completed its first message, the others are racing
+    through the backlog with fewer hands than configured (a Kafka group member owns every partition until
+    the next one joins), and the rate says more about start-up order than about the framework. Likewise once
+    the first slot has run dry. So: from the latest first completion of any slot to the earliest last one.
+    """
+    ordered = sorted(r[3] for r in rows)
+    if len(ordered) < 10:
+        return 0.0, 0.0
+    lo, hi = ordered[int(trim * len(ordered))], ordered[int((1 - trim) * len(ordered)) - 1]
+    first: dict[tuple, float] = {}
+    last: dict[tuple, float] = {}
+    for r in rows:
+        slot = (r[-1], r[-2])
+        first[slot] = min(first.get(slot, r[3]), r[3])
+        last[slot] = max(last.get(slot, r[3]), r[3])
+    return max(lo, *first.values()), min(hi, *last.values())
+
+
+def window_rate(rows: list[tuple], trim: float = TRIM) -> float:
+    """Completions per second inside ``steady_window``."""
+    lo, hi = steady_window(rows, trim)
+    if hi <= lo:
         return 0.0
-    return (hi - lo) / (ordered[hi] - ordered[lo])
+    return sum(1 for r in rows if lo < r[3] <= hi) / (hi - lo)
+
+
+def window_share(rows: list[tuple], trim: float = TRIM) -> float:
+    """How much of the backlog was completed inside the window (recorded beside each rate: a small share
+    means the run was mostly start-up and the rate should not be quoted)."""
+    lo, hi = steady_window(rows, trim)
+    return round(sum(1 for r in rows if lo < r[3] <= hi) / len(rows), 3) if rows and hi > lo else 0.0
 
 
 def steady_cpu_us(rows: list[tuple], trim: float = TRIM) -> float:
     """Worker CPU microseconds per message inside the steady window, summed over worker processes.
 
-    Rows are (key, sent_at, started_at, finished_at, process_cpu_s or None, pid): per process, the
+    Rows are (key, sent_at, started_at, finished_at, process_cpu_s or None, thread, pid): per process, the
     CPU between its first and last CPU sample in the window, over the completions in between.
     """
-    ordered = sorted(r[3] for r in rows)
-    if len(ordered) < 10:
+    lo, hi = steady_window(rows, trim)
+    if hi <= lo:
         return 0.0
-    lo, hi = ordered[int(trim * len(ordered))], ordered[int((1 - trim) * len(ordered)) - 1]
     cpu = done = 0.0
-    for pid in {r[5] for r in rows}:
-        mine = sorted((r[3], r[4]) for r in rows if r[5] == pid and lo <= r[3] <= hi)
+    for pid in {r[-1] for r in rows}:
+        mine = sorted((r[3], r[4]) for r in rows if r[-1] == pid and lo <= r[3] <= hi)
         sampled = [i for i, (_, process_cpu) in enumerate(mine) if process_cpu is not None]
         if len(sampled) > 1:
             cpu += mine[sampled[-1]][1] - mine[sampled[0]][1]
@@ -107,18 +135,20 @@ def _published(report_or_none) -> int:
 
 
 class StackRun:
-    """A stack with a fresh ledger path whose workers record timings; started with the given options."""
+    """A stack with a fresh ledger path whose workers record timings; started with the given options
+    (``workers=False``: declared, publishing works, no worker yet)."""
 
-    def __init__(self, settings: Settings, stack: str, options: StackOptions, workdir: Path):
+    def __init__(self, settings: Settings, stack: str, options: StackOptions, workdir: Path, workers: bool = True):
         self.ledger = Ledger(workdir / f"{stack}-{uuid.uuid4().hex[:8]}.db")
         self.timings_dir = Path(f"{self.ledger.path}.timings")
         self.stack = load_stack(stack)(settings, self.ledger.path)
         self.options = options
+        self.workers = workers
 
     def __enter__(self) -> StackRun:
         with timings_recording():
             self.stack.reset()
-            self.stack.start(["signup"], self.options)
+            (self.stack.start if self.workers else self.stack.prepare)(["signup"], self.options)
         return self
 
     def __exit__(self, *exc) -> None:
@@ -136,6 +166,7 @@ class StackRun:
                                                             self.publishers))
 
     def wait(self, n: int, timeout: float = 600) -> list[tuple]:
+        """Until ``n`` completions in all since the start; every row so far."""
         wait_for(lambda: count(self.timings_dir) >= n, timeout=timeout, interval=0.1,
                  what=f"{n} completions from {self.stack.name} (logs: {self.ledger.path.parent / 'logs'})")
         return collect(self.timings_dir)
@@ -144,8 +175,7 @@ class StackRun:
 def workers_join(stack, count: int) -> None:
     """``count`` new workers started together (as the bare twins are), then waited for: ``add_worker``
     would start them one by one, and each join would move partitions inside the measured window."""
-    first = len(stack._running().procs)
-    for index in range(first, first + count):
+    for index in range(count):
         stack._spawn(index)  # the template's own spawn step (Stack.start uses the same two)
     stack.wait_workers_ready()
 
@@ -153,17 +183,15 @@ def workers_join(stack, count: int) -> None:
 def stack_backlog(settings: Settings, stack: str, options: StackOptions, envs: list[Envelope],
                   workdir: Path) -> dict[str, float]:
     """Publish ``envs`` while no worker runs, then start the workers and time the backlog's processing."""
-    with StackRun(settings, stack, options, workdir) as run:
-        for index in range(run.stack.options.workers):  # the backlog builds up untouched
-            run.stack.stop_worker(index)
+    with StackRun(settings, stack, options, workdir, workers=False) as run:  # the backlog builds up untouched
         t0 = time.monotonic()
         confirmed = run.publish(envs)
         publish_s = time.monotonic() - t0
         with timings_recording():
             workers_join(run.stack, options.workers)
         rows = run.wait(len(envs))
-    return {"rate": steady_rate([r[3] for r in rows]), "cpu_us": steady_cpu_us(rows),
-            "publish_rate": confirmed / publish_s}
+    return {"rate": window_rate(rows), "cpu_us": steady_cpu_us(rows), "publish_rate": confirmed / publish_s,
+            "window_share": window_share(rows), "slots": len({(r[-1], r[-2]) for r in rows})}
 
 
 def bare_backlog(settings: Settings, framework: str, options: StackOptions, envs: list[Envelope],
@@ -171,49 +199,57 @@ def bare_backlog(settings: Settings, framework: str, options: StackOptions, envs
     payloads = [encode(e).decode() for e in envs]
     keys = [e.body.partition_key.encode() for e in envs]
     publish_s, rows = bare.run(framework, settings, payloads, keys, options, workdir)
-    return {"rate": steady_rate([r[3] for r in rows]), "cpu_us": steady_cpu_us(rows),
-            "publish_rate": len(envs) / publish_s}
+    return {"rate": window_rate(rows), "cpu_us": steady_cpu_us(rows), "publish_rate": len(envs) / publish_s,
+            "window_share": window_share(rows), "slots": len({(r[-1], r[-2]) for r in rows})}
 
 
-def open_loop(settings: Settings, stack: str, options: StackOptions, rate: float, seconds: float,
-              workdir: Path, seed: int) -> dict[str, Any]:
+def open_loop(settings: Settings, stack: str, options: StackOptions, rates: list[float], seconds: float,
+              workdir: Path, seed: int) -> list[dict[str, Any]]:
+    """Each rate in turn on the same running workers (one start, not one per point): see ``paced``."""
+    with StackRun(settings, stack, options, workdir) as run:
+        return [paced(run, rate, seconds, seed + i) for i, rate in enumerate(rates)]
+
+
+def paced(run: StackRun, rate: float, seconds: float, seed: int) -> dict[str, Any]:
     """Offer ``rate`` msgs/s for ``seconds`` on a fixed schedule; latency from each message's INTENDED send time.
 
     Each message's ``sent_at`` is its slot on the schedule, not the moment it left: a producer
     held up by a slow broker sends late and that delay counts (no coordinated omission). Each of
     ``run.publishers`` threads owns every P-th slot and sends, in one publish, all its messages
-    that are due. The first ``TRIM`` of the schedule is warm-up.
+    that are due. The first ``TRIM`` of the schedule is warm-up. Returns once every message of this
+    point completed, so the next point starts on idle workers.
     """
     n = max(20, int(rate * seconds))
     bodies = [e.body for e in envelopes(n, "noop", None, seed)]
-    with StackRun(settings, stack, options, workdir) as run:
-        start = time.time() + 0.5 + n * 2e-5  # after the envelopes below are built
-        planned = [start + i / rate for i in range(n)]
-        # Built before the clock starts, each stamped with its slot on the schedule.
-        scheduled = [make_envelope(body, sent_at=at) for body, at in zip(bodies, planned)]
-        sent_late: list[float] = []
+    before = count(run.timings_dir)
+    start = time.time() + 0.5 + n * 2e-5  # after the envelopes below are built
+    planned = [start + i / rate for i in range(n)]
+    # Built before the clock starts, each stamped with its slot on the schedule.
+    scheduled = [make_envelope(body, sent_at=at) for body, at in zip(bodies, planned)]
+    sent_late: list[float] = []
 
-        def producer(k: int) -> None:
-            mine = list(range(k, n, run.publishers))
-            while mine:
-                now = time.time()
-                due = 0
-                while due < len(mine) and planned[mine[due]] <= now:
-                    due += 1
-                if not due:
-                    time.sleep(planned[mine[0]] - now)  # pacing IS the measurement's input
-                    continue
-                batch, mine = mine[:due], mine[due:]
-                sent_late.append(now - planned[batch[0]])  # how far behind schedule this send started
-                run.stack.publish("signup", [scheduled[i] for i in batch])  # everything due, in one call
+    def producer(k: int) -> None:
+        mine = list(range(k, n, run.publishers))
+        while mine:
+            now = time.time()
+            due = 0
+            while due < len(mine) and planned[mine[due]] <= now:
+                due += 1
+            if not due:
+                time.sleep(planned[mine[0]] - now)  # pacing IS the measurement's input
+                continue
+            batch, mine = mine[:due], mine[due:]
+            sent_late.append(now - planned[batch[0]])  # how far behind schedule this send started
+            run.stack.publish("signup", [scheduled[i] for i in batch])  # everything due, in one call
 
-        threads = [threading.Thread(target=producer, args=(k,)) for k in range(run.publishers)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        send_s = time.time() - start
-        rows = run.wait(n)
+    threads = [threading.Thread(target=producer, args=(k,)) for k in range(run.publishers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    send_s = time.time() - start
+    rows = [r for r in run.wait(before + n) if r[1] is not None and r[1] >= start - 1e-3]  # this point's: sent from
+    # its schedule's start (the points before it completed before it began; keys repeat across seeds)
     warm = sorted(planned)[int(TRIM * n)]
     latencies = [r[3] - r[1] for r in rows if r[1] >= warm]
     achieved = n / send_s

@@ -17,7 +17,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from queuekit.bench import BenchConfig, bare, fairness, machine, measure, stack_vs_bare
+from queuekit.bench import BenchConfig, bare, calibrate, fairness, machine, measure, stack_vs_bare
 from queuekit.core.config import Settings
 from queuekit.core.envelope import encode
 
@@ -32,16 +32,19 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
     cfg = replace(BenchConfig(), repeats=args.repeats, stacks=tuple(args.stack or bare.FRAMEWORKS))
     if args.n:
-        cfg = replace(cfg, n_rabbitmq=args.n, n_kafka=args.n, n_slow=args.n)
+        cfg = replace(cfg, n_min=args.n, n_max=args.n, n_calibrate=0, n_slow=args.n)
     settings, stamp = Settings.from_env(), time.strftime("%Y%m%d-%H%M%S")
     size = len(encode(measure.envelopes(1, "noop", None, 0)[0]))
     result = {"started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "load_before": os.getloadavg(), "config": {
-        "repeats": cfg.repeats, "n_rabbitmq": cfg.n_rabbitmq, "n_kafka": cfg.n_kafka, "n_slow": cfg.n_slow},
+        "repeats": cfg.repeats, "noop_seconds": cfg.noop_seconds, "n_min": cfg.n_min, "n_max": cfg.n_max,
+        "n_slow": cfg.n_slow},
         "machine": machine(settings), "fairness": fairness(cfg, size), "stacks": {}}
     t0 = time.monotonic()
     for stack in cfg.stacks:
+        work = args.out / f"work-{stamp}"
+        rate = calibrate(settings, cfg, stack, work, print)["rate"]
         for mode in args.mode or ["noop"]:
-            r = stack_vs_bare(settings, cfg, stack, mode, args.out / f"work-{stamp}", print)
+            r = stack_vs_bare(settings, cfg, stack, mode, work, print, rate)
             result["stacks"].setdefault(stack, {})[mode] = r
             print(line(stack, mode, r), flush=True)
     result.update(seconds=round(time.monotonic() - t0, 1), load_after=os.getloadavg())

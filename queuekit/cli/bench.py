@@ -17,7 +17,8 @@ from .common import STACK_CHOICE, console, say
 
 @click.command()
 @click.option("--quick", is_flag=True, help="A smoke look in a minute or two (small N, 1 repeat, noop, one point per curve).")
-@click.option("-n", "count", type=int, help="Messages per noop measurement on every stack (default 3000 RabbitMQ, 100000 Kafka).")
+@click.option("-n", "count", type=int, help="Messages per noop measurement on every stack (default: sized to ~4 s of "
+              "each stack's calibrated rate, 2,000-100,000).")
 @click.option("--repeats", type=int, help="Repeats per measurement (default 3; quick 1).")
 @click.option("--stack", "stacks", multiple=True, type=STACK_CHOICE)
 @click.option("--mode", "modes", multiple=True, type=click.Choice(["noop", "io", "cpu"]))
@@ -39,7 +40,7 @@ def bench(quick: bool, count: int | None, repeats: int | None, stacks: tuple[str
     cfg = BenchConfig.quick() if quick else BenchConfig()
     changes: dict[str, Any] = {"repeats": repeats} if repeats else {}
     if count:
-        changes.update(n_rabbitmq=count, n_kafka=count)
+        changes.update(n_min=count, n_max=count, n_calibrate=0)
     if stacks:
         changes["stacks"] = stacks
     if modes:

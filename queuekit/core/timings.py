@@ -6,9 +6,10 @@ stack ran at 0.8% of the raw client). With ``QUEUEKIT_LEDGER_RECORD=timings``
 the ledger writes no rows; each worker process appends one tuple per applied
 effect to an in-memory deque (thread-safe, no lock), and a daemon thread
 moves them every ``FLUSH_S`` to ``<dir>/<pid>.jsonl`` (one JSON array per
-line: key, sent_at, started_at, finished_at, and the process CPU time,
-sampled every ``CPU_EVERY_S``, else null; times in integer microseconds),
-plus once more at exit. ``collect`` adds the pid (from the file name) to each row.
+line: key, sent_at, started_at, finished_at, the process CPU time, sampled
+every ``CPU_EVERY_S``, else null, and the recording thread; times in integer
+microseconds), plus once more at exit. ``collect`` adds the pid (from the file
+name) to each row: (pid, thread) is the consumer slot that did the work.
 
 The bare-framework programs (``queuekit.bench.bare``) record through the same
 class, so the stack and its bare twin pay exactly the same to be measured.
@@ -61,7 +62,7 @@ class Timings:
             # thread's clock for it, which costs more the more threads a process has (a stack worker
             # has twice the bare twin's), so a per-row read would charge the stack for being measured.
             cpu, self._cpu_due = time.process_time(), now + CPU_EVERY_S
-        self.rows.append((key, sent_at, started_at, now, cpu))
+        self.rows.append((key, sent_at, started_at, now, cpu, threading.get_ident()))  # thread: the slot
 
     def flush(self) -> None:
         batch = []
@@ -80,8 +81,8 @@ class Timings:
 def _line(row: tuple) -> str:
     """One row as a JSON array, times in integer microseconds: ~5x cheaper than ``json.dumps`` of the
     floats (their shortest repr dominates), and the writer thread's CPU counts as the worker's."""
-    key, sent_at, started_at, finished_at, cpu = row
-    return f"[{_string(key)},{_us(sent_at)},{_us(started_at)},{_us(finished_at)},{_us(cpu)}]\n"
+    key, sent_at, started_at, finished_at, cpu, thread = row
+    return f"[{_string(key)},{_us(sent_at)},{_us(started_at)},{_us(finished_at)},{_us(cpu)},{thread}]\n"
 
 
 def _us(seconds: float | None) -> str:
@@ -96,14 +97,15 @@ _string = json.encoder.encode_basestring_ascii  # the C escaper json.dumps uses
 
 
 def collect(directory: Path) -> list[tuple]:
-    """Every row every process in ``directory`` has written so far, pid last (a torn last line is skipped)."""
+    """Every row every process in ``directory`` has written so far: (key, sent_at, started_at, finished_at,
+    process_cpu, thread, pid); a torn last line is skipped."""
     rows = []
     for path in sorted(directory.glob("*.jsonl")) if directory.exists() else ():
         pid = int(path.stem)
         for line in path.read_text().splitlines():
             try:
-                key, *times = json.loads(line)
-                rows.append((key, *map(_seconds, times), pid))
+                key, *times, thread = json.loads(line)
+                rows.append((key, *map(_seconds, times), thread, pid))
             except ValueError:
                 continue  # being written right now: counted on the next look
     return rows

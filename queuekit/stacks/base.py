@@ -91,14 +91,19 @@ class Stack(ABC):
 
     # -- the lifecycle (the template: subclasses implement the hooks below) ---------------------
     def start(self, workloads: Sequence[str], options: StackOptions = StackOptions()) -> None:
+        self.prepare(workloads, options)
+        for index in range(self.options.workers):
+            self._spawn(index)
+        self.wait_workers_ready()
+
+    def prepare(self, workloads: Sequence[str], options: StackOptions = StackOptions()) -> None:
+        """Everything ``start`` does but start workers: the queues / topics are declared and publishing works
+        (the bench builds a backlog this way, then starts every worker at once)."""
         self.stop()
         self.workloads = tuple(dict.fromkeys(workloads))
         self.options = self.prepare_options(options)
         self.declare()
         self.pool = self.make_pool()
-        for index in range(self.options.workers):
-            self._spawn(index)
-        self.wait_workers_ready()
 
     def stop(self) -> None:
         if self.pool is not None:

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from queuekit.bench.measure import steady_cpu_us
+from queuekit.bench.measure import steady_cpu_us, steady_window, window_rate, window_share
 from queuekit.core import envelope, timings
 from queuekit.core.envelope import MalformedMessage, decode, encode, make_envelope
 from queuekit.core.execute import Outcome
@@ -133,5 +133,17 @@ def test_timings_rows_round_trip_with_a_sampled_cpu_clock(tmp_path, monkeypatch)
 
 def test_steady_cpu_per_message_counts_between_samples():
     # one process, 1 ms apart, 10 µs of CPU per completion, sampled every 5th row
-    rows = [(f"k{i}", 0.0, 0.0, i * 0.001, i * 10e-6 if i % 5 == 0 else None, 1) for i in range(101)]
+    rows = [(f"k{i}", 0.0, 0.0, i * 0.001, i * 10e-6 if i % 5 == 0 else None, 7, 1) for i in range(101)]
     assert steady_cpu_us(rows) == pytest.approx(10.0)
+
+
+def test_the_steady_window_opens_when_the_last_slot_starts_and_closes_when_the_first_runs_dry():
+    # slot A (pid 1) works alone for 2 s at 100/s, then B (pid 2) joins: both at 100/s until A stops at 6 s
+    a = [(f"a{i}", 0.0, 0.0, i * 0.01, None, 7, 1) for i in range(601)]
+    b = [(f"b{i}", 0.0, 0.0, 2.0 + i * 0.01, None, 7, 2) for i in range(501)]  # to 7 s
+    lo, hi = steady_window(a + b, trim=0.0)
+    assert (lo, hi) == (2.0, 6.0)
+    assert window_rate(a + b, trim=0.0) == pytest.approx(200, rel=0.01)  # two slots' worth, not 1102 / 7 s
+    assert 0.7 < window_share(a + b, trim=0.0) < 0.75
+    same_pid_other_thread = [(k, s, st, f, c, 8, 1) for k, s, st, f, c, _, _ in b]  # a slot is (pid, thread)
+    assert steady_window(a + same_pid_other_thread, trim=0.0) == (2.0, 6.0)
