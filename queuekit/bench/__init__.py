@@ -92,7 +92,7 @@ class BenchConfig:
         if mode != "noop":
             n = self.n_slow
         elif noop_rate:
-            n = min(self.n_max, max(self.n_min, round(noop_rate * self.noop_seconds, -2)))
+            n = min(self.n_max, max(self.n_min, int(round(noop_rate * self.noop_seconds, -2))))
         else:
             n = self.n_max
         return min(n, max(300, 50_000_000 // size)) if size else n  # big payloads: ~50 MB per backlog

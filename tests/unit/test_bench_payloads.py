@@ -22,7 +22,7 @@ def test_a_noop_backlog_lasts_about_the_same_time_on_every_stack():
     from queuekit.bench import BenchConfig
 
     cfg = BenchConfig()
-    assert cfg.count("noop", 1_500.0) == 6_000  # Celery-like: 4 s at its calibrated rate
+    assert cfg.count("noop", 1_500.0) == 6_000 and type(cfg.count("noop", 1_500.0)) is int  # 4 s at its rate
     assert cfg.count("noop", 16_000.0) == 64_000  # a stream consumer: 3,000 would be 0.2 s
     assert cfg.count("noop", 200.0) == cfg.n_min and cfg.count("noop", 10**7) == cfg.n_max
     assert cfg.count("noop") == cfg.n_max  # not calibrated
