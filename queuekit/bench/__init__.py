@@ -98,7 +98,9 @@ class BenchConfig:
         return min(n, max(300, 50_000_000 // size)) if size else n  # big payloads: ~50 MB per backlog
 
 
-def run_bench(settings: Settings, cfg: BenchConfig, workdir: Path, say: Callable[[str], None]) -> dict[str, Any]:
+def run_bench(settings: Settings, cfg: BenchConfig, workdir: Path, say: Callable[[str], None],
+              checkpoint: Callable[[dict[str, Any]], None] = lambda _: None) -> dict[str, Any]:
+    """The whole bench; ``checkpoint`` gets the result so far after each stack (a later failure keeps it)."""
     workdir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     size = len(encode(measure.envelopes(1, "noop", None, 0)[0]))
@@ -127,6 +129,7 @@ def run_bench(settings: Settings, cfg: BenchConfig, workdir: Path, say: Callable
         t0 = time.monotonic()
         per_stack["latency"] = latency_curve(settings, cfg, stack, per_stack["modes"]["noop"]["stack"], workdir, say)
         took[f"{stack}/latency"] = round(time.monotonic() - t0, 1)
+        checkpoint(result)
     result["seconds"] = round(time.monotonic() - started, 1)
     result["load_after"] = os.getloadavg()
     return result

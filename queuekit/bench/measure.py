@@ -36,6 +36,17 @@ MODES: dict[str, dict[str, Any]] = {
 TRIM = 0.1  # steady state: the middle 80% of completions
 
 
+def first_completions(rows: list[tuple]) -> list[tuple]:
+    """One row per message: its first completion. A stream stack's workers are not competing consumers (each
+    reads every message: ``Capabilities.competing_consumers``), and a redelivery completes a message twice;
+    throughput and latency are about messages done, not deliveries."""
+    first: dict[str, tuple] = {}
+    for r in rows:
+        if r[0] not in first or r[3] < first[r[0]][3]:
+            first[r[0]] = r
+    return list(first.values())
+
+
 def steady_window(rows: list[tuple], trim: float = TRIM) -> tuple[float, float]:
     """The stretch in which every consumer slot that did any work was doing it, inside the trimmed quantiles.
 
@@ -59,7 +70,8 @@ def steady_window(rows: list[tuple], trim: float = TRIM) -> tuple[float, float]:
 
 
 def window_rate(rows: list[tuple], trim: float = TRIM) -> float:
-    """Completions per second inside ``steady_window``."""
+    """Messages completed per second inside ``steady_window`` (first completions only)."""
+    rows = first_completions(rows)
     lo, hi = steady_window(rows, trim)
     if hi <= lo:
         return 0.0
@@ -69,6 +81,7 @@ def window_rate(rows: list[tuple], trim: float = TRIM) -> float:
 def window_share(rows: list[tuple], trim: float = TRIM) -> float:
     """How much of the backlog was completed inside the window (recorded beside each rate: a small share
     means the run was mostly start-up and the rate should not be quoted)."""
+    rows = first_completions(rows)
     lo, hi = steady_window(rows, trim)
     return round(sum(1 for r in rows if lo < r[3] <= hi) / len(rows), 3) if rows and hi > lo else 0.0
 
@@ -77,9 +90,11 @@ def steady_cpu_us(rows: list[tuple], trim: float = TRIM) -> float:
     """Worker CPU microseconds per message inside the steady window, summed over worker processes.
 
     Rows are (key, sent_at, started_at, finished_at, process_cpu_s or None, thread, pid): per process, the
-    CPU between its first and last CPU sample in the window, over the completions in between.
+    CPU between its first and last CPU sample in the window, over the completions in between; times the
+    deliveries per message (2 when every one of 2 workers handles every message), so it is per message.
     """
-    lo, hi = steady_window(rows, trim)
+    copies = len(rows) / max(1, len({r[0] for r in rows}))
+    lo, hi = steady_window(first_completions(rows), trim)
     if hi <= lo:
         return 0.0
     cpu = done = 0.0
@@ -89,7 +104,7 @@ def steady_cpu_us(rows: list[tuple], trim: float = TRIM) -> float:
         if len(sampled) > 1:
             cpu += mine[sampled[-1]][1] - mine[sampled[0]][1]
             done += sampled[-1] - sampled[0]
-    return cpu / done * 1e6 if done else 0.0
+    return cpu / done * 1e6 * copies if done else 0.0
 
 
 def spread(values: list[float]) -> dict[str, Any]:
@@ -98,8 +113,10 @@ def spread(values: list[float]) -> dict[str, Any]:
             "spread": round((max(values) - min(values)) / med, 3) if med else None}  # (max - min) / median
 
 
-def percentiles(samples: list[float]) -> dict[str, float]:
+def percentiles(samples: list[float]) -> dict[str, float | None]:
     ordered = sorted(samples)
+    if not ordered:
+        return {"p50_ms": None, "p99_ms": None, "samples": 0}
     pick = lambda q: round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 2)  # noqa: E731
     return {"p50_ms": pick(0.50), "p99_ms": pick(0.99), "samples": len(ordered)}
 
@@ -144,6 +161,8 @@ class StackRun:
         self.stack = load_stack(stack)(settings, self.ledger.path)
         self.options = options
         self.workers = workers
+        # Deliveries per message: every worker process of a non-competing stack (a 3.10 stream) reads all.
+        self.copies = 1 if self.stack.capabilities.competing_consumers else options.workers
 
     def __enter__(self) -> StackRun:
         with timings_recording():
@@ -166,9 +185,10 @@ class StackRun:
                                                             self.publishers))
 
     def wait(self, n: int, timeout: float = 600) -> list[tuple]:
-        """Until ``n`` completions in all since the start; every row so far."""
-        wait_for(lambda: count(self.timings_dir) >= n, timeout=timeout, interval=0.1,
-                 what=f"{n} completions from {self.stack.name} (logs: {self.ledger.path.parent / 'logs'})")
+        """Until ``n`` messages were completed (by every worker that handles each) since the start; every row."""
+        wait_for(lambda: count(self.timings_dir) >= n * self.copies, timeout=timeout, interval=0.1,
+                 what=f"{n} x {self.copies} completions from {self.stack.name} "
+                      f"(logs: {self.ledger.path.parent / 'logs'})")
         return collect(self.timings_dir)
 
 
@@ -221,7 +241,7 @@ def paced(run: StackRun, rate: float, seconds: float, seed: int) -> dict[str, An
     """
     n = max(20, int(rate * seconds))
     bodies = [e.body for e in envelopes(n, "noop", None, seed)]
-    before = count(run.timings_dir)
+    before = count(run.timings_dir) // run.copies  # messages of the earlier points (all complete)
     start = time.time() + 0.5 + n * 2e-5  # after the envelopes below are built
     planned = [start + i / rate for i in range(n)]
     # Built before the clock starts, each stamped with its slot on the schedule.
@@ -248,8 +268,8 @@ def paced(run: StackRun, rate: float, seconds: float, seed: int) -> dict[str, An
     for t in threads:
         t.join()
     send_s = time.time() - start
-    rows = [r for r in run.wait(before + n) if r[1] is not None and r[1] >= start - 1e-3]  # this point's: sent from
-    # its schedule's start (the points before it completed before it began; keys repeat across seeds)
+    rows = first_completions([r for r in run.wait(before + n) if r[1] is not None and r[1] >= start - 1e-3])
+    # ^ this point's: sent from its schedule's start (the points before it completed before it began)
     warm = sorted(planned)[int(TRIM * n)]
     latencies = [r[3] - r[1] for r in rows if r[1] >= warm]
     achieved = n / send_s

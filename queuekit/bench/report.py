@@ -11,6 +11,10 @@ def _range(r: dict) -> str:
     return f"{r['min']:,.0f}–{r['max']:,.0f}"
 
 
+def _ms(x: float | None) -> str:
+    return "–" if x is None else f"{x:,.1f}"
+
+
 def _pct(x: float | None) -> str:
     return "" if x is None else f"{x:.1%}"
 
@@ -59,8 +63,8 @@ def tables(result: dict[str, Any]) -> list[Table]:
         sizes = "  ".join(f"{b}:{p['rate']:,.0f}" for b, p in sc["payload_bytes"].items())
         for i, point in enumerate(s["latency"]):
             curves.add_row(stack if i == 0 else "", workers if i == 0 else "", sizes if i == 0 else "",
-                           f"{point['load']:.0%}", f"{point['offered']:,.0f}", f"{point['p50_ms']:.1f}",
-                           f"{point['p99_ms']:.1f}")
+                           f"{point['load']:.0%}", f"{point['offered']:,.0f}", _ms(point['p50_ms']),
+                           _ms(point['p99_ms']))
     return [head, refs, curves]
 
 
@@ -170,7 +174,7 @@ def markdown(result: dict[str, Any]) -> str:
               "|---|" + "---:|" * len(loads)]
     for stack, s in result["stacks"].items():
         lines.append(f"| {stack} | " + " | ".join(
-            f"{p['p50_ms']:,.1f} / {p['p99_ms']:,.1f}{' *' if p['producer_bound'] else ''}" for p in s["latency"])
+            f"{_ms(p['p50_ms'])} / {_ms(p['p99_ms'])}{' *' if p['producer_bound'] else ''}" for p in s["latency"])
             + " |")
     lines.append("")
     lines.append("`*` the paced producer fell behind its schedule (achieved < 95% of offered): that delay is in the "

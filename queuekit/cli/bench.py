@@ -49,9 +49,10 @@ def bench(quick: bool, count: int | None, repeats: int | None, stacks: tuple[str
     s = settings()
     brokers.up(s, ("rabbitmq", "kafka"), say)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    result = run_bench(s, cfg, out / f"work-{stamp}", say)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"bench-{stamp}.json"
+    # Written after each stack too: a run that fails late keeps what it measured (a partial JSON, no charts).
+    result = run_bench(s, cfg, out / f"work-{stamp}", say, lambda part: path.write_text(json.dumps(part, indent=2)))
     path.write_text(json.dumps(result, indent=2))
     charts = chart(result, out / f"bench-{stamp}")
     wide = Console(width=max(console.width, 140))

@@ -147,3 +147,11 @@ def test_the_steady_window_opens_when_the_last_slot_starts_and_closes_when_the_f
     assert 0.7 < window_share(a + b, trim=0.0) < 0.75
     same_pid_other_thread = [(k, s, st, f, c, 8, 1) for k, s, st, f, c, _, _ in b]  # a slot is (pid, thread)
     assert steady_window(a + same_pid_other_thread, trim=0.0) == (2.0, 6.0)
+
+
+def test_a_message_completed_by_two_workers_counts_once():
+    """A 3.10 stream's workers each read every message: 2 completions of one message are 1 message done."""
+    mine = [(f"k{i}", 0.0, 0.0, i * 0.01, None, 7, 1) for i in range(101)]
+    theirs = [(k, s, st, f + 0.005, c, 7, 2) for k, s, st, f, c, _, _ in mine]
+    assert window_rate(mine + theirs, trim=0.0) == pytest.approx(window_rate(mine, trim=0.0), rel=0.02)
+    assert window_rate(mine, trim=0.0) == pytest.approx(100, rel=0.02)
