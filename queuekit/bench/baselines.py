@@ -12,6 +12,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
+from queuekit.bench.bare import RDKAFKA_LOG
 from queuekit.core.config import Settings
 
 
@@ -145,6 +146,7 @@ def kafka_baseline(settings: Settings, payloads: list[bytes], consumers: int,
     admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
     admin.create_topics([NewTopic(topic, consumers, 1)])[topic].result(30)
     producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "enable.idempotence": True, "acks": "all",
+                         "logger": RDKAFKA_LOG,
                          "linger.ms": 5})
     t0 = time.monotonic()
     for i, body in enumerate(payloads):

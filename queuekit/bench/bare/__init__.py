@@ -8,6 +8,7 @@ sets the kit's stack beside it: harness overhead = 1 - stack rate / bare rate.
 """
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -23,6 +24,10 @@ FRAMEWORKS = ("celery", "dramatiq", "kafka")
 TWIN = {"celery": "celery", "dramatiq": "dramatiq", "kafka": "kafka"}  # stack -> its bare framework program
 # kafka_share (share groups) and rabbitmq_stream have no bare twin yet: the bench measures them alone.
 PUBLISHERS = 4  # parallel confirmed publishers: one waits an fsync per persistent message, several share it
+
+# librdkafka's log lines (e.g. "Purging 1 unserved events" as a producer closes) as Python log records,
+# not stderr lines in the middle of the bench's progress
+RDKAFKA_LOG = logging.getLogger("queuekit.bench.rdkafka")
 
 
 def in_parallel(send: Callable[[list], object], items: list, publishers: int = PUBLISHERS) -> list:
@@ -71,6 +76,7 @@ def _kafka(settings: Settings, payloads: list[str], topic: str, partitions: int,
     admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
     admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(30)
     producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "enable.idempotence": True, "acks": "all",
+                         "logger": RDKAFKA_LOG,
                          "linger.ms": 5, "partitioner": "murmur2_random"})  # the kit's producer settings
     for payload, key in zip(payloads, keys):
         while True:
