@@ -157,8 +157,12 @@ def stack_vs_bare(settings: Settings, cfg: BenchConfig, stack: str, mode: str, w
         runs["stack"].append(measure.stack_backlog(settings, stack, cfg.options(), envs, workdir))
         if framework:
             runs["bare"].append(measure.bare_backlog(settings, framework, cfg.options(), envs, workdir))
+    for kind, rs in runs.items():  # every slot must have worked, or the comparison is not like for like
+        if short := [r["slots"] for r in rs if r["slots"] < cfg.slots]:
+            say(f"{stack} / {mode}: {kind} had only {short} of {cfg.slots} slots working "
+                f"(a worker died? see the logs under {workdir / 'logs'})")
     out: dict[str, Any] = {kind: {key: measure.spread([r[key] for r in rs])
-                                  for key in ("rate", "cpu_us", "publish_rate", "window_share")}
+                                  for key in ("rate", "cpu_us", "publish_rate", "window_share", "slots")}
                            if rs else None for kind, rs in runs.items()}
     out["n"] = n
     out["overhead"] = out["overhead_cpu"] = None

@@ -52,9 +52,10 @@ def steady_window(rows: list[tuple], trim: float = TRIM) -> tuple[float, float]:
 
     Rows are timings rows (``core/timings.collect``): a slot is (pid, thread). Workers and group members
     start one after another: until the last slot has completed its first message, the others are racing
-    through the backlog with fewer hands than configured (a Kafka group member owns every partition until
-    the next one joins), and the rate says more about start-up order than about the framework. Likewise once
-    the first slot has run dry. So: from the latest first completion of any slot to the earliest last one.
+    through the backlog with fewer hands than configured, and the rate says more about start-up order than
+    about the framework. Likewise once the first slot has run dry. So: from the latest first completion of
+    any slot to the earliest last one. Where that holds under half of the trimmed window's completions (a
+    Kafka member can drain its partition before the last member has joined), the trimmed window is used.
     """
     ordered = sorted(r[3] for r in rows)
     if len(ordered) < 10:
@@ -66,7 +67,9 @@ def steady_window(rows: list[tuple], trim: float = TRIM) -> tuple[float, float]:
         slot = (r[-1], r[-2])
         first[slot] = min(first.get(slot, r[3]), r[3])
         last[slot] = max(last.get(slot, r[3]), r[3])
-    return max(lo, *first.values()), min(hi, *last.values())
+    start, end = max(lo, *first.values()), min(hi, *last.values())
+    inside = sum(1 for t in ordered if start < t <= end)
+    return (start, end) if inside >= 0.5 * (1 - 2 * trim) * len(ordered) else (lo, hi)
 
 
 def window_rate(rows: list[tuple], trim: float = TRIM) -> float:

@@ -155,3 +155,11 @@ def test_a_message_completed_by_two_workers_counts_once():
     theirs = [(k, s, st, f + 0.005, c, 7, 2) for k, s, st, f, c, _, _ in mine]
     assert window_rate(mine + theirs, trim=0.0) == pytest.approx(window_rate(mine, trim=0.0), rel=0.02)
     assert window_rate(mine, trim=0.0) == pytest.approx(100, rel=0.02)
+
+
+def test_slots_that_never_overlap_fall_back_to_the_trimmed_window():
+    # a Kafka member drains its partition before the next one joins: no moment with both at work
+    a = [(f"a{i}", 0.0, 0.0, i * 0.01, None, 7, 1) for i in range(100)]
+    b = [(f"b{i}", 0.0, 0.0, 2.0 + i * 0.01, None, 7, 2) for i in range(100)]
+    assert steady_window(a + b, trim=0.1) == (0.2, 2.79)  # the middle 80%, not an empty window
+    assert window_rate(a + b, trim=0.1) > 0

@@ -7,6 +7,7 @@ confirms, thread pool in one process, no gossip/mingle, no AMQP heartbeat.
 """
 from __future__ import annotations
 
+import os
 import sys
 
 from celery import Celery
@@ -40,5 +41,8 @@ def publisher(queue: str) -> Celery:
 if __name__ == "__main__":
     queue = sys.argv[1]
     app.conf.task_default_queue = queue
+    # A node name of its own: two workers both named "bare-0@host" (%i is 0 outside a prefork child) declare
+    # the same exclusive pidbox queue, and the second died at start (RESOURCE_LOCKED): the bench measured one
+    # bare worker against the stack's two, and reported Celery's stack as twice as fast as bare Celery.
     app.worker_main(["worker", "--pool=threads", f"--concurrency={OPTIONS.concurrency}", f"--queues={queue}",
-                     "--without-gossip", "--without-mingle", "--loglevel=WARNING", "--hostname=bare-%i@%h"])
+                     "--without-gossip", "--without-mingle", "--loglevel=WARNING", f"--hostname=bare-{os.getpid()}@%h"])
