@@ -160,7 +160,7 @@ def stack_vs_bare(settings: Settings, cfg: BenchConfig, stack: str, mode: str, w
     for kind, rs in runs.items():  # every slot must have worked, or the comparison is not like for like
         if short := [r["slots"] for r in rs if r["slots"] < cfg.slots]:
             say(f"{stack} / {mode}: {kind} had only {short} of {cfg.slots} slots working "
-                f"(a worker died? see the logs under {workdir / 'logs'})")
+                f"(a worker died, or a group member never got a partition; logs: {workdir / 'logs'})")
     out: dict[str, Any] = {kind: {key: measure.spread([r[key] for r in rs])
                                   for key in ("rate", "cpu_us", "publish_rate", "window_share", "slots")}
                            if rs else None for kind, rs in runs.items()}
