@@ -21,6 +21,7 @@ from __future__ import annotations
 import inspect
 import json
 import time
+from functools import lru_cache
 
 from dramatiq.common import q_name
 from dramatiq.errors import ActorNotFound
@@ -37,6 +38,12 @@ OPTIONS: dict[str, tuple[type, ...]] = {
     "retries": (int,), "traceback": (str, type(None)), "requeue_timestamp": (int,), "eta": (int, float, type(None)),
     "pipe_target": (dict, type(None)), "pipe_ignore": (bool,),
 }
+
+
+@lru_cache(maxsize=64)
+def _signature(fn) -> inspect.Signature:
+    """An actor's signature, built once: ``inspect.signature`` costs ~60 µs, a tenth of a noop message."""
+    return inspect.signature(fn)
 
 
 def frame_problem(body: bytes, queue_name: str, broker) -> str | None:
@@ -72,7 +79,7 @@ def message_problem(doc, queue: str | None, broker, depth: int = 0) -> str | Non
         return f"actor {actor.actor_name!r} does not belong on queue {doc['queue_name'][:100]!r}"
     piped = () if depth == 0 or doc["options"].get("pipe_ignore") else (None,)  # Pipelines appends a result
     try:
-        inspect.signature(actor.fn).bind(*doc["args"], *piped, **doc["kwargs"])
+        _signature(actor.fn).bind(*doc["args"], *piped, **doc["kwargs"])
     except TypeError as exc:
         return f"arguments do not fit actor {actor.actor_name!r}: {exc}"
     return options_problem(doc["options"], broker, depth)

@@ -27,7 +27,8 @@ from __future__ import annotations
 import os
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -111,24 +112,28 @@ def run_bench(settings: Settings, cfg: BenchConfig, workdir: Path, say: Callable
     result["raw"] = raw_clients(settings, cfg, size, say)
     result["stacks"] = {}
     took = result["part_seconds"] = {"ceilings+raw": round(time.monotonic() - started, 1)}
+
+    @contextmanager
+    def timed(part: str) -> Iterator[None]:  # how long each part took, in the JSON (where the minutes go)
+        t0 = time.monotonic()
+        yield
+        took[part] = round(time.monotonic() - t0, 1)
+
     for stack in cfg.stacks:
         per_stack: dict[str, Any] = {"modes": {}}
         result["stacks"][stack] = per_stack
-        t0 = time.monotonic()
-        per_stack["calibration"] = calibrate(settings, cfg, stack, workdir, say)
-        took[f"{stack}/calibration"] = round(time.monotonic() - t0, 1)
+        with timed(f"{stack}/calibration"):
+            per_stack["calibration"] = calibrate(settings, cfg, stack, workdir, say)
         for mode in cfg.modes:
-            t0 = time.monotonic()
-            per_stack["modes"][mode] = stack_vs_bare(settings, cfg, stack, mode, workdir, say,
-                                                     per_stack["calibration"]["rate"])
-            took[f"{stack}/{mode}"] = round(time.monotonic() - t0, 1)
+            with timed(f"{stack}/{mode}"):
+                per_stack["modes"][mode] = stack_vs_bare(settings, cfg, stack, mode, workdir, say,
+                                                         per_stack["calibration"]["rate"])
         per_stack["references"] = references(result, stack)
-        t0 = time.monotonic()
-        per_stack["scaling"] = scaling(settings, cfg, stack, per_stack["modes"]["noop"], workdir, say)
-        took[f"{stack}/scaling"] = round(time.monotonic() - t0, 1)
-        t0 = time.monotonic()
-        per_stack["latency"] = latency_curve(settings, cfg, stack, per_stack["modes"]["noop"]["stack"], workdir, say)
-        took[f"{stack}/latency"] = round(time.monotonic() - t0, 1)
+        with timed(f"{stack}/scaling"):
+            per_stack["scaling"] = scaling(settings, cfg, stack, per_stack["modes"]["noop"], workdir, say)
+        with timed(f"{stack}/latency"):
+            per_stack["latency"] = latency_curve(settings, cfg, stack, per_stack["modes"]["noop"]["stack"], workdir,
+                                                 say)
         checkpoint(result)
     result["seconds"] = round(time.monotonic() - started, 1)
     result["load_after"] = os.getloadavg()

@@ -72,34 +72,29 @@ def steady_window(rows: list[tuple], trim: float = TRIM) -> tuple[float, float]:
     return (start, end) if inside >= 0.5 * (1 - 2 * trim) * len(ordered) else (lo, hi)
 
 
-def window_rate(rows: list[tuple], trim: float = TRIM) -> float:
-    """Messages completed per second inside ``steady_window`` (first completions only)."""
-    rows = first_completions(rows)
-    lo, hi = steady_window(rows, trim)
-    if hi <= lo:
-        return 0.0
-    return sum(1 for r in rows if lo < r[3] <= hi) / (hi - lo)
+def steady(rows: list[tuple], trim: float = TRIM) -> dict[str, float]:
+    """A run's numbers from its timings rows, all inside one ``steady_window`` of its first completions:
+    ``rate`` (messages completed per second), ``cpu_us`` (worker CPU per message), ``window_share`` (how
+    much of the backlog the window holds: a small share means the run was mostly start-up and its rate
+    should not be quoted) and ``slots`` (how many (process, thread) slots did any work)."""
+    firsts = first_completions(rows)
+    lo, hi = steady_window(firsts, trim)
+    inside = sum(1 for r in firsts if lo < r[3] <= hi) if hi > lo else 0
+    return {"rate": inside / (hi - lo) if hi > lo else 0.0, "cpu_us": _cpu_us(rows, lo, hi),
+            "window_share": round(inside / len(firsts), 3) if firsts else 0.0,
+            "slots": len({(r[-1], r[-2]) for r in rows})}
 
 
-def window_share(rows: list[tuple], trim: float = TRIM) -> float:
-    """How much of the backlog was completed inside the window (recorded beside each rate: a small share
-    means the run was mostly start-up and the rate should not be quoted)."""
-    rows = first_completions(rows)
-    lo, hi = steady_window(rows, trim)
-    return round(sum(1 for r in rows if lo < r[3] <= hi) / len(rows), 3) if rows and hi > lo else 0.0
-
-
-def steady_cpu_us(rows: list[tuple], trim: float = TRIM) -> float:
-    """Worker CPU microseconds per message inside the steady window, summed over worker processes.
+def _cpu_us(rows: list[tuple], lo: float, hi: float) -> float:
+    """Worker CPU microseconds per message between ``lo`` and ``hi``, summed over worker processes.
 
     Rows are (key, sent_at, started_at, finished_at, process_cpu_s or None, thread, pid): per process, the
     CPU between its first and last CPU sample in the window, over the completions in between; times the
     deliveries per message (2 when every one of 2 workers handles every message), so it is per message.
     """
-    copies = len(rows) / max(1, len({r[0] for r in rows}))
-    lo, hi = steady_window(first_completions(rows), trim)
     if hi <= lo:
         return 0.0
+    copies = len(rows) / max(1, len({r[0] for r in rows}))
     cpu = done = 0.0
     for pid in {r[-1] for r in rows}:
         mine = sorted((r[3], r[4]) for r in rows if r[-1] == pid and lo <= r[3] <= hi)
@@ -213,8 +208,7 @@ def stack_backlog(settings: Settings, stack: str, options: StackOptions, envs: l
         with timings_recording():
             workers_join(run.stack, options.workers)
         rows = run.wait(len(envs))
-    return {"rate": window_rate(rows), "cpu_us": steady_cpu_us(rows), "publish_rate": confirmed / publish_s,
-            "window_share": window_share(rows), "slots": len({(r[-1], r[-2]) for r in rows})}
+    return {**steady(rows), "publish_rate": confirmed / publish_s}
 
 
 def bare_backlog(settings: Settings, framework: str, options: StackOptions, envs: list[Envelope],
@@ -222,8 +216,7 @@ def bare_backlog(settings: Settings, framework: str, options: StackOptions, envs
     payloads = [encode(e).decode() for e in envs]
     keys = [e.body.partition_key.encode() for e in envs]
     publish_s, rows = bare.run(framework, settings, payloads, keys, options, workdir)
-    return {"rate": window_rate(rows), "cpu_us": steady_cpu_us(rows), "publish_rate": len(envs) / publish_s,
-            "window_share": window_share(rows), "slots": len({(r[-1], r[-2]) for r in rows})}
+    return {**steady(rows), "publish_rate": len(envs) / publish_s}
 
 
 def open_loop(settings: Settings, stack: str, options: StackOptions, rates: list[float], seconds: float,

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from queuekit.bench.measure import steady_cpu_us, steady_window, window_rate, window_share
+from queuekit.bench.measure import steady, steady_window
 from queuekit.core import envelope, timings
 from queuekit.core.envelope import MalformedMessage, decode, encode, make_envelope
 from queuekit.core.execute import Outcome
@@ -134,7 +134,7 @@ def test_timings_rows_round_trip_with_a_sampled_cpu_clock(tmp_path, monkeypatch)
 def test_steady_cpu_per_message_counts_between_samples():
     # one process, 1 ms apart, 10 µs of CPU per completion, sampled every 5th row
     rows = [(f"k{i}", 0.0, 0.0, i * 0.001, i * 10e-6 if i % 5 == 0 else None, 7, 1) for i in range(101)]
-    assert steady_cpu_us(rows) == pytest.approx(10.0)
+    assert steady(rows)["cpu_us"] == pytest.approx(10.0)
 
 
 def test_the_steady_window_opens_when_the_last_slot_starts_and_closes_when_the_first_runs_dry():
@@ -143,8 +143,8 @@ def test_the_steady_window_opens_when_the_last_slot_starts_and_closes_when_the_f
     b = [(f"b{i}", 0.0, 0.0, 2.0 + i * 0.01, None, 7, 2) for i in range(501)]  # to 7 s
     lo, hi = steady_window(a + b, trim=0.0)
     assert (lo, hi) == (2.0, 6.0)
-    assert window_rate(a + b, trim=0.0) == pytest.approx(200, rel=0.01)  # two slots' worth, not 1102 / 7 s
-    assert 0.7 < window_share(a + b, trim=0.0) < 0.75
+    assert steady(a + b, trim=0.0)["rate"] == pytest.approx(200, rel=0.01)  # two slots' worth, not 1102 / 7 s
+    assert 0.7 < steady(a + b, trim=0.0)["window_share"] < 0.75
     same_pid_other_thread = [(k, s, st, f, c, 8, 1) for k, s, st, f, c, _, _ in b]  # a slot is (pid, thread)
     assert steady_window(a + same_pid_other_thread, trim=0.0) == (2.0, 6.0)
 
@@ -153,8 +153,8 @@ def test_a_message_completed_by_two_workers_counts_once():
     """A 3.10 stream's workers each read every message: 2 completions of one message are 1 message done."""
     mine = [(f"k{i}", 0.0, 0.0, i * 0.01, None, 7, 1) for i in range(101)]
     theirs = [(k, s, st, f + 0.005, c, 7, 2) for k, s, st, f, c, _, _ in mine]
-    assert window_rate(mine + theirs, trim=0.0) == pytest.approx(window_rate(mine, trim=0.0), rel=0.02)
-    assert window_rate(mine, trim=0.0) == pytest.approx(100, rel=0.02)
+    assert steady(mine + theirs, trim=0.0)["rate"] == pytest.approx(steady(mine, trim=0.0)["rate"], rel=0.02)
+    assert steady(mine, trim=0.0)["rate"] == pytest.approx(100, rel=0.02)
 
 
 def test_slots_that_never_overlap_fall_back_to_the_trimmed_window():
@@ -162,4 +162,39 @@ def test_slots_that_never_overlap_fall_back_to_the_trimmed_window():
     a = [(f"a{i}", 0.0, 0.0, i * 0.01, None, 7, 1) for i in range(100)]
     b = [(f"b{i}", 0.0, 0.0, 2.0 + i * 0.01, None, 7, 2) for i in range(100)]
     assert steady_window(a + b, trim=0.1) == (0.2, 2.79)  # the middle 80%, not an empty window
-    assert window_rate(a + b, trim=0.1) > 0
+    assert steady(a + b, trim=0.1)["rate"] > 0
+
+
+class _Member:
+    """What StartGate calls on a confluent-kafka Consumer, recorded."""
+
+    def __init__(self):
+        self.owned: list = []
+        self.paused: set = set()
+
+    def incremental_assign(self, partitions):
+        self.owned += partitions
+
+    def pause(self, partitions):
+        self.paused |= set(partitions)
+
+    def resume(self, partitions):
+        self.paused -= set(partitions)
+
+    def assignment(self):
+        return list(self.owned)
+
+
+def test_the_bare_kafka_start_gate_holds_assigned_partitions_until_its_file_exists(tmp_path):
+    from queuekit.bench.bare.kafka_worker import StartGate
+
+    gate, member = StartGate(str(tmp_path / "go")), _Member()
+    gate.assigned(member, ["p0", "p1"])
+    gate.check(member)
+    assert member.owned == ["p0", "p1"] and member.paused == {"p0", "p1"}, "a shut gate must fetch nothing"
+    (tmp_path / "go").touch()
+    gate.check(member)
+    assert gate.open and member.paused == set()
+    gate.assigned(member, ["p2"])  # a later increment is consumed at once
+    assert member.paused == set() and member.owned == ["p0", "p1", "p2"]
+    assert StartGate(None).open, "no gate configured: consume from the start"

@@ -23,6 +23,7 @@ from queuekit.stacks.pool import WorkerPool
 FRAMEWORKS = ("celery", "dramatiq", "kafka")
 TWIN = {"celery": "celery", "dramatiq": "dramatiq", "kafka": "kafka"}  # stack -> its bare framework program
 # kafka_share (share groups) and rabbitmq_stream have no bare twin yet: the bench measures them alone.
+START_GATE_ENV = "QUEUEKIT_START_GATE"  # a file that exists once the twin may start (kafka_worker)
 PUBLISHERS = 4  # parallel confirmed publishers: one waits an fsync per persistent message, several share it
 
 # librdkafka's log lines (e.g. "Purging 1 unserved events" as a producer closes) as Python log records,
@@ -95,6 +96,15 @@ def _kafka(settings: Settings, payloads: list[str], topic: str, partitions: int,
     return ["-m", "queuekit.bench.bare.kafka_worker", topic, f"{topic}.g"], cleanup
 
 
+def _kafka_group_assigned(settings: Settings, topic: str, members: int) -> Callable[[], bool]:
+    """True once the bare group is stable with ``members`` members owning every partition (the start gate's
+    condition: see ``kafka_worker``)."""
+    from queuekit.stacks.kafka import Admin
+
+    admin = Admin(settings)
+    return lambda: admin.groups_ready({f"{topic}.g": (topic, members)})
+
+
 def _delete_queues(settings: Settings, queues: list[str]) -> None:
     import pika
 
@@ -118,10 +128,17 @@ def run(framework: str, settings: Settings, payloads: list[str], keys: list[byte
     else:
         argv, cleanup = {"celery": _celery, "dramatiq": _dramatiq}[framework](settings, payloads, f"bench.{name}")
     publish_s = time.monotonic() - t0
-    pool = WorkerPool(name, workdir / "logs", env={TIMINGS_DIR_ENV: str(timings), **options_env(options)})
+    gate = workdir / f"{name}.go"
+    pool = WorkerPool(name, workdir / "logs", env={TIMINGS_DIR_ENV: str(timings), START_GATE_ENV: str(gate),
+                                                    **options_env(options)})
     try:
         for _ in range(options.workers):
             pool.spawn([sys.executable, *argv])
+        if framework == "kafka":  # members hold their partitions paused until the whole group is assigned
+            pool.wait_ready(_kafka_group_assigned(settings, argv[2], options.workers * options.concurrency),
+                            timeout=120, what=f"bare kafka group of {options.workers * options.concurrency} members "
+                                              f"owning every partition (logs: {pool.log_dir})")
+        gate.touch()  # RabbitMQ twins never look at it: their workers consume from the start, as the stacks'
         wait_for(lambda: count(timings) >= len(payloads), timeout=timeout, interval=0.1,
                  what=f"{len(payloads)} completions from bare {framework} (logs: {pool.log_dir})")
     finally:

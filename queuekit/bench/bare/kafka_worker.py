@@ -4,19 +4,47 @@
 threads per process, each its own Consumer (as the kit's stack runs its
 slots); at-least-once exactly as ``kafka_app/offsets.py``: the offset is
 stored after processing and auto-committed every 200 ms.
+
+Start gate (``QUEUEKIT_START_GATE``, a file the bench creates): until it
+exists, every partition a member is given is paused, so the member joins the
+group and fetches nothing. The bench opens the gate once the whole group is
+assigned. Without it, the first member to join drained all partitions of a
+4-second noop backlog before the other three were given theirs, and the bare
+twin was measured with one slot against the stack's four.
 """
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
 
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, TopicPartition
 
 from queuekit.core.config import Settings
 from queuekit.core.options import options_from_env
 
+from . import START_GATE_ENV
 from .work import work
+
+
+class StartGate:
+    """Pause what is assigned until ``path`` exists; then resume everything owned, once."""
+
+    def __init__(self, path: str | None):
+        self.path = path
+        self.open = path is None
+
+    def assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """on_assign (cooperative: an increment): take the partitions, paused while the gate is shut."""
+        consumer.incremental_assign(partitions)
+        if not self.open:
+            consumer.pause(partitions)  # a member in the group, fetching nothing yet
+
+    def check(self, consumer: Consumer) -> None:
+        if not self.open and os.path.exists(self.path):
+            self.open = True
+            consumer.resume(consumer.assignment())
 
 
 def consume(bootstrap: str, topic: str, group: str, stop: threading.Event) -> None:
@@ -26,9 +54,11 @@ def consume(bootstrap: str, topic: str, group: str, stop: threading.Event) -> No
         "auto.commit.interval.ms": 200,  # the kit's commit cadence
         "partition.assignment.strategy": "cooperative-sticky",
     })
-    consumer.subscribe([topic])
+    gate = StartGate(os.environ.get(START_GATE_ENV))
+    consumer.subscribe([topic], on_assign=gate.assigned)
     while not stop.is_set():
-        msg = consumer.poll(0.5)
+        gate.check(consumer)  # one flag test once open
+        msg = consumer.poll(0.5 if gate.open else 0.05)
         if msg is None or msg.error():
             continue
         work(msg.value() or b"")
