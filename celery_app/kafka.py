@@ -21,6 +21,7 @@ virtual transport):
 """
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from queuekit.core.config import Settings
@@ -29,6 +30,9 @@ from queuekit.core.options import StackOptions
 TRANSPORT = "confluentkafka"
 SCHEME = "qkconfluentkafka"  # the broker URL's scheme: kombu's transport with unreadable records dead-lettered
 SESSION_TIMEOUT_MS = 6000  # a SIGKILLed worker's partitions move after this (librdkafka's default is 45 s)
+# librdkafka's own log lines ("%3|FAIL|… Connection refused" while a node is down) as Python log records, not
+# raw stderr lines: the driver's runs put them in their clients log (queuekit/suite/client_logs.py)
+RDKAFKA_LOG = logging.getLogger("celery_app.rdkafka")
 
 
 def wanted(options: StackOptions) -> bool:
@@ -62,6 +66,7 @@ def overrides(options: StackOptions) -> dict[str, Any]:
                    if "max_poll_interval_ms" in options.extra else {}),
             },
             "kafka_producer_config": {"acks": "all", "enable.idempotence": True},  # flushed after each record
+            "kafka_common_config": {"logger": RDKAFKA_LOG},  # producer, consumer and admin client alike
         },
         # No fanout on this transport: the pidbox (remote control) and the events exchange would go nowhere.
         "worker_enable_remote_control": False,

@@ -35,6 +35,7 @@ def faults(brokers_: tuple[str, ...], kinds: tuple[str, ...], stacks: tuple[str,
 def run_faults(brokers_: tuple[str, ...], kinds: tuple[str, ...], ci_only: bool, outdir: Path,
                stacks: tuple[str, ...] = ()) -> None:
     from queuekit.report import faults as faults_report
+    from queuekit.suite import client_logs
     from queuekit.suite.faults import run_cases
     from scenarios.cluster_faults import CASES
 
@@ -42,7 +43,10 @@ def run_faults(brokers_: tuple[str, ...], kinds: tuple[str, ...], ci_only: bool,
     brokers.up(s, tuple(brokers_) or None, say)
     cases = [c for c in CASES if (not brokers_ or c.broker in brokers_) and (not kinds or c.fault in kinds)
              and (c.ci or not ci_only) and (not stacks or dict(c.options).get("stack", "probes") in stacks)]
-    rows = faults_report.rows_of(run_cases(s, cases, say=say))
+    # The clients' own lines (librdkafka's "Connection refused", pika's reconnects) are what a fault makes
+    # them say: into OUT/<timestamp>/logs/clients.log, not between the progress lines.
+    with client_logs.to_file(outdir / "logs" / "clients.log"):
+        rows = faults_report.rows_of(run_cases(s, cases, say=say))
     paths = faults_report.write(rows, outdir)
     click.echo(faults_report.markdown(rows))
     say(f"{len(rows)} fault cases: {sum(r['verdict'] == 'BROKEN' for r in rows)} broke a promise, "

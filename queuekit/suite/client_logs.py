@@ -14,8 +14,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# The loggers the clients write to (kafka_app.clients routes librdkafka into "kafka_app.rdkafka").
-CLIENT_LOGGERS = {"kafka_app.rdkafka": "kafka", "pika": "rabbitmq", "kombu": "rabbitmq", "amqp": "rabbitmq",
+# The loggers the clients write to (kafka_app.clients routes librdkafka into "kafka_app.rdkafka", celery_app.kafka
+# into "celery_app.rdkafka").
+CLIENT_LOGGERS = {"kafka_app.rdkafka": "kafka", "celery_app.rdkafka": "kafka",
+                  "pika": "rabbitmq", "kombu": "rabbitmq", "amqp": "rabbitmq",
                   "celery": "rabbitmq", "dramatiq": "rabbitmq", "rstream": "rabbitmq"}
 # rstream's reconnect loop logs through the ROOT logger (``logging.error`` in rstream/recovery.py, which also
 # installs a stderr handler): its records are told apart by the file they come from.
