@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 # The loggers the clients write to (kafka_app.clients routes librdkafka into "kafka_app.rdkafka", celery_app.kafka
-# into "celery_app.rdkafka").
-CLIENT_LOGGERS = {"kafka_app.rdkafka": "kafka", "celery_app.rdkafka": "kafka",
+# into "celery_app.rdkafka", kafka_share_app.clients into "kafka_share_app.rdkafka": its share consumer's
+# 'is in "Preview"' warning, once per consumer the driver makes, is not terminal news either).
+CLIENT_LOGGERS = {"kafka_app.rdkafka": "kafka", "celery_app.rdkafka": "kafka", "kafka_share_app.rdkafka": "kafka",
                   "pika": "rabbitmq", "kombu": "rabbitmq", "amqp": "rabbitmq",
                   "celery": "rabbitmq", "dramatiq": "rabbitmq", "rstream": "rabbitmq"}
 # rstream's reconnect loop logs through the ROOT logger (``logging.error`` in rstream/recovery.py, which also

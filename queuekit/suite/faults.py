@@ -27,6 +27,7 @@ from typing import Protocol
 
 from queuekit.brokers.faults import FaultRecord, Faults, fresh_cluster, split_nodes, wait_whole
 from queuekit.core.config import Settings
+from queuekit.core.waiting import WaitTimeout, wait_for
 
 KEYS = 8  # keyed stream: 8 keys, seq increasing per key
 BIN = 0.5  # seconds per timeline bin
@@ -96,7 +97,8 @@ class Plan:
     """How a cell runs; defaults sized for CI (one cell ~30-60 s)."""
 
     rate: float = 100.0  # records per second offered by the producer
-    warmup: float = 3.0  # seconds of steady traffic before the fault
+    warmup: float = 3.0  # seconds of steady traffic before the fault (after the first confirmed publish)
+    first_confirm: float = 60.0  # at most this long for that first confirm (else the probe did not start)
     hold: float = 12.0  # seconds the fault lasts (pause/partition: beyond heartbeat and session timeouts)
     recover: float = 5.0  # seconds of traffic after healing
     drain: float = 45.0  # at most this long for the consumer to catch up on every confirmed record
@@ -200,7 +202,7 @@ def run_cell(settings: Settings, probe: Probe, kind: str, plan: Plan = Plan(),
     started = time.time()
     threads = probe.start(rec, stop)
     try:
-        _steady(rec, plan.warmup)
+        _warm_up(rec, plan)
         leader = probe.leader()
         say(f"{probe.broker} {probe.variant}: {kind} of node {leader + 1}")
         with faults.during(kind, probe.broker, leader) as fault:
@@ -221,6 +223,21 @@ def run_cell(settings: Settings, probe: Probe, kind: str, plan: Plan = Plan(),
         stop.set()
         probe.close()
     return analyse(rec, fault, probe.broker, probe.variant, started, stopped, time.monotonic() - t0, final)
+
+
+def _warm_up(rec: Recorder, plan: Plan) -> None:
+    """Traffic flows before the fault: the first confirmed publish, then ``plan.warmup`` s of steady traffic.
+
+    A probe none of whose publishes is confirmed yet cannot show what the fault does to confirmed records:
+    Celery on Kafka's first publish (kombu makes an idempotent producer, then ``flush()``) once took longer
+    than the 3 s warm-up, the pause hit it in flight, and the row said 0 confirmed, 0 lost. That is a probe
+    that did not start (``SetupFailed``: the case gets its one fresh-cluster retry), not a result."""
+    try:
+        wait_for(lambda: rec.confirmed, timeout=plan.first_confirm, what="the probe's first confirmed publish",
+                 describe=lambda: f"{len(rec.sent)} sent, {len(rec.failed)} failed, none confirmed")
+    except WaitTimeout as exc:
+        raise SetupFailed(str(exc)) from exc
+    _steady(rec, plan.warmup)
 
 
 def _steady(rec: Recorder, seconds: float) -> None:

@@ -1,6 +1,8 @@
 """The Jepsen-style classification of a fault run, on hand-made histories (no brokers)."""
 from __future__ import annotations
 
+import pytest
+
 from queuekit.brokers.faults import FaultRecord
 from queuekit.suite.faults import Recorder, analyse, longest_gap
 
@@ -96,3 +98,37 @@ def test_a_probe_that_cannot_start_gets_one_fresh_cluster_then_its_reason(monkey
     [row] = rows_of(suite_faults.run_cases(None, [case]))  # type: ignore[arg-type]
     assert fresh == ["rabbitmq"] and len(setups) == 2  # once on the aged cluster, once on the fresh one
     assert row["verdict"] == "error" and "never subscribed" in row["error"], row
+
+
+def test_a_probe_with_no_confirmed_publish_before_its_fault_did_not_start(monkeypatch):
+    """Celery on Kafka's first publish once outlasted the warm-up: the fault hit it in flight and the row
+    read "0 confirmed, 0 lost". Now the fault waits for a first confirm, and without one the probe did not
+    start (its case gets the fresh-cluster retry), and no fault is injected."""
+    import threading
+
+    import queuekit.suite.faults as suite_faults
+    from queuekit.core.config import Settings
+
+    injected, closed = [], []
+
+    class NeverConfirms:
+        broker, variant = "kafka", "stack=celery_kafka"
+
+        def setup(self):
+            pass
+
+        def start(self, rec, stop):
+            rec.on_sent("k", 0)  # sent, never confirmed
+            return [threading.Thread(target=stop.wait)]
+
+        def leader(self):
+            injected.append("asked for the leader")
+            return 0
+
+        def close(self):
+            closed.append(1)
+
+    monkeypatch.setattr(suite_faults, "wait_whole", lambda settings, broker: [])
+    with pytest.raises(suite_faults.SetupFailed, match="1 sent, 0 failed, none confirmed"):
+        suite_faults.run_cell(Settings.from_env(), NeverConfirms(), "pause", suite_faults.Plan(first_confirm=0.3))
+    assert injected == [] and closed == [1]
