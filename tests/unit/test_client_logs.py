@@ -39,3 +39,15 @@ def test_rstreams_root_logger_lines_go_to_the_clients_log_not_the_terminal(tmp_p
     assert "Connection refused" in (tmp_path / "clients.log").read_text()
     assert capsys.readouterr().err == ""
     assert lines and lines[0].startswith("RabbitMQ")
+
+
+def test_celery_on_kafkas_librdkafka_lines_go_to_the_file_and_count_as_no_outage(tmp_path, capsys):
+    """kombu keeps its Kafka producers after a cell: their lines arrive during the next Kafka cell."""
+    from queuekit.suite.client_logs import to_file
+
+    with to_file(tmp_path / "clients.log") as outage:
+        logging.getLogger("celery_app.rdkafka").error("FAIL 127.0.0.1:9092: Connect to ipv4#127.0.0.1:9092 failed: "
+                                                      "Connection refused")
+        assert outage.summary("work-distribution", injected=False) == []
+    assert "Connection refused" in (tmp_path / "clients.log").read_text()
+    assert capsys.readouterr().err == ""
