@@ -252,6 +252,8 @@ def fairness(cfg: BenchConfig, size: int) -> dict[str, Any]:
         "monitoring": "Celery: no task events (Flower), worker log level WARNING, in stack and bare alike",
         "recording": "stack and bare: one completion timestamp per message kept in memory (core/timings.py)",
         "steady_state": f"rate over the middle {1 - 2 * measure.TRIM:.0%} of completions of a pre-published backlog",
+        "start": "bare Kafka members hold their partitions paused until the whole group is assigned (start gate); "
+                 "the stacks and the other twins consume from the moment they are ready",
     }
 
 
