@@ -29,6 +29,7 @@ import logging
 from dataclasses import dataclass
 
 from rstream import AMQPMessage, Consumer, MessageContext, Producer, amqp_decoder
+from rstream.exceptions import LeaderNotAvailable, StreamNotAvailable
 
 from queuekit.core.config import Settings
 from queuekit.core.envelope import MalformedMessage, decode, encode
@@ -69,7 +70,9 @@ async def read(svc: Service, stop: asyncio.Event) -> None:
         try:
             await read_once(svc, stop)
             failures = 0
-        except (OSError, asyncio.TimeoutError, ConnectionError) as exc:
+        # StreamNotAvailable / LeaderNotAvailable: the restarted broker takes connections before the stream's
+        # member is back; the offset query then fails (seen in CI: both readers died, 35 of 40 "lost")
+        except (OSError, asyncio.TimeoutError, ConnectionError, StreamNotAvailable, LeaderNotAvailable) as exc:
             failures += 1
             if failures % 10 == 1:  # the first failure, then one line per ~10 s of a broker being away
                 log.warning("%s: broker unreachable (%s); reconnecting every %g s", svc.reference, exc, RECONNECT_S)
