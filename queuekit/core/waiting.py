@@ -50,6 +50,24 @@ def wait_for(
         interval = min(interval * 1.5, max_interval)
 
 
+def wait_until_still(done: Callable[[], bool], state: Callable[[], object], *, timeout: float, still: float,
+                     interval: float = 0.25) -> bool:
+    """Poll until ``done()`` holds (True), or until ``state()`` has not changed for ``still`` seconds or the
+    deadline passed (False). For observing something that may never finish (a framework that drops a
+    message): once nothing moves, waiting longer only costs time."""
+    deadline = time.monotonic() + timeout
+    last, changed = object(), time.monotonic()
+    while True:
+        if done():
+            return True
+        now_state = state()
+        if now_state != last:
+            last, changed = now_state, time.monotonic()
+        if time.monotonic() >= deadline or time.monotonic() - changed >= still:
+            return False
+        time.sleep(interval)  # the poll interval
+
+
 def wait_while_progressing(count: Callable[[], int], target: int, *, timeout: float, stall: float,
                            interval: float = 0.25) -> int:
     """Poll ``count()`` until it reaches ``target``, but give up once it has not grown for ``stall`` seconds
