@@ -140,6 +140,13 @@ class RabbitMQ:
                            f"ask an administrator: rabbitmqctl add_vhost {s.vhost} && rabbitmqctl set_permissions "
                            f"-p {s.vhost} {auth[0]} '.*' '.*' '.*'; or set QUEUEKIT_RABBIT_VHOST to one you may use")
 
+    def drop_namespace(self) -> None:
+        """Delete this vhost and what is in it (``compare``'s own vhosts, made by ``ensure_namespace``);
+        never the default one."""
+        s = self.settings
+        if s.vhost != "/":
+            httpx.delete(f"{s.mgmt_url}/api/vhosts/{quote(s.vhost, safe='')}", auth=s.mgmt_auth, timeout=30)
+
     def status(self) -> Status:
         pid = self.proc.pid()
         host, port = self.settings.amqp_address

@@ -75,9 +75,9 @@ def run(stack: str, workload: str, count: int, workers: int, malformed: int, tim
               help="Only the scenarios a design review asks about first (work distribution, fan-out, ordering, "
                    "poison, early-ack crash, replay).")
 @click.option("--serial", is_flag=True,
-              help="One cell at a time. By default up to 4 lanes run side by side, one per app family "
-                   "(celery + celery_quorum, dramatiq + dramatiq_quorum, kafka, ...): they share no queue, topic "
-                   "or group; a broker-restart cell waits until it has its broker alone.")
+              help="One cell at a time. By default up to 5 lanes run side by side, one per app family "
+                   "(celery, dramatiq + dramatiq_quorum, kafka, ...; celery_quorum on a vhost of its own): they share "
+                   "no queue, topic or group; a broker-restart cell waits until it has its broker alone.")
 @TOPOLOGY
 def compare(stacks: tuple[str, ...], names: tuple[str, ...], fmt: str, out: Path, quick: bool, serial: bool,
             topology: str | None) -> None:

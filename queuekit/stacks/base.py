@@ -205,7 +205,9 @@ class Stack(ABC):
         return WorkerPool(self.name, self.ledger_path.parent / "logs",
                           env={LEDGER_ENV: str(self.ledger_path), **options_env(self.options),
                                FAULTS_ENV: "1" if self.harness_faults else "0",
-                               "QUEUEKIT_TOPOLOGY": self.settings.topology})  # workers reach the driver's brokers
+                               "QUEUEKIT_TOPOLOGY": self.settings.topology,  # workers reach the driver's brokers
+                               **({"QUEUEKIT_RABBIT_VHOST": self.settings.rabbit_vhost}  # and its vhost
+                                  if self.settings.rabbit_vhost else {})})
 
     def prepare_options(self, options: StackOptions) -> StackOptions:
         """Adjust the run's options before anything starts (e.g. to a broker's minimum); default: as given."""

@@ -4,10 +4,10 @@ from __future__ import annotations
 import platform
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from importlib.metadata import version
 from pathlib import Path
@@ -74,25 +74,58 @@ def lanes(stacks: Sequence[str]) -> dict[str, list[str]]:
     return grouped
 
 
-LANES_AT_ONCE = 4  # on 2 cores: more lanes only slow every cell down (and make timing-bound cells lie)
+# Measured on 2 cores: with 4 lanes the machine sat ~40% idle (cells mostly wait on brokers and workers);
+# many more would slow every cell down and make timing-bound cells lie.
+LANES_AT_ONCE = 5
+
+# A variant that declares its family's queue names (one app, another queue type) gets a vhost of its own on the
+# kit's broker in ``compare``: there its cells run beside the family's instead of after them. celery and
+# celery_quorum in one lane held 488 s of a 582 s compare (Celery's worker boot makes its cells the longest).
+OWN_VHOST = {"celery_quorum": "queuekit-celery_quorum"}
 
 
-def family_lanes(stacks: Sequence[str]) -> dict[str, list[str]]:
+def own_vhost(name: str, settings: Settings) -> str | None:
+    """The vhost ``name``'s cells use in ``compare``; None: the kit's. Only on the kit's own RabbitMQ: on
+    someone else's the kit creates nothing beyond its own vhost, and the variant shares its family's lane."""
+    return None if settings.external("rabbitmq") or settings.clustered else OWN_VHOST.get(name)
+
+
+def family_lanes(stacks: Sequence[str], settings: Settings | None = None) -> dict[str, list[str]]:
     """``compare``'s lanes: one per app family on a broker. ``celery`` and ``celery_quorum`` declare the same
-    queue names (one app, two queue types), so they share a lane; different families share no queue, topic
-    or group, so their cells run side by side, as RabbitMQ and Kafka cells do. Cells that restart the broker
-    hold it alone (``BrokerGate``). Costliest lanes first: Celery's workers boot slowest, which makes its
-    cells two to three times as long as the others' (``compare --quick``: 7 s a cell on RabbitMQ, 13 s on
-    Kafka, against 3.6-6.5 s for Dramatiq, Kafka, share groups and streams)."""
+    queue names (one app, two queue types), so they share a lane unless the variant has a vhost of its own
+    (``own_vhost``); different families share no queue, topic or group, so their cells run side by side, as
+    RabbitMQ and Kafka cells do. Cells that restart the broker hold it alone (``BrokerGate``). Costliest lanes
+    first: Celery's workers boot slowest, which makes its cells two to three times as long as the others'
+    (``compare --quick``: 7 s a cell on RabbitMQ, 13 s on Kafka, against 3.6-6.5 s for Dramatiq, Kafka,
+    share groups and streams)."""
     grouped: dict[str, list[str]] = {}
     for name in stacks:
-        family = f"{load_stack(name).capabilities.broker}:{VARIANT_OF.get(name, name)}"
+        apart = settings is not None and own_vhost(name, settings)
+        family = f"{load_stack(name).capabilities.broker}:{name if apart else VARIANT_OF.get(name, name)}"
         grouped.setdefault(family, []).append(name)
 
     def cost(names: list[str]) -> int:
         return sum(3 if VARIANT_OF.get(n, n) == "celery" else 1 for n in names)
 
     return dict(sorted(grouped.items(), key=lambda item: -cost(item[1])))
+
+
+@contextmanager
+def own_vhosts(settings: Settings, stacks: Sequence[str], say: Callable[[str], None]) -> Iterator[dict[str, Settings]]:
+    """stack -> the settings its cells use: the variants of ``own_vhost`` on their vhost (made now, deleted
+    with everything in it afterwards), every other stack on ``settings``."""
+    from queuekit.brokers.rabbitmq import RabbitMQ
+
+    chosen = {name: replace(settings, rabbit_vhost=vhost) for name in stacks if (vhost := own_vhost(name, settings))}
+    made = []
+    try:
+        for lane_settings in chosen.values():
+            RabbitMQ(lane_settings).ensure_namespace(say)
+            made.append(lane_settings)
+        yield {name: chosen.get(name, settings) for name in stacks}
+    finally:
+        for lane_settings in made:
+            RabbitMQ(lane_settings).drop_namespace()
 
 
 class BrokerGate:
@@ -134,8 +167,9 @@ def compare(settings: Settings, scenarios: Sequence[Scenario], stacks: Sequence[
                                     TimeElapsedColumn(), console=Console(stderr=True))  # stdout: the --format output
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     t0 = time.monotonic()
-    by_lane = family_lanes(stacks) if parallel else {"all": list(stacks)}
+    by_lane = family_lanes(stacks, settings) if parallel else {"all": list(stacks)}
     gate = BrokerGate()
+    per_stack: dict[str, Settings] = {}
 
     def run_lane(lane: str, names: list[str]) -> list[CellResult]:
         task = progress.add_task(lane, total=len(scenarios) * len(names))
@@ -147,7 +181,7 @@ def compare(settings: Settings, scenarios: Sequence[Scenario], stacks: Sequence[
                 restarts = getattr(scenario, "needs_kit_brokers", False)  # restarts the broker: alone on it
                 with gate.hold(broker, exclusive=restarts):
                     outage.reset(broker)  # outages are per broker: a line may come from another lane's cell
-                    done.append(run_cell(scenario, stack, settings, workdir / "cells"))
+                    done.append(run_cell(scenario, stack, per_stack[stack], workdir / "cells"))
                     lines = outage.summary(f"{scenario.name} on {stack}", broker=broker, injected=restarts)
                 for line in lines:
                     progress.console.print(f"[dim]·[/dim] {line}")
@@ -157,7 +191,9 @@ def compare(settings: Settings, scenarios: Sequence[Scenario], stacks: Sequence[
     # Client logs (librdkafka's "Connection refused" while a broker restarts, pika's reconnects) go to
     # <run>/logs/clients.log; the terminal gets one summary line per cell that saw an outage.
     with progress, client_logs.to_file(workdir / "logs" / "clients.log") as outage, \
+            own_vhosts(settings, stacks if parallel else (), progress.console.print) as chosen, \
             ThreadPoolExecutor(max_workers=min(LANES_AT_ONCE, len(by_lane))) as pool:
+        per_stack.update({name: chosen.get(name, settings) for name in stacks})
         futures = [pool.submit(run_lane, lane, names) for lane, names in by_lane.items()]
         cells = [cell for future in futures for cell in future.result()]
     order = {(sc.name, st): i for i, (sc, st) in enumerate((sc, st) for sc in scenarios for st in stacks)}

@@ -96,14 +96,22 @@ def test_compare_orders_cells_and_the_guide_names_the_best_observed(settings, tm
 
 
 def test_compare_lanes_keep_an_app_family_together_and_the_slowest_first():
+    from dataclasses import replace
+
+    from queuekit.core.config import Settings
     from queuekit.stacks.registry import stack_names
     from queuekit.suite.compare import family_lanes
 
-    lanes = family_lanes(stack_names())
-    assert lanes["rabbitmq:celery"] == ["celery", "celery_quorum"]  # the same queue names: one lane
+    external = replace(Settings.from_env(), mode="external")
+    lanes = family_lanes(stack_names(), external)
+    assert lanes["rabbitmq:celery"] == ["celery", "celery_quorum"]  # the same queue names, one vhost: one lane
     assert lanes["rabbitmq:dramatiq"] == ["dramatiq", "dramatiq_quorum"]
     assert list(lanes)[:2] == ["rabbitmq:celery", "kafka:celery"]  # Celery boots slowest: its lanes start first
     assert sorted(n for names in lanes.values() for n in names) == sorted(stack_names())
+    # On the kit's own broker celery_quorum gets a vhost, and so a lane, of its own
+    own = family_lanes(stack_names(), replace(Settings.from_env(), mode="local", external_amqp_url=None))
+    assert own["rabbitmq:celery"] == ["celery"] and own["rabbitmq:celery_quorum"] == ["celery_quorum"]
+    assert set(list(own)[:3]) == {"rabbitmq:celery", "rabbitmq:celery_quorum", "kafka:celery"}
 
 
 def test_a_broker_restarting_cell_holds_its_broker_alone():
