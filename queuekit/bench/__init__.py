@@ -70,6 +70,7 @@ class BenchConfig:
     scaling_sizes: tuple[int, ...] = (10_000, 100_000)  # beside the natural ~210 B envelope
     loads: tuple[float, ...] = (0.25, 0.5, 0.75, 0.9)
     latency_seconds: float = 4.0
+    latency_max_messages: int = 20_000  # per point: a fast stack's point lasts less than latency_seconds
 
     @classmethod
     def quick(cls) -> BenchConfig:
@@ -236,8 +237,10 @@ def latency_curve(settings: Settings, cfg: BenchConfig, stack: str, base: dict, 
     top = base["rate"]["median"]
     rates = [max(1.0, load * top) for load in cfg.loads]
     say(f"{stack} latency: offered {', '.join(f'{r:.0f}' for r in rates)} msgs/s "
-        f"({', '.join(f'{load:.0%}' for load in cfg.loads)} of {top:.0f}), {cfg.latency_seconds:.0f} s each")
-    points = measure.open_loop(settings, stack, cfg.options(), rates, cfg.latency_seconds, workdir, 300)
+        f"({', '.join(f'{load:.0%}' for load in cfg.loads)} of {top:.0f}), {cfg.latency_seconds:.0f} s "
+        f"or {cfg.latency_max_messages:,} msgs each, whichever is fewer")
+    points = measure.open_loop(settings, stack, cfg.options(), rates, cfg.latency_seconds, workdir, 300,
+                               cfg.latency_max_messages)
     return [{"load": load, **point} for load, point in zip(cfg.loads, points)]
 
 
@@ -248,7 +251,8 @@ def fairness(cfg: BenchConfig, size: int) -> dict[str, Any]:
         "acks": "after the work: Celery acks_late, Dramatiq's ack after the actor, Kafka offset stored after",
         "confirms": "RabbitMQ publisher confirms on every publish; Kafka acks=all, idempotent producer",
         "persistence": "durable classic queues, persistent messages (delivery_mode 2); Kafka topic replication 1",
-        "publishers": "RabbitMQ stacks: 4 confirmed publisher threads; Kafka: one async producer",
+        "publishers": f"RabbitMQ: {bare.PUBLISHERS} confirmed publisher threads (stacks, bare twins, raw pika); "
+                      "Kafka: one async producer",
         "monitoring": "Celery: no task events (Flower), worker log level WARNING, in stack and bare alike",
         "recording": "stack and bare: one completion timestamp per message kept in memory (core/timings.py)",
         "steady_state": f"rate over the middle {1 - 2 * measure.TRIM:.0%} of completions of a pre-published backlog",

@@ -51,17 +51,28 @@ def _rabbit_consumer(url: str, queue: str, prefetch: int, stop_after: int, out: 
 
 
 def rabbitmq_baseline(settings: Settings, payloads: list[bytes], consumers: int, prefetch: int) -> tuple[float, Window]:
-    """Publish with confirms (timed), then drain with ``consumers`` processes; returns (publish secs, window)."""
+    """Publish with confirms from ``bare.PUBLISHERS`` threads (timed), then drain with ``consumers`` processes;
+    returns (publish secs, window)."""
     import pika
+
+    from queuekit.bench.bare import in_parallel
 
     queue = f"bench.raw.{uuid.uuid4().hex[:6]}"
     conn = pika.BlockingConnection(pika.URLParameters(settings.pika_url))
     ch = conn.channel()
     ch.queue_declare(queue, durable=True)
-    ch.confirm_delivery()
+
+    def send(part: list[bytes]) -> None:  # each thread its own connection, waiting for each confirm
+        own = pika.BlockingConnection(pika.URLParameters(settings.pika_url))
+        channel = own.channel()
+        channel.confirm_delivery()
+        for body in part:
+            channel.basic_publish("", queue, body, pika.BasicProperties(delivery_mode=2,
+                                                                        content_type="application/json"))
+        own.close()
+
     t0 = time.monotonic()
-    for body in payloads:
-        ch.basic_publish("", queue, body, pika.BasicProperties(delivery_mode=2, content_type="application/json"))
+    in_parallel(send, payloads)  # as many confirmed publishers as the stacks' backlogs get (bare.PUBLISHERS)
     publish_s = time.monotonic() - t0
     window = _consume_in_processes(_rabbit_consumer, (settings.pika_url, queue, prefetch, len(payloads)), consumers)
     ch.queue_delete(queue)
