@@ -75,7 +75,10 @@ async def read(svc: Service, stop: asyncio.Event) -> None:
         except (OSError, asyncio.TimeoutError, ConnectionError, StreamNotAvailable, LeaderNotAvailable) as exc:
             failures += 1
             if failures % 10 == 1:  # the first failure, then one line per ~10 s of a broker being away
-                log.warning("%s: broker unreachable (%s); reconnecting every %g s", svc.reference, exc, RECONNECT_S)
+                why = "stream not served yet" if isinstance(exc, (StreamNotAvailable, LeaderNotAvailable)) \
+                    else "broker unreachable"
+                log.warning("%s: %s (%s: %s); reconnecting every %g s", svc.reference, why, type(exc).__name__, exc,
+                            RECONNECT_S)
         if not stop.is_set():
             try:
                 await asyncio.wait_for(stop.wait(), RECONNECT_S)
