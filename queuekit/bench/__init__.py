@@ -74,8 +74,8 @@ class BenchConfig:
 
     @classmethod
     def quick(cls) -> BenchConfig:
-        """About a minute: one repeat, noop only, one point per curve (CI: shape, not numbers)."""
-        return cls(n_min=500, n_max=4000, n_calibrate=0, raw_n_rabbitmq=3000, raw_n_kafka=30000, repeats=1,
+        """About two minutes: one repeat, noop only, one point per curve (CI: shape, not numbers)."""
+        return cls(n_min=500, n_max=2000, n_calibrate=0, raw_n_rabbitmq=2000, raw_n_kafka=30000, repeats=1,
                    modes=("noop",), ceiling_seconds=3, ceiling_records=50000, scaling_workers=(1,),
                    scaling_sizes=(), loads=(0.5,), latency_seconds=2.0)
 

@@ -16,7 +16,7 @@ from .common import STACK_CHOICE, console, say
 
 
 @click.command()
-@click.option("--quick", is_flag=True, help="A smoke look in a minute or two (small N, 1 repeat, noop, one point per curve).")
+@click.option("--quick", is_flag=True, help="A smoke look in about two minutes (small N, 1 repeat, noop, one point per curve).")
 @click.option("-n", "count", type=int, help="Messages per noop measurement on every stack (default: sized to ~4 s of "
               "each stack's calibrated rate, 2,000-100,000).")
 @click.option("--repeats", type=int, help="Repeats per measurement (default 3; quick 1).")
