@@ -83,6 +83,9 @@ class Channel(confluentkafka.Channel):
             raise RuntimeError(f"dead letter of a record from {queue} not delivered")
 
 
+DRAIN_TURN_S = 0.25  # the longest turn of the worker's blocking loop (see Transport.drain_events)
+
+
 class Transport(confluentkafka.Transport):
     Channel = Channel
 
@@ -93,9 +96,6 @@ class Transport(confluentkafka.Transport):
         # per turn either way (wait_time_seconds), and a turn ends at once when a message came. Without a
         # timeout (block until a message) it is left as asked.
         return super().drain_events(connection, timeout=min(timeout, DRAIN_TURN_S) if timeout else timeout)
-
-
-DRAIN_TURN_S = 0.25
 
 
 TRANSPORT_ALIASES[SCHEME] = f"{__name__}:Transport"

@@ -2,9 +2,9 @@
 
 The stack's own protocol-abuse inputs from the hostile corpus (``queuekit.suite.hostile``: Celery
 task headers and arguments, Dramatiq options, Kafka headers and keys), each after a good message,
-sent twice: to workers running the framework's stock consumer (``extra["stock_framework"]``) and to
-the kit's hardened adapters (on the workers the runner started), then the stock consumer. Observed
-from the ledger and the broker only:
+sent twice: first to the kit's hardened adapters (on the workers the runner started), then to workers
+running the framework's stock consumer (``extra["stock_framework"]``). Observed from the ledger and
+the broker only:
 
 * ``vanished``: inputs and good messages with no effect, no dead letter, and not on the queue;
 * ``workers_died``: worker processes that exited; ``held``: messages still ready or unacked;
@@ -55,34 +55,34 @@ def _run(ctx: Context, stock: bool) -> dict:
     finally:
         sender.close()
 
-    def place() -> tuple[set[str], list]:
-        return {e.key for e in ctx.ledger.effects(service="signup")}, ctx.stack.dead_letters(ctx.workload)
+    def observe() -> tuple[set[str], list, int, int]:
+        """Effects, dead letters, messages still on the queue, live workers: one look at where things are."""
+        effects = {e.key for e in ctx.ledger.effects(service="signup")}
+        return effects, ctx.stack.dead_letters(ctx.workload), ctx.stack.backlog(ctx.workload), \
+            len(ctx.stack.worker_pids())
 
-    def place_counts() -> tuple[int, int]:
-        effects, dead = place()
-        return len(effects), len(dead)
-
-    def settled() -> bool:
-        effects, dead = place()
+    def settled(seen: tuple[set[str], list, int, int]) -> bool:
+        effects, dead, held, _ = seen
         return set(goods) <= effects and all(
             h.name in refused or marker(h.name) in effects
             or any(marker(h.name).encode() in (d.payload or b"") for d in dead)
-            for h in inputs) and ctx.stack.backlog(ctx.workload) == 0
+            for h in inputs) and held == 0
+
+    def settled_look() -> tuple[set[str], list, int, int] | None:
+        seen = observe()
+        return seen if settled(seen) else None
 
     if stock:  # a stock worker may drop an input or die: settled, or nothing moved for STOCK_STILL_S
-        wait_until_still(settled, lambda: (*place_counts(), ctx.stack.backlog(ctx.workload),
-                                           len(ctx.stack.worker_pids())),
-                         timeout=STOCK_WAIT_S, still=STOCK_STILL_S)
+        seen = wait_until_still(observe, settled, timeout=STOCK_WAIT_S, still=STOCK_STILL_S)
     else:
-        wait_for(settled, timeout=120, what="every input in its place")
-    effects, dead = place()
+        seen = wait_for(settled_look, timeout=120, what="every input in its place")
+    effects, dead, held, live = seen
     dead_inputs = {h.name for h in inputs if any(marker(h.name).encode() in (d.payload or b"") for d in dead)}
     handled = dead_inputs | refused | {h.name for h in inputs if marker(h.name) in effects}
-    held = ctx.stack.backlog(ctx.workload)
     good_effects = sum(1 for k in goods if k in effects)
     return {
         "vanished": max(0, len(inputs) + len(goods) - len(handled) - good_effects - held),
-        "workers_died": ctx.options.workers - len(ctx.stack.worker_pids()),
+        "workers_died": ctx.options.workers - live,
         "held": held,
         "not_handled": sorted(h.name for h in inputs if h.name not in handled),
     }

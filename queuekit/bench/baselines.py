@@ -12,7 +12,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from queuekit.bench.bare import RDKAFKA_LOG
+from queuekit.bench.bare import RDKAFKA_LOG, in_parallel
 from queuekit.core.config import Settings
 
 
@@ -54,8 +54,6 @@ def rabbitmq_baseline(settings: Settings, payloads: list[bytes], consumers: int,
     """Publish with confirms from ``bare.PUBLISHERS`` threads (timed), then drain with ``consumers`` processes;
     returns (publish secs, window)."""
     import pika
-
-    from queuekit.bench.bare import in_parallel
 
     queue = f"bench.raw.{uuid.uuid4().hex[:6]}"
     conn = pika.BlockingConnection(pika.URLParameters(settings.pika_url))

@@ -50,21 +50,22 @@ def wait_for(
         interval = min(interval * 1.5, max_interval)
 
 
-def wait_until_still(done: Callable[[], bool], state: Callable[[], object], *, timeout: float, still: float,
-                     interval: float = 0.25) -> bool:
-    """Poll until ``done()`` holds (True), or until ``state()`` has not changed for ``still`` seconds or the
-    deadline passed (False). For observing something that may never finish (a framework that drops a
-    message): once nothing moves, waiting longer only costs time."""
+def wait_until_still(observe: Callable[[], T], done: Callable[[T], bool], *, timeout: float, still: float,
+                     interval: float = 0.25) -> T:
+    """Poll ``observe()`` until ``done`` holds for what it saw, or until what it sees has not changed for
+    ``still`` seconds, or the deadline passed; returns the last observation. For watching something that
+    may never finish (a framework that drops a message): once nothing moves, waiting longer only costs time."""
     deadline = time.monotonic() + timeout
-    last, changed = object(), time.monotonic()
+    last: object = object()
+    changed = time.monotonic()
     while True:
-        if done():
-            return True
-        now_state = state()
-        if now_state != last:
-            last, changed = now_state, time.monotonic()
+        seen = observe()  # one observation per poll: done and the stillness check share it
+        if done(seen):
+            return seen
+        if seen != last:
+            last, changed = seen, time.monotonic()
         if time.monotonic() >= deadline or time.monotonic() - changed >= still:
-            return False
+            return seen
         time.sleep(interval)  # the poll interval
 
 

@@ -193,7 +193,7 @@ def compare(settings: Settings, scenarios: Sequence[Scenario], stacks: Sequence[
     with progress, client_logs.to_file(workdir / "logs" / "clients.log") as outage, \
             own_vhosts(settings, stacks if parallel else (), progress.console.print) as chosen, \
             ThreadPoolExecutor(max_workers=min(LANES_AT_ONCE, len(by_lane))) as pool:
-        per_stack.update({name: chosen.get(name, settings) for name in stacks})
+        per_stack.update(chosen)  # every stack: its own vhost's settings or the run's
         futures = [pool.submit(run_lane, lane, names) for lane, names in by_lane.items()]
         cells = [cell for future in futures for cell in future.result()]
     order = {(sc.name, st): i for i, (sc, st) in enumerate((sc, st) for sc in scenarios for st in stacks)}
