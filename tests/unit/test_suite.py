@@ -118,6 +118,7 @@ def test_a_broker_restarting_cell_holds_its_broker_alone():
     import threading
     import time
 
+    from queuekit.core.waiting import wait_for
     from queuekit.suite.compare import BrokerGate
 
     gate, events, inside = BrokerGate(), [], threading.Event()
@@ -137,9 +138,8 @@ def test_a_broker_restarting_cell_holds_its_broker_alone():
     threads = [start("a", "rabbitmq", False, 0.3)]
     assert inside.wait(5)
     threads.append(start("restart", "rabbitmq", True, 0.1))
-    deadline = time.monotonic() + 5
-    while not gate.alone.get("rabbitmq") and time.monotonic() < deadline:  # the restart cell now waits
-        time.sleep(0.01)
+    wait_for(lambda: gate.alone.get("rabbitmq"), timeout=5,  # the restart cell now waits
+             what="the broker-restart cell to ask for RabbitMQ alone")
     threads += [start("b", "rabbitmq", False, 0.0),  # arrives while the restart cell waits: goes after it
                 start("k", "kafka", False, 0.0)]  # another broker is not held up
     for thread in threads:
