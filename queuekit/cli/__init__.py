@@ -25,7 +25,8 @@ class KitGroup(click.Group):
 def cli() -> None:
     """Compare task queues and event streams on the same workloads, on real brokers.
 
-    Every stack in the registry is a column (`queuekit compare --help` names them). The kit starts its own RabbitMQ (with the management plugin), Kafka
+    Every stack in the registry is a column (`queuekit compare --help` names
+    them). The kit starts its own RabbitMQ (with the management plugin), Kafka
     (KRaft, one node) and Flower as child processes bound to 127.0.0.1, with
     state under $QUEUEKIT_HOME (default ~/.cache/queuekit). Point it at your
     own brokers with QUEUEKIT_AMQP_URL / QUEUEKIT_KAFKA_BOOTSTRAP instead.
