@@ -31,7 +31,7 @@ def client_loggers() -> dict[str, str]:
 # rstream's reconnect loop logs through the ROOT logger (``logging.error`` in rstream/recovery.py, which also
 # installs a stderr handler): its records are told apart by the file they come from.
 ROOT_LOGGING_CLIENTS = {"/rstream/": "rabbitmq"}
-SHOWN = {"kafka": "Kafka", "rabbitmq": "RabbitMQ"}
+SHOWN = {"rabbitmq": "RabbitMQ", "kafka": "Kafka"}  # per broker component (queuekit/brokers), not per stack
 UNREACHABLE = ("Connection refused", "Connect to", "all brokers are down", "brokers are down",
                "Connection reset", "StreamLostError", "AMQPConnectionError", "ConnectionClosed",
                "Connection to broker lost", "Disconnected")
