@@ -30,7 +30,7 @@ import platform
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -45,7 +45,6 @@ from queuekit.core.options import StackOptions
 from queuekit.stacks.registry import framework_stacks, load_stack
 
 MODES = measure.MODES
-STACKS = framework_stacks()  # variants (celery_quorum, celery_kafka, ...) with --stack
 
 
 @dataclass(frozen=True)
@@ -65,7 +64,8 @@ class BenchConfig:
     concurrency: int = 2
     prefetch: int = 4
     modes: tuple[str, ...] = tuple(MODES)
-    stacks: tuple[str, ...] = STACKS
+    # one stack per framework (no declared variant_of): variants (celery_quorum, celery_kafka, ...) with --stack
+    stacks: tuple[str, ...] = field(default_factory=framework_stacks)
     ceiling_seconds: int = 8
     ceiling_records: int = 500000
     scaling_workers: tuple[int, ...] = (1, 2, 4)
