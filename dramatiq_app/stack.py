@@ -249,6 +249,7 @@ class DramatiqQuorumStack(DramatiqStack):
     cluster = ClusterPromise(NO_LOSS, "quorum queue + Dramatiq's publisher confirms + ack after the actor",
                              ci_faults=("kill",))
     bare_twin = None  # the bench compares the framework's twin with the dramatiq column
+    retry_timing = RetryTiming()  # not measured on quorum queues: the lower bounds only
 
     def prepare_options(self, options: StackOptions) -> StackOptions:
         return replace(options, queue_type="quorum")
