@@ -133,3 +133,16 @@ def test_every_app_package_is_named_in_the_import_contracts():
     missing = [f'add "{package}" to {where} in pyproject.toml [tool.importlinter]'
                for package in sorted(packages) for where, modules in named.items() if package not in modules]
     assert not missing, "; ".join(missing)
+
+
+def test_test_lanes_derive_from_the_declared_broker(throwaway):
+    from conftest import broker_lane
+
+    assert broker_lane("tests/contract/test_delivery_contract.py::test_x[throwaway]") == "memory"
+    assert broker_lane("tests/scenarios/test_scenarios.py::TestKafkaLane::test_scenario[scenario-replay-celery_kafka]") \
+        == "kafka"
+    assert broker_lane("tests/stacks/test_kafka_transactions.py::test_fencing") == "kafka"  # the stack it starts with
+    assert broker_lane("tests/stacks/test_rabbitmq_stream_semantics.py::test_x") == "rabbitmq"
+    assert broker_lane("tests/stacks/test_rabbitmq_queue_types.py::test_x") == "rabbitmq"  # a broker it names
+    with pytest.raises(ValueError, match="no broker lane"):
+        broker_lane("tests/stacks/test_something_else.py::test_x")
