@@ -86,7 +86,7 @@ class KafkaShareStack(Stack):
     )
     # -- what the harness needs to know (queuekit/stacks/declaration.py) --
     raw_publisher = "kafka_share_app.raw_publisher:RawPublisher"
-    observer = None  # no live view yet: its card on the dashboard says so
+    observer = "kafka_share_app.observe"  # share-group lag as the broker counts it, its dlq.* topics
     libraries = ("confluent-kafka",)
     client_loggers = ("kafka_share_app.rdkafka",)  # incl. the share consumer's 'is in "Preview"' warning
     cluster = ClusterPromise(NO_LOSS, "acks=all, RF 3, min.insync 2, records ACCEPTed after the effect")

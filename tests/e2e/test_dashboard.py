@@ -109,16 +109,18 @@ def test_rabbitmq_prometheus_plugin_serves_metrics(kit):
     assert r.status_code == 200 and "rabbitmq_queue_messages" in r.text
 
 
-def test_celery_kafkas_card_reads_its_own_topics_not_celery_on_rabbitmq(kit, fresh_stack):
-    """Its declared observer: Kafka lag and the dead letters of its .dlq topics (a name-based lookup used to
-    read celery_app.observe, the RabbitMQ queues of the celery column, for this card and /metrics)."""
+@pytest.mark.parametrize("name", ["celery_kafka", "kafka_share"])
+def test_a_kafka_stacks_card_reads_its_own_topics(kit, fresh_stack, name):
+    """Each card reads the observer its stack declares: Kafka lag and the dead letters of the stack's own
+    topics. (celery_kafka's card used to read celery_app.observe, the RabbitMQ queues of the celery column,
+    found by package name, for the card and /metrics; kafka_share had no live view.)"""
     from queuekit.core.options import StackOptions
     from queuekit.live.dashboard import Sampler
 
-    stack = fresh_stack("celery_kafka")
+    stack = fresh_stack(name)
     stack.start(["signup"], StackOptions(workers=1))
     stack.publish_raw("signup", b"not json {")
-    sampler = Sampler(kit, ("celery_kafka",))
+    sampler = Sampler(kit, (name,))
 
     def card() -> dict:
         sampler.sample()
@@ -128,13 +130,13 @@ def test_celery_kafkas_card_reads_its_own_topics_not_celery_on_rabbitmq(kit, fre
     def dead_on_the_card() -> int:
         return sum(w["dead_letters"] for w in card()["workloads"] if w["name"] == "signup")
 
-    wait_for(lambda: dead_on_the_card() == 1, timeout=60, what="1 dead letter on celery_kafka's card",
+    wait_for(lambda: dead_on_the_card() == 1, timeout=60, what=f"1 dead letter on {name}'s card",
              describe=lambda: str(card()))
-    assert len(stack.dead_letters("signup")) == 1  # the stack's own reading of its .dlq topic agrees
+    assert len(stack.dead_letters("signup")) == 1  # the stack's own reading of its dead-letter topic agrees
     [signup] = [w for w in card()["workloads"] if w["name"] == "signup"]
     assert signup["in_flight"] is None and signup["consumers"] == 1  # pull-based: Kafka's view, not a queue's
-    metrics = "\n".join(line for line in _prometheus(sampler) if 'stack="celery_kafka",workload="signup"' in line)
-    assert 'queuekit_dead_letters{stack="celery_kafka",workload="signup"} 1.0' in metrics, metrics
+    metrics = "\n".join(line for line in _prometheus(sampler) if f'stack="{name}",workload="signup"' in line)
+    assert f'queuekit_dead_letters{{stack="{name}",workload="signup"}} 1.0' in metrics, metrics
 
 
 def _prometheus(sampler) -> list[str]:
