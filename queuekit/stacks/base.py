@@ -84,6 +84,8 @@ class Stack(ABC):
     # optional, with their defaults:
     by_hand: ClassVar[str | None] = None  # "module" with declare()/commands(); None: `queuekit worker` runs the pool
     client_loggers: ClassVar[tuple[str, ...]] = ()  # loggers its clients write to: outages counted for its broker
+    # ...of which those whose lines reach Python late (after the cell that caused them): file only, no outage
+    late_client_loggers: ClassVar[tuple[str, ...]] = ()
     bare_twin: ClassVar[str | None] = None  # "module:Twin" the bench runs beside it; None: measured alone
     variant_of: ClassVar[str | None] = None  # the same app on another broker setup: not a framework of its own
     cell_cost: ClassVar[int] = 1  # relative length of its cells: compare starts the costliest lanes first

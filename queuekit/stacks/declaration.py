@@ -19,8 +19,8 @@ Required (no default on ``Stack``):
 * ``cluster`` — a ``ClusterPromise`` (it runs through the cluster faults, with what it promises), or
   ``None``: it takes no part in the cluster scenarios.
 
-Optional (defaults on ``Stack``): ``by_hand``, ``client_loggers``, ``bare_twin``, ``variant_of``,
-``cell_cost``, ``own_vhost``, ``retry_timing``, ``known_loss`` (see ``Stack``).
+Optional (defaults on ``Stack``): ``by_hand``, ``client_loggers``, ``late_client_loggers``, ``bare_twin``,
+``variant_of``, ``cell_cost``, ``own_vhost``, ``retry_timing``, ``known_loss`` (see ``Stack``).
 """
 from __future__ import annotations
 

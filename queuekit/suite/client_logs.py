@@ -38,10 +38,16 @@ UNREACHABLE = ("Connection refused", "Connect to", "all brokers are down", "brok
 # ...except a client closing its own connection: pika logs "ConnectionClosedByClient: (200) 'Normal shutdown'"
 # on every clean close, which matched "ConnectionClosed" and reported a healthy broker as refusing connections.
 OWN_CLOSE = ("Normal shutdown", "ConnectionClosedByClient")
-# Kept in the file, never counted as an outage: kombu keeps its Kafka producers after a cell (librdkafka
-# delivers their lines when one is next used), so Celery-on-Kafka's broker-restart lines arrived during the
-# NEXT Kafka cell and were reported as an outage "not injected" there.
-FILE_ONLY = ("celery_app.rdkafka",)
+
+
+def late_loggers() -> tuple[str, ...]:
+    """Loggers kept in the file, never counted as an outage: what the stacks declare as
+    ``late_client_loggers`` (kombu keeps its Kafka producers after a cell and librdkafka delivers their lines
+    when one is next used, so Celery-on-Kafka's broker-restart lines arrived during the NEXT Kafka cell and
+    were reported as an outage "not injected" there)."""
+    from queuekit.stacks.registry import load_stack, stack_names
+
+    return tuple(dict.fromkeys(logger for name in stack_names() for logger in load_stack(name).late_client_loggers))
 
 
 @dataclass
@@ -50,6 +56,7 @@ class Outage(logging.Handler):
 
     seen: dict[str, list[float]] = field(default_factory=dict)  # broker -> [first, last, count]
     loggers: dict[str, str] = field(default_factory=client_loggers)  # logger name -> broker
+    late: tuple[str, ...] = field(default_factory=late_loggers)  # to the file only: their lines arrive late
 
     def __post_init__(self) -> None:
         logging.Handler.__init__(self, logging.DEBUG)
@@ -58,7 +65,7 @@ class Outage(logging.Handler):
         return id(self)
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.name.startswith(FILE_ONLY):
+        if record.name.startswith(self.late):
             return
         text = record.getMessage()
         if any(marker in text for marker in UNREACHABLE) and not any(own in text for own in OWN_CLOSE):
