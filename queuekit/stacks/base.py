@@ -3,7 +3,10 @@
 One subclass per app package (``celery_app.stack:CeleryStack``, …), found
 through ``queuekit.stacks.registry``. The base class owns the worker
 processes and the lifecycle; a subclass declares what it is (``name``,
-``worker_module``, ``capabilities``) and implements the broker-specific parts.
+``worker_module``, ``capabilities``) and everything else the harness needs to
+know about it (raw publisher, observer, libraries, cluster promise, …: see the
+class attributes below and ``queuekit/stacks/declaration.py``, which the
+registry runs on it), and implements the broker-specific parts.
 
 The lifecycle rule, written once (subclasses do not override these):
 
