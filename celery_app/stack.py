@@ -49,6 +49,7 @@ from queuekit.core.envelope import Envelope, encode
 from queuekit.core.options import StackOptions
 from queuekit.stacks.base import DeadLetter, PublishReport, Stack
 from queuekit.stacks.capabilities import Capabilities
+from queuekit.stacks.declaration import NO_LOSS, ClusterPromise, RetryTiming
 from queuekit.stacks.rabbitmq import Management, x_death
 from workloads import WORKLOADS
 
@@ -70,6 +71,16 @@ class CeleryStack(Stack):
         pull_based=False,  # the broker pushes up to prefetch; a bounded queue nacks the publisher
         evicts_slow_consumer=False,  # consumer_timeout is 30 min here: a long task is just long
     )
+    # -- what the harness needs to know (queuekit/stacks/declaration.py) --
+    raw_publisher = "celery_app.raw_publisher:RawPublisher"  # task frames over AMQP with pika
+    observer = "celery_app.observe"
+    by_hand = "celery_app.by_hand"
+    libraries = ("celery", "kombu", "flower")
+    client_loggers = ("kombu", "amqp", "celery")
+    cluster = ClusterPromise({}, "classic queue on one node: no replica; reconnecting is kombu's (measured)")
+    bare_twin = "bare.celery_worker:publish_backlog"
+    cell_cost = 3  # Celery's workers boot slowest: its cells take two to three times as long as the others'
+    retry_timing = RetryTiming(200, "start", (0.2, 0.35), (0.4, 0.6))  # countdown backoff_ms * 2**n, held unacked
 
     def __init__(self, settings: Settings, ledger_path: Path):
         super().__init__(settings, ledger_path)
@@ -235,6 +246,11 @@ class CeleryQuorumStack(CeleryStack):
 
     name = "celery_quorum"
     capabilities = replace(CeleryStack.capabilities, delivery_limit=True)  # x-delivery-limit
+    variant_of = "celery"
+    own_vhost = True  # it declares celery's queue names: in compare its cells run on a vhost of their own
+    cluster = ClusterPromise(NO_LOSS, "quorum queue + kombu confirm_publish + task_acks_late")
+    bare_twin = None  # the bench compares the framework's twin with the celery column
+    retry_timing = RetryTiming()  # native delayed delivery in whole seconds: the lower bounds only
 
     def prepare_options(self, options: StackOptions) -> StackOptions:
         return replace(options, queue_type="quorum")

@@ -49,6 +49,7 @@ from queuekit.core.envelope import Envelope, encode
 from queuekit.core.options import StackOptions
 from queuekit.stacks.base import DeadLetter, PublishReport, Stack
 from queuekit.stacks.capabilities import Capabilities
+from queuekit.stacks.declaration import NO_LOSS, ClusterPromise, RetryTiming
 from queuekit.stacks.rabbitmq import Management, x_death
 from workloads import WORKLOADS
 
@@ -70,6 +71,15 @@ class DramatiqStack(Stack):
         pull_based=False,  # basic.qos prefetch; a bounded queue nacks the publisher
         evicts_slow_consumer=False,  # consumer_timeout is 30 min here: a long task is just long
     )
+    # -- what the harness needs to know (queuekit/stacks/declaration.py) --
+    raw_publisher = "dramatiq_app.raw_publisher:RawPublisher"  # Dramatiq messages over AMQP with pika
+    observer = "dramatiq_app.observe"
+    by_hand = "dramatiq_app.by_hand"
+    libraries = ("dramatiq", "pika")
+    client_loggers = ("pika", "dramatiq")
+    cluster = ClusterPromise({}, "classic queue on one node: no replica; reconnecting is Dramatiq's (measured)")
+    bare_twin = "bare.dramatiq_worker:publish_backlog"
+    retry_timing = RetryTiming(100, "start", (0.09, 0.5), (0.19, None))  # backoff * 2**n * U[1, 2), via the .DQ
 
     def __init__(self, settings, ledger_path):
         super().__init__(settings, ledger_path)
@@ -235,6 +245,11 @@ class DramatiqQuorumStack(DramatiqStack):
 
     name = "dramatiq_quorum"
     capabilities = replace(DramatiqStack.capabilities, delivery_limit=True)  # x-delivery-limit
+    variant_of = "dramatiq"
+    cluster = ClusterPromise(NO_LOSS, "quorum queue + Dramatiq's publisher confirms + ack after the actor",
+                             ci_faults=("kill",))
+    bare_twin = None  # the bench compares the framework's twin with the dramatiq column
+    retry_timing = RetryTiming()  # not measured on quorum queues: the lower bounds only
 
     def prepare_options(self, options: StackOptions) -> StackOptions:
         return replace(options, queue_type="quorum")

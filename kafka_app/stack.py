@@ -56,6 +56,7 @@ from queuekit.core.options import StackOptions
 from queuekit.core.waiting import wait_for
 from queuekit.stacks.base import DeadLetter, PublishReport, Stack
 from queuekit.stacks.capabilities import Capabilities
+from queuekit.stacks.declaration import NO_LOSS, ClusterPromise, RetryTiming
 from queuekit.stacks.kafka import Admin, Publisher, read_until
 
 from . import clients, topology
@@ -78,6 +79,16 @@ class KafkaStack(Stack):
         work_sharing_beyond_partitions=False,  # a partition has one reader per group: extra members idle
         lease="member",  # past max.poll.interval.ms the member is evicted and its partitions move
     )
+    # -- what the harness needs to know (queuekit/stacks/declaration.py) --
+    raw_publisher = "kafka_app.raw_publisher:RawPublisher"
+    observer = "kafka_app.observe"
+    by_hand = "kafka_app.by_hand"
+    libraries = ("confluent-kafka",)
+    client_loggers = ("kafka_app.rdkafka",)  # kafka_app.clients routes librdkafka's log here
+    cluster = ClusterPromise(NO_LOSS, "acks=all, RF 3, min.insync 2, offsets committed after the effect",
+                             ci_faults=("partition",))
+    bare_twin = "bare.kafka_worker:publish_backlog"
+    retry_timing = RetryTiming(200, "finish", (0.2, None), (0.4, None))  # the retry topic's not-before time
 
     def __init__(self, settings, ledger_path):
         super().__init__(settings, ledger_path)

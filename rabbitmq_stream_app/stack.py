@@ -53,6 +53,7 @@ from queuekit.core.errors import KitError
 from queuekit.core.waiting import wait_for
 from queuekit.stacks.base import DeadLetter, PublishReport, Stack
 from queuekit.stacks.capabilities import Capabilities
+from queuekit.stacks.declaration import ClusterPromise
 from workloads import WORKLOADS
 
 from . import topology
@@ -77,6 +78,13 @@ class RabbitMQStreamStack(Stack):
         work_sharing_beyond_partitions=False,  # no sharing at all: see competing_consumers
         competing_consumers=False,  # every subscriber gets every message (single active consumer needs 3.11)
     )
+    # -- what the harness needs to know (queuekit/stacks/declaration.py) --
+    raw_publisher = "rabbitmq_stream_app.raw_publisher:RawPublisher"
+    observer = "rabbitmq_stream_app.observe"
+    libraries = ("rstream",)
+    client_loggers = ("rstream",)
+    cluster = ClusterPromise({}, "a replicated stream, but the stack's rstream clients know one host "
+                             "(node 1, the stream's leader): measured")
 
     def __init__(self, settings, ledger_path):
         super().__init__(settings, ledger_path)

@@ -94,5 +94,6 @@ SCENARIO = Scenario(
         for_stack("celery_kafka", "kombu confluentkafka flushes every record: the producer is the bottleneck",
                   max_backlog=Anything()),
     ],
+    kinds={"lost": "loss", "publisher_refused": "refused"},
     run=run,
 )

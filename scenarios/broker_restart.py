@@ -36,6 +36,7 @@ SCENARIO = Scenario(
     question=f"{N} tasks, the broker restarted after a few: is any confirmed message lost?",
     workload="signup",
     expect=[always(confirmed=N, lost=0, duplicate_effects=0, redelivered=Anything())],
+    kinds={"lost": "loss", "duplicate_effects": "duplicate"},
     run=run,
     needs_kit_brokers=True,
 )

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from queuekit.core.config import Settings
+from queuekit.suite.stack_probe import cluster_stacks
 
 KINDS = ("kill", "pause", "partition", "partition-clients")  # queuekit/brokers/faults.py injects them
 
@@ -79,21 +80,10 @@ for broker, table in (("kafka", KAFKA), ("rabbitmq", RABBIT)):
             CASES.append(FaultCase(broker, options, kind, promise, why, ci=(broker, case.variant, kind) in CI))
 
 # The framework stacks through the same faults (queuekit/suite/stack_probe.py): each stack's own workers,
-# publish path (its confirms / acks) and ledger. stack -> (broker, promise, why, unsupported). A promise
-# only where the broker replicates what the stack's publish waited for AND the stack acks after the effect.
-STACKS = {
-    "dramatiq_quorum": ("rabbitmq", NO_LOSS, "quorum queue + Dramatiq's publisher confirms + ack after the actor"),
-    "celery_quorum": ("rabbitmq", NO_LOSS, "quorum queue + kombu confirm_publish + task_acks_late"),
-    "dramatiq": ("rabbitmq", {}, "classic queue on one node: no replica; reconnecting is Dramatiq's (measured)"),
-    "celery": ("rabbitmq", {}, "classic queue on one node: no replica; reconnecting is kombu's (measured)"),
-    "kafka": ("kafka", NO_LOSS, "acks=all, RF 3, min.insync 2, offsets committed after the effect"),
-    "kafka_share": ("kafka", NO_LOSS, "acks=all, RF 3, min.insync 2, records ACCEPTed after the effect"),
-    "rabbitmq_stream": ("rabbitmq", {}, "a replicated stream, but the stack's rstream clients know one host "
-                        "(node 1, the stream's leader): measured"),
-    "celery_kafka": ("kafka", {}, "kombu's confluentkafka transport: acks=all, but an ack commits the consumer's "
-                     "whole position (the crash scenario's finding): measured"),
-}
-STACK_CI = {("dramatiq_quorum", "kill"), ("kafka", "partition")}  # ~1.5 min together on the 2-core machine
-for stack, (broker, promise, why) in STACKS.items():
+# publish path (its confirms / acks) and ledger. Each stack declares whether it takes part and what it
+# promises (``Stack.cluster``, a ClusterPromise): a promise only where the broker replicates what the
+# stack's publish waited for AND the stack acks after the effect.
+for stack, broker, declared in cluster_stacks():
     for kind in KINDS:
-        CASES.append(FaultCase(broker, (("stack", stack),), kind, promise, why, ci=(stack, kind) in STACK_CI))
+        CASES.append(FaultCase(broker, (("stack", stack),), kind, declared.promise, declared.why,
+                               ci=kind in declared.ci_faults))

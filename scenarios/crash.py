@@ -7,7 +7,7 @@ from queuekit.core.waiting import wait_for
 from queuekit.suite.model import AtLeast, AtMost, Context, Scenario, always, by_capability, for_stack
 from workloads import WORKLOADS
 
-from .observe import delivery
+from .observe import DELIVERY_KINDS, delivery
 
 N_QUICK = 10
 SLOW_S = 3.0
@@ -40,6 +40,7 @@ SCENARIO = Scenario(
     workload="signup",
     options=StackOptions(workers=2, early_ack=False),
     expect=[always(lost=0, duplicates=0, slow_task_redelivered=True, quick_effects=N_QUICK)],
+    kinds=DELIVERY_KINDS,
     run=crash_mid_task,
 )
 
@@ -62,6 +63,7 @@ EARLY_ACK = Scenario(
         # offset and handles it: the killed reader's at-most-once loss is covered by a second reader.
         by_capability("competing_consumers", no={"lost": 0, "slow_task_redelivered": True}),
     ],
+    kinds=DELIVERY_KINDS,
     run=crash_mid_task,
 )
 
@@ -104,5 +106,6 @@ PREFETCHED = Scenario(
         for_stack("celery_kafka", "kombu confluentkafka: an ack commits the consumer's whole position",
                   lost=AtLeast(1), effects=AtMost(N_PREFETCHED - 1)),
     ],
+    kinds=DELIVERY_KINDS,
     run=crash_with_prefetch,
 )

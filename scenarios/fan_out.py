@@ -40,5 +40,7 @@ SCENARIO = Scenario(
         by_capability("native_fanout", yes={"broker_messages_per_event": 1},
                       no={"broker_messages_per_event": len(WORKLOADS["tracking"].services)}),
     ],
+    kinds={f"{s.split('.')[1]}_{what}": kind for s in WORKLOADS["tracking"].services
+           for what, kind in (("missing", "loss"), ("duplicates", "duplicate"))},
     run=run,
 )

@@ -111,5 +111,6 @@ SCENARIO = Scenario(
         for_stack("kafka", "no stock consumer: confluent-kafka hands every record to the kit's own loop",
                   stock_vanished=0, stock_workers_died=0),
     ],
+    kinds={"vanished": "loss"},  # neither handled, dead-lettered, refused nor held: gone
     run=run,
 )

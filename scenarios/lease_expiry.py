@@ -65,5 +65,6 @@ SCENARIO = Scenario(
         # No competing consumers (a 3.10 stream): both workers read the long task, so it runs once per worker.
         by_capability("competing_consumers", no={"long_task_attempts": 2}),
     ],
+    kinds={"long_task_attempts": "retry", "duplicate_effects": "duplicate"},  # > 1: taken back mid-task
     run=run,
 )

@@ -53,6 +53,7 @@ def _scenario(name: str, mode: str, evicted: dict) -> Scenario:
                 by_capability("evicts_slow_consumer", yes=evicted, no=FINISHES_ONCE),
                 # every worker reads the long video too (a 3.10 stream): one attempt per worker, not a redelivery
                 by_capability("competing_consumers", no={"long_task_attempts": WORKERS})],
+        kinds={"long_task_attempts": "retry", "duplicate_effects": "duplicate"},  # > 1: run again
         run=run,
     )
 

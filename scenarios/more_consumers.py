@@ -6,7 +6,7 @@ from queuekit.core.options import StackOptions
 from queuekit.suite.model import Anything, AtLeast, Context, Scenario, always, by_capability
 from workloads import WORKLOADS
 
-from .observe import delivery, wait_for_effects
+from .observe import DELIVERY_KINDS, delivery, wait_for_effects
 
 N = 36
 WORKERS = 6
@@ -47,5 +47,6 @@ SCENARIO = Scenario(
         # it have the effect, so who "did work" is a race and each task is handled once per worker.
         by_capability("competing_consumers", no={"workers_with_work": Anything(), "deliveries_per_task": WORKERS}),
     ],
+    kinds=DELIVERY_KINDS,
     run=run,
 )

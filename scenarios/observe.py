@@ -6,7 +6,10 @@ from typing import Any
 
 from queuekit.core.envelope import Envelope, MalformedMessage, decode
 from queuekit.core.waiting import wait_for
-from queuekit.suite.model import Context
+from queuekit.suite.model import Context, Kind
+
+# what ``delivery``'s counts mean, for the report (Scenario.kinds)
+DELIVERY_KINDS: dict[str, Kind] = {"lost": "loss", "duplicates": "duplicate"}
 
 
 def effect_keys(ctx: Context, service: str) -> list[str]:

@@ -8,7 +8,7 @@ from queuekit.core.options import StackOptions
 from queuekit.suite.model import Anything, AtLeast, Context, Scenario, always, by_capability, for_stack
 from workloads import WORKLOADS
 
-from .observe import delivery, wait_for_effects
+from .observe import DELIVERY_KINDS, delivery, wait_for_effects
 
 N = 160
 SERVICE = "tracking.analytics"
@@ -47,5 +47,6 @@ SCENARIO = Scenario(
             # producer batch, acquired whole); published one at a time the same messages gave 4 violations.
             for_stack("kafka_share", why="3 members, 3 partitions: each member got its own partition",
                       order_violations=Anything())],
+    kinds={**DELIVERY_KINDS, "order_violations": "order"},
     run=run,
 )

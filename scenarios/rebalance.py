@@ -61,5 +61,6 @@ SCENARIO = Scenario(
             # Without competing consumers (a 3.10 stream) the joiner is a new reader: no stored offset, so it starts
             # at the first message, behind the others, and finds every message already applied (no effect of its own).
             by_capability("competing_consumers", no={"joined_worker_did_work": False})],
+    kinds={"lost": "loss", "duplicate_effects": "duplicate"},
     run=run,
 )

@@ -6,7 +6,7 @@ from queuekit.core.options import StackOptions
 from queuekit.suite.model import Anything, Context, Scenario, always, by_capability
 from workloads import WORKLOADS
 
-from .observe import delivery, wait_for_effects
+from .observe import DELIVERY_KINDS, delivery, wait_for_effects
 
 N = 60
 
@@ -40,5 +40,6 @@ SCENARIO = Scenario(
             # No competing consumers (a 3.10 stream): every worker reads every task, so every key is seen by all
             # of them; the effect goes to whichever applies it first, so how many end without one is a race.
             by_capability("competing_consumers", no={"keys_seen_by_several_workers": N, "idle_workers": Anything()})],
+    kinds=DELIVERY_KINDS,
     run=run,
 )

@@ -94,15 +94,12 @@ def fresh_stack(kit, ledger):
 # ``make test`` runs the per-stack suites (contract, stacks, scenarios) with ``pytest -n 2``: one worker
 # per broker. Tests of a RabbitMQ stack and tests of a Kafka stack share no queue, topic or process, so
 # they run side by side; tests of one broker run one at a time on one worker (they reset that broker).
-STACK_FILE_LANES = {  # framework-only test files that name no stack in their ids
-    "test_celery.py": "rabbitmq", "test_dramatiq.py": "rabbitmq", "test_queue_types.py": "rabbitmq",
-    "test_rabbitmq_stream_semantics.py": "rabbitmq", "test_kafka.py": "kafka", "test_kafka_share.py": "kafka",
-    "test_kafka_transactions.py": "kafka", "test_celery_kafka.py": "kafka",
-}
-
-
 def broker_lane(nodeid: str) -> str:
-    """The broker a test's stack runs on, from its id ("…[kafka_share-signup]", "…scenario-replay-celery]")."""
+    """The broker a test's stack declares (``capabilities.broker``), found from the test's id
+    ("…[kafka_share-signup]", "…scenario-replay-celery]") or, for a framework-only file whose ids name no
+    stack, from its file name: the longest stack name it starts with ("test_kafka_transactions.py": kafka),
+    else a broker it names ("test_rabbitmq_queue_types.py": rabbitmq)."""
+    from queuekit.brokers import NAMES
     from queuekit.stacks.registry import load_stack, stack_names
 
     names = set(stack_names())
@@ -110,10 +107,14 @@ def broker_lane(nodeid: str) -> str:
     for token in params.replace("scenario-", "").split("-")[::-1]:  # a scenario id ends with its stack
         if token in names:
             return load_stack(token).capabilities.broker
-    filename = nodeid.partition("::")[0].rsplit("/", 1)[-1]
-    if filename in STACK_FILE_LANES:
-        return STACK_FILE_LANES[filename]
-    raise ValueError(f"{nodeid}: no broker lane (add its file to STACK_FILE_LANES in tests/conftest.py)")
+    stem = nodeid.partition("::")[0].rsplit("/", 1)[-1].removeprefix("test_").removesuffix(".py")
+    named = [name for name in names if stem == name or stem.startswith(f"{name}_")]
+    if named:
+        return load_stack(max(named, key=len)).capabilities.broker
+    if broker := next((b for b in NAMES if stem.startswith(f"{b}_")), None):
+        return broker
+    raise ValueError(f"{nodeid}: no broker lane: name the file test_<stack>_….py or test_<broker>_….py, "
+                     f"or put the stack's name in its test ids")
 
 
 def pytest_xdist_make_scheduler(config, log):

@@ -6,7 +6,8 @@ Per stack and mode (noop, io, cpu), ``repeats`` times each, in one run:
   its workers recording completions in memory (``QUEUEKIT_LEDGER_RECORD=timings``;
   scenarios keep the transactional ledger);
 * bare: the smallest idiomatic program of the same framework doing the same
-  work with the same knobs (``bench/bare``); harness overhead = 1 - stack/bare;
+  work with the same knobs (the stack's declared ``bare_twin``, a program of the
+  top-level ``bare`` package); harness overhead = 1 - stack/bare;
 * references: the raw Python client (pika consume+ack, confluent-kafka poll +
   store), a Kafka consumer written for throughput (batch consume, one commit per
   batch), and the broker's own tool (PerfTest, Producer/ConsumerPerformance).
@@ -29,12 +30,13 @@ import platform
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from queuekit.bench import bare, measure
+import bare
+from queuekit.bench import measure
 from queuekit.bench.baselines import kafka_baseline, kafka_batch_baseline, rabbitmq_baseline
 from queuekit.bench.ceilings import ceilings, versions
 from queuekit.core.config import Settings
@@ -43,7 +45,6 @@ from queuekit.core.options import StackOptions
 from queuekit.stacks.registry import framework_stacks, load_stack
 
 MODES = measure.MODES
-STACKS = framework_stacks()  # variants (celery_quorum, celery_kafka, ...) with --stack
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,8 @@ class BenchConfig:
     concurrency: int = 2
     prefetch: int = 4
     modes: tuple[str, ...] = tuple(MODES)
-    stacks: tuple[str, ...] = STACKS
+    # one stack per framework (no declared variant_of): variants (celery_quorum, celery_kafka, ...) with --stack
+    stacks: tuple[str, ...] = field(default_factory=framework_stacks)
     ceiling_seconds: int = 8
     ceiling_records: int = 500000
     scaling_workers: tuple[int, ...] = (1, 2, 4)
@@ -155,14 +157,14 @@ def calibrate(settings: Settings, cfg: BenchConfig, stack: str, workdir: Path,
 def stack_vs_bare(settings: Settings, cfg: BenchConfig, stack: str, mode: str, workdir: Path,
                   say: Callable[[str], None], noop_rate: float | None = None) -> dict[str, Any]:
     n = cfg.count(mode, noop_rate)
-    framework = bare.TWIN.get(stack)  # None: no bare program of that framework yet (the stack alone is measured)
-    say(f"{stack} / {mode}: {cfg.repeats} x (stack{f', bare {framework}' if framework else ''}) x {n} msgs")
+    twin = load_stack(stack).bare_twin  # None: no bare program of that framework yet (the stack alone is measured)
+    say(f"{stack} / {mode}: {cfg.repeats} x (stack{f', bare twin {twin}' if twin else ''}) x {n} msgs")
     runs: dict[str, list[dict]] = {"stack": [], "bare": []}
     for seed in range(cfg.repeats):  # interleaved, so a noisy neighbour hits both alike
         envs = measure.envelopes(n, mode, None, seed)
         runs["stack"].append(measure.stack_backlog(settings, stack, cfg.options(), envs, workdir))
-        if framework:
-            runs["bare"].append(measure.bare_backlog(settings, framework, cfg.options(), envs, workdir))
+        if twin:
+            runs["bare"].append(measure.bare_backlog(settings, twin, cfg.options(), envs, workdir))
     for kind, rs in runs.items():  # every slot must have worked, or the comparison is not like for like
         if short := [r["slots"] for r in rs if r["slots"] < cfg.slots]:
             say(f"{stack} / {mode}: {kind} had only {short} of {cfg.slots} slots working "
@@ -172,7 +174,7 @@ def stack_vs_bare(settings: Settings, cfg: BenchConfig, stack: str, mode: str, w
                            if rs else None for kind, rs in runs.items()}
     out["n"] = n
     out["overhead"] = out["overhead_cpu"] = None
-    if framework:
+    if twin:
         bare_rate = out["bare"]["rate"]["median"]
         out["overhead"] = round(1 - out["stack"]["rate"]["median"] / bare_rate, 3) if bare_rate else None  # <= 0.05
         # The same in worker CPU per message: what the harness adds, least distorted by other load on the machine.

@@ -12,7 +12,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from queuekit.bench.bare import RDKAFKA_LOG, in_parallel
+from bare import RDKAFKA_LOG, in_parallel
 from queuekit.core.config import Settings
 
 

@@ -18,7 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from queuekit.bench import bare
+import bare
+from queuekit.bench import twins
 from queuekit.core.config import Settings
 from queuekit.core.envelope import MAX_STRING, Envelope, encode, make_envelope
 from queuekit.core.ledger import RECORD_ENV, TIMINGS, Ledger
@@ -211,11 +212,12 @@ def stack_backlog(settings: Settings, stack: str, options: StackOptions, envs: l
     return {**steady(rows), "publish_rate": confirmed / publish_s}
 
 
-def bare_backlog(settings: Settings, framework: str, options: StackOptions, envs: list[Envelope],
+def bare_backlog(settings: Settings, twin: str, options: StackOptions, envs: list[Envelope],
                  workdir: Path) -> dict[str, float]:
+    """The same backlog through the stack's declared bare twin (``Stack.bare_twin``)."""
     payloads = [encode(e).decode() for e in envs]
     keys = [e.body.partition_key.encode() for e in envs]
-    publish_s, rows = bare.run(framework, settings, payloads, keys, options, workdir)
+    publish_s, rows = twins.run(twin, settings, payloads, keys, options, workdir)
     return {**steady(rows), "publish_rate": len(envs) / publish_s}
 
 

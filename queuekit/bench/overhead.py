@@ -17,20 +17,22 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from queuekit.bench import BenchConfig, bare, calibrate, fairness, machine, measure, stack_vs_bare
+from queuekit.bench import BenchConfig, calibrate, fairness, machine, measure, stack_vs_bare
 from queuekit.core.config import Settings
 from queuekit.core.envelope import encode
+from queuekit.stacks.registry import load_stack, stack_names
 
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(prog="python -m queuekit.bench.overhead", description=__doc__.splitlines()[0])
-    ap.add_argument("--stack", action="append", choices=sorted(bare.TWIN), help="repeatable; default: all three")
+    twinned = [name for name in stack_names() if load_stack(name).bare_twin]  # stacks declaring a bare twin
+    ap.add_argument("--stack", action="append", choices=twinned, help="repeatable; default: every one with a twin")
     ap.add_argument("--mode", action="append", choices=list(measure.MODES), help="repeatable; default: noop")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("-n", type=int, help="messages per measurement (default: the bench's)")
     ap.add_argument("--out", type=Path, default=Path("bench-results"))
     args = ap.parse_args(argv)
-    cfg = replace(BenchConfig(), repeats=args.repeats, stacks=tuple(args.stack or bare.FRAMEWORKS))
+    cfg = replace(BenchConfig(), repeats=args.repeats, stacks=tuple(args.stack or twinned))
     if args.n:
         cfg = replace(cfg, n_min=args.n, n_max=args.n, n_calibrate=0, n_slow=args.n)
     settings, stamp = Settings.from_env(), time.strftime("%Y%m%d-%H%M%S")

@@ -70,7 +70,7 @@ def monitor(once: bool, as_json: bool, interval: float) -> None:
     groups (members, lag per partition) and DLQ topics, Celery workers from Flower. Ctrl-C to leave."""
     from rich.live import Live
 
-    from queuekit.report.monitor import render, snapshot
+    from queuekit.live.monitor import render, snapshot
 
     s = settings()
     if once:

@@ -21,7 +21,7 @@ def dashboard(port: int | None, interval: float) -> None:
     import uvicorn
 
     from queuekit.core.config import LOOPBACK
-    from queuekit.report.dashboard import create_app
+    from queuekit.live.dashboard import create_app
     from queuekit.suite import client_logs
 
     s = settings()

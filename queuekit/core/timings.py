@@ -11,7 +11,7 @@ every ``CPU_EVERY_S``, else null, and the recording thread; times in integer
 microseconds), plus once more at exit. ``collect`` adds the pid (from the file
 name) to each row: (pid, thread) is the consumer slot that did the work.
 
-The bare-framework programs (``queuekit.bench.bare``) record through the same
+The bare-framework programs (the top-level ``bare`` package) record through the same
 class, so the stack and its bare twin pay exactly the same to be measured.
 Scenarios never use this: they keep the transactional ledger.
 """

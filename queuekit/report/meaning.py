@@ -4,12 +4,16 @@ Every function here takes the JSON form of the comparison (``Comparison.as_dict(
 ``stacks``, ``scenarios``, ``cells`` with ``observed``/``expected``/``mismatches``),
 so a report can be rebuilt from any results.json, for any number of stacks.
 
-Meaning, worst first (the colour of a cell; the expectation check is a separate mark):
+Meaning, worst first (the colour of a cell; the expectation check is a separate mark), from the KIND
+each observation's scenario declares (``Scenario.kinds``, carried in results.json as each cell's ``kinds``):
 
-  lost       red     a message lost or an effect duplicated (lost, *_missing, duplicates, duplicate_effects)
-  order      amber   per-key order violated, or the same work started again (order_violations, *_attempts > 1)
-  refused    blue    the broker refused work and nothing was lost (publisher_refused > 0): back-pressure, safe
-  designed   neutral everything else: what the design promises happened
+  lost       red     a message lost or an effect duplicated (kind loss or duplicate, count > 0)
+  order      amber   per-key order violated (kind order, > 0), or the same work started again (kind retry, > 1)
+  refused    blue    the broker refused work and nothing was lost (kind refused, > 0): back-pressure, safe
+  designed   neutral everything else (kind info, or undeclared): what the design promises happened
+
+A results.json written before cells carried ``kinds`` is read with the key-name conventions those runs
+were coloured by (``legacy_kind``), so an old run's report rebuilds as it was.
 """
 from __future__ import annotations
 
@@ -31,13 +35,25 @@ def _count(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
-def _is_loss(key: str) -> bool:
-    return key == "lost" or key.endswith("_missing") or key in ("duplicates", "duplicate_effects") \
-        or key.endswith("_duplicates")
+def legacy_kind(key: str) -> str:
+    """The kind an observation had by its name alone, before scenarios declared kinds (old results.json)."""
+    if key == "lost" or key.endswith("_missing"):
+        return "loss"
+    if key in ("duplicates", "duplicate_effects") or key.endswith("_duplicates"):
+        return "duplicate"
+    if key == "order_violations":
+        return "order"
+    if key.endswith("_attempts"):
+        return "retry"
+    return "refused" if key == "publisher_refused" else "info"
 
 
-def _is_order(key: str, value: Any) -> bool:
-    return (key == "order_violations" and _count(value) > 0) or (key.endswith("_attempts") and _count(value) > 1)
+def kinds_of(cell: dict[str, Any]) -> dict[str, str]:
+    """Observation -> kind: as the scenario declared it, or by name for a cell from before declarations."""
+    observed = cell.get("observed") or {}
+    if "kinds" in cell:
+        return {k: (cell["kinds"] or {}).get(k, "info") for k in observed}
+    return {k: legacy_kind(k) for k in observed}
 
 
 def meaning(cell: dict[str, Any]) -> tuple[str, list[str]]:
@@ -45,15 +61,17 @@ def meaning(cell: dict[str, Any]) -> tuple[str, list[str]]:
     if cell.get("error"):
         return "error", [cell["error"][:160]]
     observed = cell.get("observed") or {}
-    lost = [f"{k}={v}" for k, v in observed.items() if _is_loss(k) and _count(v) > 0]
-    if lost:
+    kinds = kinds_of(cell)
+
+    def of(*wanted: str, above: int = 0) -> list[str]:
+        return [f"{k}={v}" for k, v in observed.items() if kinds[k] in wanted and _count(v) > above]
+
+    if lost := of("loss", "duplicate"):
         return "lost", lost
-    order = [f"{k}={v}" for k, v in observed.items() if _is_order(k, v)]
-    if order:
+    if order := of("order") + of("retry", above=1):
         return "order", order
-    refused = _count(observed.get("publisher_refused"))
-    if refused:
-        return "refused", [f"publisher_refused={refused}"]
+    if refused := of("refused"):
+        return "refused", refused
     return "designed", []
 
 

@@ -3,7 +3,10 @@
 One subclass per app package (``celery_app.stack:CeleryStack``, …), found
 through ``queuekit.stacks.registry``. The base class owns the worker
 processes and the lifecycle; a subclass declares what it is (``name``,
-``worker_module``, ``capabilities``) and implements the broker-specific parts.
+``worker_module``, ``capabilities``) and everything else the harness needs to
+know about it (raw publisher, observer, libraries, cluster promise, …: see the
+class attributes below and ``queuekit/stacks/declaration.py``, which the
+registry runs on it), and implements the broker-specific parts.
 
 The lifecycle rule, written once (subclasses do not override these):
 
@@ -46,6 +49,7 @@ from queuekit.core.waiting import wait_for
 from queuekit.core.worker_env import FAULTS_ENV  # "1": the workers act out the harness's fault directives
 
 from .capabilities import Capabilities
+from .declaration import ClusterPromise, RetryTiming
 from .pool import WorkerPool
 
 READY_TIMEOUT = 60.0  # seconds for every worker to consume after a start / join
@@ -74,6 +78,27 @@ class Stack(ABC):
     name: ClassVar[str]  # the registry alias: the column of the comparison
     worker_module: ClassVar[str]  # ``python -m <worker_module> <workload>…`` runs one worker process
     capabilities: ClassVar[Capabilities]  # what the stack is, as data: scenario expectations derive from it
+    # -- what the harness needs to know, declared here and nowhere else (queuekit/stacks/declaration.py checks
+    # them when the registry loads the class; a missing required one fails at once, naming it) -------------
+    raw_publisher: ClassVar[str]  # "module:callable": callable(stack).send(hostile item) (the hostile suite)
+    observer: ClassVar[str | None]  # "module" with observe()/links() for the dashboard; None: no live view
+    libraries: ClassVar[tuple[str, ...]]  # distributions it runs on (versions from importlib.metadata)
+    cluster: ClassVar[ClusterPromise | None]  # in the cluster fault scenarios, with its promise; None: not
+    # optional, with their defaults:
+    by_hand: ClassVar[str | None] = None  # "module" with declare()/commands(); None: `queuekit worker` runs the pool
+    client_loggers: ClassVar[tuple[str, ...]] = ()  # loggers its clients write to: outages counted for its broker
+    # ...of which those whose lines reach Python late (after the cell that caused them): file only, no outage
+    late_client_loggers: ClassVar[tuple[str, ...]] = ()
+    bare_twin: ClassVar[str | None] = None  # "module:Twin" the bench runs beside it; None: measured alone
+    variant_of: ClassVar[str | None] = None  # the same app on another broker setup: not a framework of its own
+    cell_cost: ClassVar[int] = 1  # relative length of its cells: compare starts the costliest lanes first
+    # compare gives its cells a vhost of their own on the kit's RabbitMQ, so they run beside its family's
+    # (a variant declaring its family's queue names)
+    own_vhost: ClassVar[bool] = False
+    retry_timing: ClassVar[RetryTiming] = RetryTiming()  # the contract's retry windows; default: lower bounds
+    # A loss the framework is known to show now and then in clean runs: its contract/scenario tests report it
+    # as an expected failure with this reason instead of failing the suite (a finding, see docs)
+    known_loss: ClassVar[str | None] = None
     # The harness's workers act out fault directives in message headers (crash, slow, idempotency off);
     # False starts them as a deployment would, ignoring such headers from strangers (the hostile suite).
     harness_faults: bool = True

@@ -1,6 +1,6 @@
 """A stack's workers in the foreground, started the framework's own way (``queuekit worker``).
 
-Each app package has a ``by_hand`` module (same name in every package) with
+A stack may declare a ``by_hand`` module (``Stack.by_hand``) with
 ``declare(settings, workloads, options)`` and ``commands(workloads, options,
 prefix)``: the framework's own command lines (``celery … worker``,
 ``dramatiq …``, ``python -m kafka_app.worker …``). This module prepares the
@@ -11,7 +11,6 @@ tasks finish and are acked, prefetched ones go back — and waits for them.
 """
 from __future__ import annotations
 
-import importlib
 import os
 import shlex
 import signal
@@ -27,8 +26,9 @@ from queuekit.core.config import Settings
 from queuekit.core.ledger import LEDGER_ENV
 from queuekit.core.options import StackOptions, options_env
 from queuekit.core.worker_env import NAME_ENV
+from queuekit.stacks.declaration import target
 from queuekit.stacks.pool import _die_with_parent
-from queuekit.stacks.registry import STACKS, load_stack
+from queuekit.stacks.registry import load_stack
 
 STOP_TIMEOUT = 30.0  # seconds for a warm shutdown before SIGKILL
 
@@ -41,13 +41,6 @@ class Command:
 
     def shell(self) -> str:
         return " ".join(shlex.quote(a) for a in self.argv)
-
-
-def app_package(stack: str) -> str:
-    """The app package of a registered stack: ``celery`` -> ``celery_app``."""
-    if stack not in STACKS:
-        raise ValueError(f"unknown stack {stack!r}; choose from {', '.join(STACKS)}")
-    return STACKS[stack].split(":")[0].rsplit(".", 1)[0]
 
 
 def default_ledger(settings: Settings) -> Path:
@@ -67,11 +60,9 @@ def kit_env(settings: Settings) -> dict[str, str]:
 def prepare(settings: Settings, stack: str, workloads: Sequence[str], options: StackOptions,
             ledger: Path) -> list[Command]:
     """Declare the stack's topology for ``workloads`` and return the commands with their environment."""
-    try:
-        by_hand = importlib.import_module(f"{app_package(stack)}.by_hand")
-    except ModuleNotFoundError:
-        by_hand = None
-    if by_hand is not None:
+    declared = load_stack(stack).by_hand
+    if declared is not None:
+        by_hand = target(declared)
         # the stack's own setting first (celery_quorum: quorum queues; celery_kafka: the Kafka transport)
         instance = load_stack(stack)(settings, ledger)
         options = instance.prepare_options(options)

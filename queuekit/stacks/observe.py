@@ -1,20 +1,20 @@
 """A stack seen from outside while it runs: what ``queuekit dashboard`` and ``/metrics`` show.
 
-Each app package has an ``observe`` module (same name everywhere) with
+Each Stack class declares its ``observer``: a module with
 ``observe(settings) -> {workload: Observation}``, read from the broker's own
 view (management API, group offsets), and ``links(settings)`` (Flower, the
 management UI). Counters are totals since the queue/topic exists; the
-dashboard turns their deltas into rates. A stack without an ``observe``
-module still appears, with a note saying so (the Stack protocol's reads are
-made for a stack's own workers and can take seconds: not once a second).
+dashboard turns their deltas into rates. A stack declaring ``observer = None``
+still appears, with a note saying so (the Stack protocol's reads are made for
+a stack's own workers and can take seconds: not once a second).
 """
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from types import ModuleType
 
-from queuekit.stacks.registry import STACKS
+from queuekit.stacks import declaration
+from queuekit.stacks.registry import load_stack
 
 
 @dataclass(frozen=True)
@@ -29,8 +29,6 @@ class Observation:
 
 
 def observer(stack: str) -> ModuleType | None:
-    package = STACKS[stack].split(":")[0].rsplit(".", 1)[0]
-    try:
-        return importlib.import_module(f"{package}.observe")
-    except ModuleNotFoundError:
-        return None
+    """The stack's declared live view (its own: ``celery_kafka`` reads Kafka, not ``celery_app.observe``)."""
+    dotted = load_stack(stack).observer
+    return None if dotted is None else declaration.target(dotted)

@@ -1,13 +1,18 @@
 """Every stack the kit knows, by alias, imported lazily (kombu's transport table).
 
-The CLI, the bench, the scenario suite and the tests all take their stack
-names from here: adding a stack is one line below plus its app package.
-A user without, say, Kafka's client installed still runs the others.
+The CLI, the bench, the scenario suite, the dashboard and the tests all take their stack names from
+here: adding a stack is one line below plus its app package, whose Stack subclass declares everything
+else about it (``queuekit/stacks/declaration.py``). Loading a class checks those declarations, so a
+missing one fails at once, by name. A user without, say, Kafka's client installed still runs the others.
 """
 from __future__ import annotations
 
 import importlib
 from typing import TYPE_CHECKING
+
+from queuekit.core.errors import KitError
+
+from . import declaration
 
 if TYPE_CHECKING:
     from .base import Stack
@@ -25,9 +30,7 @@ STACKS: dict[str, str | type[Stack]] = {
     "celery_kafka": "celery_app.kafka_stack:CeleryKafkaStack",  # the Celery app over kombu's confluentkafka
 }
 
-
-# The same app on another broker setup: a column of the comparison, not a separate framework.
-VARIANT_OF: dict[str, str] = {"celery_quorum": "celery", "dramatiq_quorum": "dramatiq", "celery_kafka": "celery"}
+_checked: set[type] = set()  # classes whose declarations passed (checked once per process)
 
 
 def stack_names() -> tuple[str, ...]:
@@ -36,8 +39,13 @@ def stack_names() -> tuple[str, ...]:
 
 
 def framework_stacks() -> tuple[str, ...]:
-    """One stack per framework (no variants): the bench's default set."""
-    return tuple(name for name in STACKS if name not in VARIANT_OF)
+    """One stack per framework (no declared ``variant_of``): the bench's default set."""
+    return tuple(name for name in STACKS if load_stack(name).variant_of is None)
+
+
+def app_package(name: str) -> str:
+    """The top-level package of a registered stack's class: ``celery_kafka`` -> ``celery_app``."""
+    return load_stack(name).__module__.split(".")[0]
 
 
 def load_stack(name: str) -> type[Stack]:
@@ -45,7 +53,13 @@ def load_stack(name: str) -> type[Stack]:
         target = STACKS[name]
     except KeyError:
         raise ValueError(f"unknown stack {name!r}; choose from {', '.join(STACKS)}") from None
-    if not isinstance(target, str):
-        return target
-    module, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module), attr)
+    if isinstance(target, str):
+        module, _, attr = target.partition(":")
+        target = getattr(importlib.import_module(module), attr)
+    if target not in _checked:
+        declaration.check(target)
+        if target.name != name:
+            raise KitError(f"STACKS[{name!r}] names {target.__qualname__}, whose name is {target.name!r}",
+                           "make the registry alias and the class's name the same")
+        _checked.add(target)
+    return target

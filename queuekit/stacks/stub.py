@@ -49,6 +49,16 @@ STUB_CAPABILITIES = Capabilities(
 )
 
 
+class StubWire:
+    """The stub's raw publisher: a hostile input's payload as it is, through ``publish_raw`` (no framing)."""
+
+    def __init__(self, stack: Stack):
+        self.stack = stack
+
+    def send(self, item: Any, workload: str = "signup") -> None:
+        self.stack.publish_raw(workload, item.payload)
+
+
 @dataclass(eq=False)
 class Delivery:
     service: str
@@ -64,6 +74,10 @@ class StubStack(Stack):
     name = "stub"
     worker_module = "queuekit.stacks.stub"  # never run as a process: ThreadWorkers run ``consume``
     capabilities = STUB_CAPABILITIES
+    raw_publisher = "queuekit.stacks.stub:StubWire"  # the hostile input's bytes straight into publish_raw
+    observer = None  # no live view: nothing runs outside the test process
+    libraries = ()  # no framework: the Stack protocol in memory
+    cluster = None  # no broker nodes to hurt
     behaves: Capabilities | None = None  # what it does, when that differs from what it declares
 
     @classmethod

@@ -14,26 +14,40 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# The loggers the clients write to (kafka_app.clients routes librdkafka into "kafka_app.rdkafka", celery_app.kafka
-# into "celery_app.rdkafka", kafka_share_app.clients into "kafka_share_app.rdkafka": its share consumer's
-# 'is in "Preview"' warning, once per consumer the driver makes, is not terminal news either).
-CLIENT_LOGGERS = {"kafka_app.rdkafka": "kafka", "celery_app.rdkafka": "kafka", "kafka_share_app.rdkafka": "kafka",
-                  "pika": "rabbitmq", "kombu": "rabbitmq", "amqp": "rabbitmq",
-                  "celery": "rabbitmq", "dramatiq": "rabbitmq", "rstream": "rabbitmq"}
+
+def client_loggers() -> dict[str, str]:
+    """logger name -> the broker it speaks of: what every registered stack declares (``Stack.client_loggers``;
+    e.g. kafka_app.clients routes librdkafka into "kafka_app.rdkafka"). A logger two stacks declare counts for
+    the first registered (kombu's own logger: the Celery-on-RabbitMQ column's)."""
+    from queuekit.stacks.registry import load_stack, stack_names
+
+    found: dict[str, str] = {}
+    for name in stack_names():
+        cls = load_stack(name)
+        for logger in cls.client_loggers:
+            found.setdefault(logger, cls.capabilities.broker)
+    return found
+
 # rstream's reconnect loop logs through the ROOT logger (``logging.error`` in rstream/recovery.py, which also
 # installs a stderr handler): its records are told apart by the file they come from.
 ROOT_LOGGING_CLIENTS = {"/rstream/": "rabbitmq"}
-SHOWN = {"kafka": "Kafka", "rabbitmq": "RabbitMQ"}
+SHOWN = {"rabbitmq": "RabbitMQ", "kafka": "Kafka"}  # per broker component (queuekit/brokers), not per stack
 UNREACHABLE = ("Connection refused", "Connect to", "all brokers are down", "brokers are down",
                "Connection reset", "StreamLostError", "AMQPConnectionError", "ConnectionClosed",
                "Connection to broker lost", "Disconnected")
 # ...except a client closing its own connection: pika logs "ConnectionClosedByClient: (200) 'Normal shutdown'"
 # on every clean close, which matched "ConnectionClosed" and reported a healthy broker as refusing connections.
 OWN_CLOSE = ("Normal shutdown", "ConnectionClosedByClient")
-# Kept in the file, never counted as an outage: kombu keeps its Kafka producers after a cell (librdkafka
-# delivers their lines when one is next used), so Celery-on-Kafka's broker-restart lines arrived during the
-# NEXT Kafka cell and were reported as an outage "not injected" there.
-FILE_ONLY = ("celery_app.rdkafka",)
+
+
+def late_loggers() -> tuple[str, ...]:
+    """Loggers kept in the file, never counted as an outage: what the stacks declare as
+    ``late_client_loggers`` (kombu keeps its Kafka producers after a cell and librdkafka delivers their lines
+    when one is next used, so Celery-on-Kafka's broker-restart lines arrived during the NEXT Kafka cell and
+    were reported as an outage "not injected" there)."""
+    from queuekit.stacks.registry import load_stack, stack_names
+
+    return tuple(dict.fromkeys(logger for name in stack_names() for logger in load_stack(name).late_client_loggers))
 
 
 @dataclass
@@ -41,6 +55,8 @@ class Outage(logging.Handler):
     """Per broker ("kafka", "rabbitmq": a stack's broker): first and last time a client logged it could not reach it."""
 
     seen: dict[str, list[float]] = field(default_factory=dict)  # broker -> [first, last, count]
+    loggers: dict[str, str] = field(default_factory=client_loggers)  # logger name -> broker
+    late: tuple[str, ...] = field(default_factory=late_loggers)  # to the file only: their lines arrive late
 
     def __post_init__(self) -> None:
         logging.Handler.__init__(self, logging.DEBUG)
@@ -49,11 +65,11 @@ class Outage(logging.Handler):
         return id(self)
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.name.startswith(FILE_ONLY):
+        if record.name.startswith(self.late):
             return
         text = record.getMessage()
         if any(marker in text for marker in UNREACHABLE) and not any(own in text for own in OWN_CLOSE):
-            broker = next((b for name, b in CLIENT_LOGGERS.items() if record.name.startswith(name)), None) or \
+            broker = next((b for name, b in self.loggers.items() if record.name.startswith(name)), None) or \
                 next((b for path, b in ROOT_LOGGING_CLIENTS.items() if path in record.pathname), "a broker")
             first_last_count = self.seen.setdefault(broker, [record.created, record.created, 0])
             first_last_count[1:] = [record.created, first_last_count[2] + 1]
@@ -87,7 +103,7 @@ def to_file(path: Path) -> Iterator[Outage]:
     file_handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
     outage = Outage()
     saved = []
-    for name in CLIENT_LOGGERS:
+    for name in outage.loggers:
         logger = logging.getLogger(name)
         saved.append((logger, logger.propagate, logger.level))
         logger.addHandler(file_handler)

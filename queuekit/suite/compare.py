@@ -18,12 +18,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from queuekit import brokers
 from queuekit.core.config import Settings
-from queuekit.stacks.registry import VARIANT_OF, load_stack
+from queuekit.stacks.registry import load_stack
 from queuekit.suite import client_logs
 from queuekit.suite.model import Scenario
 from queuekit.suite.runner import CellResult, run_cell
-
-LIBRARIES = ("celery", "kombu", "dramatiq", "confluent-kafka", "pika", "flower")
 
 
 @dataclass
@@ -50,6 +48,11 @@ def brokers_of(stacks: Sequence[str]) -> tuple[str, ...]:
     return tuple(name for name in brokers.NAMES if name in used)
 
 
+def libraries(stacks: Sequence[str]) -> list[str]:
+    """The distributions these stacks declare they run on (``Stack.libraries``), sorted."""
+    return sorted({lib for name in stacks for lib in load_stack(name).libraries})
+
+
 def environment(settings: Settings, stacks: Sequence[str]) -> dict[str, Any]:
     """Broker versions, library versions, machine: the configuration that produced the numbers."""
     import os
@@ -58,7 +61,7 @@ def environment(settings: Settings, stacks: Sequence[str]) -> dict[str, Any]:
     return {
         "brokers": {s.name: {"version": s.version, "url": s.url, "managed": s.managed}
                     for s in (brokers.statuses(settings, used) if used else [])},
-        "libraries": {lib: version(lib) for lib in LIBRARIES},
+        "libraries": {lib: version(lib) for lib in libraries(stacks)},
         "python": platform.python_version(),
         "machine": {"cores": os.cpu_count(), "platform": platform.platform()},
     }
@@ -78,16 +81,15 @@ def lanes(stacks: Sequence[str]) -> dict[str, list[str]]:
 # many more would slow every cell down and make timing-bound cells lie.
 LANES_AT_ONCE = 5
 
-# A variant that declares its family's queue names (one app, another queue type) gets a vhost of its own on the
-# kit's broker in ``compare``: there its cells run beside the family's instead of after them. celery and
-# celery_quorum in one lane held 488 s of a 582 s compare (Celery's worker boot makes its cells the longest).
-OWN_VHOST = {"celery_quorum": "queuekit-celery_quorum"}
-
-
 def own_vhost(name: str, settings: Settings) -> str | None:
-    """The vhost ``name``'s cells use in ``compare``; None: the kit's. Only on the kit's own RabbitMQ: on
-    someone else's the kit creates nothing beyond its own vhost, and the variant shares its family's lane."""
-    return None if settings.external("rabbitmq") or settings.clustered else OWN_VHOST.get(name)
+    """The vhost ``name``'s cells use in ``compare``; None: the kit's. A variant that declares its family's
+    queue names (one app, another queue type) declares ``own_vhost``: there its cells run beside the family's
+    instead of after them (celery and celery_quorum in one lane held 488 s of a 582 s compare). Only on the
+    kit's own RabbitMQ: on someone else's the kit creates nothing beyond its own vhost, and the variant shares
+    its family's lane."""
+    if settings.external("rabbitmq") or settings.clustered or not load_stack(name).own_vhost:
+        return None
+    return f"queuekit-{name}"
 
 
 def family_lanes(stacks: Sequence[str], settings: Settings | None = None) -> dict[str, list[str]]:
@@ -101,11 +103,12 @@ def family_lanes(stacks: Sequence[str], settings: Settings | None = None) -> dic
     grouped: dict[str, list[str]] = {}
     for name in stacks:
         apart = settings is not None and own_vhost(name, settings)
-        family = f"{load_stack(name).capabilities.broker}:{name if apart else VARIANT_OF.get(name, name)}"
+        cls = load_stack(name)
+        family = f"{cls.capabilities.broker}:{name if apart else cls.variant_of or name}"
         grouped.setdefault(family, []).append(name)
 
     def cost(names: list[str]) -> int:
-        return sum(3 if VARIANT_OF.get(n, n) == "celery" else 1 for n in names)
+        return sum(load_stack(n).cell_cost for n in names)  # declared per stack (Celery's slow worker boot: 3)
 
     return dict(sorted(grouped.items(), key=lambda item: -cost(item[1])))
 

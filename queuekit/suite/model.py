@@ -11,7 +11,10 @@ A scenario module declares:
   ``always(lost=0)``, ``by_capability("replayable", yes={"replayed": N}, no={"replayed": 0})``
   — and, only for a finding that belongs to one framework, ``for_stack(name, why, …)``.
   A new stack joins the matrix through its capabilities, without editing a scenario.
-  An expectation is a value (equality) or a predicate such as ``AtLeast(1)``.
+  An expectation is a value (equality) or a predicate such as ``AtLeast(1)``;
+* ``kinds``: what each observation means for a design review (``Kind``: loss,
+  duplicate, order, refused, retry, info; undeclared = info). The report colours
+  a cell from these declarations, never from the observation's name.
   "Lost" or "violated" can be the correct, expected observation; it is a
   finding about the stack, not a failure of the kit.
 """
@@ -19,12 +22,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Literal, get_args
 
 from queuekit.core.ledger import Ledger
 from queuekit.core.options import StackOptions
 from queuekit.stacks.base import Stack
 from queuekit.stacks.capabilities import Capabilities
+
+# What an observation means (queuekit/report/meaning.py colours a cell from it): a count of messages
+# lost / effects applied twice / per-key order violations / publishes the broker refused (back-pressure,
+# nothing lost) / runs of one piece of work (more than 1 = the same work started again); or info.
+Kind = Literal["loss", "duplicate", "order", "refused", "retry", "info"]
+KINDS: tuple[str, ...] = get_args(Kind)
 
 
 class Predicate:
@@ -164,6 +173,12 @@ class Scenario:
     # StackOptions overrides for stacks that have a capability: {"transactions": {"extra": {...}}}
     options_when: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     needs_kit_brokers: bool = False  # restarts the broker: only with brokers the kit manages
+    kinds: Mapping[str, Kind] = field(default_factory=dict)  # observation -> what it means (undeclared: info)
+
+    def __post_init__(self) -> None:
+        wrong = {key: kind for key, kind in self.kinds.items() if kind not in KINDS}
+        if wrong:
+            raise ValueError(f"scenario {self.name}: unknown kind(s) {wrong}; choose from {', '.join(KINDS)}")
 
     def options_for(self, caps: Capabilities) -> StackOptions:
         options = self.options

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ class CellResult:
     options: dict[str, Any]
     error: str | None = None
     skipped: str | None = None
+    kinds: dict[str, str] = field(default_factory=dict)  # observation -> its declared Kind (Scenario.kinds)
 
     @property
     def ok(self) -> bool:
@@ -74,6 +75,7 @@ def run_cell(scenario: Scenario, stack: str | type[Stack], settings: Settings, w
         scenario=scenario.name, stack=stack_name, concept=scenario.concept, observed=observed,
         expected=described, mismatches=scenario.check(expected, observed) if error is None else [],
         seconds=round(time.monotonic() - t0, 2), options=asdict(options), error=error,
+        kinds={key: kind for key, kind in scenario.kinds.items() if key in observed},
     )
     (workdir / f"{scenario.name}-{stack_name}.json").write_text(json.dumps(result.as_dict(), indent=2, default=str))
     return result

@@ -29,7 +29,8 @@ from queuekit.core.envelope import make_envelope
 from queuekit.core.ledger import Ledger
 from queuekit.core.options import StackOptions
 from queuekit.core.waiting import WaitTimeout, wait_for
-from queuekit.stacks.registry import load_stack
+from queuekit.stacks.declaration import ClusterPromise
+from queuekit.stacks.registry import load_stack, stack_names
 from workloads.messages import TrackEvent
 
 from .faults import Recorder
@@ -165,3 +166,9 @@ class StackProbe:
             except Exception as exc:  # noqa: BLE001 - cleanup after a fault must not hide the measurement
                 if self.rec is not None:
                     self.rec.note(f"{step.__name__} failed: {type(exc).__name__}: {exc}"[:60])
+
+
+def cluster_stacks() -> list[tuple[str, str, ClusterPromise]]:
+    """(stack, broker, promise) of every registered stack that declares ``cluster`` (scenarios/cluster_faults.py)."""
+    return [(name, cls.capabilities.broker, cls.cluster) for name in stack_names()
+            if (cls := load_stack(name)).cluster is not None]

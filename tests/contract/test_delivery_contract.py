@@ -2,8 +2,8 @@
 
 What each stack must do is derived from its declared capabilities
 (``pull_based``, ``ack_on_receipt_possible``, ``per_key_order``), so a new
-stack runs this file without editing it. The only per-name data are the
-retry timing windows, which belong to each framework (see ``RETRY_TIMING``).
+stack runs this file without editing it. The retry timing windows belong to
+each framework: each stack declares them (``Stack.retry_timing``).
 Framework-only checks (Celery's bad frames, Dramatiq's prefetch, Kafka's DLQ
 headers, fencing and transactions) live in ``tests/stacks/``.
 """
@@ -40,24 +40,9 @@ def test_dead_letters_keep_the_bytes_and_say_why(stack, ledger):
     assert sorted(e.key for e in ledger.effects(service="signup")) == sorted(e.key for e in good)
 
 
-# How each framework spaces its retries (seconds between attempts), as measured on this machine. Celery: a
-# countdown of backoff_ms * 2**n, held unacked until its eta; Dramatiq: the same times U[1, 2) (it always
-# jitters), through the .DQ; Kafka: the retry topic's not-before time, measured from the failed attempt's end.
-# A stack not listed gets the lower bounds only.
-RETRY_TIMING = {
-    "celery": {"backoff_ms": 200, "from": "start", "first": (0.2, 0.35), "second": (0.4, 0.6)},
-    "dramatiq": {"backoff_ms": 100, "from": "start", "first": (0.09, 0.5), "second": (0.19, None)},
-    "kafka": {"backoff_ms": 200, "from": "finish", "first": (0.2, None), "second": (0.4, None)},
-    # Kafka share groups: RELEASE makes the record available again at once (no delay in KIP-932): each retry
-    # comes well within the 1 s asked for (10-182 ms seen on a loaded machine).
-    "kafka_share": {"backoff_ms": 1000, "from": "start", "first": (0.0, 1.0), "second": (0.0, 1.0)},
-}
-DEFAULT_TIMING = {"backoff_ms": 200, "from": "start", "first": (0.2, None), "second": (0.4, None)}
-
-
 def test_transient_failures_are_retried_with_growing_backoff(stack, ledger):
-    timing = RETRY_TIMING.get(stack.name, DEFAULT_TIMING)
-    stack.start(["signup"], StackOptions(workers=1, max_retries=3, backoff_ms=timing["backoff_ms"]))
+    timing = stack.retry_timing  # how the framework spaces its retries, as measured (declared on its Stack)
+    stack.start(["signup"], StackOptions(workers=1, max_retries=3, backoff_ms=timing.backoff_ms))
     flaky, *good = signups(3, 21, {"fault": "fail-times", "n": 2})
     assert stack.publish("signup", [flaky, *good]).confirmed == 3
 
@@ -65,9 +50,9 @@ def test_transient_failures_are_retried_with_growing_backoff(stack, ledger):
     stack.drain("signup", timeout=30)
     attempts = ledger.attempts_for("signup", flaky.key)
     assert [a.outcome for a in attempts] == ["error", "error", "ok"]
-    gaps = [later.started_at - (earlier.started_at if timing["from"] == "start" else earlier.finished_at)
+    gaps = [later.started_at - (earlier.started_at if timing.measured_from == "start" else earlier.finished_at)
             for earlier, later in zip(attempts, attempts[1:])]
-    for gap, (low, high) in zip(gaps, (timing["first"], timing["second"])):
+    for gap, (low, high) in zip(gaps, (timing.first, timing.second)):
         assert gap >= low and (high is None or gap < high), (gaps, timing)  # the delay grows
     assert stack.dead_letters("signup") == [] and stack.backlog("signup") == 0
 

@@ -107,3 +107,41 @@ def test_dashboard_shows_every_stack_live_in_chromium(kit, dashboard, tmp_path):
 def test_rabbitmq_prometheus_plugin_serves_metrics(kit):
     r = httpx.get(f"http://127.0.0.1:{kit.ports.rabbit_prometheus}/metrics", timeout=10)
     assert r.status_code == 200 and "rabbitmq_queue_messages" in r.text
+
+
+@pytest.mark.parametrize("name", ["celery_kafka", "kafka_share"])
+def test_a_kafka_stacks_card_reads_its_own_topics(kit, fresh_stack, name):
+    """Each card reads the observer its stack declares: Kafka lag and the dead letters of the stack's own
+    topics. (celery_kafka's card used to read celery_app.observe, the RabbitMQ queues of the celery column,
+    found by package name, for the card and /metrics; kafka_share had no live view.)"""
+    from queuekit.core.options import StackOptions
+    from queuekit.live.dashboard import Sampler
+
+    stack = fresh_stack(name)
+    stack.start(["signup"], StackOptions(workers=1))
+    stack.publish_raw("signup", b"not json {")
+    sampler = Sampler(kit, (name,))
+
+    def card() -> dict:
+        sampler.sample()
+        [card] = sampler.state()["stacks"]
+        return card
+
+    def dead_on_the_card() -> int:
+        return sum(w["dead_letters"] for w in card()["workloads"] if w["name"] == "signup")
+
+    wait_for(lambda: dead_on_the_card() == 1, timeout=60, what=f"1 dead letter on {name}'s card",
+             describe=lambda: str(card()))
+    assert len(stack.dead_letters("signup")) == 1  # the stack's own reading of its dead-letter topic agrees
+    [signup] = [w for w in card()["workloads"] if w["name"] == "signup"]
+    assert signup["in_flight"] is None and signup["consumers"] == 1  # pull-based: Kafka's view, not a queue's
+    metrics = "\n".join(line for line in _prometheus(sampler) if f'stack="{name}",workload="signup"' in line)
+    assert f'queuekit_dead_letters{{stack="{name}",workload="signup"}} 1.0' in metrics, metrics
+
+
+def _prometheus(sampler) -> list[str]:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(sampler)
+    return generate_latest(registry).decode().splitlines()

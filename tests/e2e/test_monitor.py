@@ -11,7 +11,7 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from queuekit.core.waiting import wait_for
-from queuekit.report.monitor import snapshot
+from queuekit.live.monitor import snapshot
 
 
 def test_snapshot_shows_a_rabbitmq_backlog(kit):

@@ -16,21 +16,19 @@ from __future__ import annotations
 
 import pytest
 
-from queuekit.stacks.registry import stack_names
+from queuekit.stacks.registry import load_stack, stack_names
 from queuekit.suite.compare import lanes
 from queuekit.suite.runner import run_cell
 from scenarios import SCENARIOS
 
-# A finding, recorded rather than asserted: kombu's experimental confluentkafka transport lost one
-# message now and then without any worker crashing (1 of 40 in broker-restart, 1 of 21 in poison-to-dlq,
-# in different clean runs). A cell that waits for every effect then times out. Its cells still run and
-# report; a loss shows as xfail instead of failing the suite.
-FLAKY_LOSS = {"celery_kafka": "kombu's confluentkafka transport lost a message in some runs (see README)"}
-
 
 def _lane(broker: str, stacks: list[str]) -> type:
+    # A finding, recorded rather than asserted: a stack declaring ``known_loss`` (kombu's experimental
+    # confluentkafka transport lost one message now and then without any worker crashing) still runs and
+    # reports; a cell that waits for every effect then times out, and shows as xfail instead of failing.
     cells = [pytest.param(scenario, stack, id=f"scenario-{scenario.name}-{stack}",
-                          marks=[pytest.mark.xfail(reason=FLAKY_LOSS[stack], strict=False)] if stack in FLAKY_LOSS else [])
+                          marks=[pytest.mark.xfail(reason=reason, strict=False)]
+                          if (reason := load_stack(stack).known_loss) else [])
              for scenario in SCENARIOS for stack in stacks]
 
     class Lane:

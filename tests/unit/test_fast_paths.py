@@ -186,7 +186,7 @@ class _Member:
 
 
 def test_the_bare_kafka_start_gate_holds_assigned_partitions_until_its_file_exists(tmp_path):
-    from queuekit.bench.bare.kafka_worker import StartGate
+    from bare.kafka_worker import StartGate
 
     gate, member = StartGate(str(tmp_path / "go")), _Member()
     gate.assigned(member, ["p0", "p1"])

@@ -54,3 +54,56 @@ def test_reports_render_every_stack_with_the_check_as_a_separate_mark():
     md = markdown(RESULTS)
     assert md.index("## Where the stacks differ") < md.index("## Every cell")
     assert "**LOST/DUPLICATED** ✓<br>**lost=1**" in md
+
+
+def declared(scenario, stack, kinds, **observed):
+    return {**cell(scenario, stack, **observed), "kinds": kinds}
+
+
+def test_a_cell_is_coloured_by_the_kinds_its_scenario_declared_not_by_key_names():
+    assert meaning(declared("x", "s", {"gone": "loss"}, gone=1))[0] == "lost"
+    assert meaning(declared("x", "s", {"twice": "duplicate"}, twice=2))[0] == "lost"
+    assert meaning(declared("x", "s", {}, lost=3, order_violations=2))[0] == "designed"  # undeclared: info
+    assert meaning(declared("x", "s", {"swaps": "order"}, swaps=1)) == ("order", ["swaps=1"])
+    assert meaning(declared("x", "s", {"runs": "retry"}, runs=2))[0] == "order"  # the same work started again
+    assert meaning(declared("x", "s", {"runs": "retry"}, runs=1))[0] == "designed"
+    assert meaning(declared("x", "s", {"nacks": "refused"}, nacks=4))[0] == "refused"
+    assert meaning(declared("x", "s", {"poison_attempts": "info"}, poison_attempts=3))[0] == "designed"
+
+
+def test_an_old_results_json_without_kinds_is_coloured_as_it_was():
+    old = cell("x", "celery", poison_attempts=3, lost=0)  # no "kinds": written before scenarios declared them
+    assert "kinds" not in old and meaning(old) == ("order", ["poison_attempts=3"])
+
+
+def test_results_json_carries_the_declared_kinds_of_what_was_observed(tmp_path):
+    from queuekit.core.config import Settings
+    from queuekit.stacks.stub import StubStack
+    from queuekit.suite.runner import run_cell
+    from scenarios import BY_NAME
+
+    result = run_cell(BY_NAME["ordering-per-key"], StubStack, Settings.from_env(), tmp_path).as_dict()
+    assert result["kinds"] == {"lost": "loss", "duplicates": "duplicate", "order_violations": "order"}
+    assert meaning(result)[0] == ("order" if result["observed"]["order_violations"] else "designed")
+
+
+def test_every_observation_named_like_a_loss_order_or_retry_declares_its_kind():
+    """A scenario that forgets to declare a kind would colour a loss as 'designed': the names the old
+    convention read are a tripwire here (the colour itself comes only from the declaration)."""
+    from queuekit.report.meaning import legacy_kind
+    from queuekit.stacks.registry import load_stack, stack_names
+    from scenarios import SCENARIOS
+
+    undeclared = sorted({f"{sc.name}: {key} (looks like {legacy_kind(key)})" for sc in SCENARIOS for name in stack_names()
+                         for key in sc.expected(name, load_stack(name).capabilities)
+                         if legacy_kind(key) != "info" and key not in sc.kinds})
+    assert not undeclared, "declare kinds= on these scenarios: " + "; ".join(undeclared)
+
+
+def test_a_scenario_declaring_an_unknown_kind_fails_when_defined():
+    import pytest
+
+    from queuekit.suite.model import Scenario
+
+    with pytest.raises(ValueError, match="unknown kind"):
+        Scenario("x", "c", "q", "signup", run=lambda ctx: {}, expect=[], kinds={"lost": "bad"})

@@ -1,6 +1,6 @@
 """A plain confluent-kafka consumer group member per slot: poll, work, store the offset after the work.
 
-``python -m queuekit.bench.bare.kafka_worker TOPIC GROUP``. ``concurrency``
+``python -m bare.kafka_worker TOPIC GROUP``. ``concurrency``
 threads per process, each its own Consumer (as the kit's stack runs its
 slots); at-least-once exactly as ``kafka_app/offsets.py``: the offset is
 stored after processing and auto-committed every 200 ms.
@@ -24,7 +24,7 @@ from confluent_kafka import Consumer, TopicPartition
 from queuekit.core.config import Settings
 from queuekit.core.options import options_from_env
 
-from . import START_GATE_ENV
+from . import RDKAFKA_LOG, START_GATE_ENV, Backlog
 from .work import work
 
 
@@ -69,6 +69,32 @@ def consume(bootstrap: str, topic: str, group: str, stop: threading.Event) -> No
         consumer.store_offsets(msg)  # after processing: a crash before this re-delivers (at-least-once)
     consumer.close()
 
+
+
+def publish_backlog(config: Settings, payloads: list[str], keys: list[bytes], topic: str,
+                    partitions: int) -> Backlog:
+    """The topic with ``partitions`` partitions, filled by one idempotent acks=all producer (the kit's settings)."""
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": config.kafka_bootstrap})
+    admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(30)
+    producer = Producer({"bootstrap.servers": config.kafka_bootstrap, "enable.idempotence": True, "acks": "all",
+                         "logger": RDKAFKA_LOG,
+                         "linger.ms": 5, "partitioner": "murmur2_random"})  # the kit's producer settings
+    for payload, key in zip(payloads, keys):
+        while True:
+            try:
+                producer.produce(topic, payload.encode(), key)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
+    if producer.flush(60):
+        raise RuntimeError(f"bare kafka: {len(producer)} records undelivered")
+    group = f"{topic}.g"
+    # members hold their partitions paused (the start gate) until the driver sees the whole group assigned
+    return Backlog(["-m", "bare.kafka_worker", topic, group], lambda: admin.delete_topics([topic]), (group, topic))
 
 if __name__ == "__main__":
     topic, group = sys.argv[1], sys.argv[2]

@@ -1,6 +1,6 @@
 """A plain Dramatiq broker, actor and worker: confirms on, the kit's threads and prefetch, default middleware.
 
-``python -m queuekit.bench.bare.dramatiq_worker QUEUE``. Runs ``dramatiq.Worker``
+``python -m bare.dramatiq_worker QUEUE``. Runs ``dramatiq.Worker``
 in this process (as the kit's stack does) until SIGTERM.
 """
 from __future__ import annotations
@@ -12,9 +12,10 @@ import threading
 import dramatiq
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
-from queuekit.core.config import settings
+from queuekit.core.config import Settings, settings
 from queuekit.core.options import options_from_env
 
+from . import Backlog, in_parallel
 from .work import work
 
 
@@ -22,6 +23,30 @@ def make(queue: str) -> tuple[RabbitmqBroker, dramatiq.Actor]:
     broker = RabbitmqBroker(url=settings().pika_url, confirm_delivery=True)  # publisher confirms, as the stack
     actor = dramatiq.actor(actor_name="bare_work", queue_name=queue, broker=broker)(work)
     return broker, actor
+
+
+def publish_backlog(config: Settings, payloads: list[str], keys: list[bytes], queue: str,
+                    partitions: int) -> Backlog:
+    """Dramatiq's own producer, confirmed, from ``bare.PUBLISHERS`` threads (keys, partitions: no meaning here)."""
+    broker, actor = make(queue)
+
+    def send(part: list[str]) -> None:
+        for payload in part:
+            actor.send(payload)  # confirm_delivery: returns once RabbitMQ has it (a channel per thread)
+
+    in_parallel(send, payloads)
+    broker.close()
+
+    def cleanup() -> None:
+        import pika  # Dramatiq's RabbitMQ client
+
+        conn = pika.BlockingConnection(pika.URLParameters(config.pika_url))
+        channel = conn.channel()
+        for name in (queue, f"{queue}.DQ", f"{queue}.XQ"):
+            channel.queue_delete(name)
+        conn.close()
+
+    return Backlog(["-m", "bare.dramatiq_worker", queue], cleanup)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """A plain Celery app and worker: one task, ``acks_late``, the kit's pool, slots, prefetch and confirms.
 
-``python -m queuekit.bench.bare.celery_worker QUEUE``. Settings are Celery's
+``python -m bare.celery_worker QUEUE``. Settings are Celery's
 defaults except what the kit's Celery stack also sets for delivery and
 fairness: JSON, no results, late ack, prefetch multiplier, publisher
 confirms, thread pool in one process, no gossip/mingle, no AMQP heartbeat.
@@ -12,9 +12,10 @@ import sys
 
 from celery import Celery
 
-from queuekit.core.config import settings
+from queuekit.core.config import Settings, settings
 from queuekit.core.options import options_from_env
 
+from . import Backlog, in_parallel
 from .work import work
 
 OPTIONS = options_from_env()
@@ -36,6 +37,25 @@ def bare_work(payload: str) -> None:
 def publisher(queue: str) -> Celery:
     app.conf.task_default_queue = queue  # declared durable by Celery on first publish
     return app
+
+
+def publish_backlog(config: Settings, payloads: list[str], keys: list[bytes], queue: str,
+                    partitions: int) -> Backlog:
+    """Celery's own producer, confirmed, from ``bare.PUBLISHERS`` threads (keys, partitions: no meaning here)."""
+    publisher(queue)
+
+    def send(part: list[str]) -> None:
+        with app.producer_or_acquire() as producer:  # one pooled connection per thread
+            for payload in part:
+                bare_work.apply_async(args=[payload], producer=producer, queue=queue)  # waits for the confirm
+
+    in_parallel(send, payloads)
+
+    def cleanup() -> None:
+        with app.connection_for_write() as conn:
+            conn.default_channel.queue_delete(queue)
+
+    return Backlog(["-m", "bare.celery_worker", queue], cleanup)
 
 
 if __name__ == "__main__":
