@@ -49,6 +49,7 @@ from queuekit.core.envelope import Envelope, encode
 from queuekit.core.options import StackOptions
 from queuekit.stacks.base import DeadLetter, PublishReport, Stack
 from queuekit.stacks.capabilities import Capabilities
+from queuekit.stacks.manifest import KitObject
 from queuekit.stacks.rabbitmq import Management, x_death
 from workloads import WORKLOADS
 
@@ -108,6 +109,10 @@ class DramatiqStack(Stack):
         if self._producer is not None:
             self._producer.close()  # it remembers which queues it declared: a new run declares again
             self._producer = None
+
+    def kit_objects(self) -> list[KitObject]:
+        names = [q for w in WORKLOADS for q in (*topology.consumed_queues(w), *topology.dead_letter_queues(w))]
+        return [KitObject("rabbitmq", "queue", q) for q in dict.fromkeys(names)]
 
     def purge(self) -> None:
         # our queues BY NAME, with their .DQ and .XQ (never a foreign dramatiq.* one); no exchanges (default only);

@@ -53,6 +53,8 @@ from queuekit.core.waiting import wait_for
 from queuekit.stacks.base import DeadLetter, PublishReport, Stack
 from queuekit.stacks.capabilities import Capabilities
 from queuekit.stacks.kafka import Publisher
+from queuekit.stacks.manifest import KitObject, record
+from workloads import WORKLOADS
 
 from . import clients, topology
 from .acks import coordinates
@@ -127,8 +129,17 @@ class KafkaShareStack(Stack):
     def close_clients(self) -> None:
         self.publisher.close()
 
+    def kit_objects(self) -> list[KitObject]:
+        routes = [r for w in WORKLOADS for r in topology.routes(w)]
+        topics = dict.fromkeys([t for w in WORKLOADS for t in topology.topics(w)] + [r.dlq_topic for r in routes])
+        return [KitObject("kafka", "topic", t) for t in topics] + [KitObject("kafka", "group", r.group) for r in routes]
+
     def purge(self) -> None:
-        self.admin.delete_groups_and_topics([topology.PREFIX, topology.DLQ_PREFIX])
+        """The kit's share groups and topics BY NAME (never a foreign one sharing the prefix), and the throwaway
+        replay groups (on a shared broker only those this install recorded)."""
+        objects = self.kit_objects()
+        self.admin.delete_groups_and_topics([o.name for o in objects if o.kind == "topic"],
+                                            [o.name for o in objects if o.kind == "group"], topology.REPLAY_GROUPS)
 
     # -- producing -----------------------------------------------------------------
     def publish(self, workload: str, envelopes: Sequence[Envelope]) -> PublishReport:
@@ -200,7 +211,8 @@ class KafkaShareStack(Stack):
     def replay(self, workload: str, timeout: float = 20.0) -> int:
         """A brand-new share group (``share.auto.offset.reset=earliest``) reads the entry topic: how many records."""
         topic = topology.entry_topic(workload)
-        group = f"{topology.PREFIX}replay.{uuid.uuid4().hex[:8]}"
+        group = f"{topology.REPLAY_GROUPS}{uuid.uuid4().hex[:8]}"
+        record(self.settings, [KitObject("kafka", "group", group)])  # a shared broker: purge deletes it by name
         self.admin.configure_group(group, {"share.auto.offset.reset": "earliest"})
         retained = sum(high - low for high, low in self._marks(topic))
         consumer = clients.share_consumer(self.settings, group, group, self.options)

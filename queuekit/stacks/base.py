@@ -45,7 +45,9 @@ from queuekit.core.options import StackOptions, options_env
 from queuekit.core.waiting import wait_for
 from queuekit.core.worker_env import FAULTS_ENV  # "1": the workers act out the harness's fault directives
 
+from . import manifest
 from .capabilities import Capabilities
+from .manifest import KitObject
 from .pool import WorkerPool
 
 READY_TIMEOUT = 60.0  # seconds for every worker to consume after a start / join
@@ -102,6 +104,7 @@ class Stack(ABC):
         self.stop()
         self.workloads = tuple(dict.fromkeys(workloads))
         self.options = self.prepare_options(options)
+        manifest.claim(self.settings, self.kit_objects())  # external broker: a foreign name stops us, ours are recorded
         self.declare()
         self.pool = self.make_pool()
 
@@ -113,6 +116,7 @@ class Stack(ABC):
 
     def reset(self) -> None:
         self.stop()
+        manifest.claim(self.settings, self.kit_objects())  # purge deletes these names: never a foreign object's
         self.purge()
 
     def _spawn(self, index: int) -> None:
@@ -227,7 +231,13 @@ class Stack(ABC):
 
     @abstractmethod
     def purge(self) -> None:
-        """Delete what the kit created for this stack (queues, topics, groups); idempotent."""
+        """Delete what the kit created for this stack (queues, topics, groups), by name; idempotent."""
+
+    def kit_objects(self) -> list[KitObject]:
+        """Every named object this stack may create on its broker and ``purge`` deletes, over all workloads.
+        On an external broker they are claimed in this install's manifest before anything is declared or
+        deleted (``queuekit.stacks.manifest``). None: a stack without a broker (StubStack)."""
+        return []
 
     def close_clients(self) -> None:
         """Close the driver's producer / admin connections (they are made again on demand)."""

@@ -27,6 +27,7 @@ from queuekit.core.config import Settings
 from queuekit.core.ledger import LEDGER_ENV
 from queuekit.core.options import StackOptions, options_env
 from queuekit.core.worker_env import NAME_ENV
+from queuekit.stacks import manifest
 from queuekit.stacks.pool import _die_with_parent
 from queuekit.stacks.registry import STACKS, load_stack
 
@@ -104,7 +105,9 @@ def _through_the_stack(settings: Settings, stack: str, workloads: Sequence[str],
 
 def _declare_switching_types(instance, declare) -> None:
     """Declare; if the kit's queues/exchanges of this stack exist with another type (classic <-> quorum),
-    RabbitMQ refuses the redeclare (406 PRECONDITION_FAILED): delete them as reset() does, declare anew."""
+    RabbitMQ refuses the redeclare (406 PRECONDITION_FAILED): delete them as reset() does, declare anew.
+    On an external broker the stack's names are claimed first (``manifest.claim``): never a foreign object's."""
+    manifest.claim(instance.settings, instance.kit_objects())
     try:
         declare()
     except Exception as exc:  # noqa: BLE001 - only the type-switch case is handled, the rest re-raised
