@@ -5,7 +5,8 @@ plain clients first: a vhost of someone else's, queues (in it and in the default
 dead letters, topics named exactly like the kit's defaults (``qk.signup``, ``celery.signup``, a ``qk.*.dlq``
 with dead letters) and consumer groups with committed offsets. A second kit (its own QUEUEKIT_HOME, the
 brokers given by URL, no prefix or vhost set) runs a RabbitMQ stack twice (its own dead letters in between:
-the second reset deletes them, as they are its own), kafka and celery_kafka, then ``queuekit down --purge``.
+the second reset deletes them, as they are its own), kafka and celery_kafka, ``compare`` twice (its
+poison-to-dlq cells leave dead letters), then ``queuekit down --purge``.
 Everything on the brokers is snapshotted before and after: counts of every vhost, queue, exchange, topic and
 group, the planted objects byte for byte (payloads, records, committed offsets), and they are equal.
 """
@@ -176,6 +177,9 @@ def test_two_kits_on_one_broker_set_touch_nothing_of_each_other(kit, second_kit,
     vhost, prefix = f"queuekit-{install}", f"qk-{install}."
     for stack in RUNS:
         queuekit(second_kit, "run", stack, "signup", "-n", "20", "--malformed", "1", "--timeout", "120")
+    for _ in range(2):  # compare again: its poison-to-dlq cells' dead letters are its own, not a stranger's
+        queuekit(second_kit, "compare", "--stack", "dramatiq", "--stack", "celery_kafka", "--scenario", "poison-to-dlq",
+                 "--out", str(home / "reports"))
     recorded = json.loads((home / "manifest.json").read_text())
     kinds = {(e["broker"], e["kind"]) for e in recorded}
     assert {("rabbitmq", "vhost"), ("rabbitmq", "queue"), ("kafka", "topic"), ("kafka", "group")} <= kinds, kinds
