@@ -24,13 +24,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from queuekit.core.config import Settings
-from queuekit.core.ledger import LEDGER_ENV
+from queuekit.core.ledger import LEDGER_ENV, Effect, Ledger
 from queuekit.core.options import StackOptions, options_env
 from queuekit.core.worker_env import NAME_ENV
 from queuekit.stacks import manifest
+from queuekit.stacks.base import DeadLetter
 from queuekit.stacks.pool import _die_with_parent
 from queuekit.stacks.registry import STACKS, load_stack
+from workloads import WORKLOADS
 
+NEWEST = 200  # effects kept per service for the view (the CLI shows the last --limit)
 STOP_TIMEOUT = 30.0  # seconds for a warm shutdown before SIGKILL
 
 
@@ -51,9 +54,11 @@ def app_package(stack: str) -> str:
     return STACKS[stack].split(":")[0].rsplit(".", 1)[0]
 
 
-def default_ledger(settings: Settings) -> Path:
-    """Where hand-run workers record their effects unless QUEUEKIT_LEDGER says otherwise."""
-    return settings.home / "by-hand" / "ledger.sqlite"
+def default_ledger(settings: Settings, stack: str) -> Path:
+    """Where ``stack``'s hand-run workers record their effects unless QUEUEKIT_LEDGER says otherwise: one
+    ledger per stack, since the ledger's idempotency key is (service, key) and every stack's signup service
+    is "signup": in one shared ledger the same message run on a second stack is absorbed as a duplicate."""
+    return settings.home / "by-hand" / f"{stack}.sqlite"
 
 
 def kit_env(settings: Settings) -> dict[str, str]:
@@ -183,3 +188,40 @@ def _stop(procs: Sequence[tuple[Command, subprocess.Popen]]) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)  # the command and whatever it forked (Dramatiq's processes)
             proc.wait(10)
+
+
+@dataclass(frozen=True)
+class ServiceEffects:
+    workload: str
+    service: str
+    effects: int
+    duplicates: int  # keys with more than one effect
+    newest: list[Effect]
+
+
+@dataclass(frozen=True)
+class EffectsView:
+    services: list[ServiceEffects]
+    dead_letters: list[tuple[str, DeadLetter]]  # (workload, dead letter)
+
+
+def effects_view(settings: Settings, ledger: Path, stack: str | None, workloads: Sequence[str]) -> EffectsView:
+    """What took effect per service (the ledger, read only if it exists) and, with ``stack``, what its broker
+    holds as dead letters for ``workloads`` (``Stack.dead_letters``: the broker's own view)."""
+    rows = []
+    book = Ledger(ledger) if ledger.exists() else None
+    for workload in workloads:
+        for service in WORKLOADS[workload].services:
+            done = book.effects(service=service) if book else []
+            rows.append(ServiceEffects(workload, service, len(done),
+                                       len(book.duplicates(service)) if book else 0, done[-NEWEST:]))
+    letters: list[tuple[str, DeadLetter]] = []
+    if stack is not None:
+        instance = load_stack(stack)(settings, ledger)
+        try:
+            letters = [(w, letter) for w in workloads for letter in instance.dead_letters(w)]
+        finally:
+            instance.stop()
+    if book:
+        book.close()
+    return EffectsView(rows, letters)
