@@ -122,6 +122,13 @@ def owned(settings: Settings, objects: Iterable[KitObject]) -> list[KitObject]:
     return [o for o in objects if not settings.external(o.broker) or o in mine]
 
 
+def present(settings: Settings, objects: Iterable[KitObject]) -> list[KitObject]:
+    """Those of ``objects`` that exist on their broker now (what a reset is about to delete)."""
+    objects = list(objects)
+    found = _existing(settings, {o.broker for o in objects}) if objects else {}
+    return [o for o in objects if (o.kind, o.name) in found.get(o.broker, ())]
+
+
 def _existing(settings: Settings, brokers: set[str]) -> dict[str, set[tuple[str, str]]]:
     """(kind, name) of what is on each broker now: the vhost's queues and exchanges, Kafka's topics and groups."""
     found: dict[str, set[tuple[str, str]]] = {}
