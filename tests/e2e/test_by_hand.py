@@ -1,4 +1,4 @@
-"""README "Run it yourself", run as written: each stack's own worker command, a message sent with the
+"""docs/by-hand.md ("Run it yourself"), run as written: each stack's own worker command, a message sent with the
 framework's own tool (``celery call``, an actor's ``.send()``, kcat), one effect in the ledger; and
 ``queuekit worker`` running the same command in the foreground until SIGTERM / Ctrl-C."""
 from __future__ import annotations
@@ -54,7 +54,7 @@ def test_readme_commands_run_as_written(kit, stack, tmp_path):
         sent = subprocess.run(["bash", "-ec", readme["message"] + _as_written(readme[f"{stack} send"], kit)],
                               cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
         assert sent.returncode == 0, sent.stderr[-2000:]
-        ledger = tmp_path / "by-hand.sqlite"
+        ledger = tmp_path / f"by-hand-{stack}.sqlite"  # each stack its own ledger, as the page says
         wait_for(lambda: _effects(ledger), timeout=90,
                  what=f"the {stack} worker started as the README says to record signup {KEY} in {ledger}: "
                       + (tmp_path / "worker.log").read_text()[-1500:])
@@ -146,10 +146,11 @@ def test_queuekit_effects_shows_what_took_effect_and_what_was_dead_lettered_by_h
     """The README's Dramatiq worker with its own ledger, one good and one malformed message sent by hand:
     ``queuekit effects`` shows the effect and the dead letter with its reason, no sqlite3 needed."""
     readme = blocks()
-    ledger = tmp_path / "dramatiq.sqlite"
+    ledger = tmp_path / "by-hand-dramatiq.sqlite"  # what the page's block exports
     env = shell_env(QUEUEKIT_LEDGER=str(ledger))
-    declared = subprocess.run(["bash", "-ec", readme["dramatiq worker"].splitlines()[0]], cwd=tmp_path, env=env,
-                              capture_output=True, text=True, timeout=120)
+    declare = next(line for line in readme["dramatiq worker"].splitlines() if line.startswith("queuekit worker"))
+    declared = subprocess.run(["bash", "-ec", declare], cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=120)
     assert declared.returncode == 0, declared.stderr[-2000:]
     worker = subprocess.Popen(["bash", "-ec", readme["dramatiq worker"]], cwd=tmp_path, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
