@@ -53,10 +53,10 @@ from queuekit.core.waiting import wait_for
 from queuekit.stacks.base import DeadLetter, PublishReport, Stack
 from queuekit.stacks.capabilities import Capabilities
 from queuekit.stacks.kafka import Publisher
-from queuekit.stacks.manifest import KitObject, record
+from queuekit.stacks.manifest import KitObject, Listed, record
 from workloads import WORKLOADS
 
-from . import clients, topology
+from . import clients, topology, wire
 from .acks import coordinates
 from .admin import DLQ_TOPIC_CONFIG, ShareAdmin
 
@@ -133,6 +133,14 @@ class KafkaShareStack(Stack):
         routes = [r for w in WORKLOADS for r in topology.routes(w)]
         topics = dict.fromkeys([t for w in WORKLOADS for t in topology.topics(w)] + [r.dlq_topic for r in routes])
         return [KitObject("kafka", "topic", t) for t in topics] + [KitObject("kafka", "group", r.group) for r in routes]
+
+    def listed_objects(self, brokers: set[str]) -> Listed:
+        """The admin client lists consumer groups only (confluent-kafka has no SHARE group type): ListGroups
+        with the "share" type filter, on the wire, adds the share groups."""
+        found = super().listed_objects(brokers)
+        if "kafka" in found:
+            found["kafka"] |= {("group", g) for g in wire.list_share_groups(self.settings.kafka_bootstrap)}
+        return found
 
     def purge(self) -> None:
         """The kit's share groups and topics BY NAME (never a foreign one sharing the prefix), and the throwaway

@@ -104,7 +104,7 @@ class Stack(ABC):
         self.stop()
         self.workloads = tuple(dict.fromkeys(workloads))
         self.options = self.prepare_options(options)
-        manifest.claim(self.settings, self.kit_objects())  # external broker: a foreign name stops us, ours are recorded
+        manifest.claim(self.settings, self.kit_objects(), self.listed_objects)  # a foreign name stops us; ours recorded
         self.declare()
         self.pool = self.make_pool()
 
@@ -116,7 +116,7 @@ class Stack(ABC):
 
     def reset(self) -> None:
         self.stop()
-        manifest.claim(self.settings, self.kit_objects())  # purge deletes these names: never a foreign object's
+        manifest.claim(self.settings, self.kit_objects(), self.listed_objects)  # purge deletes these: never foreign
         self.purge()
 
     def _spawn(self, index: int) -> None:
@@ -238,6 +238,11 @@ class Stack(ABC):
         On an external broker they are claimed in this install's manifest before anything is declared or
         deleted (``queuekit.stacks.manifest``). None: a stack without a broker (StubStack)."""
         return []
+
+    def listed_objects(self, brokers: set[str]) -> manifest.Listed:
+        """(kind, name) of what exists on each of ``brokers`` now, for ``kit_objects``' names: what a claim
+        compares with the manifest. A stack whose objects the admin clients cannot list adds them."""
+        return manifest.existing_objects(self.settings, brokers)
 
     def close_clients(self) -> None:
         """Close the driver's producer / admin connections (they are made again on demand)."""

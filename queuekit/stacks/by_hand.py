@@ -112,7 +112,7 @@ def _declare_switching_types(instance, declare) -> None:
     """Declare; if the kit's queues/exchanges of this stack exist with another type (classic <-> quorum),
     RabbitMQ refuses the redeclare (406 PRECONDITION_FAILED): delete them as reset() does, declare anew.
     On an external broker the stack's names are claimed first (``manifest.claim``): never a foreign object's."""
-    manifest.claim(instance.settings, instance.kit_objects())
+    manifest.claim(instance.settings, instance.kit_objects(), instance.listed_objects)
     try:
         declare()
     except Exception as exc:  # noqa: BLE001 - only the type-switch case is handled, the rest re-raised

@@ -28,6 +28,8 @@ from queuekit.core.config import Settings, private_dir, write_private
 from queuekit.core.errors import KitError
 
 MANIFEST_FILE = "manifest.json"
+Listed = dict[str, set[tuple[str, str]]]  # broker -> (kind, name) of what exists there now
+Lister = Callable[[set[str]], Listed]
 NAMESPACE_SETTING = {"rabbitmq": "QUEUEKIT_RABBIT_VHOST",
                      "kafka": "QUEUEKIT_KAFKA_PREFIX (QUEUEKIT_KAFKA_SHARE_PREFIX for kafka_share)"}
 
@@ -85,13 +87,14 @@ class Manifest:
         with self._locked() as entries:
             entries[:] = [e for e in entries if e not in gone]
 
-    def claim(self, objects: Iterable[KitObject]) -> None:
-        """Record ``objects`` as this install's, or stop (one line) if one exists on the broker unrecorded."""
+    def claim(self, objects: Iterable[KitObject], listed: Lister | None = None) -> None:
+        """Record ``objects`` as this install's, or stop (one line) if one exists on the broker unrecorded.
+        ``listed`` says what exists (``Stack.listed_objects``: a stack may know kinds the admin client cannot list)."""
         wanted = [o for o in dict.fromkeys(objects) if self.settings.external(o.broker)]
         if not wanted:
             return
         with self._locked() as entries:
-            existing = _existing(self.settings, {o.broker for o in wanted})
+            existing = (listed or (lambda brokers: existing_objects(self.settings, brokers)))({o.broker for o in wanted})
             for obj in wanted:
                 if (obj.kind, obj.name) in existing.get(obj.broker, ()) and self._entry(obj) not in entries:
                     raise KitError(
@@ -104,8 +107,8 @@ class Manifest:
                     entries.append(entry)
 
 
-def claim(settings: Settings, objects: Iterable[KitObject]) -> None:
-    Manifest(settings).claim(objects)
+def claim(settings: Settings, objects: Iterable[KitObject], listed: Lister | None = None) -> None:
+    Manifest(settings).claim(objects, listed)
 
 
 def record(settings: Settings, objects: Iterable[KitObject]) -> None:
@@ -122,15 +125,17 @@ def owned(settings: Settings, objects: Iterable[KitObject]) -> list[KitObject]:
     return [o for o in objects if not settings.external(o.broker) or o in mine]
 
 
-def present(settings: Settings, objects: Iterable[KitObject]) -> list[KitObject]:
+def present(objects: Iterable[KitObject], listed: Lister) -> list[KitObject]:
     """Those of ``objects`` that exist on their broker now (what a reset is about to delete)."""
     objects = list(objects)
-    found = _existing(settings, {o.broker for o in objects}) if objects else {}
+    found = listed({o.broker for o in objects}) if objects else {}
     return [o for o in objects if (o.kind, o.name) in found.get(o.broker, ())]
 
 
-def _existing(settings: Settings, brokers: set[str]) -> dict[str, set[tuple[str, str]]]:
-    """(kind, name) of what is on each broker now: the vhost's queues and exchanges, Kafka's topics and groups."""
+def existing_objects(settings: Settings, brokers: set[str]) -> Listed:
+    """(kind, name) of what is on each broker now: the vhost's queues and exchanges, Kafka's topics and the
+    groups ListGroups returns by default (consumer groups; share groups only by type: ``kafka_share``
+    adds them in its ``listed_objects``)."""
     found: dict[str, set[tuple[str, str]]] = {}
     if "rabbitmq" in brokers:
         vhost = quote(settings.vhost, safe="")
@@ -144,7 +149,7 @@ def _existing(settings: Settings, brokers: set[str]) -> dict[str, set[tuple[str,
     if "kafka" in brokers:
         admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
         topics = admin.list_topics(timeout=10).topics
-        groups = admin.list_consumer_groups(request_timeout=10).result()  # every group type: share groups too
+        groups = admin.list_consumer_groups(request_timeout=10).result()
         found["kafka"] = {("topic", t) for t in topics} | {("group", g.group_id) for g in groups.valid}
     return found
 
@@ -174,12 +179,9 @@ def purge_all(settings: Settings, say: Callable[[str], None]) -> list[dict]:
     if kafka:
         admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
         groups = [e for e in kafka if e["kind"] == "group"]
-        present = {g.group_id for g in admin.list_consumer_groups(request_timeout=10).result().valid}
-        gone += [e for e in groups if e["name"] not in present]
-        doomed = [e for e in groups if e["name"] in present]
-        if doomed:  # a group with live members answers NON_EMPTY_GROUP: it stays recorded
-            futures = admin.delete_consumer_groups([e["name"] for e in doomed])
-            gone += [e for e in doomed if _done(futures[e["name"]], KafkaError.GROUP_ID_NOT_FOUND)]
+        if groups:  # consumer and share groups alike; one with live members answers NON_EMPTY_GROUP: stays recorded
+            futures = admin.delete_consumer_groups([e["name"] for e in groups])
+            gone += [e for e in groups if _done(futures[e["name"]], KafkaError.GROUP_ID_NOT_FOUND)]
         topics = [e for e in kafka if e["kind"] == "topic"]
         existing = admin.list_topics(timeout=10).topics
         gone += [e for e in topics if e["name"] not in existing]

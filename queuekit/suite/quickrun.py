@@ -52,7 +52,7 @@ def quick_run(settings: Settings, stack_name: str, workload: str, n: int, worker
                        "use --queue-type only with a RabbitMQ stack (celery, dramatiq)")
     stack = stack_cls(settings, ledger.path)
     envelopes = [make_envelope(m) for m in spec.make_messages(n, seed=int(time.time()))]  # before timing
-    doomed = present(settings, stack.kit_objects())
+    doomed = present(stack.kit_objects(), stack.listed_objects)
     say(f"reset deletes {len(doomed)} object(s) of {stack_name}: " + ", ".join(f"{o.kind} {o.name}" for o in doomed)
         if doomed else f"reset: nothing of {stack_name} on the broker yet")
     stack.reset()  # deletes the stack's queues: a switch classic <-> quorum never meets the old declaration

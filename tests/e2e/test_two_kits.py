@@ -3,12 +3,13 @@
 The first kit's brokers (the session's, started by ``queuekit up``) get foreign objects of every kind from
 plain clients first: a vhost of someone else's, queues (in it and in the default vhost) holding messages and
 dead letters, topics named exactly like the kit's defaults (``qk.signup``, ``celery.signup``, a ``qk.*.dlq``
-with dead letters) and consumer groups with committed offsets. A second kit (its own QUEUEKIT_HOME, the
-brokers given by URL, no prefix or vhost set) runs a RabbitMQ stack twice (its own dead letters in between:
-the second reset deletes them, as they are its own), kafka and celery_kafka, ``compare`` twice (its
-poison-to-dlq cells leave dead letters), then ``queuekit down --purge``.
-Everything on the brokers is snapshotted before and after: counts of every vhost, queue, exchange, topic and
-group, the planted objects byte for byte (payloads, records, committed offsets), and they are equal.
+with dead letters), consumer groups with committed offsets, a share group that acknowledged a record. A
+second kit (its own QUEUEKIT_HOME, the brokers given by URL, no prefix or vhost set) runs a RabbitMQ stack
+twice (its own dead letters in between: the second reset deletes them, as they are its own), kafka,
+celery_kafka and kafka_share, ``compare`` twice (its poison-to-dlq cells leave dead letters), then
+``queuekit down --purge``. Everything on the brokers is snapshotted before and after: counts of every
+vhost, queue, exchange, topic, group and share group, the planted objects byte for byte (payloads,
+records, committed offsets), and they are equal.
 """
 from __future__ import annotations
 
@@ -17,15 +18,25 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
 import httpx
 import pytest
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, Producer, TopicPartition
+from confluent_kafka import (
+    AcknowledgeType,
+    Consumer,
+    ConsumerGroupTopicPartitions,
+    KafkaException,
+    Producer,
+    ShareConsumer,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 
+from kafka_share_app.wire import list_share_groups
 from queuekit.core.waiting import wait_for
 
 FOREIGN_VHOST = "queuekit"  # what older kits used as their external vhost: someone else's now
@@ -35,7 +46,8 @@ FOREIGN_TOPICS = {"qk.signup": 5, "qk.signup.dlq": 2, "celery.signup": 3, "qk.tr
                   "qks.signup": 2}
 FOREIGN_GROUPS = {"qk.signup": "qk.signup", "qk.tracking.analytics": "qk.tracking.events",
                   "celery.signup-consumer-group": "celery.signup"}  # group -> the topic it committed on
-RUNS = ("dramatiq", "dramatiq", "kafka", "celery_kafka")  # dramatiq twice: the second reset meets its dead letter
+FOREIGN_SHARE_GROUP = ("qks.signup", "qks.signup")  # a share group (KIP-932) that acknowledged one record
+RUNS = ("dramatiq", "dramatiq", "kafka", "celery_kafka", "kafka_share")  # dramatiq twice: the second reset meets its dead letter
 
 
 def queuekit(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -66,7 +78,7 @@ def foreign(kit):
     """Plant the foreign objects; remove them afterwards (they are the test's, not the session's)."""
     mgmt = httpx.Client(base_url=f"{kit.mgmt_url}/api", auth=kit.mgmt_auth, timeout=30)
     admin = AdminClient({"bootstrap.servers": kit.kafka_bootstrap})
-    _cleanup(mgmt, admin)
+    _cleanup(mgmt, admin, kit.kafka_bootstrap)
     mgmt.put(f"/vhosts/{FOREIGN_VHOST}").raise_for_status()
     mgmt.put(f"/permissions/{FOREIGN_VHOST}/{quote(kit.mgmt_auth[0], safe='')}",
              json={"configure": ".*", "write": ".*", "read": ".*"}).raise_for_status()
@@ -78,8 +90,13 @@ def foreign(kit):
                 mgmt.post(f"/exchanges/{v}/amq.default/publish",
                           json={"routing_key": name, "payload": f"{name} #{i}: someone else's",
                                 "payload_encoding": "string", "properties": {"delivery_mode": 2}}).raise_for_status()
-    for future in admin.create_topics([NewTopic(t, 1, 1) for t in FOREIGN_TOPICS]).values():
-        future.result(30)
+    def created() -> bool:  # a topic of the same name just deleted (a first kit's qk.signup) takes a moment to go
+        missing = [t for t in FOREIGN_TOPICS if t not in admin.list_topics(timeout=10).topics]
+        for future in (admin.create_topics([NewTopic(t, 1, 1) for t in missing]).values() if missing else ()):
+            future.exception(30)
+        return not missing
+
+    wait_for(created, timeout=60, what=f"the foreign topics {', '.join(FOREIGN_TOPICS)} created")
     producer = Producer({"bootstrap.servers": kit.kafka_bootstrap})
     for topic, count in FOREIGN_TOPICS.items():
         for i in range(count):
@@ -90,18 +107,48 @@ def foreign(kit):
         consumer = Consumer({"bootstrap.servers": kit.kafka_bootstrap, "group.id": group, "enable.auto.commit": False})
         consumer.commit(offsets=[TopicPartition(topic, 0, 2)], asynchronous=False)
         consumer.close()
+    _share_group_reads_one(kit.kafka_bootstrap, *FOREIGN_SHARE_GROUP)
     def planted() -> bool:  # the management API's counts trail a publish by seconds
         return all(mgmt.get(f"/queues/{quote(v, safe='')}/{quote(n, safe='')}").json().get("messages") == c
                    for v, queues in FOREIGN_QUEUES.items() for n, c in queues.items())
 
     wait_for(planted, timeout=30, what="the management API to count the planted messages")
     yield mgmt, admin
-    _cleanup(mgmt, admin)
+    _cleanup(mgmt, admin, kit.kafka_bootstrap)
 
 
-def _cleanup(mgmt: httpx.Client, admin: AdminClient) -> None:
+def _share_group_reads_one(bootstrap: str, group: str, topic: str) -> None:
+    consumer = ShareConsumer({"bootstrap.servers": bootstrap, "group.id": group,
+                              "share.acknowledgement.mode": "explicit", "max.poll.records": 1})
+    try:
+        consumer.subscribe([topic])
+
+        def one() -> bool:
+            for m in consumer.poll(1.0):
+                if not m.error():
+                    consumer.acknowledge(m, AcknowledgeType.ACCEPT)
+                    consumer.commit_sync()
+                    return True
+            return False
+
+        # a new share group starts at the latest offset: produce until it has read one
+        wait_for(lambda: _produce(bootstrap, topic) and one(), timeout=60, what=f"share group {group} to read a record")
+    finally:
+        consumer.close()
+
+
+def _produce(bootstrap: str, topic: str) -> bool:
+    producer = Producer({"bootstrap.servers": bootstrap})
+    producer.produce(topic, b"for the share group", key=b"share")
+    return producer.flush(30) == 0
+
+
+def _cleanup(mgmt: httpx.Client, admin: AdminClient, bootstrap: str) -> None:
     mgmt.delete(f"/vhosts/{FOREIGN_VHOST}")
     mgmt.delete(f"/queues/%2F/{quote('orders.foreign', safe='')}")
+    share = [g for g in list_share_groups(bootstrap) if g == FOREIGN_SHARE_GROUP[0]]
+    for future in (admin.delete_consumer_groups(share).values() if share else ()):
+        future.exception(30)
     groups = [g.group_id for g in admin.list_consumer_groups().result(timeout=10).valid if g.group_id in FOREIGN_GROUPS]
     for future in (admin.delete_consumer_groups(groups).values() if groups else ()):
         future.exception(30)
@@ -131,6 +178,7 @@ def snapshot(kit, mgmt: httpx.Client, admin: AdminClient) -> dict:
         shot[f"records {topic}"] = _digest(_records(kit.kafka_bootstrap, topic)) if topic in topics else None
     groups = sorted(g.group_id for g in admin.list_consumer_groups().result(timeout=10).valid)
     shot["groups"] = groups
+    shot["share groups"] = sorted(list_share_groups(kit.kafka_bootstrap))
     for group in FOREIGN_GROUPS:
         if group in groups:
             found = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])[group].result()
@@ -176,14 +224,19 @@ def test_two_kits_on_one_broker_set_touch_nothing_of_each_other(kit, second_kit,
     install = (home / "install-id").read_text().strip()
     vhost, prefix = f"queuekit-{install}", f"qk-{install}."
     for stack in RUNS:
+        t0 = time.monotonic()
         queuekit(second_kit, "run", stack, "signup", "-n", "20", "--malformed", "1", "--timeout", "120")
+        print(f"run {stack}: {time.monotonic() - t0:.0f} s")
     for _ in range(2):  # compare again: its poison-to-dlq cells' dead letters are its own, not a stranger's
-        queuekit(second_kit, "compare", "--stack", "dramatiq", "--stack", "celery_kafka", "--scenario", "poison-to-dlq",
+        t0 = time.monotonic()
+        queuekit(second_kit, "compare", "--stack", "dramatiq", "--stack", "kafka", "--scenario", "poison-to-dlq",
                  "--out", str(home / "reports"))
+        print(f"compare: {time.monotonic() - t0:.0f} s")
     recorded = json.loads((home / "manifest.json").read_text())
     kinds = {(e["broker"], e["kind"]) for e in recorded}
     assert {("rabbitmq", "vhost"), ("rabbitmq", "queue"), ("kafka", "topic"), ("kafka", "group")} <= kinds, kinds
-    assert all(e["name"] == vhost or e["name"].startswith(prefix) or e["broker"] == "rabbitmq" for e in recorded)
+    ours = (prefix, f"qks-{install}.", f"dlq.qks-{install}.")  # kafka (and celery_kafka), kafka_share, its DLQs
+    assert all(e["broker"] == "rabbitmq" or e["name"].startswith(ours) for e in recorded), recorded
     assert f"{prefix}signup" in admin.list_topics(timeout=10).topics
     assert f"{prefix}celery.signup" in admin.list_topics(timeout=10).topics  # celery_kafka: the namespace too
     assert mgmt.get(f"/queues/{vhost}/dramatiq.signup.XQ").json().get("messages") == 1  # its own dead letter
@@ -194,6 +247,7 @@ def test_two_kits_on_one_broker_set_touch_nothing_of_each_other(kit, second_kit,
     assert not [t for t in admin.list_topics(timeout=10).topics if t.startswith(prefix)]
     assert not [g.group_id for g in admin.list_consumer_groups().result(timeout=10).valid
                 if g.group_id.startswith(prefix)]
+    assert not [g for g in list_share_groups(kit.kafka_bootstrap) if g.startswith(f"qks-{install}.")]
 
     after = snapshot(kit, mgmt, admin)
     print(f"foreign objects before/after: {_counts(before)} / {_counts(after)}")
@@ -207,4 +261,4 @@ def _counts(shot: dict) -> dict[str, int]:
             "messages": sum(sum(v.values()) for k, v in shot.items() if k.startswith("queues ")),
             "exchanges": sum(len(v) for k, v in shot.items() if k.startswith("exchanges ")),
             "topic partitions": len(shot["topics"]), "records": sum(shot["topics"].values()),
-            "groups": len(shot["groups"])}
+            "groups": len(shot["groups"]), "share groups": len(shot["share groups"])}
