@@ -21,6 +21,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from kafka_share_app.wire import list_share_groups
 from queuekit import brokers
 from queuekit.stacks.registry import STACKS
 
@@ -45,13 +46,17 @@ def second_kit_env(kit, tmp_path) -> dict[str, str]:
 
 
 @pytest.fixture(autouse=True)
-def cleanup(kit):
-    """Nothing of this test stays on the session's brokers: the vhost, the foreign and the qk2 objects."""
+def cleanup(kit, second_kit_env):
+    """Nothing of this test stays on the session's brokers: what the second kit recorded (its purge), then the
+    foreign objects and anything left with its prefixes (share groups included)."""
     yield
+    subprocess.run([str(Path(sys.executable).parent / "queuekit"), "down", "--purge"], env=second_kit_env,
+                   capture_output=True, timeout=300)
     httpx.delete(f"{kit.mgmt_url}/api/vhosts/{VHOST}", auth=kit.mgmt_auth, timeout=30)
     admin = AdminClient({"bootstrap.servers": kit.kafka_bootstrap})
     ours = (PREFIX, SHARE_PREFIX, f"dlq.{SHARE_PREFIX}")
     groups = [g.group_id for g in admin.list_consumer_groups().result(timeout=10).valid if g.group_id.startswith(ours)]
+    groups += [g for g in list_share_groups(kit.kafka_bootstrap) if g.startswith(ours)]
     for future in (admin.delete_consumer_groups(groups).values() if groups else ()):
         future.exception(30)
     topics = [t for t in admin.list_topics(timeout=10).topics if t.startswith(ours)]
