@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from queuekit.core.config import Settings, install_id, kafka_prefix
+from queuekit.core.errors import KitError
 from queuekit.stacks.manifest import KitObject, Manifest, owned, record
 
 EXTERNAL = {"QUEUEKIT_BROKERS": "external", "QUEUEKIT_AMQP_URL": "amqp://u:p@127.0.0.1:5672/",
@@ -74,3 +75,19 @@ def test_the_manifest_records_on_external_brokers_only_and_owns_what_it_recorded
     assert owned(s, [topic, foreign]) == [topic]  # by name: a neighbour sharing the prefix is not ours
     Manifest(s).forget([topic])
     assert owned(s, [topic]) == []
+
+
+def test_a_claim_stops_at_a_name_that_exists_unrecorded_and_records_the_rest(home, monkeypatch):
+    """The decision alone (the broker's listing given): tests/e2e/test_two_kits.py runs it on real brokers."""
+    for name, value in EXTERNAL.items():
+        monkeypatch.setenv(name, value)
+    s = Settings.from_env()
+    ours, foreign = KitObject("kafka", "topic", "qk-x.signup"), KitObject("kafka", "topic", "qk.signup")
+    manifest = Manifest(s)
+    manifest.claim([ours], lambda brokers: {"kafka": set()})
+    manifest.claim([ours], lambda brokers: {"kafka": {("topic", "qk-x.signup")}})  # now it exists: it is ours
+    with pytest.raises(KitError) as raised:
+        manifest.claim([ours, foreign], lambda brokers: {"kafka": {("topic", "qk.signup")}})
+    assert "'qk.signup'" in str(raised.value) and "QUEUEKIT_KAFKA_PREFIX" in str(raised.value)
+    assert "\n" not in str(raised.value)
+    assert manifest.recorded([ours, foreign]) == [ours]  # nothing of a refused claim was recorded
