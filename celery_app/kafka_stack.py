@@ -39,10 +39,12 @@ from confluent_kafka.admin import NewTopic
 from queuekit.core.config import Settings
 from queuekit.core.options import StackOptions
 from queuekit.core.waiting import wait_for
+from queuekit.stacks import manifest
 from queuekit.stacks.base import DeadLetter, PublishReport
 from queuekit.stacks.capabilities import Capabilities
 from queuekit.stacks.declaration import ClusterPromise, RetryTiming
 from queuekit.stacks.kafka import Admin, read_until
+from queuekit.stacks.manifest import KitObject
 from workloads import WORKLOADS
 
 from . import kafka, topology
@@ -139,6 +141,12 @@ class CeleryKafkaStack(CeleryStack):
     def describe_consumers(self) -> str:
         return self.admin.describe_groups(list(self._groups()))
 
+    def kit_objects(self) -> list[KitObject]:
+        services = topology.services()
+        groups = [_group(topology.queue_name(s)) for s in services] + [READER_GROUP]
+        return [KitObject("kafka", "topic", t) for t in self._topics(WORKLOADS)] + [KitObject("kafka", "group", g)
+                                                                                  for g in groups]
+
     def purge(self) -> None:
         """Our topics and groups BY NAME (never a foreign celery.* one), and the throwaway replay groups;
         a dead-letter topic holding records only as ``queuekit.stacks.reset`` allows."""
@@ -178,8 +186,10 @@ class CeleryKafkaStack(CeleryStack):
     def replay(self, workload: str, timeout: float = 20.0) -> int:
         """A brand-new group on the entry topic, from the earliest offset: how many records it reads."""
         topic = topology.queue_name(topology.entry_services(workload)[0])
+        replay_group = f"{REPLAY_GROUPS}{uuid.uuid4().hex[:8]}"
+        manifest.record(self.settings, [KitObject("kafka", "group", replay_group)])  # a shared broker: purge deletes it by name
         reader = Consumer({"bootstrap.servers": self.settings.kafka_bootstrap, "enable.auto.commit": False,
-                           "group.id": f"{REPLAY_GROUPS}{uuid.uuid4().hex[:8]}", "auto.offset.reset": "earliest"})
+                           "group.id": replay_group, "auto.offset.reset": "earliest"})
         try:
             reader.subscribe([topic])  # a real group member, as a new Celery deployment would be
             return len(read_until(reader, topic, self.admin.partitions(topic), timeout))

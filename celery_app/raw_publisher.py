@@ -19,7 +19,9 @@ from queuekit.core.waiting import wait_for
 from queuekit.suite.hostile import DROP, Hostile, frame_spec
 from queuekit.suite.wires import KafkaWire, PikaWire
 
-QUEUE = "celery.signup"
+from . import topology
+
+QUEUE = topology.queue_name("signup")  # celery.signup, or with the install's Kafka namespace first
 
 
 def publisher_for(stack):

@@ -50,6 +50,7 @@ from queuekit.core.options import StackOptions
 from queuekit.stacks.base import DeadLetter, PublishReport, Stack
 from queuekit.stacks.capabilities import Capabilities
 from queuekit.stacks.declaration import NO_LOSS, ClusterPromise, RetryTiming
+from queuekit.stacks.manifest import KitObject
 from queuekit.stacks.rabbitmq import Management, x_death
 from workloads import WORKLOADS
 
@@ -111,6 +112,13 @@ class CeleryStack(Stack):
         if self.app is not None:
             self.app.close()
             self.app = None
+
+    def kit_objects(self) -> list[KitObject]:
+        delayed = [level_name(level) for level in range(MAX_LEVEL + 1)]
+        queues = [n for s in topology.services() for n in (topology.queue_name(s), topology.dlq_name(s))] + delayed
+        exchanges = [e.name for e in topology.EXCHANGES] + delayed + [CELERY_DELAYED_DELIVERY_EXCHANGE]
+        return [KitObject("rabbitmq", "queue", q) for q in queues] + [KitObject("rabbitmq", "exchange", e)
+                                                                     for e in exchanges]
 
     def purge(self) -> None:
         """Our queues and exchanges BY NAME (never a foreign celery.* one, nor Celery's own celery.pidbox),

@@ -56,13 +56,24 @@ from collections.abc import Iterable
 
 from kombu import Exchange, Queue, binding
 
+from queuekit.core.config import kafka_prefix
 from queuekit.core.options import StackOptions
 from queuekit.core.queue_types import dead_letter_queue_arguments, work_queue_arguments
 from workloads import WORKLOADS
 
 from . import kafka
 
-PREFIX = "celery."
+
+def _prefix() -> str:
+    """"celery." on the kit's own brokers; with a Kafka namespace in effect (an external Kafka, or
+    QUEUEKIT_KAFKA_PREFIX) that namespace first, "qk-1a2b3c4d.celery.": the queue names are the
+    celery_kafka stack's topic and group names, and one topology serves both transports, so the
+    RabbitMQ stacks carry it too (harmless: their vhost is the install's own already)."""
+    namespace = kafka_prefix()
+    return "celery." if namespace == "qk." else f"{namespace}celery."
+
+
+PREFIX = _prefix()
 TASKS = Exchange("celery.tasks", "direct", durable=True)  # Celery binds every queue to its default exchange
 TASKS_TOPIC = Exchange("celery.tasks", "topic", durable=True)  # the same, on quorum queues (see above)
 DLX = Exchange("celery.dlx", "direct", durable=True)

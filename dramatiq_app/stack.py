@@ -50,6 +50,7 @@ from queuekit.core.options import StackOptions
 from queuekit.stacks.base import DeadLetter, PublishReport, Stack
 from queuekit.stacks.capabilities import Capabilities
 from queuekit.stacks.declaration import NO_LOSS, ClusterPromise, RetryTiming
+from queuekit.stacks.manifest import KitObject
 from queuekit.stacks.rabbitmq import Management, x_death
 from workloads import WORKLOADS
 
@@ -118,6 +119,10 @@ class DramatiqStack(Stack):
         if self._producer is not None:
             self._producer.close()  # it remembers which queues it declared: a new run declares again
             self._producer = None
+
+    def kit_objects(self) -> list[KitObject]:
+        names = [q for w in WORKLOADS for q in (*topology.consumed_queues(w), *topology.dead_letter_queues(w))]
+        return [KitObject("rabbitmq", "queue", q) for q in dict.fromkeys(names)]
 
     def purge(self) -> None:
         # our queues BY NAME, with their .DQ and .XQ (never a foreign dramatiq.* one); no exchanges (default only);

@@ -58,6 +58,7 @@ from queuekit.stacks.base import DeadLetter, PublishReport, Stack
 from queuekit.stacks.capabilities import Capabilities
 from queuekit.stacks.declaration import NO_LOSS, ClusterPromise, RetryTiming
 from queuekit.stacks.kafka import Admin, Publisher, read_until
+from queuekit.stacks.manifest import KitObject, record
 
 from . import clients, topology
 from .consumers import header
@@ -123,6 +124,10 @@ class KafkaStack(Stack):
     def close_clients(self) -> None:
         self.publisher.close()
 
+    def kit_objects(self) -> list[KitObject]:
+        return ([KitObject("kafka", "topic", t) for t in topology.kit_topics()]
+                + [KitObject("kafka", "group", g) for g in topology.kit_groups()])
+
     def purge(self) -> None:
         """The kit's groups and topics BY NAME (never a foreign one sharing the prefix), waiting until they
         are gone; a DLQ topic still holding records only as ``queuekit.stacks.reset`` allows."""
@@ -174,7 +179,9 @@ class KafkaStack(Stack):
     def replay(self, workload: str, timeout: float = 20.0) -> int:
         """A brand-new group (``auto.offset.reset=earliest``) reads the entry topic's retained log: how many."""
         topic = topology.entry_topic(workload)
-        reader = clients.replayer(self.settings, f"{topology.REPLAY_GROUPS}{uuid.uuid4().hex[:8]}")
+        group = f"{topology.REPLAY_GROUPS}{uuid.uuid4().hex[:8]}"
+        record(self.settings, [KitObject("kafka", "group", group)])  # a shared broker: purge deletes it by name
+        reader = clients.replayer(self.settings, group)
         try:
             reader.subscribe([topic])  # a real group member: replay is "a new group", not a special API
             return len(read_until(reader, topic, self.admin.partitions(topic), timeout))

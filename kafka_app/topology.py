@@ -15,18 +15,18 @@ records share a partition and keep their order.
 """
 from __future__ import annotations
 
-import os
-
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from queuekit.core.config import kafka_prefix
 from queuekit.core.routes import LogRoute
 from queuekit.core.waiting import wait_for
 from workloads import WORKLOADS
 
-# Every topic and group name starts with this. On a shared cluster give each kit its own
-# (QUEUEKIT_KAFKA_PREFIX, read by the stack and its workers alike): reset touches only its names.
-PREFIX = os.environ.get("QUEUEKIT_KAFKA_PREFIX") or "qk."
+# Every topic and group name starts with this: "qk." on the kit's own Kafka, "qk-<install id>." on an
+# external one (this install's namespace), QUEUEKIT_KAFKA_PREFIX when set; the stack and its workers
+# compute the same one. Reset touches only the names below, and on an external broker only recorded ones.
+PREFIX = kafka_prefix()
 REPLAY_GROUPS = f"{PREFIX}replay."  # the throwaway groups of Stack.replay()
 READER_GROUP = f"{PREFIX}reader"  # assign() only: never joins, never commits
 

@@ -14,6 +14,7 @@ from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
 
 from queuekit.core.config import Settings
 from queuekit.core.waiting import wait_for
+from queuekit.stacks.manifest import KitObject, owned
 
 from . import clients, wire
 
@@ -116,34 +117,40 @@ class ShareAdmin:
             per_group[group] = total
         return per_group
 
-    # -- cleanup: only what carries the stack's prefixes ------------------------------------------
-    def delete_groups_and_topics(self, prefixes: Sequence[str]) -> None:
-        wait_for(lambda: self._delete_groups(prefixes), timeout=DELETE_TIMEOUT,
-                 what=f"every {'/'.join(prefixes)}* share group to be deleted",
-                 describe=lambda: f"groups left: {self._groups(prefixes)}")
-        topics = [t for t in self.topics() if t.startswith(tuple(prefixes))]
-        if topics:
-            for future in self.client.delete_topics(topics, operation_timeout=30).values():
+    # -- cleanup: only what the kit created, by name ---------------------------------------------
+    def delete_groups_and_topics(self, topics: Sequence[str], groups: Sequence[str], replay_prefix: str) -> None:
+        """Delete these share groups and topics BY NAME, and the throwaway replay groups (``replay_prefix``;
+        on a shared broker only those this install recorded), nothing else."""
+        wait_for(lambda: self._delete_groups(groups, replay_prefix), timeout=DELETE_TIMEOUT,
+                 what="the kit's share groups to be deleted",
+                 describe=lambda: f"groups left: {self._groups(groups, replay_prefix)}")
+        existing = self.topics()
+        ours = [t for t in topics if t in existing]
+        if ours:
+            for future in self.client.delete_topics(ours, operation_timeout=30).values():
                 try:
                     future.result()
                 except KafkaException as exc:
                     if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
                         raise
-        wait_for(lambda: not any(t.startswith(tuple(prefixes)) for t in self.topics()), timeout=DELETE_TIMEOUT,
-                 what=f"every {'/'.join(prefixes)}* topic to be deleted")
+        wait_for(lambda: not set(topics) & set(self.topics()), timeout=DELETE_TIMEOUT,
+                 what="the kit's share-group topics to be deleted")
 
-    def _groups(self, prefixes: Sequence[str]) -> list[str]:
-        return [g for g in wire.list_share_groups(self.bootstrap) if g.startswith(tuple(prefixes))]
+    def _groups(self, groups: Sequence[str], replay_prefix: str) -> list[str]:
+        listed = wire.list_share_groups(self.bootstrap)
+        replays = owned(self.settings, [KitObject("kafka", "group", g) for g in listed
+                                        if g.startswith(replay_prefix) and g not in groups])
+        return [g for g in listed if g in groups] + [o.name for o in replays]
 
-    def _delete_groups(self, prefixes: Sequence[str]) -> bool:
+    def _delete_groups(self, groups: Sequence[str], replay_prefix: str) -> bool:
         """One round: DeleteGroups works on share groups too; one with members (a SIGKILLed member still
         timing out) answers NON_EMPTY_GROUP and waits for the next round."""
-        groups = self._groups(prefixes)
-        if groups:
-            for future in self.client.delete_consumer_groups(groups).values():
+        present = self._groups(groups, replay_prefix)
+        if present:
+            for future in self.client.delete_consumer_groups(present).values():
                 try:
                     future.result()
                 except KafkaException as exc:
                     if exc.args[0].code() not in (KafkaError.GROUP_ID_NOT_FOUND, KafkaError.NON_EMPTY_GROUP):
                         raise
-        return not self._groups(prefixes)
+        return not self._groups(groups, replay_prefix)

@@ -54,8 +54,10 @@ from queuekit.stacks.base import DeadLetter, PublishReport, Stack
 from queuekit.stacks.capabilities import Capabilities
 from queuekit.stacks.declaration import NO_LOSS, ClusterPromise, RetryTiming
 from queuekit.stacks.kafka import Publisher
+from queuekit.stacks.manifest import KitObject, Listed, record
+from workloads import WORKLOADS
 
-from . import clients, topology
+from . import clients, topology, wire
 from .acks import coordinates
 from .admin import DLQ_TOPIC_CONFIG, ShareAdmin
 
@@ -137,8 +139,25 @@ class KafkaShareStack(Stack):
     def close_clients(self) -> None:
         self.publisher.close()
 
+    def kit_objects(self) -> list[KitObject]:
+        routes = [r for w in WORKLOADS for r in topology.routes(w)]
+        topics = dict.fromkeys([t for w in WORKLOADS for t in topology.topics(w)] + [r.dlq_topic for r in routes])
+        return [KitObject("kafka", "topic", t) for t in topics] + [KitObject("kafka", "group", r.group) for r in routes]
+
+    def listed_objects(self, brokers: set[str]) -> Listed:
+        """The admin client lists consumer groups only (confluent-kafka has no SHARE group type): ListGroups
+        with the "share" type filter, on the wire, adds the share groups."""
+        found = super().listed_objects(brokers)
+        if "kafka" in found:
+            found["kafka"] |= {("group", g) for g in wire.list_share_groups(self.settings.kafka_bootstrap)}
+        return found
+
     def purge(self) -> None:
-        self.admin.delete_groups_and_topics([topology.PREFIX, topology.DLQ_PREFIX])
+        """The kit's share groups and topics BY NAME (never a foreign one sharing the prefix), and the throwaway
+        replay groups (on a shared broker only those this install recorded)."""
+        objects = self.kit_objects()
+        self.admin.delete_groups_and_topics([o.name for o in objects if o.kind == "topic"],
+                                            [o.name for o in objects if o.kind == "group"], topology.REPLAY_GROUPS)
 
     # -- producing -----------------------------------------------------------------
     def publish(self, workload: str, envelopes: Sequence[Envelope]) -> PublishReport:
@@ -210,7 +229,8 @@ class KafkaShareStack(Stack):
     def replay(self, workload: str, timeout: float = 20.0) -> int:
         """A brand-new share group (``share.auto.offset.reset=earliest``) reads the entry topic: how many records."""
         topic = topology.entry_topic(workload)
-        group = f"{topology.PREFIX}replay.{uuid.uuid4().hex[:8]}"
+        group = f"{topology.REPLAY_GROUPS}{uuid.uuid4().hex[:8]}"
+        record(self.settings, [KitObject("kafka", "group", group)])  # a shared broker: purge deletes it by name
         self.admin.configure_group(group, {"share.auto.offset.reset": "earliest"})
         retained = sum(high - low for high, low in self._marks(topic))
         consumer = clients.share_consumer(self.settings, group, group, self.options)

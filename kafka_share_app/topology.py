@@ -15,14 +15,14 @@ No retry topic: a RELEASEd record goes back to the same share-partition.
 """
 from __future__ import annotations
 
-import os
-
+from queuekit.core.config import kafka_prefix
 from queuekit.core.routes import LogRoute
 from workloads import WORKLOADS
 
-# Every topic and share group starts with this; on a shared cluster give each kit its own
-# (QUEUEKIT_KAFKA_SHARE_PREFIX, read by the stack and its workers alike).
-PREFIX = os.environ.get("QUEUEKIT_KAFKA_SHARE_PREFIX") or "qks."
+# Every topic and share group starts with this: "qks." on the kit's own Kafka, "qks-<install id>." on an
+# external one, QUEUEKIT_KAFKA_SHARE_PREFIX when set (read by the stack and its workers alike).
+PREFIX = kafka_prefix("QUEUEKIT_KAFKA_SHARE_PREFIX", "qks.")
+REPLAY_GROUPS = f"{PREFIX}replay."  # the throwaway share groups of Stack.replay()
 DLQ_PREFIX = "dlq." + PREFIX  # the broker's errors.deadletterqueue.topic.name.prefix ("dlq.") + ours
 
 

@@ -54,6 +54,7 @@ from queuekit.core.waiting import wait_for
 from queuekit.stacks.base import DeadLetter, PublishReport, Stack
 from queuekit.stacks.capabilities import Capabilities
 from queuekit.stacks.declaration import ClusterPromise
+from queuekit.stacks.manifest import KitObject
 from workloads import WORKLOADS
 
 from . import topology
@@ -121,6 +122,9 @@ class RabbitMQStreamStack(Stack):
     def close_clients(self) -> None:
         if self._admin is not None:
             self._admin.close()  # the watcher, producer and offset reader; the loop thread stays for the next run
+
+    def kit_objects(self) -> list[KitObject]:
+        return [KitObject("rabbitmq", "queue", s) for s in dict.fromkeys(s for w in WORKLOADS for s in topology.streams(w))]
 
     def purge(self) -> None:
         """The kit's streams BY NAME, with the offsets and producer sequences stored in them (never a

@@ -130,6 +130,9 @@ class RabbitMQ:
         if r.status_code == 200:
             return
         say(f"RabbitMQ: creating the kit's vhost {s.vhost!r}")
+        if s.external("rabbitmq"):  # recorded before it is made: `queuekit down --purge` deletes it
+            from queuekit.stacks.manifest import KitObject, record
+            record(s, [KitObject("rabbitmq", "vhost", s.vhost)])
         created = httpx.put(f"{api}/vhosts/{vhost}", auth=auth, timeout=10)
         granted = created.is_success and httpx.put(
             f"{api}/permissions/{vhost}/{quote(auth[0], safe='')}", auth=auth, timeout=10,

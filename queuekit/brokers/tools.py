@@ -6,20 +6,21 @@ kit's private HOME; plain ``rabbitmqctl`` finds neither. Kafka's tools are
 Java classes in ``kafka-tools`` (not in the broker's jars): resolved from
 Maven Central once (``kafka.resolve_tools``) and run with
 ``--bootstrap-server`` filled in. ``rabbitmqadmin`` (the management API's own
-CLI, served by the node) gets host, port and credentials; kcat gets ``-b``.
+CLI, the one Debian's rabbitmq-server ships; never one downloaded and run) gets
+host, port, vhost and credentials through its own config file (0600, ``-c``),
+never on its command line; kcat gets ``-b``.
 Whatever the user passes comes after, so it can override nothing it need not.
 """
 from __future__ import annotations
 
+import configparser
+import io
 import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
-
-from queuekit.core.config import Settings
+from queuekit.core.config import Settings, private_dir, write_private
 from queuekit.core.errors import KitError
 
 from .base import Say
@@ -83,22 +84,27 @@ def invocation(settings: Settings, name: str, args: tuple[str, ...], say: Say = 
         tail = ["-b", settings.kafka_bootstrap, *args]
         return Invocation([kcat, *tail], None, " ".join(["kcat", *tail]))
     if name == "rabbitmqadmin":
-        script = _rabbitmqadmin(settings)
-        url = urlsplit(settings.mgmt_url)
-        user, password = settings.mgmt_auth
-        kit = ["--host", url.hostname or "127.0.0.1", "--port", str(url.port or 15672), "--username", user]
-        argv = [sys.executable, str(script), *kit, "--password", password, *args]
-        return Invocation(argv, None, " ".join(["rabbitmqadmin", *kit, "--password", "***", *args]))
+        script = require("rabbitmqadmin", "install it: apt-get install -y rabbitmq-server (Debian ships "
+                                          "/usr/bin/rabbitmqadmin); the kit never downloads a script to run")
+        config = _rabbitmqadmin_config(settings)
+        kit = ["--config", str(config), "--node", "default"]  # host, port, vhost and credentials: in the file
+        return Invocation([script, *kit, *args], None, " ".join(["rabbitmqadmin", *kit, *args]))
     raise KitError(f"unknown tool {name!r}", f"choose from {', '.join(NAMES)}")
 
 
-def _rabbitmqadmin(settings: Settings) -> Path:
-    """The management plugin serves its own CLI at /cli/rabbitmqadmin: fetched once per broker version."""
-    r = httpx.get(f"{settings.mgmt_url}/cli/rabbitmqadmin", timeout=10)
-    r.raise_for_status()
-    path = settings.run_dir / "rabbitmqadmin"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(r.content)
+def _rabbitmqadmin_config(settings: Settings) -> Path:
+    """rabbitmqadmin's own configuration file ([default] section), mode 0600 in the private run directory:
+    the password never goes on a command line, where ``ps`` shows it to every user of the machine."""
+    url = urlsplit(settings.mgmt_url)
+    user, password = settings.mgmt_auth
+    parser = configparser.ConfigParser(interpolation=None)
+    parser["default"] = {"hostname": url.hostname or "127.0.0.1", "port": str(url.port or 15672),
+                         "username": user, "password": password, "vhost": settings.vhost,
+                         **({"ssl": "True"} if url.scheme == "https" else {})}
+    text = io.StringIO()
+    parser.write(text)
+    path = private_dir(settings.run_dir) / "rabbitmqadmin.conf"
+    write_private(path, text.getvalue())
     return path
 
 
@@ -106,6 +112,7 @@ def available() -> dict[str, str]:
     """Tool -> what it is, for ``queuekit tool`` without arguments."""
     out = {n: "RabbitMQ CLI (node + cookie)" for n in RABBIT_TOOLS}
     out |= {n: f"Kafka tools ({cls.rsplit('.', 1)[1]})" for n, cls in KAFKA_TOOLS.items()}
-    out["rabbitmqadmin"] = "RabbitMQ management API CLI (host, port, credentials)"
+    out["rabbitmqadmin"] = "RabbitMQ management API CLI (host, port, vhost; credentials in a 0600 config file)" + (
+        "" if shutil.which("rabbitmqadmin") else " — not installed: apt-get install rabbitmq-server")
     out["kcat"] = "kcat (bootstrap servers)" + ("" if shutil.which("kcat") else " — not installed: apt-get install kcat")
     return out

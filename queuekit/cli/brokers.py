@@ -33,14 +33,27 @@ def up(components: tuple[str, ...], topology: str | None) -> None:
 @click.command()
 @click.argument("components", nargs=-1, type=COMPONENTS)
 @TOPOLOGY
-def down(components: tuple[str, ...], topology: str | None) -> None:
-    """Stop what the kit started (SIGTERM, then SIGKILL). External brokers are never touched.
+@click.option("--purge", is_flag=True,
+              help="On an external broker: delete what this install created there (its vhost, topics and groups, "
+                   "as recorded in $QUEUEKIT_HOME/manifest.json, by name) and empty the manifest.")
+def down(components: tuple[str, ...], topology: str | None, purge: bool) -> None:
+    """Stop what the kit started (SIGTERM, then SIGKILL). External brokers are never stopped.
 
     In the cluster topology this also heals any fault and removes the namespaces, links and
-    nftables table the kit made.
+    nftables table the kit made. With --purge, what this install created on an external broker
+    is deleted too (nothing else: a foreign object is never in the manifest).
     """
-    stopped = brokers.down(kit_settings(topology), components or None, say)
+    s = kit_settings(topology)
+    stopped = brokers.down(s, components or None, say)
     say(f"stopped: {', '.join(stopped)}" if stopped else "nothing of the kit's was running")
+    if purge:
+        from queuekit.stacks.manifest import purge_all
+
+        left = purge_all(s, say)
+        if left:
+            raise click.ClickException(f"{len(left)} recorded object(s) could not be deleted (a group with live "
+                                       f"members, or another endpoint's): {', '.join(e['name'] for e in left)}")
+        say("the manifest of this install's objects on external brokers is empty")
 
 
 @click.command()

@@ -41,7 +41,7 @@ def run(stack: str, workload: str, count: int, workers: int, malformed: int, tim
     s = settings()
     brokers.up(s, say=say)
     with client_logs.to_file(s.home / "runs" / "logs" / "clients.log") as outage:  # not the terminal
-        r = quick_run(s, stack, workload, count, workers, malformed, timeout, queue_type=queue_type)
+        r = quick_run(s, stack, workload, count, workers, malformed, timeout, queue_type=queue_type, say=say)
     for line in outage.summary(f"this run of {stack}/{workload}", injected=False):
         say(line)
     table = Table(title=f"{stack} / {workload}" + (f" ({queue_type} queues)" if queue_type else ""))

@@ -9,17 +9,21 @@ the whole kit at their own cluster with environment variables alone:
   QUEUEKIT_RABBIT_MGMT_URL   its management API   (http://127.0.0.1:15672)
   QUEUEKIT_RABBIT_STREAM_PORT  its stream protocol port (5552)
   QUEUEKIT_KAFKA_BOOTSTRAP   external Kafka bootstrap servers
-  QUEUEKIT_RABBIT_VHOST      the kit's vhost: "/" on its own broker, "queuekit" on an external one
-                             (unless the URL names one); created when the user has the rights
-  QUEUEKIT_KAFKA_PREFIX      prefix of the kit's topics and groups ("qk."); give each kit its own
-                             on a shared cluster
-  QUEUEKIT_RESET_DEAD_LETTERS=1  let reset delete an external broker's dead letters that hold messages
+  QUEUEKIT_RABBIT_VHOST      the kit's vhost: "/" on its own broker, "queuekit-<install id>" on an
+                             external one (unless the URL names one); created when the user has the rights
+  QUEUEKIT_KAFKA_PREFIX      prefix of the kit's topics and groups: "qk." on its own broker,
+                             "qk-<install id>." on an external one (``kafka_prefix``)
   QUEUEKIT_RABBIT_USER / QUEUEKIT_RABBIT_PASSWORD   (queuekit / generated per install)
   QUEUEKIT_FLOWER_USER / QUEUEKIT_FLOWER_PASSWORD   (queuekit / generated per install)
   QUEUEKIT_PORT_OFFSET       added to every port below (run a second kit beside the first)
   KAFKA_HOME                 an existing Kafka install to run instead of Maven jars
   QUEUEKIT_TOPOLOGY          single (default) | cluster: 3 RabbitMQ + 3 Kafka nodes, each in a
                              network namespace of its own (queuekit/brokers/netlab.py)
+
+The install id (``install_id``: 8 hex digits made once, kept in ``$QUEUEKIT_HOME/install-id``) names
+this install's own namespace on an external broker, so two kits on one broker never share a vhost, a
+topic or a group unless told to (an explicit vhost or prefix wins). What the kit creates there is
+recorded in ``$QUEUEKIT_HOME/manifest.json`` (``queuekit.stacks.manifest``).
 
 Credentials not set in the environment are generated once per install (random passwords) and
 kept in ``$QUEUEKIT_HOME/credentials.json``, mode 0600, in a directory of mode 0700
@@ -42,6 +46,7 @@ LOOPBACK = "127.0.0.1"  # every broker the kit starts binds here, never 0.0.0.0
 CLUSTER_SIZE = 3
 TOPOLOGIES = ("single", "cluster")
 CREDENTIALS_FILE = "credentials.json"
+INSTALL_ID_FILE = "install-id"
 PRIVATE_DIR = 0o700  # QUEUEKIT_HOME and the run directories: state, logs, configs with secrets
 PRIVATE_FILE = 0o600  # credentials, rabbitmq.conf
 
@@ -80,6 +85,38 @@ def install_credentials(home: Path) -> dict[str, str]:
     finally:
         staging.unlink(missing_ok=True)
     return creds
+
+
+def install_id(home: Path) -> str:
+    """This install's id (8 hex digits): read, or made once under ``home`` (first writer wins)."""
+    path = home / INSTALL_ID_FILE
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    private_dir(home)
+    staging = home / f".{INSTALL_ID_FILE}.{os.getpid()}"
+    write_private(staging, secrets.token_hex(4) + "\n")
+    try:
+        os.link(staging, path)  # atomic, and fails if another process made it first: theirs wins
+    except FileExistsError:
+        pass
+    finally:
+        staging.unlink(missing_ok=True)
+    return path.read_text().strip()
+
+
+def kafka_prefix(env_var: str = "QUEUEKIT_KAFKA_PREFIX", own_broker: str = "qk.") -> str:
+    """The prefix of a Kafka stack's topics and groups, the same in the harness and in every worker (they
+    read the same environment and home): ``env_var`` when set; ``own_broker`` on the kit's own Kafka;
+    on an external one ``own_broker`` with the install id, e.g. ``qk-1a2b3c4d.``: its own namespace."""
+    explicit = os.environ.get(env_var)
+    if explicit:
+        return explicit
+    s = Settings.from_env()
+    if not s.external("kafka"):
+        return own_broker
+    return f"{own_broker.rstrip('.')}-{install_id(s.home)}."
 
 
 def _env(name: str, default: str) -> str:
@@ -206,12 +243,13 @@ class Settings:
     @property
     def vhost(self) -> str:
         """The kit's virtual host: QUEUEKIT_RABBIT_VHOST; else the external URL's, if it names one other
-        than the default; else "queuekit" on an external broker (its own namespace), "/" on the kit's own."""
+        than the default; else "queuekit-<install id>" on an external broker (this install's own
+        namespace: two kits on one broker never share it), "/" on the kit's own."""
         if self.rabbit_vhost:
             return self.rabbit_vhost
         if self.external_amqp_url:
             path = urlsplit(self.external_amqp_url).path
-            return "queuekit" if path in ("", "/", "//") else unquote(path[1:])
+            return f"queuekit-{install_id(self.home)}" if path in ("", "/", "//") else unquote(path[1:])
         return "/"
 
     @property

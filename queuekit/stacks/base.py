@@ -48,8 +48,10 @@ from queuekit.core.options import StackOptions, options_env
 from queuekit.core.waiting import wait_for
 from queuekit.core.worker_env import FAULTS_ENV  # "1": the workers act out the harness's fault directives
 
+from . import manifest
 from .capabilities import Capabilities
 from .declaration import ClusterPromise, RetryTiming
+from .manifest import KitObject
 from .pool import WorkerPool
 
 READY_TIMEOUT = 60.0  # seconds for every worker to consume after a start / join
@@ -127,6 +129,7 @@ class Stack(ABC):
         self.stop()
         self.workloads = tuple(dict.fromkeys(workloads))
         self.options = self.prepare_options(options)
+        manifest.claim(self.settings, self.kit_objects(), self.listed_objects)  # a foreign name stops us; ours recorded
         self.declare()
         self.pool = self.make_pool()
 
@@ -138,6 +141,7 @@ class Stack(ABC):
 
     def reset(self) -> None:
         self.stop()
+        manifest.claim(self.settings, self.kit_objects(), self.listed_objects)  # purge deletes these: never foreign
         self.purge()
 
     def _spawn(self, index: int) -> None:
@@ -252,7 +256,18 @@ class Stack(ABC):
 
     @abstractmethod
     def purge(self) -> None:
-        """Delete what the kit created for this stack (queues, topics, groups); idempotent."""
+        """Delete what the kit created for this stack (queues, topics, groups), by name; idempotent."""
+
+    def kit_objects(self) -> list[KitObject]:
+        """Every named object this stack may create on its broker and ``purge`` deletes, over all workloads.
+        On an external broker they are claimed in this install's manifest before anything is declared or
+        deleted (``queuekit.stacks.manifest``). None: a stack without a broker (StubStack)."""
+        return []
+
+    def listed_objects(self, brokers: set[str]) -> manifest.Listed:
+        """(kind, name) of what exists on each of ``brokers`` now, for ``kit_objects``' names: what a claim
+        compares with the manifest. A stack whose objects the admin clients cannot list adds them."""
+        return manifest.existing_objects(self.settings, brokers)
 
     def close_clients(self) -> None:
         """Close the driver's producer / admin connections (they are made again on demand)."""

@@ -23,13 +23,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from queuekit.core.config import Settings
-from queuekit.core.ledger import LEDGER_ENV
+from queuekit.core.ledger import LEDGER_ENV, Effect, Ledger
 from queuekit.core.options import StackOptions, options_env
 from queuekit.core.worker_env import NAME_ENV
+from queuekit.stacks import manifest
+from queuekit.stacks.base import DeadLetter
 from queuekit.stacks.declaration import target
 from queuekit.stacks.pool import _die_with_parent
 from queuekit.stacks.registry import load_stack
+from workloads import WORKLOADS
 
+NEWEST = 200  # effects kept per service for the view (the CLI shows the last --limit)
 STOP_TIMEOUT = 30.0  # seconds for a warm shutdown before SIGKILL
 
 
@@ -43,9 +47,11 @@ class Command:
         return " ".join(shlex.quote(a) for a in self.argv)
 
 
-def default_ledger(settings: Settings) -> Path:
-    """Where hand-run workers record their effects unless QUEUEKIT_LEDGER says otherwise."""
-    return settings.home / "by-hand" / "ledger.sqlite"
+def default_ledger(settings: Settings, stack: str) -> Path:
+    """Where ``stack``'s hand-run workers record their effects unless QUEUEKIT_LEDGER says otherwise: one
+    ledger per stack, since the ledger's idempotency key is (service, key) and every stack's signup service
+    is "signup": in one shared ledger the same message run on a second stack is absorbed as a duplicate."""
+    return settings.home / "by-hand" / f"{stack}.sqlite"
 
 
 def kit_env(settings: Settings) -> dict[str, str]:
@@ -95,7 +101,9 @@ def _through_the_stack(settings: Settings, stack: str, workloads: Sequence[str],
 
 def _declare_switching_types(instance, declare) -> None:
     """Declare; if the kit's queues/exchanges of this stack exist with another type (classic <-> quorum),
-    RabbitMQ refuses the redeclare (406 PRECONDITION_FAILED): delete them as reset() does, declare anew."""
+    RabbitMQ refuses the redeclare (406 PRECONDITION_FAILED): delete them as reset() does, declare anew.
+    On an external broker the stack's names are claimed first (``manifest.claim``): never a foreign object's."""
+    manifest.claim(instance.settings, instance.kit_objects(), instance.listed_objects)
     try:
         declare()
     except Exception as exc:  # noqa: BLE001 - only the type-switch case is handled, the rest re-raised
@@ -171,3 +179,40 @@ def _stop(procs: Sequence[tuple[Command, subprocess.Popen]]) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)  # the command and whatever it forked (Dramatiq's processes)
             proc.wait(10)
+
+
+@dataclass(frozen=True)
+class ServiceEffects:
+    workload: str
+    service: str
+    effects: int
+    duplicates: int  # keys with more than one effect
+    newest: list[Effect]
+
+
+@dataclass(frozen=True)
+class EffectsView:
+    services: list[ServiceEffects]
+    dead_letters: list[tuple[str, DeadLetter]]  # (workload, dead letter)
+
+
+def effects_view(settings: Settings, ledger: Path, stack: str | None, workloads: Sequence[str]) -> EffectsView:
+    """What took effect per service (the ledger, read only if it exists) and, with ``stack``, what its broker
+    holds as dead letters for ``workloads`` (``Stack.dead_letters``: the broker's own view)."""
+    rows = []
+    book = Ledger(ledger) if ledger.exists() else None
+    for workload in workloads:
+        for service in WORKLOADS[workload].services:
+            done = book.effects(service=service) if book else []
+            rows.append(ServiceEffects(workload, service, len(done),
+                                       len(book.duplicates(service)) if book else 0, done[-NEWEST:]))
+    letters: list[tuple[str, DeadLetter]] = []
+    if stack is not None:
+        instance = load_stack(stack)(settings, ledger)
+        try:
+            letters = [(w, letter) for w in workloads for letter in instance.dead_letters(w)]
+        finally:
+            instance.stop()
+    if book:
+        book.close()
+    return EffectsView(rows, letters)

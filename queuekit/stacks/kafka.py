@@ -22,6 +22,7 @@ from queuekit.core.envelope import Envelope, encode
 from queuekit.core.errors import KitError
 from queuekit.core.waiting import wait_for
 from queuekit.stacks.base import PublishReport
+from queuekit.stacks.manifest import KitObject, owned
 from queuekit.stacks.reset import release_dead_letters
 
 LOG = logging.getLogger("queuekit.kafka.admin")
@@ -192,8 +193,12 @@ class Admin:
         return sum(ends[tp].result().offset - starts[tp].result().offset for tp in tps)
 
     def _groups(self, groups: Sequence[str], prefix: str) -> list[str]:
-        listing = self.client.list_consumer_groups().result(timeout=10)
-        return [g.group_id for g in listing.valid if g.group_id in groups or g.group_id.startswith(prefix)]
+        """Of the listed groups: these, and the throwaway ones starting ``prefix`` (on a shared broker only
+        those this install recorded: by name, never a foreign group sharing the prefix)."""
+        listed = [g.group_id for g in self.client.list_consumer_groups().result(timeout=10).valid]
+        throwaway = owned(self.settings, [KitObject("kafka", "group", g) for g in listed
+                                          if g.startswith(prefix) and g not in groups])
+        return [g for g in listed if g in groups] + [o.name for o in throwaway]
 
     def _delete_groups(self, groups: Sequence[str], prefix: str) -> bool:
         """One round: delete what can be; a group with members (still timing out) waits for the next."""

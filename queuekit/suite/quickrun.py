@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -11,6 +12,7 @@ from queuekit.core.envelope import make_envelope
 from queuekit.core.errors import KitError, WaitTimeout
 from queuekit.core.ledger import Ledger
 from queuekit.core.options import StackOptions
+from queuekit.stacks.manifest import present
 from queuekit.stacks.registry import load_stack
 from workloads import WORKLOADS
 
@@ -37,8 +39,10 @@ class RunSummary:
 
 
 def quick_run(settings: Settings, stack_name: str, workload: str, n: int, workers: int, malformed: int,
-              timeout: float, progress: Progress | None = None, queue_type: str | None = None) -> RunSummary:
-    """``queue_type`` (RabbitMQ stacks): "classic" or "quorum"; None keeps the stack's own (celery_quorum: quorum)."""
+              timeout: float, progress: Progress | None = None, queue_type: str | None = None,
+              say: Callable[[str], None] = lambda _: None) -> RunSummary:
+    """``queue_type`` (RabbitMQ stacks): "classic" or "quorum"; None keeps the stack's own (celery_quorum: quorum).
+    ``say`` gets one line naming what the reset deletes (dead letters made by hand included)."""
     spec = WORKLOADS[workload]
     runs = private_dir(settings.home / "runs")  # ledgers: owner only
     ledger = Ledger(runs / f"{stack_name}-{workload}-{int(time.time())}.db")
@@ -48,6 +52,9 @@ def quick_run(settings: Settings, stack_name: str, workload: str, n: int, worker
                        "use --queue-type only with a RabbitMQ stack (celery, dramatiq)")
     stack = stack_cls(settings, ledger.path)
     envelopes = [make_envelope(m) for m in spec.make_messages(n, seed=int(time.time()))]  # before timing
+    doomed = present(stack.kit_objects(), stack.listed_objects)
+    say(f"reset deletes {len(doomed)} object(s) of {stack_name}: " + ", ".join(f"{o.kind} {o.name}" for o in doomed)
+        if doomed else f"reset: nothing of {stack_name} on the broker yet")
     stack.reset()  # deletes the stack's queues: a switch classic <-> quorum never meets the old declaration
     options = StackOptions(workers=workers) if queue_type is None else StackOptions(workers=workers, queue_type=queue_type)
     stack.start([workload], options)

@@ -1,4 +1,4 @@
-"""docs/run-it-yourself.md's marked shell blocks (``<!-- by-hand: NAME -->`` before a bash fence), for tests that run them."""
+"""docs/by-hand.md's marked shell blocks (``<!-- by-hand: NAME -->`` before a bash fence), for tests that run them."""
 from __future__ import annotations
 
 import os
@@ -6,12 +6,12 @@ import re
 import sys
 from pathlib import Path
 
-README = Path(__file__).resolve().parents[2] / "docs" / "run-it-yourself.md"  # the by-hand recipe
+BY_HAND = Path(__file__).resolve().parents[2] / "docs" / "by-hand.md"
 BLOCK = re.compile(r"<!-- by-hand: (?P<name>[a-z ]+) -->\n```bash\n(?P<body>.*?)```", re.S)
 
 
 def blocks() -> dict[str, str]:
-    return {m["name"]: m["body"] for m in BLOCK.finditer(README.read_text())}
+    return {m["name"]: m["body"] for m in BLOCK.finditer(BY_HAND.read_text())}
 
 
 def shell_env(**extra: str) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""README "Run it yourself", run as written: each stack's own worker command, a message sent with the
+"""docs/by-hand.md ("Run it yourself"), run as written: each stack's own worker command, a message sent with the
 framework's own tool (``celery call``, an actor's ``.send()``, kcat), one effect in the ledger; and
 ``queuekit worker`` running the same command in the foreground until SIGTERM / Ctrl-C."""
 from __future__ import annotations
@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -52,7 +53,7 @@ def test_readme_commands_run_as_written(kit, stack, tmp_path):
         sent = subprocess.run(["bash", "-ec", readme["message"] + _as_written(readme[f"{stack} send"], kit)],
                               cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
         assert sent.returncode == 0, sent.stderr[-2000:]
-        ledger = tmp_path / "by-hand.sqlite"
+        ledger = tmp_path / f"by-hand-{stack}.sqlite"  # each stack its own ledger, as the page says
         wait_for(lambda: _effects(ledger), timeout=90,
                  what=f"the {stack} worker started as the README says to record signup {KEY} in {ledger}: "
                       + (tmp_path / "worker.log").read_text()[-1500:])
@@ -137,3 +138,40 @@ def test_a_stack_without_by_hand_module_is_run_as_the_kit_runs_it(kit):
             assert f"python -m {load_stack(stack).worker_module} signup" in printed.stdout, stack
         # leave no queue of this stack's type behind (quorum after classic): the next test declares its own
         load_stack(stack)(kit, Path("unused.db")).purge()
+
+
+def test_queuekit_effects_shows_what_took_effect_and_what_was_dead_lettered_by_hand(kit, tmp_path):
+    """The README's Dramatiq worker with its own ledger, one good and one malformed message sent by hand:
+    ``queuekit effects`` shows the effect and the dead letter with its reason, no sqlite3 needed."""
+    readme = blocks()
+    ledger = tmp_path / "by-hand-dramatiq.sqlite"  # what the page's block exports
+    env = shell_env(QUEUEKIT_LEDGER=str(ledger))
+    declare = next(line for line in readme["dramatiq worker"].splitlines() if line.startswith("queuekit worker"))
+    declared = subprocess.run(["bash", "-ec", declare], cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=120)
+    assert declared.returncode == 0, declared.stderr[-2000:]
+    worker = subprocess.Popen(["bash", "-ec", readme["dramatiq worker"]], cwd=tmp_path, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    poison = f"not an envelope {uuid.uuid4().hex[:8]}"
+    try:
+        for script in (readme["message"] + readme["dramatiq send"],
+                       f"python -c 'from dramatiq_app.actors import signup; signup.send(\"{poison}\")'"):
+            sent = subprocess.run(["bash", "-ec", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+                                  timeout=60)
+            assert sent.returncode == 0, sent.stderr[-2000:]
+
+        def shown() -> str | None:
+            done = subprocess.run([sys.executable, "-m", "queuekit", "effects", "--stack", "dramatiq", "--workload",
+                                   "signup", "--ledger", str(ledger)], env=env, capture_output=True, text=True,
+                                  timeout=60)
+            assert done.returncode == 0, done.stderr[-2000:]
+            return done.stdout if KEY in done.stdout and poison in done.stdout else None
+
+        out = wait_for(shown, timeout=90, what=f"queuekit effects to show effect {KEY} and the dead letter {poison}")
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(60)
+    lines = out.splitlines()
+    assert "signup/signup: 1 effect(s), 0 key(s) run more than once" in lines, out
+    assert any(line.strip().startswith(f"{KEY}  by dramatiq") for line in lines), out  # its key and worker
+    assert any(poison in line and "reason: " in line and "not JSON" in line for line in lines), out

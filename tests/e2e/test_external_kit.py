@@ -3,8 +3,10 @@
 The second kit (own home, another port offset) uses the session's RabbitMQ and Kafka through
 QUEUEKIT_AMQP_URL / QUEUEKIT_KAFKA_BOOTSTRAP with its own vhost and topic prefix. Foreign objects
 are planted where a prefix-matching reset would hit them: a queue in its vhost named like its own,
-a topic and a consumer group with its prefix. After ``queuekit run`` on every stack they are
-untouched, and the first kit's brokers were neither started nor stopped by the second.
+a topic and a consumer group with its prefix. After ``queuekit run`` on every stack (the first stack twice:
+its own dead letters do not stop the second run) they are untouched, and the first kit's brokers were
+neither started nor stopped by the second. ``test_two_kits`` does the same with the install's default
+namespace and counts every object before and after.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from kafka_share_app.wire import list_share_groups
 from queuekit import brokers
 from queuekit.stacks.registry import STACKS
 
@@ -43,13 +46,17 @@ def second_kit_env(kit, tmp_path) -> dict[str, str]:
 
 
 @pytest.fixture(autouse=True)
-def cleanup(kit):
-    """Nothing of this test stays on the session's brokers: the vhost, the foreign and the qk2 objects."""
+def cleanup(kit, second_kit_env):
+    """Nothing of this test stays on the session's brokers: what the second kit recorded (its purge), then the
+    foreign objects and anything left with its prefixes (share groups included)."""
     yield
+    subprocess.run([str(Path(sys.executable).parent / "queuekit"), "down", "--purge"], env=second_kit_env,
+                   capture_output=True, timeout=300)
     httpx.delete(f"{kit.mgmt_url}/api/vhosts/{VHOST}", auth=kit.mgmt_auth, timeout=30)
     admin = AdminClient({"bootstrap.servers": kit.kafka_bootstrap})
     ours = (PREFIX, SHARE_PREFIX, f"dlq.{SHARE_PREFIX}")
     groups = [g.group_id for g in admin.list_consumer_groups().result(timeout=10).valid if g.group_id.startswith(ours)]
+    groups += [g for g in list_share_groups(kit.kafka_bootstrap) if g.startswith(ours)]
     for future in (admin.delete_consumer_groups(groups).values() if groups else ()):
         future.exception(30)
     topics = [t for t in admin.list_topics(timeout=10).topics if t.startswith(ours)]
@@ -77,13 +84,10 @@ def test_a_second_kit_leaves_foreign_objects_and_the_first_kits_brokers_alone(ki
     run = ("signup", "-n", "20", "--malformed", "1", "--timeout", "120")
     first, *others = STACKS
     queuekit(second_kit_env, "run", first, *run)
-    # Its dead letter now sits on the shared broker: a second run's reset refuses to delete it unasked
-    again = subprocess.run([str(Path(sys.executable).parent / "queuekit"), "run", first, *run], env=second_kit_env,
-                           capture_output=True, text=True, timeout=300)
-    assert again.returncode != 0 and "reset would delete dead letters" in again.stderr, again.stderr[-2000:]
-    told = {**second_kit_env, "QUEUEKIT_RESET_DEAD_LETTERS": "1"}  # the user read them and said so
+    # Its dead letter now sits on the shared broker, in its own recorded namespace: the next reset deletes it
+    # (saying so) instead of refusing it as if it were someone else's
     for name in (first, *others):
-        queuekit(told, "run", name, *run)
+        queuekit(second_kit_env, "run", name, *run)
 
     q = mgmt.get(f"/queues/{VHOST}/{FOREIGN_QUEUE}").json()
     assert q.get("messages") == 1, q  # neither deleted nor purged
@@ -99,7 +103,7 @@ def test_a_second_kit_leaves_foreign_objects_and_the_first_kits_brokers_alone(ki
     # what the second kit made lives in its own namespace: nothing of it in the first kit's vhost
     first = {q["name"] for q in mgmt.get(f"/queues/{quote(kit.vhost, safe='')}").json()}
     second = {q["name"] for q in mgmt.get(f"/queues/{VHOST}").json()}
-    assert "celery.signup.dlq" in second and "dramatiq.signup.XQ" in second
+    assert f"{PREFIX}celery.signup.dlq" in second and "dramatiq.signup.XQ" in second  # celery: the Kafka prefix too
     assert any(t.startswith(f"{PREFIX}signup") for t in admin.list_topics(timeout=10).topics)
     assert first.isdisjoint({FOREIGN_QUEUE})
 
