@@ -1,6 +1,6 @@
 """The ``queuekit`` command line: the composition root. Each command lives in a thin module by group:
 ``brokers`` (up, down, status, provision, ping, credentials), ``run`` (run, compare, scenarios), ``bench`` (bench,
-monitor), ``by_hand`` (worker, tool), ``views`` (dashboard, report), ``faults`` (faults: the cluster topology),
+monitor), ``by_hand`` (worker, tool), ``views`` (dashboard, report, code), ``faults`` (faults: the cluster topology),
 ``chaos`` (chaos)."""
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def cli() -> None:
 
 for command in (brokers.up, brokers.down, brokers.status, brokers.provision, brokers.ping,
                 run.run, run.compare, run.scenarios, bench.bench, bench.monitor, by_hand.worker,
-                by_hand.tool, views.dashboard, views.report, faults.faults, chaos.chaos, brokers.credentials):
+                by_hand.tool, views.dashboard, views.report, views.code, faults.faults, chaos.chaos, brokers.credentials):
     cli.add_command(command)
 
 
