@@ -139,7 +139,7 @@ def guide(rows: list[dict[str, Any]], results: dict[str, Any]) -> str:
 CSS = """
 .filters { border: 1px solid #d9dde3; font-size: .8rem; margin: .5rem 0; display: flex; flex-wrap: wrap; gap: .3rem 1.2rem; }
 .filters label { white-space: nowrap; margin-right: .4rem; }
-table.compact { width: auto; table-layout: fixed; }
+table.compact { width: auto; table-layout: auto; }
 table.compact th, table.compact td { padding: 0; font-size: .75rem; text-align: center; vertical-align: middle; }
 table.compact th[scope=row], table.compact thead th:first-child { text-align: left; padding: .15rem .4rem;
   width: 12rem; max-width: 12rem; overflow-wrap: anywhere; font-weight: 600; }
