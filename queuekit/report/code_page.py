@@ -90,7 +90,7 @@ CSS = _FORMAT.get_style_defs(".hl") + """
 .code-scroll { overflow-x: auto; border: 1px solid #d9dde3; }
 table.code { width: max-content; }
 table.code td, table.code th { vertical-align: top; font-size: .75rem; }
-table.code td { min-width: 26rem; max-width: 40rem; }
+table.code td { min-width: 24rem; max-width: 34rem; }
 table.code tbody th { width: 9rem; position: sticky; left: 0; background: #fff; z-index: 1; }
 pre.hl { margin: 0 0 .4rem; font: .72rem/1.35 ui-monospace, SFMono-Regular, Menlo, monospace; white-space: pre-wrap;
   background: #fafafa; padding: .3rem; }
