@@ -98,8 +98,13 @@ pre.hl .ln { color: #9ca3af; user-select: none; } pre.hl .mk { color: #fff; back
 .where { color: #6b7280; font-size: .7rem; } .explains a { padding: 0 .25rem; margin-right: .2rem; border: 1px solid #d9dde3; }
 .tabs button { font: inherit; padding: .1rem .6rem; } .tabs button[aria-pressed=true] { background: #1d2330; color: #fff; }
 td:target, tr:target th { outline: 3px solid #2563eb; outline-offset: -3px; }
-@media print { .code-scroll { overflow: visible; border: 0; } table.code { width: 100%; }
-  table.code td { min-width: 0; } .tabs { display: none; } }
+@media print {  /* on paper one stack under another, labelled (the filters choose which stacks print) */
+  .code-scroll { overflow: visible; border: 0; } .tabs, table.code thead { display: none; }
+  table.code, table.code tbody, table.code tr, table.code td, table.code tbody th { display: block; width: auto;
+    max-width: none; min-width: 0; position: static; border: 0; }
+  table.code tbody th { font-size: .9rem; border-top: 1px solid #9ca3af; margin-top: .6rem; }
+  table.code td::before { content: attr(data-stack); font-weight: 600; }
+  table.code tr, table.code td { break-inside: auto; } pre.hl { break-inside: avoid; } }
 """
 
 
