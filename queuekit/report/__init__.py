@@ -17,6 +17,7 @@ from rich.text import Text
 from queuekit.suite.compare import Comparison
 from queuekit.suite.concepts import concepts_of
 
+from .compact import shown_numbers
 from .html import html_report as _html_report
 from .meaning import MEANINGS, cell_of, differences, key_numbers, meaning, same_everywhere, short
 
@@ -32,14 +33,6 @@ def html_report(cmp: Comparison | dict[str, Any], bench: dict[str, Any] | None =
 
 TERMINAL_STYLE = {"lost": "bold red", "order": "yellow", "refused": "blue", "designed": "default", "error": "dim"}
 SYMBOL = {"lost": "L", "order": "O", "refused": "R", "designed": ".", "error": "E"}
-
-
-def _row_key(results: dict[str, Any], name: str, differ: dict[str, list[str]]) -> str | None:
-    """The number a row shows: the first that differs between the stacks, else the first the scenario measures."""
-    if differ.get(name):
-        return differ[name][0]
-    first = next((c for c in results["cells"] if c["scenario"] == name and key_numbers(c)), None)
-    return next(iter(key_numbers(first)), None) if first else None
 
 
 def _terminal_cell(cell: dict[str, Any] | None, key: str | None) -> tuple[str, str]:
@@ -60,7 +53,8 @@ def terminal_matrix(cmp: Comparison | dict[str, Any], width: int = 100) -> Group
     results = as_results(cmp)
     stacks = results["stacks"]
     differ = {d["scenario"]: d["keys"] for d in differences(results)}
-    rows = [(sc["name"], _row_key(results, sc["name"], differ)) for sc in results["scenarios"]]
+    shown = shown_numbers(results)
+    rows = [(sc["name"], shown[sc["name"]]) for sc in results["scenarios"]]
     grid = {name: [_terminal_cell(cell_of(results, name, stack), key) for stack in stacks] for name, key in rows}
     need = [max([2, *(len(grid[name][i][1]) for name, _ in rows)]) for i in range(len(stacks))]
     first = max([len(n) + 7 for n, _ in rows] + [len(k or "") + 2 for _, k in rows] + [17])
@@ -76,7 +70,7 @@ def terminal_matrix(cmp: Comparison | dict[str, Any], width: int = 100) -> Group
                       *(markup for markup, _ in grid[name]))
     legend = ("  ".join(f"{SYMBOL[m]} {label}" for m, (label, _, _) in MEANINGS.items())
               + "  ! differs from the scenario's expectation; the number is the one named under the scenario "
-              "(the first that differs between the stacks); every number: report.md")
+              "(one that differs between the stacks); every number: report.md")
     parts: list[Any] = [table, Text(legend, style="dim")]
     if numbered:
         parts.insert(1, Text("columns: " + "  ".join(f"{i}={s}" for i, s in enumerate(stacks, 1))))

@@ -44,6 +44,23 @@ def ordered(results: dict[str, Any]) -> list[str]:
     return sorted(results["stacks"], key=lambda s: order.index(fam[s]))
 
 
+def shown_numbers(results: dict[str, Any]) -> dict[str, str | None]:
+    """Per scenario, the one number its row shows: among those that differ between the stacks, the first that
+    decided a cell's colour (lost, order_violations, publisher_refused, ...), else the first that differs; for a
+    row the same everywhere, the first number the scenario measures. The terminal matrix shows the same."""
+    differ = {d["scenario"]: d for d in differences(results)}
+    out: dict[str, str | None] = {}
+    for sc in results["scenarios"]:
+        cells = [c for c in results["cells"] if c["scenario"] == sc["name"] and not c.get("skipped")]
+        d = differ.get(sc["name"])
+        if d and d["keys"]:
+            decided = {why.split("=")[0] for c in cells for why in meaning(c)[1]}
+            out[sc["name"]] = next((k for k in d["keys"] if k in decided), d["keys"][0])
+        else:
+            out[sc["name"]] = next((k for c in cells for k in key_numbers(c)), None)
+    return out
+
+
 def cell_id(scenario: str, stack: str) -> str:
     return f"cell-{scenario}-{stack}"
 
@@ -82,24 +99,21 @@ def matrix(results: dict[str, Any]) -> str:
     head2 = "".join(f'<th class="stack" data-stack="{esc(s)}" data-family="{esc(fam[s])}"><span>{esc(s)}</span></th>'
                     for s in stacks)
     differ = differences(results)
-    keyed = {d["scenario"]: (d["keys"][0] if d["keys"] else None) for d in differ}
+    shown = shown_numbers(results)
 
     def row(sc: dict[str, Any]) -> str:
-        name = sc["name"]
-        key = keyed.get(name)
-        if key is None:  # the same everywhere (or only the meanings differ): the first number it measures
-            first = next((c for c in results["cells"] if c["scenario"] == name and key_numbers(c)), None)
-            key = next(iter(key_numbers(first)), None) if first else None
+        name, key = sc["name"], shown[sc["name"]]
         return (f'<tr><th scope="row" title="{esc(sc.get("question") or sc.get("concept", ""))}">{esc(name)}'
                 f'<small>{esc(key or "")}</small></th>'
                 + "".join(_cell(results, name, s, key, fam[s]) for s in stacks) + "</tr>")
 
     by_name = {sc["name"]: sc for sc in results["scenarios"]}
     first = [by_name[d["scenario"]] for d in differ if d["scenario"] in by_name]
-    rest = [sc for sc in results["scenarios"] if sc["name"] not in keyed]
+    rest = [sc for sc in results["scenarios"] if sc["name"] not in {d["scenario"] for d in differ}]
     span = len(stacks) + 1
-    return (f'<table class="compact" id="compact"><thead><tr><th rowspan="2">scenario<small>number shown</small></th>'
-            f"{head1}</tr><tr>{head2}</tr></thead>"
+    return ('<table class="compact" id="compact"><thead><tr>'
+            f'<th class="scen" rowspan="2">scenario<small>number shown</small></th>{head1}</tr>'
+            f"<tr>{head2}</tr></thead>"
             f'<tbody id="differences"><tr class="sep"><td colspan="{span}">where the stacks differ</td></tr>'
             + "".join(map(row, first)) + "</tbody>"
             f'<tbody id="alike"><tr class="sep"><td colspan="{span}">the same on every stack</td></tr>'
@@ -141,7 +155,7 @@ CSS = """
 .filters label { white-space: nowrap; margin-right: .4rem; }
 table.compact { width: auto; table-layout: auto; }
 table.compact th, table.compact td { padding: 0; font-size: .75rem; text-align: center; vertical-align: middle; }
-table.compact th[scope=row], table.compact thead th:first-child { text-align: left; padding: .15rem .4rem;
+table.compact th[scope=row], table.compact th.scen { text-align: left; padding: .15rem .4rem;
   width: 12rem; max-width: 12rem; overflow-wrap: anywhere; font-weight: 600; }
 table.compact th small { display: block; font-weight: normal; color: #6b7280; }
 table.compact th.fam { background: #f3f4f6; padding: .15rem; }

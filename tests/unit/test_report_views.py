@@ -7,7 +7,7 @@ import re
 import pytest
 
 from queuekit.report import html_report, markdown
-from queuekit.report.compact import families, ordered
+from queuekit.report.compact import families, ordered, shown_numbers
 from queuekit.stacks.registry import load_stack, stack_names
 from queuekit.suite.concepts import CONCEPTS
 from tests.helpers import results_over_registry
@@ -75,3 +75,14 @@ def test_markdown_guide_names_best_per_family_and_the_deciding_lines():
         own = {s: v for s, v in replayed.items() if fam[s] == family}
         assert f"{family}: {', '.join(s for s, v in own.items() if v == max(own.values()))}" in line
     assert "The lines that decide it: offset-commit" in line
+
+
+def test_a_row_shows_the_differing_number_that_decided_a_colour():
+    def cell(stack, refused, in_flight):
+        return {"scenario": "back-pressure", "stack": stack, "mismatches": [], "seconds": 1.0,
+                "observed": {"max_in_flight_per_consumer": in_flight, "publisher_refused": refused},
+                "expected": {"max_in_flight_per_consumer": "any", "publisher_refused": "any"}}
+    results = {"stacks": ["a", "b"], "scenarios": [{"name": "back-pressure"}],
+               "cells": [cell("a", 0, 2), cell("b", 30, 0)]}
+    # both numbers differ; publisher_refused is the one that coloured b "refused"
+    assert shown_numbers(results) == {"back-pressure": "publisher_refused"}
