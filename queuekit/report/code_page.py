@@ -87,19 +87,20 @@ def html_section(stacks: list[str], families: dict[str, str], results: dict[str,
 
 
 CSS = _FORMAT.get_style_defs(".hl") + """
-.code-scroll { overflow-x: auto; border: 1px solid #d9dde3; }
+.code-scroll { overflow-x: auto; border: 1px solid #d9dde3; width: calc(100vw - 3rem);  /* the window's width */
+  margin-left: calc(50% - 50vw + 1.5rem); box-sizing: border-box; }
 table.code { width: max-content; }
 table.code td, table.code th { vertical-align: top; font-size: .75rem; }
-table.code td { min-width: 24rem; max-width: 34rem; }
-table.code tbody th { width: 9rem; position: sticky; left: 0; background: #fff; z-index: 1; }
-pre.hl { margin: 0 0 .4rem; font: .72rem/1.35 ui-monospace, SFMono-Regular, Menlo, monospace; white-space: pre-wrap;
+table.code td { width: 22rem; min-width: 22rem; max-width: 22rem; }
+table.code tbody th { width: 7rem; position: sticky; left: 0; background: #fff; z-index: 1; }
+pre.hl { margin: 0 0 .4rem; font: .68rem/1.3 ui-monospace, SFMono-Regular, Menlo, monospace; white-space: pre-wrap;
   background: #fafafa; padding: .3rem; }
 pre.hl .ln { color: #9ca3af; user-select: none; } pre.hl .mk { color: #fff; background: #2563eb; }
 .where { color: #6b7280; font-size: .7rem; } .explains a { padding: 0 .25rem; margin-right: .2rem; border: 1px solid #d9dde3; }
 .tabs button { font: inherit; padding: .1rem .6rem; } .tabs button[aria-pressed=true] { background: #1d2330; color: #fff; }
 td:target, tr:target th { outline: 3px solid #2563eb; outline-offset: -3px; }
 @media print {  /* on paper one stack under another, labelled (the filters choose which stacks print) */
-  .code-scroll { overflow: visible; border: 0; } .tabs, table.code thead { display: none; }
+  .code-scroll { overflow: visible; border: 0; width: auto; margin: 0; } .tabs, table.code thead { display: none; }
   table.code, table.code tbody, table.code tr, table.code td, table.code tbody th { display: block; width: auto;
     max-width: none; min-width: 0; position: static; border: 0; }
   table.code tbody th { font-size: .9rem; border-top: 1px solid #9ca3af; margin-top: .6rem; }
