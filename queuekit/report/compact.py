@@ -156,15 +156,15 @@ CSS = """
 table.compact { width: auto; table-layout: auto; }
 table.compact th, table.compact td { padding: 0; font-size: .75rem; text-align: center; vertical-align: middle; }
 table.compact th[scope=row], table.compact th.scen { text-align: left; padding: .15rem .4rem;
-  width: 12rem; max-width: 12rem; overflow-wrap: anywhere; font-weight: 600; }
+  width: 11rem; min-width: 9.5rem; max-width: 12rem; overflow-wrap: anywhere; font-weight: 600; }
 table.compact th small { display: block; font-weight: normal; color: #6b7280; }
 table.compact th.fam { background: #f3f4f6; padding: .15rem; }
-table.compact th.stack { height: 7.5rem; width: 3.6rem; vertical-align: bottom; padding: .2rem 0; }
+table.compact th.stack { height: 7.5rem; width: 3rem; vertical-align: bottom; padding: .2rem 0; }
 table.compact th.stack span { writing-mode: vertical-rl; transform: rotate(180deg); white-space: nowrap; }
-table.compact td button { all: unset; box-sizing: border-box; display: block; width: 3.6rem; min-height: 2.3rem;
+table.compact td button { all: unset; box-sizing: border-box; display: block; width: 3rem; min-height: 2.3rem;
   padding: .15rem .1rem; cursor: pointer; line-height: 1.15; }
 table.compact td button:focus-visible, table.compact td:target { outline: 3px solid #2563eb; outline-offset: -3px; }
-table.compact .w { display: block; font-weight: 600; }
+table.compact .w { display: block; font-weight: 600; font-size: .68rem; }
 table.compact .n { display: block; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
 table.compact tr.sep td { text-align: left; background: #fafafa; color: #4b5563; font-style: italic; padding: .2rem .4rem; }
 #cell-detail { font-size: .85rem; margin: .5rem 0; min-height: 1rem; }
