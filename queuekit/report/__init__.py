@@ -17,7 +17,8 @@ from rich.text import Text
 from queuekit.suite.compare import Comparison
 from queuekit.suite.concepts import concepts_of
 
-from .compact import shown_numbers
+from .compact import families as families_of
+from .compact import per_family, shown_numbers
 from .html import html_report as _html_report
 from .meaning import MEANINGS, cell_of, differences, key_numbers, meaning, same_everywhere, short
 
@@ -96,6 +97,7 @@ def markdown(cmp: Comparison | dict[str, Any]) -> str:
     results = as_results(cmp)
     stacks = results["stacks"]
     claims = {r["scenario"]: r for r in guide_rows(results)}
+    fam = families_of(results)
     lines = [f"# queuekit: where the stacks differ ({results['started']})", "",
              f"{len(results['scenarios'])} scenarios on {len(stacks)} stacks against real brokers, "
              f"{results['seconds']:.0f} s. A cell says what its numbers mean (LOST/DUPLICATED, ORDER/REPEATED, "
@@ -122,7 +124,8 @@ def markdown(cmp: Comparison | dict[str, Any]) -> str:
     lines += ["", "## When to use which (from this run's observations)", ""]
     for row in claims.values():
         evidence = ", ".join(f"{s} {short(v)}" for s, v in row["values"].items())
-        families = "; ".join(f"{f}: {', '.join(best) or 'none'}" for f, best in row.get("by_family", {}).items())
+        families = "; ".join(f"{f}: {'all alike' if best is None else ', '.join(best) or 'none'}"
+                             for f, best in per_family(row, fam).items())
         decide = ", ".join(concepts_of(row["scenario"]))
         lines.append(f"- **{row['need']}** — {row['verdict']}." + (f" Best per family: {families}." if families else "")
                      + f" Evidence: `{row['scenario']}` {row['metric']}: {evidence}."

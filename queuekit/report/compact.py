@@ -130,6 +130,18 @@ def filters(results: dict[str, Any]) -> str:
             f"<span>stacks: {stacks}</span></fieldset>")
 
 
+def per_family(row: dict[str, Any], fam: dict[str, str]) -> dict[str, list[str] | None]:
+    """The best of each family, where the run tells them apart: None for a family whose stacks all did
+    equally well; nothing at all when no stack did better than another."""
+    if row["verdict"] == "no difference observed":
+        return {}
+    out: dict[str, list[str] | None] = {}
+    for family, best in row.get("by_family", {}).items():
+        measured = [s for s, v in row["values"].items() if fam.get(s) == family and v is not None]
+        out[family] = None if best and len(best) == len(measured) > 1 else best
+    return out
+
+
 def guide(rows: list[dict[str, Any]], results: dict[str, Any]) -> str:
     """Each need: the best observed overall and per family, each name a link to its evidence cell, and
     the annotated lines that decide it (the code view)."""
@@ -139,8 +151,8 @@ def guide(rows: list[dict[str, Any]], results: dict[str, Any]) -> str:
             return (f'<a href="#{esc(cell_id(r["scenario"], stack))}">{esc(stack)} '
                     f'{esc(short(r["values"].get(stack)))}</a>')
 
-        fams = "; ".join(f"{esc(f)}: " + (", ".join(link(s) for s in best) if best else "none")
-                         for f, best in r.get("by_family", {}).items())
+        fams = "; ".join(f"{esc(f)}: " + ("all alike" if best is None else ", ".join(map(link, best)) or "none")
+                         for f, best in per_family(r, families(results)).items())
         evidence = ", ".join(link(s) for s, v in r["values"].items() if v is not None)
         lines = " ".join(f'<a href="#code-row-{c}">{esc(c)}</a>' for c in concepts_of(r["scenario"]) if c in CONCEPTS)
         items.append(f"<li><b>{esc(r['need'])}</b> — {esc(r['verdict'])}."

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from queuekit.report import html_report, markdown
-from queuekit.report.compact import families, ordered, shown_numbers
+from queuekit.report.compact import families, ordered, per_family, shown_numbers
 from queuekit.stacks.registry import load_stack, stack_names
 from queuekit.suite.concepts import CONCEPTS
 from tests.helpers import results_over_registry
@@ -73,7 +73,8 @@ def test_markdown_guide_names_best_per_family_and_the_deciding_lines():
     replayed = {s: 20 if load_stack(s).capabilities.replayable else 0 for s in stack_names()}
     for family in dict.fromkeys(fam.values()):  # in each family, the stacks that replayed the most
         own = {s: v for s, v in replayed.items() if fam[s] == family}
-        assert f"{family}: {', '.join(s for s, v in own.items() if v == max(own.values()))}" in line
+        best = [s for s, v in own.items() if v == max(own.values())]
+        assert f"{family}: {'all alike' if len(best) == len(own) > 1 else ', '.join(best)}" in line
     assert "The lines that decide it: offset-commit" in line
 
 
@@ -86,3 +87,11 @@ def test_a_row_shows_the_differing_number_that_decided_a_colour():
                "cells": [cell("a", 0, 2), cell("b", 30, 0)]}
     # both numbers differ; publisher_refused is the one that coloured b "refused"
     assert shown_numbers(results) == {"back-pressure": "publisher_refused"}
+
+
+def test_per_family_names_only_what_tells_the_stacks_apart():
+    fam = {"a": "rabbitmq", "b": "rabbitmq", "c": "kafka", "d": "kafka"}
+    row = {"verdict": "best observed: a, c", "values": {"a": 0, "b": 3, "c": 0, "d": 0},
+           "by_family": {"rabbitmq": ["a"], "kafka": ["c", "d"]}}
+    assert per_family(row, fam) == {"rabbitmq": ["a"], "kafka": None}  # None: the family's stacks alike
+    assert per_family({**row, "verdict": "no difference observed"}, fam) == {}
