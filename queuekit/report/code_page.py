@@ -124,9 +124,9 @@ def terminal(workload: str, console: Console, stacks: list[str] | None = None) -
         for stack, blocks in by_stack.items():
             own = [b for b in blocks if b.section == section]
             body = Group(*(Group(Text(f"{b.path}:{b.start}", style="dim"),
-                                 Syntax(b.code + (f"\n# … {b.cut} more lines" if b.cut else ""), "python",
-                                        line_numbers=True, start_line=b.start, highlight_lines={b.marked},
-                                        word_wrap=True, theme="ansi_light"))
+                                 Syntax(b.code, "python", line_numbers=True, start_line=b.start,
+                                        highlight_lines={b.marked}, word_wrap=True, theme="ansi_light"),
+                                 *([Text(f"({b.cut} more lines in {b.path})", style="dim")] if b.cut else []))
                            for b in own)) if own else Text("no marked line", style="dim")
             panels.append(Panel(body, title=stack, title_align="left",
                                 width=(console.width // min(len(by_stack), 3)) - 1 if side else None))
