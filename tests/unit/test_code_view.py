@@ -57,3 +57,16 @@ def test_a_mark_that_points_at_nothing_is_named(tmp_path, monkeypatch):
 def test_unknown_workload_is_refused():
     with pytest.raises(ValueError, match="unknown workload 'nope'"):
         code_view.view("nope")
+
+
+def test_queuekit_code_prints_every_stack_in_a_log():
+    from click.testing import CliRunner
+
+    from queuekit.cli import cli
+
+    done = CliRunner().invoke(cli, ["code", "signup"], terminal_width=100)
+    assert done.exit_code == 0, done.output
+    for stack in registry.stack_names():  # not a TTY: one stack under another, every registered one
+        assert f"─ {stack} ─" in done.output
+    assert "kafka_app/offsets.py" in done.output and "explains: crash-mid-task" in done.output
+    assert "…" not in done.output
