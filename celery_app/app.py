@@ -45,12 +45,12 @@ def make_app(options: StackOptions, *, broker_url: str | None = None, include: t
         # Quorum queues have no global QoS: Celery sees x-queue-type=quorum in task_queues and sets a static
         # per-consumer prefetch (prefetch x concurrency), and declares its native delayed-delivery topology.
         worker_detect_quorum_queues=True,
-        # Ack timing: after the task returns (at-least-once), unless early_ack asks for Celery's default
+        # [semantics:ack-timing] after the task returns (at-least-once), unless early_ack asks for Celery's default
         # (ack when the worker starts the task: a SIGKILL mid-task loses the message).
         task_acks_late=not options.early_ack,
         task_reject_on_worker_lost=True,  # with acks_late: a lost pool child requeues instead of acking
         task_acks_on_failure=True,  # a failed task is acked: failures reach the DLQ because we publish them there
-        # Prefetch: the channel's basic.qos = prefetch x concurrency, so in-flight per worker is bounded.
+        # [semantics:prefetch] the channel's basic.qos = prefetch x concurrency, so in-flight per worker is bounded.
         worker_prefetch_multiplier=options.prefetch,
         broker_connection_retry_on_startup=True,
         broker_transport_options={"confirm_publish": True},  # publish() returns after the broker's ack; nack raises

@@ -52,19 +52,26 @@ def broker_url(settings: Settings) -> str:
 def overrides(options: StackOptions) -> dict[str, Any]:
     """Celery settings that differ from the RabbitMQ app's (make_app applies them last)."""
     return {
+        # [topology:*@celery_kafka] kombu's transport makes one topic per queue with num_partitions partitions: no
+        # exchange, no DLX
         "broker_transport_options": {
             "num_partitions": options.partitions,  # kombu's default is 1 partition per topic
             "replication_factor": 1,
             "wait_time_seconds": 0.2,  # poll() timeout per queue: the worker cycles its queues one poll at a time
             "polling_interval": 0.05,  # kombu sleeps this long when every queue was empty (default 1 s)
+            # [semantics:offset-commit@celery_kafka] kombu's ack (after the task: acks_late) commits the consumer's
+            # whole position, past records fetched and not yet done: a crash loses those (crash-mid-task-prefetch)
             "kafka_consumer_config": {
                 "session.timeout.ms": int(options.extra.get("session_timeout_ms", SESSION_TIMEOUT_MS)),
                 "heartbeat.interval.ms": 1000,
-                # librdkafka keeps fetching in the background: Celery's prefetch limits what it takes from
-                # poll(), not what the client already holds; it is the commit that decides what a crash loses.
+                # [semantics:prefetch@celery_kafka] librdkafka keeps fetching in the background: Celery's prefetch
+                # limits what it takes from poll(), not what the client already holds; it is the commit that
+                # decides what a crash loses.
                 **({"max.poll.interval.ms": int(options.extra["max_poll_interval_ms"])}
                    if "max_poll_interval_ms" in options.extra else {}),
             },
+            # [semantics:partition-key@celery_kafka] kombu's transport produces every task without a key: one user's
+            # records spread over the partitions, so per-key order is not kept
             "kafka_producer_config": {"acks": "all", "enable.idempotence": True},  # flushed after each record
             "kafka_common_config": {"logger": RDKAFKA_LOG},  # producer, consumer and admin client alike
         },

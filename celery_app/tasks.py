@@ -109,6 +109,7 @@ class ServiceTask(app.Task):
         dead_letter(self, service, body, f"failed outside the adapter: {type(exc).__name__}: {exc}"[:1000])
 
 
+# [handler:*] every task runs through this adapter: decode, process, then return (acked) / retry / dead-letter
 def handle(task, service: str, payload: str | bytes, upstream: dict | None = None) -> dict:
     """Run one delivery as ``service`` and map the outcome onto ack / retry / dead-letter."""
     retries = task.request.retries  # Celery's own count: 0 on the first attempt
@@ -117,6 +118,8 @@ def handle(task, service: str, payload: str | bytes, upstream: dict | None = Non
             raise MalformedMessage(f"task argument is {type(payload).__name__}, not an encoded envelope")
         if upstream is not None and not isinstance(upstream, dict):
             raise MalformedMessage(f"previous step's result is {type(upstream).__name__}, not an object")
+        # [semantics:idempotency] process() applies the effect and records the idempotency key in one ledger
+        # transaction: a redelivery has no second effect
         outcome = process(_as_bytes(payload), service=service, worker=WORKER, ledger=ledger(),
                           guard=OPTIONS.guard, upstream=upstream)
     except MalformedMessage as err:
@@ -133,13 +136,15 @@ def handle(task, service: str, payload: str | bytes, upstream: dict | None = Non
                         f"retries exhausted after {retries + 1} attempts: {type(err).__name__}: {err}"[:1000])
             _mark(err)
             raise
-        # Retry with backoff: a new message (eta) to THIS service's queue, never via the fanout exchange;
-        # the current message is acked once the retry is published.
+        # [semantics:retries] Retry with backoff: a new message (eta) to THIS service's queue, never via the fanout
+        # exchange; the current message is acked once the retry is published.
         raise task.retry(exc=err, countdown=topology.retry_countdown(OPTIONS, retries),  # noqa: B904 - exc= chains it
                          max_retries=OPTIONS.max_retries, **topology.to_queue(service, OPTIONS))
     return outcome.result
 
 
+# [semantics:dead-letter] the original bytes to celery.<service>.dlq with the reason, confirmed, before the task fails
+# and is acked
 def dead_letter(task, service: str, payload: str | bytes, reason: str) -> None:
     """Publish the original envelope bytes to ``celery.<service>.dlq`` with the reason; confirmed."""
     try:
@@ -167,26 +172,31 @@ def _mark(err: BaseException) -> None:
     setattr(err, DEAD_LETTERED, True)  # on_failure: already in the DLQ
 
 
+# [handler:signup] the task a signup publish sends
 @app.task(bind=True, base=ServiceTask, name="signup")
 def signup(self, payload):
     return handle(self, "signup", payload)
 
 
+# [handler:video] the chain's first step; each step's result is the next one's first argument
 @app.task(bind=True, base=ServiceTask, name="video.transcode")
 def transcode(self, payload):
     return handle(self, "video.transcode", payload)
 
 
+# [handler:video]
 @app.task(bind=True, base=ServiceTask, name="video.thumbnail")
 def thumbnail(self, transcoded, payload):  # a chain step: the previous step's result comes first
     return handle(self, "video.thumbnail", payload, upstream=transcoded)
 
 
+# [handler:video]
 @app.task(bind=True, base=ServiceTask, name="video.notify")
 def notify(self, thumbnailed, payload):
     return handle(self, "video.notify", payload, upstream=thumbnailed)
 
 
+# [handler:tracking] one task for both fan-out copies
 @app.task(bind=True, base=ServiceTask, name=topology.TRACKING_TASK)
 def track(self, payload):
     """One task for both fan-out copies: the delivering queue decides the service."""

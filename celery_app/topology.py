@@ -108,6 +108,8 @@ def tasks_exchange(options: StackOptions) -> Exchange:
     return TASKS_TOPIC if options.queue_type == "quorum" else TASKS
 
 
+# [topology:*@celery,celery_quorum] each service's queue: its DLX, the quorum arguments, and the bound that refuses
+# publishes
 def work_queue(service: str, options: StackOptions) -> Queue:
     workload = service.split(".")[0]
     args = {"x-dead-letter-exchange": DLX.name, "x-dead-letter-routing-key": queue_name(service),

@@ -45,12 +45,15 @@ def from_arg(arg: str) -> bytes:
 
 
 
+# [handler:*] every actor runs through this adapter; Dramatiq acks, retries or fails by what it returns or raises
 def _process(service: str, arg: str, upstream: dict | None = None) -> dict:
     if not isinstance(arg, str):  # JSON let the producer send any type; only a string is an envelope
         raise MalformedMessage(f"actor argument is {type(arg).__name__}, not an encoded envelope")
     if upstream is not None and not isinstance(upstream, dict):
         raise MalformedMessage(f"previous step's result is {type(upstream).__name__}, not an object")
     me = this_worker("dramatiq")
+    # [semantics:idempotency] process() applies the effect and records the idempotency key in one ledger transaction:
+    # a redelivery has no second effect
     outcome = process(from_arg(arg), service=service, worker=me.name, ledger=me.ledger, guard=me.options.guard,
                       upstream=upstream)
     return outcome.result
@@ -60,36 +63,43 @@ def _actor(service: str):
     return dramatiq.actor(actor_name=service, queue_name=queue_name(service), throws=NEVER_RETRY)
 
 
+# [handler:signup] the actor a signup publish sends to
 @_actor("signup")
 def signup(envelope: str) -> None:
     _process("signup", envelope)
 
 
+# [handler:video] a dramatiq.pipeline: each step's result is the next one's last argument
 @_actor("video.transcode")
 def transcode(envelope: str) -> dict:
     return _process("video.transcode", envelope)  # piped into thumbnail as its last argument
 
 
+# [handler:video]
 @_actor("video.thumbnail")
 def thumbnail(envelope: str, upstream: dict) -> dict:
     return _process("video.thumbnail", envelope, upstream)
 
 
+# [handler:video]
 @_actor("video.notify")
 def notify(envelope: str, upstream: dict) -> None:
     _process("video.notify", envelope, upstream)
 
 
+# [handler:tracking] no fan-out in Dramatiq: one actor per subscriber, one message each
 @_actor("tracking.analytics")
 def analytics(envelope: str) -> None:
     _process("tracking.analytics", envelope)
 
 
+# [handler:tracking]
 @_actor("tracking.recommendations")
 def recommendations(envelope: str) -> None:
     _process("tracking.recommendations", envelope)
 
 
+# [topology:*] what one publish sends: the pipeline's first message for video, one message per subscriber for tracking
 def entry_messages(workload: str, payload: bytes) -> list[Message]:
     """The Dramatiq messages one publish of ``workload`` sends."""
     arg = to_arg(payload)

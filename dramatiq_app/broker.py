@@ -93,6 +93,8 @@ class _DeadLetterWithReason(_RabbitmqConsumer):
             return self._nack(tag)  # the queue's DLX keeps it, without the reason
         self.connection.add_callback_threadsafe(partial(self.channel.basic_ack, tag))
 
+    # [semantics:dead-letter] a failed message is published to .XQ with its traceback as the reason, confirmed, then
+    # acked
     def nack(self, message) -> None:
         exc = message._exception  # stuffed by the worker thread; cleared only after post-processing
         why = "".join(traceback.format_exception(exc, limit=30)) if exc else message.options.get("traceback")
@@ -151,6 +153,8 @@ def make_broker(options: StackOptions, config: Settings | None = None, name: str
     # no longer includes Prometheus, the filter only guards against a version that does (its own HTTP server).
     middleware = [m() for m in default_middleware if m.__name__ != "Prometheus" and m is not Retries]
     middleware.insert(0, RequireLedger())
+    # [semantics:retries] Dramatiq's Retries middleware: exponential backoff through Q.DQ, then the message is failed
+    # to .XQ
     middleware.append(Retries(
         max_retries=options.max_retries,  # not Dramatiq's 20: then the message is failed -> .XQ
         min_backoff=max(1, options.backoff_ms),  # 0 would mean Dramatiq's default 15 s; delay = this * 2**retry * U[1,2)

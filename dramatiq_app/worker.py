@@ -46,7 +46,7 @@ def main(workloads: list[str]) -> None:
     # with Dramatiq's 1000 ms every retry waits >= ~1 s whatever its backoff; keep it under the first delay.
     worker_timeout = worker_timeout_ms(options)
     worker = dramatiq.Worker(broker, queues=queues, worker_threads=options.concurrency, worker_timeout=worker_timeout)
-    # Prefetch: basic_qos(prefetch_count) on each queue's consumer channel. Dramatiq's default is
+    # [semantics:prefetch] basic_qos(prefetch_count) on each queue's consumer channel. Dramatiq's default is
     # 2 * worker_threads (env dramatiq_queue_prefetch, read at import); in-progress messages count.
     # Delay queues keep Dramatiq's 1000 * threads: retries wait there, unacked, until their eta.
     # 0 is AMQP's "no limit".
@@ -54,6 +54,7 @@ def main(workloads: list[str]) -> None:
     worker.start()
     log = logging.getLogger(__name__)
     log.info("consuming %s with %d thread(s), prefetch %d", sorted(queues), options.concurrency, worker.queue_prefetch)
+    # [semantics:ack-timing] Dramatiq acks only after the actor and its middleware ran: no ack-on-receipt mode
     if options.early_ack:
         log.warning("early_ack ignored: Dramatiq acks only after the actor and its middleware ran")
     stopping.wait()

@@ -39,8 +39,8 @@ MAX_POLL_INTERVAL_MS = 300_000  # librdkafka's default
 # every 10 s (transaction.abort.timed.out.transaction.cleanup.interval.ms), so the wait is 5-15 s.
 TRANSACTION_TIMEOUT_MS = 5000
 INIT_TRANSACTIONS_TIMEOUT_S = 30.0
-# Which partition a key goes to. murmur2_random is the Java client's (and Kafka Streams', Connect's,
-# most other clients') mapping: murmur2(key) % partitions, a random partition for a null key.
+# [semantics:partition-key] Which partition a key goes to. murmur2_random is the Java client's (and Kafka Streams',
+# Connect's, most other clients') mapping: murmur2(key) % partitions, a random partition for a null key.
 # librdkafka's own default, consistent_random, hashes with CRC32 and sends a key elsewhere, so a
 # second producer with default settings (kcat, a confluent-kafka script) splits a user's records over
 # two partitions, and two group members then handle them concurrently: per-key order is gone

@@ -65,10 +65,14 @@ def consume(svc: Service, stop: threading.Event) -> None:
     """A member of group ``qk.<service>`` on the service's source topic."""
     subscribe(svc, svc.route.source)
     while not stop.is_set():
+        # [semantics:prefetch] one record at a time: librdkafka fetches ahead, but only a handled record's offset is
+        # stored, so what was fetched and not done is read again after a crash
         msg = next_record(svc.consumer, POLL_S)
         if msg is None:
             svc.offsets.idle()  # transactional: step the committed offsets over commit markers
             continue
+        # [semantics:ack-timing] default: handle, THEN store the offset (at-least-once); early_ack commits it before
+        # handling (at-most-once)
         if svc.options.early_ack:
             commit_before_handling(svc.consumer, msg)  # early_ack: committed BEFORE handling: at-most-once
         work(svc, msg)  # handle it, THEN store its offset / commit it with the outputs' transaction
@@ -119,6 +123,7 @@ def work(svc: Service, msg: Message, keep_paused: Collection[tuple[str, int]] = 
         svc.paused.run(msg, settle, keep_paused)
 
 
+# [handler:*] one record: decode, process, then forward / retry / dead-letter; the offset is settled by the caller
 def handle(svc: Service, msg: Message) -> None:
     """Process one record and send what it produces; return once that is delivered (the offset may go).
 
@@ -131,6 +136,8 @@ def handle(svc: Service, msg: Message) -> None:
         if len(msg.key() or b"") > MAX_KEY_BYTES:
             raise MalformedMessage(f"key of {len(msg.key())} bytes, over {MAX_KEY_BYTES}")
         env = decode(msg.value())  # MalformedMessage: below (size and depth limits before parsing)
+        # [semantics:idempotency] process() applies the effect and records the idempotency key in one ledger
+        # transaction: a re-read record has no second effect
         outcome = process(env, service=svc.route.service, worker=svc.worker, ledger=svc.ledger,
                           guard=svc.options.guard)
     except (MalformedMessage, PermanentError) as exc:  # never retried: straight to the DLQ
@@ -139,6 +146,8 @@ def handle(svc: Service, msg: Message) -> None:
         if attempt > svc.options.max_retries:
             dead_letter(svc, msg, reason(exc), attempt)
         else:
+            # [semantics:retries] a retry is a record on qk.<service>.retry, due after backoff_ms * 2**(attempt-1);
+            # its own group holds it (partition paused) until then
             delay_ms = svc.options.backoff_ms * 2 ** (attempt - 1)  # the first retry after backoff_ms, doubling
             not_before = math.ceil(time.time() * 1000) + delay_ms  # ceil: never a millisecond early
             send(svc.producer, svc.route.retry_topic, msg.key(), msg.value(),
@@ -162,6 +171,8 @@ def attempts_so_far(svc: Service, msg: Message) -> int:
     return min(max(count, 0), svc.options.max_retries)
 
 
+# [semantics:dead-letter] the original bytes to qk.<service>.dlq with the reason in headers, delivered before the
+# offset is stored
 def dead_letter(svc: Service, msg: Message, why: str, attempts: int) -> None:
     """The DLQ record: the original bytes, and why, where from, after how many attempts.
 

@@ -46,8 +46,8 @@ class StoredOffsets:
     def settle(self, msg: Message, work: Callable[[], None], owned: Owned = _always) -> None:
         work()
         if owned():
-            # Store the offset AFTER processing (and after any forward/retry/DLQ record is delivered):
-            # a crash before this line leaves it uncommitted, so the group re-delivers it: at-least-once.
+            # [semantics:offset-commit] Store the offset AFTER processing (and after any forward/retry/DLQ record is
+            # delivered): a crash before this line leaves it uncommitted, so the group re-delivers it: at-least-once.
             store(self.consumer, msg)
         else:  # revoked mid-task: its new owner re-reads it from the committed offset
             log.warning("%s/%d@%d handled after its partition moved: not stored", *_where(msg))

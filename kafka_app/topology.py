@@ -60,6 +60,7 @@ class Route(LogRoute):
         return f"{PREFIX}{self.service}.{worker}.{slot}"
 
 
+# [topology:*] per service: its source topic and group, a retry topic with its own group, a DLQ topic
 def routes(workload: str) -> list[Route]:
     return [Route(service) for service in WORKLOADS[workload].services]
 

@@ -35,6 +35,8 @@ NAMES = {ACCEPT: "ACCEPT", RELEASE: "RELEASE", REJECT: "REJECT"}
 COMMIT_TIMEOUT_S = 30.0
 
 
+# [semantics:offset-commit] a share group keeps each record's state on the broker: the acknowledgement is sent with
+# commit_sync, and the share-partition moves past what is ACCEPTed
 def acknowledge(consumer: ShareConsumer, msg: Message, kind: AcknowledgeType) -> bool:
     """Record ``kind`` for ``msg`` and send it now; False when the broker refused it (lock lost)."""
     consumer.acknowledge(msg, kind)

@@ -37,6 +37,8 @@ def producer(settings: Settings, client_id: str) -> Producer:
         "enable.idempotence": True,  # the producer's retries never duplicate or reorder a record
         "acks": "all",  # delivered = written by every in-sync replica
         "linger.ms": 5,
+        # [semantics:partition-key] the key picks the partition as the Java client maps it; a share group still hands
+        # a partition's records to any member, so the key keeps no order here
         "partitioner": "murmur2_random",  # key -> partition as the Java client maps it
     })
 
@@ -48,8 +50,9 @@ def share_consumer_config(settings: Settings, group: str, client_id: str, option
         # Our code acknowledges every record (ACCEPT / RELEASE / REJECT); poll() refuses to run while a
         # record of the previous poll is unacknowledged.
         "share.acknowledgement.mode": "explicit",
-        # Records acquired (locked to this member) per poll: ``prefetch``. What one member acquires no other
-        # member can take until it is acknowledged or its lock expires, so a large batch starves the others.
+        # [semantics:prefetch] Records acquired (locked to this member) per poll: ``prefetch``. What one member
+        # acquires no other member can take until it is acknowledged or its lock expires, so a large batch
+        # starves the others.
         # librdkafka calls this limit best-effort.
         "max.poll.records": max(1, options.prefetch),
         # A member that does not poll for this long leaves the group (its acquired records are released).

@@ -53,6 +53,8 @@ def consume(svc: Service, stop: threading.Event) -> None:
                     raise KafkaException(msg.error())
                 log.warning("share consumer error: %s", msg.error())
                 continue
+            # [semantics:ack-timing] default: handle, THEN acknowledge (at-least-once); early_ack ACCEPTs before
+            # handling (at-most-once)
             if svc.options.early_ack:
                 acknowledge(svc.consumer, msg, ACCEPT)  # early_ack: done for the broker BEFORE handling
                 handle(svc, msg)  # whatever happens now, the record will not come back
@@ -62,16 +64,21 @@ def consume(svc: Service, stop: threading.Event) -> None:
     svc.consumer.close()  # sends what is acknowledged, releases what is not, leaves the group
 
 
+# [handler:*] one record: decode, process, forward; returns how to acknowledge it
 def handle(svc: Service, msg: Message) -> AcknowledgeType:
     """Process one record and send what it produces; return how to acknowledge it."""
     attempt = msg.delivery_count()  # the broker's count: 1 on the first delivery, +1 per release or lock expiry
     try:
         env = decode(msg.value())
+        # [semantics:idempotency] process() applies the effect and records the idempotency key in one ledger
+        # transaction: a redelivery has no second effect
         outcome = process(env, service=svc.route.service, worker=svc.worker, ledger=svc.ledger,
                           guard=svc.options.guard)
     except (MalformedMessage, PermanentError) as exc:  # never retried
         return reject(svc, msg, reason(exc))
     except Exception as exc:  # TransientError or a crash in the handler
+        # [semantics:retries] RELEASE: delivered again at once (KIP-932 has no redelivery delay), the broker counting
+        # deliveries; on delivery max_retries + 1: REJECT
         if attempt > svc.options.max_retries:
             return reject(svc, msg, reason(exc))
         log.info("releasing %s/%d@%d (delivery %d): %s", msg.topic(), msg.partition(), msg.offset(), attempt,
@@ -83,6 +90,8 @@ def handle(svc: Service, msg: Message) -> AcknowledgeType:
     return ACCEPT
 
 
+# [semantics:dead-letter] REJECT: the broker writes the record to dlq.qks.<service> (KIP-1191); the reason is written
+# first to qks.<service>.dlq-reasons
 def reject(svc: Service, msg: Message, why: str) -> AcknowledgeType:
     if svc.options.early_ack:  # already accepted: nothing left to reject; the record is gone
         log.warning("%s/%d@%d failed after an early ACCEPT: lost (%s)", msg.topic(), msg.partition(), msg.offset(), why)

@@ -45,6 +45,7 @@ class Route(LogRoute):
         return f"{PREFIX}{self.service}.dlq-reasons"
 
 
+# [topology:*] per service: its source topic, a share group, the broker's dlq.* topic and the reasons topic
 def routes(workload: str) -> list[Route]:
     return [Route(service) for service in WORKLOADS[workload].services]
 

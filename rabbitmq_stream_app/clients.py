@@ -25,6 +25,7 @@ from rstream.recovery import BackOffRecoveryStrategy
 
 from queuekit.core.config import Settings
 
+# [semantics:prefetch] credit-based flow: the broker sends this many chunks ahead of the one being handled
 INITIAL_CREDIT = 1  # chunks sent ahead of the one being handled: what a reader holds in memory, not "in flight"
 HEARTBEAT_S = 10  # a dead peer is noticed within ~2 heartbeats
 

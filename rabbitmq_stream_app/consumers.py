@@ -99,6 +99,8 @@ async def read_once(svc: Service, stop: asyncio.Event) -> None:
             return  # not ours to handle now (stopping) or already done before a reconnect
         async with busy:
             try:
+                # [semantics:ack-timing] a stream acks nothing: done = the stored offset; default: handle, then mark
+                # done; early_ack stores before handling
                 if svc.options.early_ack:
                     await offsets.early(ctx.offset)  # early_ack: stored BEFORE handling: at-most-once
                 await handle(svc, producer, msg.body, ctx.offset)
@@ -128,6 +130,7 @@ async def read_once(svc: Service, stop: asyncio.Event) -> None:
         await _close(consumer, producer)
 
 
+# [handler:*] one message: process (retrying in place), then append what it produces, confirmed
 async def handle(svc: Service, producer: Producer, payload: bytes, offset: int) -> None:
     """Process one message (retrying in place) and append what it produces; return once that is confirmed."""
     attempt = 0
@@ -135,6 +138,8 @@ async def handle(svc: Service, producer: Producer, payload: bytes, offset: int) 
         attempt += 1
         try:
             env = decode(payload)  # MalformedMessage: below
+            # [semantics:idempotency] process() applies the effect and records the idempotency key in one ledger
+            # transaction: a re-read message has no second effect
             outcome = await asyncio.to_thread(process, env, service=svc.route.service, worker=svc.worker,
                                               ledger=svc.ledger, guard=svc.options.guard)
         except (MalformedMessage, PermanentError) as exc:  # never retried: straight to the dead-letter stream
@@ -142,7 +147,8 @@ async def handle(svc: Service, producer: Producer, payload: bytes, offset: int) 
         except Exception as exc:  # TransientError or a crash in the handler: retry here, then dead-letter
             if attempt > svc.options.max_retries:
                 return await dead_letter(svc, producer, payload, offset, reason(exc), attempt)
-            # The first retry after backoff_ms, doubling; this reader's later messages wait behind it.
+            # [semantics:retries] The first retry after backoff_ms, doubling; this reader's later messages wait behind
+            # it.
             await asyncio.sleep(svc.options.backoff_ms * 2 ** (attempt - 1) / 1000)
             continue
         if svc.route.sink:  # pipeline: the next step's input carries this step's result
@@ -151,6 +157,8 @@ async def handle(svc: Service, producer: Producer, payload: bytes, offset: int) 
         return
 
 
+# [semantics:dead-letter] streams have no dead-lettering: the reader appends the message to the service's dlq stream
+# with its reason, confirmed, before its offset is stored
 async def dead_letter(svc: Service, producer: Producer, payload: bytes, offset: int, why: str, attempts: int) -> None:
     """The dead-letter entry: the original bytes, and why, where from, after how many attempts.
 

@@ -48,8 +48,8 @@ class StoredOffsets:
         self.stored: int | None = None
 
     def done(self, offset: int) -> None:
-        # Called AFTER processing and after any forward / dead letter was confirmed: a crash before the
-        # next store re-reads this message from the stored offset: at-least-once.
+        # [semantics:offset-commit] Called AFTER processing and after any forward / dead letter was confirmed: a crash
+        # before the next store re-reads this message from the stored offset: at-least-once.
         self.handled = offset
 
     async def early(self, offset: int) -> None:

@@ -50,6 +50,7 @@ class Route(LogRoute):
         return f"{PREFIX}{self.service}"
 
 
+# [topology:*] per service: the stream it reads, its reader's offset reference, a dlq stream
 def routes(workload: str) -> list[Route]:
     return [Route(service) for service in WORKLOADS[workload].services]
 

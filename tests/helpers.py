@@ -5,6 +5,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 from queuekit.core.envelope import Envelope, make_envelope
+from queuekit.stacks.registry import load_stack, stack_names
 from workloads import WORKLOADS
 
 # Complete and well-formed except one type, so the reason is about that field (not a missing one).
@@ -25,3 +26,21 @@ def payload_of(env: Envelope, payloads: Iterable[bytes]) -> bytes:
     """The one dead-lettered payload that carries ``env`` (found by its id)."""
     [payload] = [p for p in payloads if env.id.encode() in p]
     return payload
+
+
+def results_over_registry() -> dict:
+    """Two scenarios on every registered stack: replay differs by capability, early-ack loses on some."""
+    stacks = list(stack_names())
+    cells = []
+    for s in stacks:
+        caps = load_stack(s).capabilities
+        cells.append({"scenario": "replay", "stack": s, "observed": {"replayed": 20 if caps.replayable else 0},
+                      "expected": {"replayed": "20 if replayable"}, "mismatches": [], "seconds": 1.0})
+        cells.append({"scenario": "crash-mid-task-early-ack", "stack": s,
+                      "observed": {"lost": 1 if caps.ack_on_receipt_possible else 0}, "expected": {"lost": ">= 0"},
+                      "mismatches": [], "seconds": 1.0})
+    return {"started": "fixture", "seconds": 2, "stacks": stacks, "environment": {},
+            "families": {s: load_stack(s).capabilities.broker for s in stacks},
+            "scenarios": [{"name": "replay", "concept": "replay", "question": "q"},
+                          {"name": "crash-mid-task-early-ack", "concept": "ack", "question": "q"}],
+            "cells": cells}

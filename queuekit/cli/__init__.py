@@ -1,7 +1,7 @@
 """The ``queuekit`` command line: the composition root. Each command lives in a thin module by group:
 ``brokers`` (up, down, status, provision, ping, credentials), ``run`` (run, compare, scenarios), ``bench`` (bench,
-monitor), ``by_hand`` (worker, tool, effects), ``views`` (dashboard, report), ``faults`` (faults: the cluster topology),
-``chaos`` (chaos)."""
+monitor), ``by_hand`` (worker, tool, effects), ``views`` (dashboard, report, code, docs), ``faults`` (faults: the
+cluster topology), ``chaos`` (chaos)."""
 from __future__ import annotations
 
 import click
@@ -35,8 +35,8 @@ def cli() -> None:
 
 for command in (brokers.up, brokers.down, brokers.status, brokers.provision, brokers.ping,
                 run.run, run.compare, run.scenarios, bench.bench, bench.monitor, by_hand.worker,
-                by_hand.tool, by_hand.effects, views.dashboard, views.report, views.docs, faults.faults, chaos.chaos,
-                brokers.credentials):
+                by_hand.tool, by_hand.effects, views.dashboard, views.report, views.code, views.docs, faults.faults,
+                chaos.chaos, brokers.credentials):
     cli.add_command(command)
 
 

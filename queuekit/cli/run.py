@@ -116,7 +116,8 @@ def compare(stacks: tuple[str, ...], names: tuple[str, ...], fmt: str, out: Path
     elif fmt == "markdown":
         click.echo(markdown(result))
     else:
-        Console(width=max(console.width, 140)).print(terminal_matrix(result))
+        width = console.width if console.is_terminal else 100  # a log reads at 100 columns (details: report.md)
+        Console(width=width).print(terminal_matrix(result, width))
     differ = [c for c in result.cells if c.mismatches]
     errors = [c for c in result.cells if c.error]
     say(f"{len(result.cells)} cells in {result.seconds:.0f}s: {len(differ)} differ from expectation, "

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from queuekit.core.config import settings
+from workloads import WORKLOADS
 
 from .common import say
 
@@ -58,3 +59,21 @@ def docs(out: Path) -> None:
 
     for path in write_pages(out):
         say(f"wrote {path}")
+
+
+@click.command()
+@click.argument("workload", type=click.Choice(list(WORKLOADS)))
+@click.option("--stack", "stacks", multiple=True, help="Only these stacks (repeatable). Default: every registered one.")
+def code(workload: str, stacks: tuple[str, ...]) -> None:
+    """The same workload's code on every stack: its handler, topology and the lines that decide delivery
+    (ack timing, prefetch, offset commit, retries, dead-lettering, idempotency, partition key), read from the
+    app packages' [semantics:<concept>] comments. Side by side in a wide terminal, one under another in a log."""
+    from rich.console import Console
+
+    from queuekit.report.code_page import terminal
+    from queuekit.stacks.registry import STACKS
+
+    unknown = [s for s in stacks if s not in STACKS]
+    if unknown:
+        raise click.BadParameter(f"unknown stack(s) {', '.join(unknown)}; choose from {', '.join(STACKS)}")
+    terminal(workload, Console(), list(stacks) or None)

@@ -9,14 +9,18 @@ import json
 from pathlib import Path
 from typing import Any
 
+from rich import box
+from rich.console import Group
 from rich.table import Table
+from rich.text import Text
 
 from queuekit.suite.compare import Comparison
+from queuekit.suite.concepts import concepts_of
 
+from .compact import families as families_of
+from .compact import per_family, shown_numbers
 from .html import html_report as _html_report
 from .meaning import MEANINGS, cell_of, differences, key_numbers, meaning, same_everywhere, short
-
-MAX_NUMBERS = 4  # key numbers shown per cell in the terminal
 
 
 def as_results(cmp: Comparison | dict[str, Any]) -> dict[str, Any]:
@@ -29,31 +33,49 @@ def html_report(cmp: Comparison | dict[str, Any], bench: dict[str, Any] | None =
 
 
 TERMINAL_STYLE = {"lost": "bold red", "order": "yellow", "refused": "blue", "designed": "default", "error": "dim"}
+SYMBOL = {"lost": "L", "order": "O", "refused": "R", "designed": ".", "error": "E"}
 
 
-def terminal_matrix(cmp: Comparison) -> Table:
-    """Coloured by meaning (red lost/duplicated, yellow order, blue refused-but-safe); ✓/✗ = expectation check."""
+def _terminal_cell(cell: dict[str, Any] | None, key: str | None) -> tuple[str, str]:
+    """(markup, the value): the meaning's symbol (+ "!" when not as expected) over the row's number."""
+    if cell is None or cell.get("skipped"):
+        return "-", ""
+    m, _ = meaning(cell)
+    bad = "!" if cell["mismatches"] or cell.get("error") else ""
+    observed = cell.get("observed") or {}
+    value = short(observed[key]) if key in observed else ""
+    return f"[{TERMINAL_STYLE[m]}]{SYMBOL[m]}{bad}[/{TERMINAL_STYLE[m]}]\n{value}", value
+
+
+def terminal_matrix(cmp: Comparison | dict[str, Any], width: int = 100) -> Group:
+    """A compact matrix that reads in a log at ``width`` columns: a symbol per cell (its meaning, ``!`` when it
+    differs from the scenario's expectation) over the one number that differs, named under the scenario.
+    Values are folded, never cut to "…"; every other number is in report.md."""
     results = as_results(cmp)
-    table = Table(title=f"queuekit compare — observed on real brokers ({results['seconds']:.0f}s)", show_lines=True)
-    table.add_column("scenario (concept)", style="bold")
-    for stack in results["stacks"]:
-        table.add_column(stack)
-    for sc in results["scenarios"]:
-        row = [f"{sc['name']}\n[dim]{sc['concept']}[/dim]"]
-        for stack in results["stacks"]:
-            cell = cell_of(results, sc["name"], stack)
-            if cell is None:
-                row.append("-")
-                continue
-            m, _ = meaning(cell)
-            check = "[dim]✓[/dim]" if not cell["mismatches"] and not cell.get("error") else "[reverse]✗ differs[/reverse]"
-            body = f"[{TERMINAL_STYLE[m]}]{MEANINGS[m][0]}[/{TERMINAL_STYLE[m]}] {check} {cell['seconds']:.1f}s\n"
-            body += "\n".join(f"{k}={short(v)}" for k, v in list(key_numbers(cell).items())[:MAX_NUMBERS])
-            if cell.get("error"):
-                body += f"\n[red]{cell['error'][:80]}[/red]"
-            row.append(body)
-        table.add_row(*row)
-    return table
+    stacks = results["stacks"]
+    differ = {d["scenario"]: d["keys"] for d in differences(results)}
+    shown = shown_numbers(results)
+    rows = [(sc["name"], shown[sc["name"]]) for sc in results["scenarios"]]
+    grid = {name: [_terminal_cell(cell_of(results, name, stack), key) for stack in stacks] for name, key in rows}
+    need = [max([2, *(len(grid[name][i][1]) for name, _ in rows)]) for i in range(len(stacks))]
+    first = max([len(n) + 7 for n, _ in rows] + [len(k or "") + 2 for _, k in rows] + [17])
+    # names that do not fit at ``width`` become numbered columns, named under the table
+    numbered = first + sum(max(len(s), w) + 1 for s, w in zip(stacks, need, strict=True)) > width
+    table = Table(title=f"queuekit compare — observed on real brokers ({results['seconds']:.0f}s)", box=box.SIMPLE_HEAD,
+                  show_edge=False, pad_edge=False, padding=0, title_justify="left")  # the box puts a space between columns
+    table.add_column("scenario / number", overflow="fold")
+    for i, (stack, w) in enumerate(zip(stacks, need, strict=True), 1):
+        table.add_column(str(i) if numbered else stack, overflow="fold", min_width=w)
+    for name, key in rows:
+        table.add_row(f"{name}{'' if name in differ else ' [dim](same)[/dim]'}\n  [dim]{key or ''}[/dim]",
+                      *(markup for markup, _ in grid[name]))
+    legend = ("  ".join(f"{SYMBOL[m]} {label}" for m, (label, _, _) in MEANINGS.items())
+              + "  ! differs from the scenario's expectation; the number is the one named under the scenario "
+              "(one that differs between the stacks); every number: report.md")
+    parts: list[Any] = [table, Text(legend, style="dim")]
+    if numbered:
+        parts.insert(1, Text("columns: " + "  ".join(f"{i}={s}" for i, s in enumerate(stacks, 1))))
+    return Group(*parts)
 
 
 def _md_cell(cell: dict[str, Any] | None, hot: list[str] | None = None) -> str:
@@ -75,6 +97,7 @@ def markdown(cmp: Comparison | dict[str, Any]) -> str:
     results = as_results(cmp)
     stacks = results["stacks"]
     claims = {r["scenario"]: r for r in guide_rows(results)}
+    fam = families_of(results)
     lines = [f"# queuekit: where the stacks differ ({results['started']})", "",
              f"{len(results['scenarios'])} scenarios on {len(stacks)} stacks against real brokers, "
              f"{results['seconds']:.0f} s. A cell says what its numbers mean (LOST/DUPLICATED, ORDER/REPEATED, "
@@ -85,7 +108,7 @@ def markdown(cmp: Comparison | dict[str, Any]) -> str:
              "|---|" + "---|" * (len(stacks) + 1)]
     for d in differences(results):
         claim = claims.get(d["scenario"])
-        why = f"**{claim['need']}**: {claim['verdict']}. {claim['why']}" if claim else ""
+        why = f"**{claim['need']}**: {claim['verdict']}" if claim else ""
         lines.append(f"| {d['scenario']} | " + " | ".join(_md_cell(d["cells"].get(s), d["keys"]) for s in stacks)
                      + f" | {why} |")
     lines += ["", "## The same on every stack", ""]
@@ -101,8 +124,12 @@ def markdown(cmp: Comparison | dict[str, Any]) -> str:
     lines += ["", "## When to use which (from this run's observations)", ""]
     for row in claims.values():
         evidence = ", ".join(f"{s} {short(v)}" for s, v in row["values"].items())
-        lines.append(f"- **{row['need']}** — {row['verdict']}. Evidence: `{row['scenario']}` "
-                     f"{row['metric']}: {evidence}. Why: {row['why']}.")
+        families = "; ".join(f"{f}: {'all alike' if best is None else ', '.join(best) or 'none'}"
+                             for f, best in per_family(row, fam).items())
+        decide = ", ".join(concepts_of(row["scenario"]))
+        lines.append(f"- **{row['need']}** — {row['verdict']}." + (f" Best per family: {families}." if families else "")
+                     + f" Evidence: `{row['scenario']}` {row['metric']}: {evidence}."
+                     + (f" The lines that decide it: {decide} (`queuekit code <workload>`)." if decide else ""))
     mismatched = [c for c in results["cells"] if c["mismatches"] or c.get("error")]
     if mismatched:
         lines += ["", "## Cells that differ from their expectation", ""]

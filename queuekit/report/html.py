@@ -1,12 +1,15 @@
 """report.html for a design review, from results.json alone: where the stacks differ first, colour by meaning.
 
-Order of the page: the differences (each with the "when to use which" claim
-it is evidence for, beside it); what was the same everywhere; the charts;
-every cell; the whole guide; versions and settings (collapsed). The colour
-of a cell is what its numbers mean (``meaning.py``); whether it matched the
-scenario's declared expectation is a separate small mark (✓ / ✗), so a
-surprising cell stands out even when its colour is neutral. Self-contained
-(inline CSS and SVG) and readable printed to PDF.
+Order of the page: filters by family and stack; the compact matrix (rows
+where the stacks differ first, ``compact.py``); when to use which (derived
+from the run, best per family, each claim linking its evidence cells); the
+code (``code_page.py``: the lines that decide each concept, linked both ways
+with the cells); the charts; every cell in full; versions and settings
+(collapsed). The colour of a cell is what its numbers mean (``meaning.py``);
+whether it matched the scenario's declared expectation is a separate small
+mark (✓ / ✗), so a surprising cell stands out even when its colour is
+neutral. Self-contained (inline CSS, SVG and a little JS) and readable
+printed to PDF.
 """
 from __future__ import annotations
 
@@ -17,8 +20,8 @@ from typing import Any
 
 from queuekit.suite.guide import guide
 
-from . import charts
-from .meaning import MEANINGS, cell_of, differences, key_numbers, meaning, same_everywhere, short
+from . import charts, code_page, compact
+from .meaning import MEANINGS, cell_of, key_numbers, meaning, short
 
 esc = html.escape
 
@@ -35,7 +38,7 @@ class _View:
 
 
 def guide_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
-    return guide(_View(results))
+    return guide(_View(results), compact.families(results))
 
 
 def _check(cell: dict[str, Any]) -> str:
@@ -63,13 +66,6 @@ def _cell(cell: dict[str, Any] | None, emphasise: list[str] | None = None) -> st
             f'<ul class="nums">{"".join(nums)}</ul>{err}</td>')
 
 
-def _claim(row: dict[str, Any] | None) -> str:
-    if not row:
-        return "<td class='claim'></td>"
-    return (f"<td class='claim'><b>{esc(row['need'])}</b><br>{esc(row['verdict'])}."
-            f"<br><i>{esc(row['why'])}</i></td>")
-
-
 def _faults(rows: list[dict[str, Any]] | None) -> str:
     """The cluster topology's faults table and timelines (``queuekit faults`` / ``compare --topology cluster``)."""
     if not rows:
@@ -81,26 +77,13 @@ def _faults(rows: list[dict[str, Any]] | None) -> str:
 
 def html_report(results: dict[str, Any], bench: dict[str, Any] | None = None) -> str:
     stacks = results["stacks"]
-    claims = {r["scenario"]: r for r in guide_rows(results)}
     head = "".join(f"<th>{esc(s)}</th>" for s in stacks)
-    diff_rows = "".join(
-        f"<tr><th>{esc(d['scenario'])}<br><small>{esc(d['question'] or d['concept'])}</small></th>"
-        + "".join(_cell(d["cells"].get(s), d["keys"]) for s in stacks) + _claim(claims.get(d["scenario"])) + "</tr>"
-        for d in differences(results))
-    same = []
-    for name in same_everywhere(results):
-        cell = next((c for c in results["cells"] if c["scenario"] == name and not c.get("skipped")), None)
-        if cell:
-            nums = ", ".join(f"{k} {short(v)}" for k, v in key_numbers(cell).items())
-            same.append(f"<li><b>{esc(name)}</b>: {esc(nums)}</li>")
     matrix = "".join(
         f"<tr><th>{esc(sc['name'])}<br><small>{esc(sc['concept'])}</small></th>"
         + "".join(_cell(cell_of(results, sc["name"], s)) for s in stacks) + "</tr>"
         for sc in results["scenarios"])
-    guide_items = "".join(
-        f"<li><b>{esc(r['need'])}</b> — {esc(r['verdict'])}. Evidence: <code>{esc(r['scenario'])}</code> "
-        f"{esc(r['metric'])}: {esc(', '.join(f'{s} {short(v)}' for s, v in r['values'].items()))}. "
-        f"<i>{esc(r['why'])}</i></li>" for r in claims.values())
+    families = compact.families(results)
+    code = code_page.html_section(compact.ordered(results), families, results)
     figures = [("What happened on each stack (scenarios by meaning)", charts.outcome_chart(results))] \
         if results["cells"] else []
     if results["cells"] and (harm := charts.harm_chart(results)) is not None:
@@ -136,6 +119,8 @@ td.claim {{ background: #f9fafb; max-width: 22rem; }}
 figure.chart {{ margin: 1rem 0; }} figure.chart svg {{ max-width: 100%; height: auto; }}
 figcaption {{ font-weight: 600; }}
 details pre {{ font-size: .75rem; overflow-x: auto; }}
+{compact.CSS}
+{code_page.CSS}
 @media print {{
   html {{ font-size: 9px; }} body {{ margin: 0; padding: 0; max-width: none; font-size: 10px; }}
   * {{ -webkit-print-color-adjust: exact; print-color-adjust: exact; }}
@@ -150,18 +135,28 @@ details pre {{ font-size: .75rem; overflow-x: auto; }}
 brokers, {results.get('seconds', 0):.0f} s, started {esc(results.get('started', ''))}. A cell's colour is what its numbers
 mean; ✓ / ✗ says whether it matched what the scenario declared it expects (hover ✗ for why).</p>
 <p>{legend}</p>
-<h2 id="differ">Where the stacks differ</h2>
-<p class="lede">Scenarios whose key numbers are not the same on every stack, worst first; the numbers that differ are in
-bold. Beside each, the need it informs and why the stacks behave as they do.</p>
-<table class="differ" id="differences"><tr><th>scenario</th>{head}<th>when to use which</th></tr>{diff_rows}</table>
-<h2>The same on every stack</h2><ul id="same">{''.join(same)}</ul>
+{compact.filters(results)}
+<h2 id="differ">The matrix: where the stacks differ first</h2>
+<p class="lede">A cell: what its numbers mean and the one number that differs (named under the scenario); ✗ = not what
+the scenario expected. Hover a cell for every number, click it (or Enter) for the detail and the lines of code that
+decide it. Columns are grouped by broker family.</p>
+{compact.matrix(results)}
+<h2 id="when">When to use which (from this run's observations)</h2>
+<p class="lede">Best observed overall and within each broker family; every name links to its evidence cell, every
+concept to the lines that decide it.</p>
+{compact.guide(guide_rows(results), results)}
+<h2 id="code-view">Code: the lines that decide delivery, on every stack</h2>
+<p class="lede">Read from the <code># [semantics:&lt;concept&gt;]</code> marks in each app package (see docs/code-view.md):
+the same workload's handler and topology, then each concept. The highlighted line is the mark; "explains" links the
+matrix cells it decides.</p>
+{code}
 <h2>Charts</h2>{figs}
 {_faults(results.get("faults"))}
 <h2>Every cell</h2>
 <table class="matrix" id="matrix"><tr><th>scenario</th>{head}</tr>{matrix}</table>
-<h2>When to use which</h2><ul id="guide">{guide_items}</ul>
 <h2>Versions and settings</h2>
 <details><summary>brokers, libraries, machine, and the options of every cell</summary>
 <pre>{esc(json.dumps(env, indent=2, default=str))}</pre></details>
+<script>{compact.JS}</script>
 </body></html>
 """

@@ -32,6 +32,7 @@ class Comparison:
     scenarios: list[dict[str, str]]  # name, concept, question
     cells: list[CellResult]
     environment: dict[str, Any] = field(default_factory=dict)
+    families: dict[str, str] = field(default_factory=dict)  # stack -> broker family: the report groups columns by it
 
     def cell(self, scenario: str, stack: str) -> CellResult | None:
         return next((c for c in self.cells if c.scenario == scenario and c.stack == stack), None)
@@ -39,6 +40,7 @@ class Comparison:
     def as_dict(self) -> dict[str, Any]:
         return {"started": self.started, "seconds": self.seconds, "stacks": self.stacks,
                 "scenarios": self.scenarios, "environment": self.environment,
+                "families": self.families,
                 "cells": [c.as_dict() for c in self.cells]}
 
 
@@ -205,4 +207,5 @@ def compare(settings: Settings, scenarios: Sequence[Scenario], stacks: Sequence[
         started=started, seconds=round(time.monotonic() - t0, 1), stacks=list(stacks),
         scenarios=[{"name": s.name, "concept": s.concept, "question": s.question} for s in scenarios],
         cells=cells, environment=environment(settings, stacks),
+        families={name: load_stack(name).capabilities.broker for name in stacks},
     )

@@ -45,7 +45,12 @@ def test_html_report_renders_matrix_and_charts_in_chromium(report_dir, tmp_path)
     assert '<table class="matrix" id="matrix">' in dom, done.stderr[-1000:]
     # differences first: replay (kafka replayed 20, dramatiq 0) leads the page, the full matrix comes later
     assert dom.index('id="differences"') < dom.index('id="matrix"')
-    differ = dom[dom.index('id="differences"'):dom.index("</table>", dom.index('id="differences"'))]
-    assert "replay" in differ and "Replay history for a new consumer" in differ  # the guide beside its evidence
+    differ = dom[dom.index('id="differences"'):dom.index("</tbody>", dom.index('id="differences"'))]
+    assert 'id="cell-replay-kafka"' in differ and 'id="cell-replay-dramatiq"' in differ  # the compact matrix
+    guide = dom[dom.index('id="guide"'):dom.index("</ul>", dom.index('id="guide"'))]
+    assert "Replay history for a new consumer" in guide and 'href="#cell-replay-kafka"' in guide  # linked evidence
+    # the code view: both stacks' offset/ack lines, linked to the cells they explain; the JS showed one workload
+    assert 'id="code-kafka-offset-commit"' in dom and 'href="#cell-replay-kafka"' in dom
+    assert '<tr data-workload="video" class="off">' in dom and '<tr data-workload="signup">' in dom
     assert dom.count("<svg") >= 1  # the outcome chart, inline
     assert "When to use which" in dom and "<details>" in dom  # versions and settings, collapsed

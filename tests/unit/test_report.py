@@ -1,6 +1,7 @@
 """The reports, built from a comparison run on StubStack variants (no broker): matrix, JSON, markdown, HTML."""
 from __future__ import annotations
 
+import io
 import json
 from html.parser import HTMLParser
 
@@ -83,8 +84,26 @@ def test_html_report_colours_by_meaning_with_the_check_as_a_mark(result):
 
 
 def test_terminal_matrix_shows_every_stack_and_mark(result):
-    console = Console(record=True, width=200)
+    console = Console(record=True, width=100)
     console.print(terminal_matrix(result))
     text = console.export_text()
     assert all(name in text for name in ("stub-log", "stub-liar", "fan-out", "replay"))
-    assert text.count("as designed") == 6 and text.count("✗ differs") == 1
+    lines = [line.strip() for line in text.splitlines()]
+    at = next(i for i, line in enumerate(lines) if line.startswith("replay"))
+    assert lines[at].split()[1:] == [".", ".", ".!"]  # the meaning's symbol; ! = not what the scenario expected
+    assert lines[at + 1].split() == ["replayed", "0", "20", "0"]  # under it, the number that differs, named
+    assert "replayed" in text and "(same)" in text and ". as designed" in text  # the number's name, the legend
+
+
+def test_terminal_matrix_in_a_narrow_log_numbers_its_columns_and_never_cuts_a_value():
+    many = {"started": "t", "seconds": 1, "stacks": [f"a_long_stack_name_{i}" for i in range(12)],
+            "scenarios": [{"name": "more-consumers-than-partitions", "concept": "c", "question": "q"}],
+            "cells": [{"scenario": "more-consumers-than-partitions", "stack": f"a_long_stack_name_{i}",
+                       "observed": {"workers_with_work": 1000 + i}, "expected": {"workers_with_work": ">= 1"},
+                       "mismatches": [], "seconds": 1} for i in range(12)]}
+    console = Console(record=True, width=100, file=io.StringIO())
+    console.print(terminal_matrix(many))
+    text = console.export_text()
+    assert "…" not in text and max(map(len, text.splitlines())) <= 100
+    values = next(line for line in text.splitlines() if "workers_with_work" in line).split()[1:]
+    assert values == [str(1000 + i) for i in range(12)] and "12=a_long_stack_name_11" in text

@@ -50,7 +50,8 @@ def test_reports_render_every_stack_with_the_check_as_a_separate_mark():
     assert page.index('id="differences"') < page.index('id="matrix"')
     assert all(f"<th>{s}</th>" in page for s in STACKS)
     assert 'class="m-lost"' in page and 'class="m-order"' in page and 'class="m-refused"' in page
-    assert page.count("✗ differs from expectation") == 1  # dramatiq's "same" cell, neutral colour, still flagged
+    # dramatiq's "same" cell, neutral colour, still flagged: in the full matrix and in its compact cell's detail
+    assert page.count("✗ differs from expectation") == 2
     md = markdown(RESULTS)
     assert md.index("## Where the stacks differ") < md.index("## Every cell")
     assert "**LOST/DUPLICATED** ✓<br>**lost=1**" in md
