@@ -38,7 +38,9 @@ def dashboard(port: int | None, interval: float) -> None:
 @click.option("--bench", type=click.Path(exists=True, path_type=Path),
               help="A `queuekit bench` JSON: adds throughput and latency charts.")
 @click.option("--out", type=click.Path(path_type=Path), help="Default: beside RESULTS.")
-def report(results: Path, bench: Path | None, out: Path | None) -> None:
+@click.option("--readme", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Also rewrite this file's <!-- matrix: start/end --> block (the README's table) from RESULTS.")
+def report(results: Path, bench: Path | None, out: Path | None, readme: Path | None) -> None:
     """Rebuild report.md and report.html from a results.json (or its directory): differences first,
     colour by meaning. Works for any number of stacks."""
     from queuekit.report import write_reports
@@ -47,6 +49,11 @@ def report(results: Path, bench: Path | None, out: Path | None) -> None:
     data = json.loads(path.read_text())
     paths = write_reports(data, out or path.parent, json.loads(bench.read_text()) if bench else None)
     say(f"reports: {paths['md']}  {paths['html']}")
+    if readme is not None:
+        from queuekit.report.readme import rewrite
+
+        readme.write_text(rewrite(readme.read_text(), data))
+        say(f"{readme}: the matrix block now shows {path}")
 
 
 @click.command()
