@@ -16,8 +16,8 @@ import uuid
 from typing import Any
 
 from queuekit.core.waiting import wait_for
-from queuekit.suite.hostile import DROP, Hostile, frame_spec
-from queuekit.suite.wires import KafkaWire, PikaWire
+from queuekit.stacks.wires import DROP, KafkaWire, PikaWire, frame_spec
+from queuekit.stacks.wires import HostileFrame as Hostile
 
 QUEUE = "celery.signup"
 

@@ -6,8 +6,8 @@ broker's own limit (1 MiB) is what refuses the biggest ones.
 """
 from __future__ import annotations
 
-from queuekit.suite.hostile import Hostile, frame_spec
-from queuekit.suite.wires import KafkaWire
+from queuekit.stacks.wires import HostileFrame as Hostile
+from queuekit.stacks.wires import KafkaWire, frame_spec
 
 from . import topology
 

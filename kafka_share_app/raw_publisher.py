@@ -6,8 +6,8 @@ inputs, ``queuekit.suite.hostile``). Its producer allows 2 MB records, so the br
 """
 from __future__ import annotations
 
-from queuekit.suite.hostile import Hostile, frame_spec
-from queuekit.suite.wires import KafkaWire
+from queuekit.stacks.wires import HostileFrame as Hostile
+from queuekit.stacks.wires import KafkaWire, frame_spec
 
 from . import topology
 

@@ -20,10 +20,12 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from rstream import Consumer, Producer
+from rstream import Producer
 from rstream.recovery import BackOffRecoveryStrategy
 
 from queuekit.core.config import Settings
+
+from .entries import SafeConsumer
 
 INITIAL_CREDIT = 1  # chunks sent ahead of the one being handled: what a reader holds in memory, not "in flight"
 HEARTBEAT_S = 10  # a dead peer is noticed within ~2 heartbeats
@@ -37,11 +39,12 @@ def endpoint(settings: Settings) -> dict:
             "password": password, "vhost": settings.vhost, "heartbeat": HEARTBEAT_S}
 
 
-def consumer(settings: Settings, name: str, recover: bool = False, on_close=None) -> Consumer:
+def consumer(settings: Settings, name: str, recover: bool = False, on_close=None) -> SafeConsumer:
     """``name`` labels the connection in the management API. ``recover``: rstream resubscribes by itself after a
     dropped connection (the driver's tail watcher); workers reconnect themselves from their stored offset
-    instead (``on_close`` tells them)."""
-    return Consumer(**endpoint(settings), connection_name=name, recovery_strategy=BackOffRecoveryStrategy(recover),
+    instead (``on_close`` tells them). A ``SafeConsumer``: no entry of a chunk is dropped undecoded
+    (``entries.py``)."""
+    return SafeConsumer(**endpoint(settings), connection_name=name, recovery_strategy=BackOffRecoveryStrategy(recover),
                     on_close_handler=on_close)
 
 

@@ -18,7 +18,9 @@ carries ``marker(name)`` in its first bytes, so its dead letter (even truncated)
 """
 from __future__ import annotations
 
+import gzip
 import importlib
+import io
 import json
 import pickle
 from collections.abc import Mapping
@@ -26,9 +28,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from queuekit.core.envelope import encode, make_envelope
+from queuekit.stacks.wires import DROP, frame_spec
 from workloads.messages import SignupRequested, VideoUploaded
-
-DROP = object()  # in a frame spec: remove this header / field
 
 
 def marker(name: str) -> str:
@@ -44,6 +45,7 @@ class Hostile:
     payload: bytes = b""
     frame: Mapping[str, Any] = field(default_factory=dict)
     copies: int = 1  # publishes per route (the duplicate-directive input sends itself twice)
+    effects: tuple[str, ...] = ()  # idempotency keys of good messages travelling with it, each to take effect
 
     def end_on(self, stack: str, protocol: str | None = None) -> str:
         """Where it must end on ``stack``: per stack, else per its ``protocol`` (a variant such as
@@ -88,6 +90,35 @@ def padded(name: str, size: int) -> bytes:
 
 def deep(name: str, depth: int) -> bytes:
     return f'{{"id":"{marker(name)}","d":'.encode() + b"[" * depth + b"]" * depth + b"}"
+
+
+def amqp(data: bytes, properties: bytes = b"") -> bytes:
+    """An AMQP 1.0 message as a stream stores it: optional raw application-properties bytes, then one data
+    section (described type 0x75, vbin32)."""
+    return properties + b"\x00\x53\x75\xb0" + len(data).to_bytes(4, "big") + data
+
+
+def amqp_map(*pairs: bytes) -> bytes:
+    """An application-properties section (0x74) holding a map32 of the given encoded keys and values."""
+    items = b"".join(pairs)
+    return b"\x00\x53\x74\xd1" + (len(items) + 4).to_bytes(4, "big") + len(pairs).to_bytes(4, "big") + items
+
+
+def gzipped(name: str, data: bytes = b"", zeros: int = 0) -> bytes:
+    """gzip of ``data`` then ``zeros`` zero bytes, streamed (a bomb costs its compressed size here); the
+    input's marker rides in the gzip header's file name, so even the compressed copy names it."""
+    out = io.BytesIO()
+    with gzip.GzipFile(filename=marker(name), mode="wb", fileobj=out, mtime=0) as gz:
+        gz.write(data)
+        block = bytes(1024 * 1024)
+        for done in range(0, zeros, len(block)):
+            gz.write(block[:min(len(block), zeros - done)])
+    return out.getvalue()
+
+
+def records(*bodies: bytes) -> bytes:
+    """The inside of a stream sub-entry batch: each record as a 4-byte size, then its bytes."""
+    return b"".join(len(b).to_bytes(4, "big") + b for b in bodies)
 
 
 # A transient failure (only in a worker with the harness's faults on: the framework-drops scenario) makes
@@ -248,6 +279,37 @@ CORPUS: list[Hostile] = [
     Hostile("kafka-just-under-broker-limit", "limits", "kafka", "dead: over the 262144-byte limit",
             padded("kafka-just-under-broker-limit", 1_040_000)),
     Hostile("kafka-over-broker-limit", "limits", "kafka", "refused", padded("kafka-over-broker-limit", 1_100_000)),
+
+    # -- nothing at all: no room for a marker, so its dead letter is found as an empty payload -----------
+    Hostile("empty-body", "encoding", "envelope", "dead: not JSON", b""),
+
+    # -- RabbitMQ stream entries rstream cannot decode, written on the stream protocol (stock rstream drops
+    # each with the rest of its chunk, and the reader's offset moves past them) ------------------------------
+    Hostile("stream-not-amqp", "protocol", "rabbitmq_stream", "dead: not an AMQP 1.0 message",
+            frame={"entries": [marker("stream-not-amqp").encode() + b"\x00\x01 plain bytes"]}),
+    Hostile("stream-list-as-map-key", "protocol", "rabbitmq_stream", "dead: unhashable type",
+            frame={"entries": [amqp(good("stream-list-as-map-key"), amqp_map(b"\x45", b"\xa1\x01x"))]}),
+    # a bad entry first, a good one behind it in the same chunk: one dead letter and one effect
+    Hostile("stream-chunk-mates", "protocol", "rabbitmq_stream", "dead: unhashable type",
+            frame={"entries": [amqp(good("stream-chunk-mates"), amqp_map(b"\xc1\x01\x00", b"\x40")),
+                               amqp(good("stream-chunk-mates-good"))]},
+            effects=(marker("stream-chunk-mates-good"),)),
+    # sub-entry batches: an honest gzip batch of two, a bomb that declares its size, one that lies about it,
+    # and a compression type nobody inflates here
+    Hostile("stream-gzip-batch", "protocol", "rabbitmq_stream", "effect",
+            frame={"sub_batch": {"data": gzipped("stream-gzip-batch", records(
+                amqp(good("stream-gzip-batch")), amqp(good("stream-gzip-batch-2")))), "count": 2,
+                "declared": len(records(amqp(good("stream-gzip-batch")), amqp(good("stream-gzip-batch-2"))))}},
+            effects=(marker("stream-gzip-batch-2"),)),
+    Hostile("stream-bomb-declared", "size", "rabbitmq_stream", "dead: over the",
+            frame={"sub_batch": {"data": gzipped("stream-bomb-declared", zeros=8 << 20), "count": 1,
+                                 "declared": 8 << 20}}),
+    Hostile("stream-bomb-understated", "size", "rabbitmq_stream", "dead: inflates past the 2000 bytes",
+            frame={"sub_batch": {"data": gzipped("stream-bomb-understated", zeros=8 << 20), "count": 1,
+                                 "declared": 2000}}),
+    Hostile("stream-zstd-batch", "protocol", "rabbitmq_stream", "dead: compression type 4",
+            frame={"sub_batch": {"data": marker("stream-zstd-batch").encode() + b"\x28\xb5\x2f\xfd", "count": 1,
+                                 "declared": 64, "kind": 4}}),
 ]
 
 
@@ -266,6 +328,4 @@ def protocol(stack) -> str:
     return names[-1] if names else stack.name
 
 
-def frame_spec(item: Hostile, stack_name: str) -> Mapping[str, Any]:
-    """The frame overrides for this stack: the input's own when it is that stack's, else none."""
-    return item.frame if item.via == stack_name else {}
+__all__ = ["CORPUS", "DROP", "Hostile", "frame_spec", "marker", "protocol", "wire"]

@@ -1,7 +1,9 @@
-"""The two wires the hostile suite's raw publishers write on, as any producer could.
+"""The two wires the hostile suite's raw publishers write on, as any producer could, and the frame helpers.
 
 Each app package's ``raw_publisher.py`` builds its framework's frame (or none: the bytes as
-they are) and hands it to one of these:
+they are) from a hostile input (``queuekit.suite.hostile.Hostile``: its ``via``, ``payload`` and
+``frame``; ``frame_spec`` gives the frame overrides meant for one protocol, ``DROP`` in a spec
+removes a header or field) and hands it to one of these:
 
 * ``PikaWire``: pika onto RabbitMQ's default exchange, publisher confirms on, ``mandatory``:
   ``basic_publish`` raises on a nack or an unroutable frame, so "refused at publish" is observed,
@@ -11,8 +13,27 @@ they are) and hands it to one of these:
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any, Protocol
+
 import pika
 from confluent_kafka import KafkaError, KafkaException, Producer
+
+DROP = object()  # in a frame spec: remove this header / field
+
+
+class HostileFrame(Protocol):
+    """What a raw publisher reads of a hostile input (``queuekit.suite.hostile.Hostile``)."""
+
+    name: str
+    via: str
+    payload: bytes
+    frame: Mapping[str, Any]
+
+
+def frame_spec(item: HostileFrame, protocol: str) -> Mapping[str, Any]:
+    """The frame overrides for ``protocol``: the input's own when it is that protocol's, else none."""
+    return item.frame if item.via == protocol else {}
 
 
 class PikaWire:
