@@ -76,7 +76,8 @@ class KafkaRawPublisher(KafkaWire):
         super().__init__(stack, acks="all", **{"enable.idempotence": True})
 
     def send(self, item: Hostile, queue: str = QUEUE) -> None:
-        raw = frame_spec(item, "celery_kafka").get("record")  # not kombu's format at all (celery_kafka's own inputs)
+        own = frame_spec(item, "celery_kafka")  # celery_kafka's own inputs: records kombu cannot read
+        raw = own.get("record")
         task_id, headers, body, content_type = task_frame(item)
         if frame_spec(item, "celery").get("revoke"):
             # the transport has no fanout, so Celery's remote control (revoke) is off on celery_kafka
@@ -86,4 +87,4 @@ class KafkaRawPublisher(KafkaWire):
                   "properties": {"correlation_id": task_id, "reply_to": "", "delivery_mode": 2, "priority": 0,
                                  "body_encoding": "base64", "delivery_tag": str(uuid.uuid4()),
                                  "delivery_info": {"exchange": "", "routing_key": queue}}}
-        self.produce(queue, raw if raw is not None else json.dumps(record).encode())
+        self.produce(queue, raw if raw is not None else json.dumps(record).encode(), compress=own.get("compress"))

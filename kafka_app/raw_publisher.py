@@ -20,4 +20,4 @@ class RawPublisher(KafkaWire):
         spec = frame_spec(item, "kafka")
         route = topology.routes(workload)[0]
         topic = route.retry_topic if spec.get("topic") == "retry" else route.source
-        self.produce(topic, item.payload, spec.get("key"), spec.get("headers"))
+        self.produce(topic, item.payload, spec.get("key"), spec.get("headers"), spec.get("compress"))

@@ -18,4 +18,5 @@ class RawPublisher(KafkaWire):
 
     def send(self, item: Hostile, workload: str = "signup") -> None:
         spec = frame_spec(item, "kafka_share")
-        self.produce(topology.entry_topic(workload), item.payload, spec.get("key"), spec.get("headers"))
+        self.produce(topology.entry_topic(workload), item.payload, spec.get("key"), spec.get("headers"),
+                     spec.get("compress"))

@@ -52,18 +52,40 @@ class PikaWire:
 
 
 class KafkaWire:
+    """``produce`` flushes each record; ``last`` is where the last one landed ("topic[partition]@offset"), the
+    only name of a record the consumer cannot decode (its dead letter carries the coordinates, not the bytes).
+    A frame spec's ``compress`` (``{"type": "zstd", "zeros": n}``) sends the value with ``n`` zero bytes more,
+    compressed by the producer as one batch: a compression bomb a few KB on the wire."""
+
     def __init__(self, stack, **config):
         self.stack = stack
-        self.producer = Producer({"bootstrap.servers": stack.settings.kafka_bootstrap, **config})
+        self.config = {"bootstrap.servers": stack.settings.kafka_bootstrap, **config}
+        self.producer = Producer(self.config)
+        self.compressing: dict[str, Producer] = {}
+        self.last: str | None = None
 
     def close(self) -> None:
-        self.producer.flush(10)
+        for producer in (self.producer, *self.compressing.values()):
+            producer.flush(10)
 
-    def produce(self, topic: str, value: bytes, key: bytes | None = None, headers=None) -> None:
+    def produce(self, topic: str, value: bytes, key: bytes | None = None, headers=None,
+                compress: Mapping[str, Any] | None = None) -> None:
+        producer = self.producer
+        if compress:
+            value = value + bytes(compress.get("zeros", 0))
+            producer = self.compressing.get(compress["type"]) or self.compressing.setdefault(compress["type"], Producer(
+                {**self.config, "compression.type": compress["type"], "message.max.bytes": 200_000_000,
+                 "linger.ms": 0}))
         failed: list = []
-        self.producer.produce(topic, value, key, headers=headers,
-                              on_delivery=lambda err, _msg: err and failed.append(err))
-        if self.producer.flush(30):
+
+        def delivered(err, msg) -> None:
+            if err:
+                failed.append(err)
+            else:
+                self.last = f"{msg.topic()}[{msg.partition()}]@{msg.offset()}"
+
+        producer.produce(topic, value, key, headers=headers, on_delivery=delivered)
+        if producer.flush(30):
             failed.append(KafkaError(KafkaError._TIMED_OUT, "record not delivered within 30 s"))
         if failed:
             raise KafkaException(failed[0])

@@ -18,11 +18,13 @@ carries ``marker(name)`` in its first bytes, so its dead letter (even truncated)
 """
 from __future__ import annotations
 
+import base64
 import gzip
 import importlib
 import io
 import json
 import pickle
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -114,6 +116,55 @@ def gzipped(name: str, data: bytes = b"", zeros: int = 0) -> bytes:
         for done in range(0, zeros, len(block)):
             gz.write(block[:min(len(block), zeros - done)])
     return out.getvalue()
+
+
+def zlib_bomb(head: bytes, spaces: int) -> bytes:
+    """zlib of ``head`` then ``spaces`` blanks (JSON allows trailing whitespace), its first block STORED so
+    ``head`` (and the marker in it) can be read in the compressed bytes; streamed, so a bomb costs little."""
+    stored = b"\x00" + len(head).to_bytes(2, "little") + (len(head) ^ 0xFFFF).to_bytes(2, "little") + head
+    deflater, blank, check = zlib.compressobj(9, zlib.DEFLATED, -15), b" " * (1024 * 1024), zlib.adler32(head)
+    rest = []
+    for done in range(0, spaces, len(blank)):
+        chunk = blank[:min(len(blank), spaces - done)]
+        rest.append(deflater.compress(chunk))
+        check = zlib.adler32(chunk, check)
+    return b"\x78\x9c" + stored + b"".join(rest) + deflater.flush() + check.to_bytes(4, "big")
+
+
+def task_body(name: str, embed: dict | None = None) -> bytes:
+    """A Celery protocol 2 body for ``signup`` carrying ``good(name)``."""
+    empty = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
+    return js([[good(name).decode()], {}, {**empty, **(embed or {})}])
+
+
+def signature(task: str, *args: Any, immutable: bool = True, **fields: Any) -> dict:
+    """A Celery signature as it travels in a canvas (``Signature.__json__``)."""
+    return {"task": task, "args": list(args), "kwargs": {}, "options": {}, "subtask_type": None,
+            "immutable": immutable, **fields}
+
+
+def kombu_record(name: str, **changes: Any) -> bytes:
+    """A kombu virtual-transport record of a valid signup task, with ``changes`` (``properties__x`` reaches in)."""
+    body = task_body(name)
+    record: dict[str, Any] = {
+        "body": base64.b64encode(body).decode(), "content-encoding": "utf-8", "content-type": "application/json",
+        "headers": {"lang": "py", "task": "signup", "id": marker(name), "retries": 0, "root_id": marker(name)},
+        "properties": {"correlation_id": marker(name), "reply_to": "", "delivery_mode": 2, "priority": 0,
+                       "body_encoding": "base64", "delivery_tag": marker(name),
+                       "delivery_info": {"exchange": "", "routing_key": "celery.signup"}}}
+    for path, value in changes.items():
+        target, *rest = path.split("__")
+        if rest:
+            record[target][rest[0]] = value
+        else:
+            record[target] = value
+    return js(record)
+
+
+def dramatiq_message(actor: str, *args: Any, **options: Any) -> dict:
+    """A Dramatiq message dict for ``actor`` (queues are named ``dramatiq.<actor>``), as a pipe target."""
+    return {"queue_name": f"dramatiq.{actor}", "actor_name": actor, "args": list(args),
+            "kwargs": {}, "options": options, "message_id": "m-" + actor, "message_timestamp": 1}
 
 
 def records(*bodies: bytes) -> bytes:
@@ -279,6 +330,70 @@ CORPUS: list[Hostile] = [
     Hostile("kafka-just-under-broker-limit", "limits", "kafka", "dead: over the 262144-byte limit",
             padded("kafka-just-under-broker-limit", 1_040_000)),
     Hostile("kafka-over-broker-limit", "limits", "kafka", "refused", padded("kafka-over-broker-limit", 1_100_000)),
+
+    # -- Celery canvas from a stranger: what stock Celery runs after (or instead of) the task ----------------
+    Hostile("celery-callback-second-signup", "canvas", "celery", "dead: canvas 'callbacks'",
+            good("celery-callback-second-signup"),
+            {"embed": {"callbacks": [signature("signup", good("celery-callback-second-signup-2").decode())]}}),
+    Hostile("celery-errback-on-bad-input", "canvas", "celery", "dead: canvas 'errbacks'",
+            marker("celery-errback-on-bad-input").encode() + b" {",
+            {"embed": {"errbacks": [signature("signup", good("celery-errback-on-bad-input-2").decode())]}}),
+    Hostile("celery-chain-to-other-service", "canvas", "celery", "dead: is not the pipeline's next steps",
+            good("celery-chain-to-other-service"),
+            {"embed": {"chain": [signature("tracking.event", good("celery-chain-to-other-service-2").decode())]}}),
+    Hostile("celery-chain-wrong-arity", "canvas", "celery", "dead: is not the pipeline's next steps",
+            good("celery-chain-wrong-arity"), {"embed": {"chain": [signature("signup", immutable=False)]}}),
+    Hostile("celery-chain-a-string", "canvas", "celery", "dead: canvas 'chain' is str",
+            good("celery-chain-a-string"), {"embed": {"chain": "signup"}}),
+    Hostile("celery-chord-without-backend", "canvas", "celery", "dead: canvas 'chord'", good("celery-chord-without-backend"),
+            {"embed": {"chord": signature("signup", good("celery-chord-without-backend-2").decode())}}),
+    Hostile("celery-embed-extra", "canvas", "celery", "dead: canvas: unknown field 'link'",
+            good("celery-embed-extra"), {"embed": {"link": [signature("signup")]}}),
+
+    # -- kombu's compression header: inflated by kombu as it reads the frame ---------------------------------
+    Hostile("celery-zlib-bomb", "size", "celery", "dead: InflateRefused: zlib body inflates past 1048576 bytes",
+            good("celery-zlib-bomb"), {"headers": {"compression": "application/x-gzip"},
+                                       "body": zlib_bomb(task_body("celery-zlib-bomb"), 16 << 20)}),
+    Hostile("celery-zlib-garbage", "size", "celery", "dead: InflateRefused: zlib body does not inflate",
+            good("celery-zlib-garbage"), {"headers": {"compression": "zlib"},
+                                          "body": marker("celery-zlib-garbage").encode() + b" not zlib"}),
+    Hostile("celery-unknown-compression", "size", "celery", "dead: KeyError: 'application/x-snappy'",
+            good("celery-unknown-compression"), {"headers": {"compression": "application/x-snappy"},
+                                                 "body": marker("celery-unknown-compression").encode()}),
+
+    # -- kombu records on a celery_kafka topic whose fields kombu reads with the wrong types ------------------
+    Hostile("celery-kafka-tag-is-list", "protocol", "celery_kafka", "dead: properties.delivery_tag is list",
+            frame={"record": kombu_record("celery-kafka-tag-is-list", properties__delivery_tag=[1])}),
+    Hostile("celery-kafka-headers-list", "protocol", "celery_kafka", "dead: headers is list",
+            frame={"record": kombu_record("celery-kafka-headers-list", headers=[marker("celery-kafka-headers-list")])}),
+    Hostile("celery-kafka-body-encoding-rot13", "protocol", "celery_kafka", "dead: body encoding 'rot13'",
+            frame={"record": kombu_record("celery-kafka-body-encoding-rot13", properties__body_encoding="rot13")}),
+    Hostile("celery-kafka-body-not-base64", "protocol", "celery_kafka", "dead: the body does not decode",
+            frame={"record": kombu_record("celery-kafka-body-not-base64", body="abc")}),
+    Hostile("celery-kafka-content-type-number", "protocol", "celery_kafka", "dead: content-type is int",
+            frame={"record": kombu_record("celery-kafka-content-type-number", **{"content-type": 7})}),
+    # a zstd record inflating past the client's bound: no bytes reach the consumer, only its coordinates
+    Hostile("celery-kafka-zstd-bomb", "size", "celery_kafka", "dead: undecodable record",
+            frame={"record": marker("celery-kafka-zstd-bomb").encode(), "compress": {"type": "zstd", "zeros": 16 << 20}}),
+
+    # -- Dramatiq pipelines and callbacks from a stranger --------------------------------------------------------
+    Hostile("dramatiq-pipe-second-signup", "canvas", "dramatiq", "dead: pipe_target on 'signup'",
+            good("dramatiq-pipe-second-signup"), {"fields": {"options": {"pipe_target": dramatiq_message(
+                "signup", good("dramatiq-pipe-second-signup-2").decode(), pipe_ignore=False)}}}),
+    Hostile("dramatiq-pipe-ignore", "canvas", "dramatiq", "dead: option 'pipe_ignore'",
+            good("dramatiq-pipe-ignore"), {"fields": {"options": {"pipe_ignore": True, "pipe_target": dramatiq_message(
+                "signup", good("dramatiq-pipe-ignore-2").decode())}}}),
+    Hostile("dramatiq-on-success", "canvas", "dramatiq", "dead: option 'on_success' is not the producer's",
+            good("dramatiq-on-success"), {"fields": {"options": {"on_success": "signup"}}}),
+    Hostile("dramatiq-on-failure", "canvas", "dramatiq", "dead: option 'on_failure' is not the producer's",
+            marker("dramatiq-on-failure").encode() + b" {", {"fields": {"options": {"on_failure": "signup"}}}),
+
+    # -- Kafka records the client cannot inflate within its bound (zstd past FETCH_MAX_BYTES) ----------------------
+    Hostile("kafka-zstd-bomb", "size", "kafka", "dead: undecodable record",
+            marker("kafka-zstd-bomb").encode(), {"compress": {"type": "zstd", "zeros": 16 << 20}}),
+    Hostile("kafka-zstd-honest", "size", "kafka", "effect", good("kafka-zstd-honest"), {"compress": {"type": "zstd"}}),
+    Hostile("share-zstd-bomb", "size", "kafka_share", "dead: undecodable record",
+            marker("share-zstd-bomb").encode(), {"compress": {"type": "zstd", "zeros": 16 << 20}}),
 
     # -- nothing at all: no room for a marker, so its dead letter is found as an empty payload -----------
     Hostile("empty-body", "encoding", "envelope", "dead: not JSON", b""),
