@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from rstream import Producer
+from rstream import Consumer, Producer
 from rstream.recovery import BackOffRecoveryStrategy
 
 from queuekit.core.config import Settings
@@ -39,13 +39,14 @@ def endpoint(settings: Settings) -> dict:
             "password": password, "vhost": settings.vhost, "heartbeat": HEARTBEAT_S}
 
 
-def consumer(settings: Settings, name: str, recover: bool = False, on_close=None) -> SafeConsumer:
+def consumer(settings: Settings, name: str, recover: bool = False, on_close=None, stock: bool = False) -> Consumer:
     """``name`` labels the connection in the management API. ``recover``: rstream resubscribes by itself after a
     dropped connection (the driver's tail watcher); workers reconnect themselves from their stored offset
     instead (``on_close`` tells them). A ``SafeConsumer``: no entry of a chunk is dropped undecoded
-    (``entries.py``)."""
-    return SafeConsumer(**endpoint(settings), connection_name=name, recovery_strategy=BackOffRecoveryStrategy(recover),
-                    on_close_handler=on_close)
+    (``entries.py``); ``stock``: rstream's own Consumer (the framework-drops scenario shows what it drops)."""
+    kind = Consumer if stock else SafeConsumer
+    return kind(**endpoint(settings), connection_name=name, recovery_strategy=BackOffRecoveryStrategy(recover),
+                on_close_handler=on_close)
 
 
 def producer(settings: Settings, name: str) -> Producer:

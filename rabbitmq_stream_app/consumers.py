@@ -38,7 +38,7 @@ from queuekit.core.ledger import Ledger
 from queuekit.core.options import StackOptions
 
 from . import clients
-from .entries import Entry, decode_entry
+from .entries import Entry, decode_entry, stock_entry
 from .offsets import StoredOffsets, resume_point
 from .topology import Route
 
@@ -90,7 +90,9 @@ async def read(svc: Service, stop: asyncio.Event) -> None:
 async def read_once(svc: Service, stop: asyncio.Event) -> None:
     """One connection's life: subscribe after the stored offset, handle in order, store, close."""
     broken = asyncio.Event()  # the connection dropped or an append failed: stop handling, reconnect
-    consumer = clients.consumer(svc.settings, f"{svc.worker}.{svc.route.service}", on_close=lambda _: broken.set())
+    stock = bool(svc.options.extra.get("stock_framework"))  # rstream's own chunk walk and decoder (framework-drops)
+    consumer = clients.consumer(svc.settings, f"{svc.worker}.{svc.route.service}", on_close=lambda _: broken.set(),
+                                stock=stock)
     producer = clients.producer(svc.settings, f"{svc.worker}.{svc.route.service}.out")
     offsets = StoredOffsets(consumer, svc.route.source, svc.reference)
     busy = asyncio.Lock()  # held while a message is handled: stopping waits for it
@@ -116,7 +118,8 @@ async def read_once(svc: Service, stop: asyncio.Event) -> None:
         if svc.handled is not None:
             await offsets.early(svc.handled)  # done before the reconnect: store it so it is not re-read
         start = await resume_point(consumer, svc.route.source, svc.reference)
-        await consumer.subscribe(svc.route.source, on_message, decoder=decode_entry, offset_specification=start,
+        await consumer.subscribe(svc.route.source, on_message, decoder=stock_entry if stock else decode_entry,
+                                 offset_specification=start,
                                  subscriber_name=svc.reference, initial_credit=clients.INITIAL_CREDIT,
                                  properties={"service": svc.route.service, "worker": svc.worker})
         storing = asyncio.create_task(offsets.run())

@@ -72,6 +72,11 @@ def decode_entry(item: bytes | Undecodable) -> Entry:
                                              f"{str(exc)[:200]}")
 
 
+def stock_entry(raw: bytes) -> Entry:
+    """rstream's own ``amqp_decoder``, raising where it raises (``extra["stock_framework"]``: what it drops)."""
+    return Entry(bytes(raw), amqp_decoder(raw))
+
+
 def chunk_entries(data: bytes, num_entries: int) -> Iterator[bytes | Undecodable]:
     """The records of one chunk, as ``Deliver.get_messages`` lists them, but a sub-entry batch that cannot be
     inflated within bounds gives one ``Undecodable`` per record it declares (so offsets stay aligned)."""

@@ -16,7 +16,7 @@ from queuekit.core.envelope import make_envelope
 from queuekit.core.options import StackOptions
 from queuekit.core.waiting import wait_for
 from queuekit.stacks.registry import STACKS
-from queuekit.suite.hostile import CORPUS, Hostile, marker, protocol
+from queuekit.suite.hostile import CORPUS, Hostile, is_dead_letter_of, marker, protocol
 from queuekit.suite.hostile import wire as wire_for
 from workloads.messages import SignupRequested
 
@@ -63,7 +63,7 @@ def test_hostile_inputs(name, fresh_stack, ledger):
 
     by_name = {h.name: h for h in inputs}
     companions = [key for h in inputs for key in h.effects]
-    expected_dead = {h.name: sent[h.name] for h in inputs if h.end_on(name, speaks).startswith("dead")}
+    expected_dead = {h.name: sent[h.name] for h in inputs if h.end_on(stack).startswith("dead")}
 
     def missing() -> list[str]:
         have = {e.key for e in ledger.effects(service="signup")}
@@ -83,7 +83,7 @@ def test_hostile_inputs(name, fresh_stack, ledger):
     print(f"\nhostile inputs on {name}: " + json.dumps(table, indent=1))
     wrong = {}
     for h in inputs:
-        want, got = h.end_on(name, speaks), table[h.name]
+        want, got = h.end_on(stack), table[h.name]
         if want == "refused":
             ok = len(refused.get(h.name, [])) == sent[h.name]
         elif want == "effect":
@@ -119,26 +119,7 @@ def _count(dead, h: Hostile) -> int:
 
 
 def _is_of(d, h: Hostile) -> bool:
-    """Is dead letter ``d`` one of input ``h``'s? By its marker in the bytes; a record the client could not
-    decode has no bytes, only its coordinates in the reason; an empty input's dead letter is the empty one."""
-    payload = d.payload or b""
-    if not payload and any(f"{spot}:" in d.reason for spot in _LANDED.get(h.name, ())):
-        return True
-    if not h.payload and not h.frame:
-        return not payload and "undecodable record" not in d.reason
-    return _same_input(payload, h)
-
-
-def _same_input(payload: bytes, h: Hostile) -> bool:
-    """``hostile-x`` must not match ``hostile-x-y``: the marker is followed by a non-name character."""
-    needle = marker(h.name).encode()
-    at = payload.find(needle)
-    while at >= 0:
-        after = payload[at + len(needle):at + len(needle) + 1]
-        if not after or not (after.isalnum() or after == b"-"):
-            return True
-        at = payload.find(needle, at + 1)
-    return False
+    return is_dead_letter_of(d, h, _LANDED.get(h.name, ()))
 
 
 def _ended(h: Hostile, dead, effects: set[str], refused: dict) -> str:
