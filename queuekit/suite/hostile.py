@@ -269,6 +269,36 @@ CORPUS: list[Hostile] = [
              "body": marker("celery-pickle").encode() + pickle.dumps({"harmless": 1})}),  # never unpickled
     # (celery_kafka has no remote control, so nothing to revoke with: its stack declares the input refused)
     Hostile("celery-revoked", "protocol", "celery", "dead: revoked", good("celery-revoked"), {"revoke": True}),
+    # -- Celery canvas from a stranger: what stock Celery runs after (or instead of) the task ----------------
+    Hostile("celery-callback-second-signup", "canvas", "celery", "dead: canvas 'callbacks'",
+            good("celery-callback-second-signup"),
+            {"embed": {"callbacks": [signature("signup", good("celery-callback-second-signup-2").decode())]}}),
+    Hostile("celery-errback-on-bad-input", "canvas", "celery", "dead: canvas 'errbacks'",
+            marker("celery-errback-on-bad-input").encode() + b" {",
+            {"embed": {"errbacks": [signature("signup", good("celery-errback-on-bad-input-2").decode())]}}),
+    Hostile("celery-chain-to-other-service", "canvas", "celery", "dead: is not the pipeline's next steps",
+            good("celery-chain-to-other-service"),
+            {"embed": {"chain": [signature("tracking.event", good("celery-chain-to-other-service-2").decode())]}}),
+    Hostile("celery-chain-wrong-arity", "canvas", "celery", "dead: is not the pipeline's next steps",
+            good("celery-chain-wrong-arity"), {"embed": {"chain": [signature("signup", immutable=False)]}}),
+    Hostile("celery-chain-a-string", "canvas", "celery", "dead: canvas 'chain' is str",
+            good("celery-chain-a-string"), {"embed": {"chain": "signup"}}),
+    Hostile("celery-chord-without-backend", "canvas", "celery", "dead: canvas 'chord'", good("celery-chord-without-backend"),
+            {"embed": {"chord": signature("signup", good("celery-chord-without-backend-2").decode())}}),
+    Hostile("celery-embed-extra", "canvas", "celery", "dead: canvas: unknown field 'link'",
+            good("celery-embed-extra"), {"embed": {"link": [signature("signup")]}}),
+
+    # -- kombu's compression header: inflated by kombu as it reads the frame ---------------------------------
+    Hostile("celery-zlib-bomb", "size", "celery", "dead: InflateRefused: zlib body inflates past 1048576 bytes",
+            good("celery-zlib-bomb"), {"headers": {"compression": "application/x-gzip"},
+                                       "body": zlib_bomb(task_body("celery-zlib-bomb"), 4 << 20)}),
+    Hostile("celery-zlib-garbage", "size", "celery", "dead: InflateRefused: zlib body does not inflate",
+            good("celery-zlib-garbage"), {"headers": {"compression": "zlib"},
+                                          "body": marker("celery-zlib-garbage").encode() + b" not zlib"}),
+    Hostile("celery-unknown-compression", "size", "celery", "dead: KeyError: 'application/x-snappy'",
+            good("celery-unknown-compression"), {"headers": {"compression": "application/x-snappy"},
+                                                 "body": marker("celery-unknown-compression").encode()}),
+
     # last: stock Celery dies on these two (the scenario framework-drops runs the corpus in this order)
     Hostile("celery-task-is-array", "protocol", "celery", "dead: header 'task' is list",
             good("celery-task-is-array"), {"headers": {"task": ["signup"]}}),
@@ -307,6 +337,18 @@ CORPUS: list[Hostile] = [
             {"body": marker("dramatiq-pickle").encode() + pickle.dumps({"harmless": 1})}),  # never unpickled
     Hostile("dramatiq-spoofed-retries", "headers", "dramatiq", "effect", good("dramatiq-spoofed-retries"),
             {"fields": {"options": {"retries": 999}}}),
+    # -- Dramatiq pipelines and callbacks from a stranger --------------------------------------------------------
+    Hostile("dramatiq-pipe-second-signup", "canvas", "dramatiq", "dead: pipe_target on 'signup'",
+            good("dramatiq-pipe-second-signup"), {"fields": {"options": {"pipe_target": dramatiq_message(
+                "signup", good("dramatiq-pipe-second-signup-2").decode(), pipe_ignore=False)}}}),
+    Hostile("dramatiq-pipe-ignore", "canvas", "dramatiq", "dead: option 'pipe_ignore'",
+            good("dramatiq-pipe-ignore"), {"fields": {"options": {"pipe_ignore": True, "pipe_target": dramatiq_message(
+                "signup", good("dramatiq-pipe-ignore-2").decode())}}}),
+    Hostile("dramatiq-on-success", "canvas", "dramatiq", "dead: option 'on_success' is not the producer's",
+            good("dramatiq-on-success"), {"fields": {"options": {"on_success": "signup"}}}),
+    Hostile("dramatiq-on-failure", "canvas", "dramatiq", "dead: option 'on_failure' is not the producer's",
+            marker("dramatiq-on-failure").encode() + b" {", {"fields": {"options": {"on_failure": "signup"}}}),
+
     # last: each kills a stock Dramatiq worker thread
     Hostile("dramatiq-throws", "protocol", "dramatiq", "dead: option 'throws' is not the producer's",
             good("dramatiq-throws", FAIL_ONCE), {"fields": {"options": {"throws": ["Exception"]}}}),
@@ -335,36 +377,6 @@ CORPUS: list[Hostile] = [
             padded("kafka-just-under-broker-limit", 1_040_000)),
     Hostile("kafka-over-broker-limit", "limits", "kafka", "refused", padded("kafka-over-broker-limit", 1_100_000)),
 
-    # -- Celery canvas from a stranger: what stock Celery runs after (or instead of) the task ----------------
-    Hostile("celery-callback-second-signup", "canvas", "celery", "dead: canvas 'callbacks'",
-            good("celery-callback-second-signup"),
-            {"embed": {"callbacks": [signature("signup", good("celery-callback-second-signup-2").decode())]}}),
-    Hostile("celery-errback-on-bad-input", "canvas", "celery", "dead: canvas 'errbacks'",
-            marker("celery-errback-on-bad-input").encode() + b" {",
-            {"embed": {"errbacks": [signature("signup", good("celery-errback-on-bad-input-2").decode())]}}),
-    Hostile("celery-chain-to-other-service", "canvas", "celery", "dead: is not the pipeline's next steps",
-            good("celery-chain-to-other-service"),
-            {"embed": {"chain": [signature("tracking.event", good("celery-chain-to-other-service-2").decode())]}}),
-    Hostile("celery-chain-wrong-arity", "canvas", "celery", "dead: is not the pipeline's next steps",
-            good("celery-chain-wrong-arity"), {"embed": {"chain": [signature("signup", immutable=False)]}}),
-    Hostile("celery-chain-a-string", "canvas", "celery", "dead: canvas 'chain' is str",
-            good("celery-chain-a-string"), {"embed": {"chain": "signup"}}),
-    Hostile("celery-chord-without-backend", "canvas", "celery", "dead: canvas 'chord'", good("celery-chord-without-backend"),
-            {"embed": {"chord": signature("signup", good("celery-chord-without-backend-2").decode())}}),
-    Hostile("celery-embed-extra", "canvas", "celery", "dead: canvas: unknown field 'link'",
-            good("celery-embed-extra"), {"embed": {"link": [signature("signup")]}}),
-
-    # -- kombu's compression header: inflated by kombu as it reads the frame ---------------------------------
-    Hostile("celery-zlib-bomb", "size", "celery", "dead: InflateRefused: zlib body inflates past 1048576 bytes",
-            good("celery-zlib-bomb"), {"headers": {"compression": "application/x-gzip"},
-                                       "body": zlib_bomb(task_body("celery-zlib-bomb"), 4 << 20)}),
-    Hostile("celery-zlib-garbage", "size", "celery", "dead: InflateRefused: zlib body does not inflate",
-            good("celery-zlib-garbage"), {"headers": {"compression": "zlib"},
-                                          "body": marker("celery-zlib-garbage").encode() + b" not zlib"}),
-    Hostile("celery-unknown-compression", "size", "celery", "dead: KeyError: 'application/x-snappy'",
-            good("celery-unknown-compression"), {"headers": {"compression": "application/x-snappy"},
-                                                 "body": marker("celery-unknown-compression").encode()}),
-
     # -- kombu records on a celery_kafka topic whose fields kombu reads with the wrong types ------------------
     Hostile("celery-kafka-tag-is-list", "protocol", "celery_kafka", "dead: properties.delivery_tag is list",
             frame={"record": kombu_record("celery-kafka-tag-is-list", properties__delivery_tag=[1])}),
@@ -379,18 +391,6 @@ CORPUS: list[Hostile] = [
     # a zstd record inflating past the client's bound: no bytes reach the consumer, only its coordinates
     Hostile("celery-kafka-zstd-bomb", "size", "celery_kafka", "dead: undecodable record",
             frame={"record": marker("celery-kafka-zstd-bomb").encode(), "compress": {"type": "zstd", "zeros": 16 << 20}}),
-
-    # -- Dramatiq pipelines and callbacks from a stranger --------------------------------------------------------
-    Hostile("dramatiq-pipe-second-signup", "canvas", "dramatiq", "dead: pipe_target on 'signup'",
-            good("dramatiq-pipe-second-signup"), {"fields": {"options": {"pipe_target": dramatiq_message(
-                "signup", good("dramatiq-pipe-second-signup-2").decode(), pipe_ignore=False)}}}),
-    Hostile("dramatiq-pipe-ignore", "canvas", "dramatiq", "dead: option 'pipe_ignore'",
-            good("dramatiq-pipe-ignore"), {"fields": {"options": {"pipe_ignore": True, "pipe_target": dramatiq_message(
-                "signup", good("dramatiq-pipe-ignore-2").decode())}}}),
-    Hostile("dramatiq-on-success", "canvas", "dramatiq", "dead: option 'on_success' is not the producer's",
-            good("dramatiq-on-success"), {"fields": {"options": {"on_success": "signup"}}}),
-    Hostile("dramatiq-on-failure", "canvas", "dramatiq", "dead: option 'on_failure' is not the producer's",
-            marker("dramatiq-on-failure").encode() + b" {", {"fields": {"options": {"on_failure": "signup"}}}),
 
     # -- Kafka records the client cannot inflate within its bound (zstd past FETCH_MAX_BYTES) ----------------------
     Hostile("kafka-zstd-bomb", "size", "kafka", "dead: undecodable record",
