@@ -19,7 +19,7 @@ import json
 import logging
 import uuid
 
-from confluent_kafka import KafkaError, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from kombu.transport import TRANSPORT_ALIASES, confluentkafka
 from kombu.transport.virtual import Empty
 
@@ -102,8 +102,11 @@ class Channel(confluentkafka.Channel):
         where = f"{message.topic()}[{message.partition()}]@{message.offset()}"
         self._dead_letter_record(queue, message, f"undecodable record {where}: {message.error().str()}")
         past = TopicPartition(message.topic(), message.partition(), message.offset() + 1)
-        consumer.commit(offsets=[past], asynchronous=False)  # only once its dead letter is flushed
-        consumer.seek(past)  # the client would fetch the same record again: resume after it
+        try:
+            consumer.commit(offsets=[past], asynchronous=False)  # only once its dead letter is flushed
+            consumer.seek(past)  # the client would fetch the same record again: resume after it
+        except KafkaException as exc:  # not committed (rebalance): met again, dead-lettered again (at-least-once)
+            log.warning("could not move past %s: %s", where, exc)
 
     def _dead_letter_record(self, queue: str, message, reason: str) -> None:
         value = (message.value() if not message.error() else None) or b""
