@@ -1,9 +1,11 @@
 """Hostile input on every stack: it kills nothing and loses nothing (``pytest -k hostile``).
 
-One stack start per stack, then the whole corpus (``hostile_corpus.CORPUS``) with a good message
-before each input and a few after, then the checks: where each input ended (dead letter with
-its reason, effect, or refused at publish), that every good message took effect, that nothing
-is left unsettled on the broker, and that every worker process is still alive. Workers run as
+One stack start per stack, then the whole corpus (``queuekit.suite.hostile.CORPUS``) with a good
+message before each input and a few after, then the checks: where each input ended (dead letter
+with its reason, effect, or refused at publish: exactly one; a dead letter AND an effect, or an
+effect it carried for another message, fails), that every good message took effect (those an
+input carries with it too), that nothing is left unsettled on the broker, and that every worker
+process is still alive. Workers run as
 in production here: WITHOUT the harness's fault switch, so fault directives are a stranger's.
 """
 from __future__ import annotations
@@ -27,8 +29,9 @@ TRAILING_GOOD = 5
 def test_the_corpus_is_big_and_covers_every_class():
     assert len(CORPUS) >= 30 and len({h.name for h in CORPUS}) == len(CORPUS)
     assert {h.cls for h in CORPUS} >= {"encoding", "shape", "schema", "protocol", "size", "headers", "directives",
-                                        "limits"}
-    assert {h.via for h in CORPUS} >= {"envelope", "celery", "dramatiq", "kafka"}
+                                        "limits", "canvas"}
+    assert {h.via for h in CORPUS} >= {"envelope", "celery", "dramatiq", "kafka", "kafka_share", "celery_kafka",
+                                       "rabbitmq_stream"}
 
 
 @pytest.mark.parametrize("name", list(STACKS))
