@@ -396,6 +396,10 @@ CORPUS: list[Hostile] = [
     Hostile("kafka-zstd-bomb", "size", "kafka", "dead: undecodable record",
             marker("kafka-zstd-bomb").encode(), {"compress": {"type": "zstd", "zeros": 16 << 20}}),
     Hostile("kafka-zstd-honest", "size", "kafka", "effect", good("kafka-zstd-honest"), {"compress": {"type": "zstd"}}),
+    # gzip (also lz4, snappy): librdkafka inflates the whole batch whatever receive.message.max.bytes says
+    # (observed); the envelope's size limit then dead-letters it, truncated: one place, after a peak
+    Hostile("kafka-gzip-bomb", "size", "kafka", "dead: over the 262144-byte limit",
+            marker("kafka-gzip-bomb").encode(), {"compress": {"type": "gzip", "zeros": 16 << 20}}),
     Hostile("share-zstd-bomb", "size", "kafka_share", "dead: undecodable record",
             marker("share-zstd-bomb").encode(), {"compress": {"type": "zstd", "zeros": 16 << 20}}),
 
