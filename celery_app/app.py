@@ -15,7 +15,7 @@ from queuekit.core.config import settings
 from queuekit.core.options import StackOptions
 from queuekit.core.worker_env import this_worker
 
-from . import kafka, topology
+from . import compression, kafka, topology
 
 
 def make_app(options: StackOptions, *, broker_url: str | None = None, include: tuple[str, ...] = ()) -> Celery:
@@ -67,6 +67,8 @@ def make_app(options: StackOptions, *, broker_url: str | None = None, include: t
     )
     if kafka.wanted(options):
         app.conf.update(kafka.overrides(options))
+    if not options.extra.get("stock_framework"):
+        compression.install()  # kombu inflates a 'compression' header's body as it reads it: bounded here
     return app
 
 

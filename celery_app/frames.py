@@ -30,6 +30,8 @@ from celery.worker.request import Request
 from kombu.exceptions import ContentDisallowed, DecodeError
 from vine import promise
 
+from workloads import WORKLOADS
+
 from . import kafka, topology
 from .app import app
 
@@ -96,6 +98,9 @@ def _dead_letter_route(queue: str) -> dict:
 def frame_problem(message) -> str | None:
     """Why Celery must not be handed this frame, or None. Reads the body only if it is small and JSON."""
     body = message.body
+    if message.errors:  # kombu could not read the body as it built the message (compression.py: a bomb)
+        exc = message.errors[0][1]
+        return f"body could not be read: {type(exc).__name__}: {str(exc)[:200]}"
     if len(body) > MAX_FRAME_BYTES:
         return f"frame of {len(body)} bytes, over the {MAX_FRAME_BYTES}-byte limit"
     headers = message.headers
@@ -137,6 +142,56 @@ def frame_problem(message) -> str | None:
         task.__header__(*args, **kwargs)  # Celery's own signature check (what apply_async runs)
     except TypeError as exc:
         return f"arguments do not fit task {headers['task']!r}: {exc}"
+    return canvas_problem(headers["task"], args, payload[2] or {})
+
+
+CANVAS_FIELDS = ("callbacks", "errbacks", "chain", "chord")  # protocol 2's embed: what Celery runs after the task
+SIGNATURE_FIELDS = {"task", "args", "kwargs", "options", "subtask_type", "immutable"}
+SIGNATURE_OPTIONS = {"task_id", "reply_to", "root_id", "parent_id"}  # what chain() puts in a step's options
+
+
+def chain_after(task_name: str) -> list[str]:
+    """The chain Celery's own ``chain()`` embeds in a message for ``task_name``: the pipeline's later steps,
+    last first (Celery pops the next step off the end). Empty for every task outside a pipeline."""
+    for spec in WORKLOADS.values():
+        names = [topology.task_name(s) for s in spec.services]
+        if spec.shape == "pipeline" and task_name in names:
+            return names[names.index(task_name) + 1:][::-1]
+    return []
+
+
+def canvas_problem(task_name: str, args, embed) -> str | None:
+    """The canvas a frame asks Celery to run after (or instead of) the task, checked like its arguments.
+
+    Stock Celery runs whatever a frame embeds: ``callbacks``/``errbacks`` naming any registered task with any
+    arguments (a second, different effect), a ``chain`` of any steps, a ``chord`` it cannot join without a
+    result backend (it then fails after the effect, and the message is dead-lettered too: two endings).
+    The kit's producers send one canvas only: the video pipeline's ``chain``, whose steps carry the same
+    envelope. Anything else is refused before Celery acts on it (dead-lettered, no effect)."""
+    if not isinstance(embed, dict):
+        return "canvas: embed is not an object"
+    for name in embed:
+        if name not in CANVAS_FIELDS:
+            return f"canvas: unknown field {str(name)[:40]!r}"
+    for name in ("callbacks", "errbacks", "chord"):
+        if embed.get(name) is not None:
+            return f"canvas {name!r} from the wire refused (the kit's tasks take none)"
+    chain = embed.get("chain")
+    if chain is None or chain == []:
+        return None  # one task, one effect (also a later pipeline step sent on its own)
+    if not isinstance(chain, list) or not all(isinstance(step, dict) for step in chain):
+        return f"canvas 'chain' is {type(chain).__name__}, not a list of signatures"
+    want, names = chain_after(task_name), [step.get("task") for step in chain]
+    if names != want[-len(names):]:
+        return f"canvas 'chain' {str(names)[:120]} is not the pipeline's next steps after {task_name!r}"
+    for step in chain:
+        options = step.get("options") or {}
+        if set(step) - SIGNATURE_FIELDS or not isinstance(options, dict) or set(options) - SIGNATURE_OPTIONS \
+                or not all(isinstance(v, (str, type(None))) for v in options.values()):
+            return f"canvas 'chain' step {step.get('task')!r} has fields or options chain() does not set"
+        if step.get("args") != list(args[-1:]) or step.get("kwargs") or step.get("subtask_type") is not None \
+                or step.get("immutable"):
+            return f"canvas 'chain' step {step.get('task')!r} does not carry this message's envelope"
     return None
 
 

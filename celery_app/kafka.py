@@ -29,6 +29,7 @@ from queuekit.core.options import StackOptions
 
 TRANSPORT = "confluentkafka"
 SCHEME = "qkconfluentkafka"  # the broker URL's scheme: kombu's transport with unreadable records dead-lettered
+FETCH_MAX_BYTES = 4 * 1024 * 1024  # the most a fetched (compressed) batch may inflate to in the worker
 SESSION_TIMEOUT_MS = 6000  # a SIGKILLed worker's partitions move after this (librdkafka's default is 45 s)
 # librdkafka's own log lines ("%3|FAIL|… Connection refused" while a node is down) as Python log records, not
 # raw stderr lines: the driver's runs put them in their clients log (queuekit/suite/client_logs.py)
@@ -64,6 +65,10 @@ def overrides(options: StackOptions) -> dict[str, Any]:
             "kafka_consumer_config": {
                 "session.timeout.ms": int(options.extra.get("session_timeout_ms", SESSION_TIMEOUT_MS)),
                 "heartbeat.interval.ms": 1000,
+                # Bounded decompression: a compressed batch is inflated up to receive.message.max.bytes only
+                # (librdkafka's default: 100 MB); past it the client reports _BAD_COMPRESSION for the record
+                # and kafka_transport dead-letters it by coordinates.
+                "fetch.max.bytes": FETCH_MAX_BYTES, "receive.message.max.bytes": FETCH_MAX_BYTES + 512,
                 # [semantics:prefetch@celery_kafka] librdkafka keeps fetching in the background: Celery's prefetch
                 # limits what it takes from poll(), not what the client already holds; it is the commit that
                 # decides what a crash loses.

@@ -58,6 +58,12 @@ READER_GROUP = f"{topology.PREFIX}reader"  # the dead-letter reader (assign() on
 
 class CeleryKafkaStack(CeleryStack):
     name = "celery_kafka"
+    hostile_outcomes = {
+        # kombu base64-encodes the task message into its record (1.3 MB): the producer refuses it
+        "near-1-mb": "refused",
+        # no fanout on this transport, so no remote control: the raw publisher cannot revoke, and refuses
+        "celery-revoked": "refused",
+    }
     capabilities = Capabilities(
         broker="kafka",
         native_fanout=False,  # no fanout exchange on this transport: the tracking publish reaches nobody (finding)

@@ -1,6 +1,7 @@
 """Celery task frames straight onto the broker, as any producer could send them (hostile inputs).
 
-``publisher_for(stack).send(item)`` publishes a protocol 2 task message for ``signup`` whose argument is
+``RawPublisher(stack).send(item)`` (``KafkaRawPublisher`` on Kafka, as the stack declares) publishes a protocol 2
+task message for ``signup`` whose argument is
 ``item.payload``, with the corpus's overrides (``queuekit.suite.hostile``): headers (``DROP``
 removes one), args, kwargs, embed, a raw body, a content type, or a revoke of its id first.
 
@@ -16,16 +17,12 @@ import uuid
 from typing import Any
 
 from queuekit.core.waiting import wait_for
-from queuekit.suite.hostile import DROP, Hostile, frame_spec
-from queuekit.suite.wires import KafkaWire, PikaWire
+from queuekit.stacks.wires import DROP, KafkaWire, PikaWire, frame_spec
+from queuekit.stacks.wires import HostileFrame as Hostile
 
 from . import topology
 
 QUEUE = topology.queue_name("signup")  # celery.signup, or with the install's Kafka namespace first
-
-
-def publisher_for(stack):
-    return KafkaRawPublisher(stack) if stack.capabilities.broker == "kafka" else RawPublisher(stack)
 
 
 def task_frame(item: Hostile) -> tuple[str, dict[str, Any], bytes, str]:
@@ -78,7 +75,8 @@ class KafkaRawPublisher(KafkaWire):
         super().__init__(stack, acks="all", **{"enable.idempotence": True})
 
     def send(self, item: Hostile, queue: str = QUEUE) -> None:
-        raw = frame_spec(item, "celery_kafka").get("record")  # not kombu's format at all (celery_kafka's own inputs)
+        own = frame_spec(item, "celery_kafka")  # celery_kafka's own inputs: records kombu cannot read
+        raw = own.get("record")
         task_id, headers, body, content_type = task_frame(item)
         if frame_spec(item, "celery").get("revoke"):
             # the transport has no fanout, so Celery's remote control (revoke) is off on celery_kafka
@@ -88,4 +86,4 @@ class KafkaRawPublisher(KafkaWire):
                   "properties": {"correlation_id": task_id, "reply_to": "", "delivery_mode": 2, "priority": 0,
                                  "body_encoding": "base64", "delivery_tag": str(uuid.uuid4()),
                                  "delivery_info": {"exchange": "", "routing_key": queue}}}
-        self.produce(queue, raw if raw is not None else json.dumps(record).encode())
+        self.produce(queue, raw if raw is not None else json.dumps(record).encode(), compress=own.get("compress"))

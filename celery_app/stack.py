@@ -60,6 +60,8 @@ from .app import make_app
 
 class CeleryStack(Stack):
     name = "celery"
+    # frames.MAX_FRAME_BYTES: the worker's own frame limit, checked before the envelope's
+    hostile_outcomes = {"2-mib": "dead: over the 1048576-byte limit"}
     worker_module = "celery_app.worker"
     capabilities = Capabilities(
         broker="rabbitmq",

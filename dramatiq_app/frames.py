@@ -14,7 +14,8 @@ Stock Dramatiq 2.x trusts the message dict it decodes. Given what any producer c
 ``frame_problem`` says why a frame must not reach the worker; the broker's consumer
 (``broker._DeadLetterWithReason``) then publishes it, truncated if huge, to the queue's ``.XQ`` with
 the reason in ``REASON_HEADER`` and acks it. Allowed options are those Dramatiq and our own
-producer set: ``retries``, ``traceback``, ``requeue_timestamp``, ``eta``, ``pipe_target``, ``pipe_ignore``.
+producer set: ``retries``, ``traceback``, ``requeue_timestamp``, ``eta``, ``pipe_target`` (only in the shape
+of the kit's own pipeline: the workload's next step, with the same envelope), ``pipe_ignore`` (only False).
 """
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ from functools import lru_cache
 
 from dramatiq.common import q_name
 from dramatiq.errors import ActorNotFound
+
+from workloads import WORKLOADS
 
 MAX_FRAME_BYTES = 1024 * 1024  # our messages are < 2 KiB; bigger frames are dead-lettered unread
 TRUNCATED_BYTES = 64 * 1024  # what the dead letter keeps of a frame over MAX_FRAME_BYTES
@@ -82,10 +85,18 @@ def message_problem(doc, queue: str | None, broker, depth: int = 0) -> str | Non
         _signature(actor.fn).bind(*doc["args"], *piped, **doc["kwargs"])
     except TypeError as exc:
         return f"arguments do not fit actor {actor.actor_name!r}: {exc}"
-    return options_problem(doc["options"], broker, depth)
+    return options_problem(doc["options"], broker, depth, actor.actor_name, doc["args"])
 
 
-def options_problem(options: dict, broker, depth: int) -> str | None:
+def next_step(actor_name: str) -> str | None:
+    """The pipeline step after ``actor_name`` (actors are named by service), None for every other actor."""
+    for spec in WORKLOADS.values():
+        if spec.shape == "pipeline" and actor_name in spec.services[:-1]:
+            return spec.services[spec.services.index(actor_name) + 1]
+    return None
+
+
+def options_problem(options: dict, broker, depth: int, actor_name: str = "", args: list | tuple = ()) -> str | None:
     for name, value in options.items():
         if name not in OPTIONS:
             return f"option {str(name)[:40]!r} is not the producer's to set"
@@ -96,10 +107,23 @@ def options_problem(options: dict, broker, depth: int) -> str | None:
     eta = options.get("eta")
     if eta is not None and eta > time.time() * 1000 + MAX_ETA_MS:
         return f"option 'eta' is more than {MAX_ETA_MS // 1000} s ahead"
+    if options.get("pipe_ignore"):  # the kit's pipelines pass each result on; only a stranger sets this
+        return "option 'pipe_ignore' is not the producer's to set"
     target = options.get("pipe_target")
     if target is not None:
+        # A pipeline from the wire is checked like arguments: only the kit's own shape passes (the next step
+        # of this workload's pipeline, with the same envelope), so one publish never makes a second, different
+        # effect (stock Dramatiq enqueues any well-formed pipe_target once the actor returns).
         if depth >= MAX_PIPE_DEPTH:
             return "pipeline nested too deep"
+        step = next_step(actor_name)
+        if step is None:
+            return f"pipe_target on {actor_name!r}, which is no pipeline step before another"
+        if not isinstance(target, dict) or target.get("actor_name") != step:
+            named = target.get("actor_name") if isinstance(target, dict) else target
+            return f"pipe_target names {str(named)[:60]!r}, not {actor_name!r}'s next step {step!r}"
+        if target.get("args") != list(args[:1]) or target.get("kwargs"):
+            return f"pipe_target's arguments are not this message's envelope (step {step!r})"
         problem = message_problem(target, None, broker, depth + 1)
         if problem:
             return f"pipe_target: {problem}"

@@ -9,8 +9,8 @@ import json
 import time
 import uuid
 
-from queuekit.suite.hostile import Hostile, frame_spec
-from queuekit.suite.wires import PikaWire
+from queuekit.stacks.wires import HostileFrame as Hostile
+from queuekit.stacks.wires import PikaWire, frame_spec
 
 
 class RawPublisher(PikaWire):

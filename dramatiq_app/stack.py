@@ -60,6 +60,8 @@ from .broker import QueuekitBroker, make_broker
 
 class DramatiqStack(Stack):
     name = "dramatiq"
+    # frames.MAX_FRAME_BYTES: the consumer's own frame limit, checked before the envelope's
+    hostile_outcomes = {"2-mib": "dead: over the 1048576-byte limit"}
     worker_module = "dramatiq_app.worker"
     capabilities = Capabilities(
         broker="rabbitmq",

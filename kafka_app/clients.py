@@ -34,6 +34,12 @@ LOG = logging.getLogger("kafka_app.rdkafka")
 COMMIT_INTERVAL_MS = 200  # how stale a committed offset may be; drain() waits for the commit
 SESSION_TIMEOUT_MS = 2000  # default; raised to the broker's group.min.session.timeout.ms if that is higher
 MAX_POLL_INTERVAL_MS = 300_000  # librdkafka's default
+# Bounded decompression: librdkafka inflates a compressed batch only up to receive.message.max.bytes
+# (default 100 MB: observed, a 4 KB zstd record is inflated to 100 MB before the client gives up). A batch
+# of the kit's producers is at most their batch size (1 MB); past this bound the client reports
+# _BAD_COMPRESSION for the record instead of inflating further (consumers.py dead-letters it by coordinates).
+FETCH_MAX_BYTES = 4 * 1024 * 1024
+BOUNDED_FETCH = {"fetch.max.bytes": FETCH_MAX_BYTES, "receive.message.max.bytes": FETCH_MAX_BYTES + 512}
 # A transaction left open by a dead producer is aborted by the coordinator after this; until then
 # read_committed readers of its partitions wait at it. The broker sweeps for expired transactions
 # every 10 s (transaction.abort.timed.out.transaction.cleanup.interval.ms), so the wait is 5-15 s.
@@ -112,6 +118,7 @@ def consumer_config(settings: Settings, group: str, client_id: str, extra: dict 
         # A member that does not call poll() for this long (a long handler) leaves the group itself.
         "max.poll.interval.ms": int(extra.get("max_poll_interval_ms", MAX_POLL_INTERVAL_MS)),
         "enable.partition.eof": False,
+        **BOUNDED_FETCH,  # a compression bomb is refused at FETCH_MAX_BYTES inflated, never inflated further
     }
 
 

@@ -45,6 +45,8 @@ MAX_KEY_BYTES = 1024  # a record key is a user id; anything longer is malformed
 MAX_REASON = 1000  # characters of the reason header
 MAX_DEAD_LETTER_BYTES = 512 * 1024  # key + value kept whole up to here (the broker's limit is 1 MiB)
 TRUNCATED_VALUE_BYTES = 64 * 1024  # what an oversize dead letter keeps of the value
+# Consumer errors pinned to one record the client cannot decode (it repeats them on every poll, never moving on)
+UNDECODABLE = frozenset({KafkaError._BAD_COMPRESSION, KafkaError._BAD_MSG})
 
 
 @dataclass
@@ -70,6 +72,9 @@ def consume(svc: Service, stop: threading.Event) -> None:
         msg = next_record(svc.consumer, POLL_S)
         if msg is None:
             svc.offsets.idle()  # transactional: step the committed offsets over commit markers
+            continue
+        if msg.error():  # a record the client could not decode (next_record): dead-lettered, then skipped
+            skip_undecodable(svc, msg)
             continue
         # [semantics:ack-timing] default: handle, THEN store the offset (at-least-once); early_ack commits it before
         # handling (at-most-once)
@@ -99,6 +104,9 @@ def consume_retries(svc: Service, stop: threading.Event) -> None:
         msg = next_record(svc.consumer, max(wait, 0.0))  # blocks until a record or the next due time: no busy loop
         if msg is None:
             svc.offsets.idle(skip=held)  # a held record is fetched but not handled: its offset must not move
+            continue
+        if msg.error():
+            skip_undecodable(svc, msg)
             continue
         due = not_before(svc, msg)
         if due > time.time():
@@ -233,15 +241,37 @@ def subscribe(svc: Service, topic: str, forget: Callable[[list[TopicPartition]],
 
 
 def next_record(consumer: Consumer, timeout: float) -> Message | None:
+    """The next record, or None; a record the client could not decode comes back as its error message."""
     msg = consumer.poll(timeout)
     if msg is None:
         return None
     if msg.error():
         if msg.error().fatal():
             raise KafkaException(msg.error())
+        if msg.error().code() in UNDECODABLE and msg.offset() is not None and msg.offset() >= 0:
+            return msg  # pinned to one record: the caller dead-letters it and moves past it
         log.warning("consumer error: %s", msg.error())
         return None
     return msg
+
+
+def skip_undecodable(svc: Service, msg: Message) -> None:
+    """A record librdkafka cannot decode (a batch that does not inflate, or inflates past FETCH_MAX_BYTES):
+    its bytes never reach us, so its dead letter is its coordinates and the client's reason (value null).
+
+    Stock behaviour: the client reports the same error on every poll and fetches the same offset again,
+    so the partition never moves (observed: the records behind it never handled). Here the dead letter
+    is delivered, THEN the offset after the record is settled, THEN fetching resumes after it."""
+    past = TopicPartition(msg.topic(), msg.partition(), msg.offset() + 1)
+    why = f"undecodable record {msg.topic()}[{msg.partition()}]@{msg.offset()}: {msg.error().str()}"
+    headers = {**dict(zip(ORIGIN, (msg.topic(), msg.partition(), msg.offset()))), "reason": why[:MAX_REASON],
+               "service": svc.route.service, "attempts": 0}
+    svc.offsets.skip(past, lambda: send(svc.producer, svc.route.dlq_topic, None, None, headers))
+    try:
+        svc.consumer.seek(past)  # the client would fetch the same record again: resume after it
+    except KafkaException as exc:  # revoked meanwhile: its new owner starts from the offset settled above
+        log.info("seek past %s not done: %s", why[:100], exc)
+    log.warning("dead-lettered %s for %s", why[:300], svc.route.service)
 
 
 def header(msg: Message, name: str) -> str | None:

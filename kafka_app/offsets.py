@@ -52,6 +52,17 @@ class StoredOffsets:
         else:  # revoked mid-task: its new owner re-reads it from the committed offset
             log.warning("%s/%d@%d handled after its partition moved: not stored", *_where(msg))
 
+    def skip(self, past: TopicPartition, work: Callable[[], None]) -> None:
+        """A record the client cannot decode: ``work`` (its dead letter), THEN the offset after it is stored."""
+        work()
+        try:
+            self.consumer.store_offsets(offsets=[past])  # only once its dead letter is delivered
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError._STATE:
+                raise
+            log.warning("%s/%d skipped after its partition moved: its new owner meets it again", past.topic,
+                        past.partition)
+
     def idle(self, skip: Collection[tuple[str, int]] = ()) -> None:
         """Nothing to do: auto-commit runs in the background."""
 
@@ -77,6 +88,16 @@ class Transactions:
             self._abort(exc)
             if owned():  # the consumer has moved past the record: rewind so it is handled again
                 self.consumer.seek(TopicPartition(msg.topic(), msg.partition(), msg.offset()))
+
+    def skip(self, past: TopicPartition, work: Callable[[], None]) -> None:
+        """A record the client cannot decode: its dead letter and the offset after it, in one transaction."""
+        self.producer.begin_transaction()
+        try:
+            work()
+            self._commit([past])
+        except KafkaException as exc:
+            self._abort(exc)
+            raise  # not skipped: the client reports the record again on the next poll
 
     def idle(self, skip: Collection[tuple[str, int]] = ()) -> None:
         """Step the committed offsets over what poll() skips silently: commit/abort markers, aborted records.

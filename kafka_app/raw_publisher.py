@@ -6,8 +6,8 @@ broker's own limit (1 MiB) is what refuses the biggest ones.
 """
 from __future__ import annotations
 
-from queuekit.suite.hostile import Hostile, frame_spec
-from queuekit.suite.wires import KafkaWire
+from queuekit.stacks.wires import HostileFrame as Hostile
+from queuekit.stacks.wires import KafkaWire, frame_spec
 
 from . import topology
 
@@ -20,4 +20,4 @@ class RawPublisher(KafkaWire):
         spec = frame_spec(item, "kafka")
         route = topology.routes(workload)[0]
         topic = route.retry_topic if spec.get("topic") == "retry" else route.source
-        self.produce(topic, item.payload, spec.get("key"), spec.get("headers"))
+        self.produce(topic, item.payload, spec.get("key"), spec.get("headers"), spec.get("compress"))

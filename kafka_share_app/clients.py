@@ -43,6 +43,9 @@ def producer(settings: Settings, client_id: str) -> Producer:
     })
 
 
+FETCH_MAX_BYTES = 4 * 1024 * 1024  # the most a fetched (compressed) batch may inflate to in the worker
+
+
 def share_consumer_config(settings: Settings, group: str, client_id: str, options: StackOptions) -> dict[str, Any]:
     return {
         **_common(settings, client_id),
@@ -58,6 +61,9 @@ def share_consumer_config(settings: Settings, group: str, client_id: str, option
         # A member that does not poll for this long leaves the group (its acquired records are released).
         "max.poll.interval.ms": int(options.extra.get("max_poll_interval_ms", MAX_POLL_INTERVAL_MS)),
         # session.timeout.ms / heartbeat: set on the GROUP by the broker (admin.py), not by the client.
+        # Bounded decompression: a compressed batch is inflated up to receive.message.max.bytes only
+        # (librdkafka's default: 100 MB); past it the client reports _BAD_COMPRESSION for the record.
+        "fetch.max.bytes": FETCH_MAX_BYTES, "receive.message.max.bytes": FETCH_MAX_BYTES + 512,
     }
 
 

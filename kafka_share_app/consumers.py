@@ -30,6 +30,8 @@ from .topology import Route
 log = logging.getLogger("kafka_share_app.consumers")
 POLL_S = 0.5  # how often a loop looks at its stop flag; poll() returns at once when records arrive
 SEND_TIMEOUT_S = 30.0
+# Consumer errors pinned to one record the client cannot decode
+UNDECODABLE = frozenset({KafkaError._BAD_COMPRESSION, KafkaError._BAD_MSG})
 
 
 @dataclass
@@ -51,7 +53,10 @@ def consume(svc: Service, stop: threading.Event) -> None:
             if msg.error():
                 if msg.error().fatal():
                     raise KafkaException(msg.error())
-                log.warning("share consumer error: %s", msg.error())
+                if msg.error().code() in UNDECODABLE and msg.offset() is not None and msg.offset() >= 0:
+                    reject_undecodable(svc, msg)
+                else:
+                    log.warning("share consumer error: %s", msg.error())
                 continue
             # [semantics:ack-timing] default: handle, THEN acknowledge (at-least-once); early_ack ACCEPTs before
             # handling (at-most-once)
@@ -99,6 +104,16 @@ def reject(svc: Service, msg: Message, why: str) -> AcknowledgeType:
     note_reason(svc.producer, svc.route, msg, why, send)
     log.warning("rejecting %s/%d@%d for %s: %s", msg.topic(), msg.partition(), msg.offset(), svc.route.service, why)
     return REJECT
+
+
+def reject_undecodable(svc: Service, msg: Message) -> None:
+    """A record the client cannot decode (a batch inflating past FETCH_MAX_BYTES): its bytes never reach us.
+    Its reason, keyed by its coordinates, is noted first (the broker's dead-letter copy of it has a null key
+    and value: the coordinates are what names it), then it is REJECTed like any malformed record."""
+    where = f"{msg.topic()}[{msg.partition()}]@{msg.offset()}"
+    note_reason(svc.producer, svc.route, msg, f"undecodable record {where}: {msg.error().str()}", send)
+    log.warning("rejecting undecodable record %s for %s: %s", where, svc.route.service, msg.error())
+    acknowledge(svc.consumer, msg, REJECT)
 
 
 def send(producer: Producer, topic: str, key: bytes | None, value: bytes | None) -> None:

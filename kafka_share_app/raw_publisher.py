@@ -6,8 +6,8 @@ inputs, ``queuekit.suite.hostile``). Its producer allows 2 MB records, so the br
 """
 from __future__ import annotations
 
-from queuekit.suite.hostile import Hostile, frame_spec
-from queuekit.suite.wires import KafkaWire
+from queuekit.stacks.wires import HostileFrame as Hostile
+from queuekit.stacks.wires import KafkaWire, frame_spec
 
 from . import topology
 
@@ -18,4 +18,5 @@ class RawPublisher(KafkaWire):
 
     def send(self, item: Hostile, workload: str = "signup") -> None:
         spec = frame_spec(item, "kafka_share")
-        self.produce(topology.entry_topic(workload), item.payload, spec.get("key"), spec.get("headers"))
+        self.produce(topology.entry_topic(workload), item.payload, spec.get("key"), spec.get("headers"),
+                     spec.get("compress"))

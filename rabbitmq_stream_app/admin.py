@@ -29,7 +29,6 @@ from rstream import (
     OffsetNotFound,
     OffsetType,
     StreamDoesNotExist,
-    amqp_decoder,
 )
 
 from queuekit.core.config import Settings
@@ -38,6 +37,7 @@ from queuekit.core.waiting import wait_for
 from queuekit.stacks.rabbitmq import Management
 
 from . import clients
+from .entries import Entry, decode_entry
 
 T = TypeVar("T")
 CALL_TIMEOUT_S = 60.0
@@ -198,15 +198,16 @@ class StreamAdmin:
         got: list[tuple[int, AMQPMessage]] = []
         reached = asyncio.Event()
 
-        async def on_message(msg: AMQPMessage, ctx: MessageContext) -> None:
-            if ctx.offset <= tail:
-                got.append((ctx.offset, msg))
+        async def on_message(entry: Entry, ctx: MessageContext) -> None:
+            if ctx.offset <= tail:  # an undecodable entry (anyone may append to any stream) is read as its bytes
+                got.append((ctx.offset, entry.message if entry.message is not None else AMQPMessage(
+                    body=entry.raw, application_properties={"reason": f"undecodable entry: {entry.problem}"})))
             if ctx.offset >= tail:
                 reached.set()
 
         reader = clients.consumer(self.settings, "stream-reader")
         try:
-            await reader.subscribe(stream, on_message, decoder=amqp_decoder,
+            await reader.subscribe(stream, on_message, decoder=decode_entry,
                                    offset_specification=ConsumerOffsetSpecification(OffsetType.FIRST, None))
             await asyncio.wait_for(reached.wait(), timeout)
         finally:

@@ -25,6 +25,8 @@ from rstream.recovery import BackOffRecoveryStrategy
 
 from queuekit.core.config import Settings
 
+from .entries import SafeConsumer
+
 # [semantics:prefetch] credit-based flow: the broker sends this many chunks ahead of the one being handled
 INITIAL_CREDIT = 1  # chunks sent ahead of the one being handled: what a reader holds in memory, not "in flight"
 HEARTBEAT_S = 10  # a dead peer is noticed within ~2 heartbeats
@@ -38,12 +40,14 @@ def endpoint(settings: Settings) -> dict:
             "password": password, "vhost": settings.vhost, "heartbeat": HEARTBEAT_S}
 
 
-def consumer(settings: Settings, name: str, recover: bool = False, on_close=None) -> Consumer:
+def consumer(settings: Settings, name: str, recover: bool = False, on_close=None, stock: bool = False) -> Consumer:
     """``name`` labels the connection in the management API. ``recover``: rstream resubscribes by itself after a
     dropped connection (the driver's tail watcher); workers reconnect themselves from their stored offset
-    instead (``on_close`` tells them)."""
-    return Consumer(**endpoint(settings), connection_name=name, recovery_strategy=BackOffRecoveryStrategy(recover),
-                    on_close_handler=on_close)
+    instead (``on_close`` tells them). A ``SafeConsumer``: no entry of a chunk is dropped undecoded
+    (``entries.py``); ``stock``: rstream's own Consumer (the framework-drops scenario shows what it drops)."""
+    kind = Consumer if stock else SafeConsumer
+    return kind(**endpoint(settings), connection_name=name, recovery_strategy=BackOffRecoveryStrategy(recover),
+                on_close_handler=on_close)
 
 
 def producer(settings: Settings, name: str) -> Producer:

@@ -28,7 +28,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from rstream import AMQPMessage, Consumer, MessageContext, Producer, amqp_decoder
+from rstream import AMQPMessage, Consumer, MessageContext, Producer
 from rstream.exceptions import LeaderNotAvailable, StreamNotAvailable
 
 from queuekit.core.config import Settings
@@ -38,6 +38,7 @@ from queuekit.core.ledger import Ledger
 from queuekit.core.options import StackOptions
 
 from . import clients
+from .entries import Entry, decode_entry, stock_entry
 from .offsets import StoredOffsets, resume_point
 from .topology import Route
 
@@ -89,12 +90,14 @@ async def read(svc: Service, stop: asyncio.Event) -> None:
 async def read_once(svc: Service, stop: asyncio.Event) -> None:
     """One connection's life: subscribe after the stored offset, handle in order, store, close."""
     broken = asyncio.Event()  # the connection dropped or an append failed: stop handling, reconnect
-    consumer = clients.consumer(svc.settings, f"{svc.worker}.{svc.route.service}", on_close=lambda _: broken.set())
+    stock = bool(svc.options.extra.get("stock_framework"))  # rstream's own chunk walk and decoder (framework-drops)
+    consumer = clients.consumer(svc.settings, f"{svc.worker}.{svc.route.service}", on_close=lambda _: broken.set(),
+                                stock=stock)
     producer = clients.producer(svc.settings, f"{svc.worker}.{svc.route.service}.out")
     offsets = StoredOffsets(consumer, svc.route.source, svc.reference)
     busy = asyncio.Lock()  # held while a message is handled: stopping waits for it
 
-    async def on_message(msg: AMQPMessage, ctx: MessageContext) -> None:
+    async def on_message(entry: Entry, ctx: MessageContext) -> None:
         if stop.is_set() or broken.is_set() or (svc.handled is not None and ctx.offset <= svc.handled):
             return  # not ours to handle now (stopping) or already done before a reconnect
         async with busy:
@@ -103,7 +106,10 @@ async def read_once(svc: Service, stop: asyncio.Event) -> None:
                 # done; early_ack stores before handling
                 if svc.options.early_ack:
                     await offsets.early(ctx.offset)  # early_ack: stored BEFORE handling: at-most-once
-                await handle(svc, producer, msg.body, ctx.offset)
+                if entry.problem is not None:  # rstream could not decode it: kept whole, with why, before moving on
+                    await dead_letter(svc, producer, entry.raw, ctx.offset, f"undecodable entry: {entry.problem}", 0)
+                else:
+                    await handle(svc, producer, entry.body, ctx.offset)
                 svc.handled = ctx.offset
                 offsets.done(ctx.offset)  # handled and its outputs confirmed: may be stored now
             except Exception:  # an append not confirmed (broker gone): nothing remembered, re-read later
@@ -114,7 +120,8 @@ async def read_once(svc: Service, stop: asyncio.Event) -> None:
         if svc.handled is not None:
             await offsets.early(svc.handled)  # done before the reconnect: store it so it is not re-read
         start = await resume_point(consumer, svc.route.source, svc.reference)
-        await consumer.subscribe(svc.route.source, on_message, decoder=amqp_decoder, offset_specification=start,
+        await consumer.subscribe(svc.route.source, on_message, decoder=stock_entry if stock else decode_entry,
+                                 offset_specification=start,
                                  subscriber_name=svc.reference, initial_credit=clients.INITIAL_CREDIT,
                                  properties={"service": svc.route.service, "worker": svc.worker})
         storing = asyncio.create_task(offsets.run())
@@ -162,12 +169,15 @@ async def handle(svc: Service, producer: Producer, payload: bytes, offset: int) 
 async def dead_letter(svc: Service, producer: Producer, payload: bytes, offset: int, why: str, attempts: int) -> None:
     """The dead-letter entry: the original bytes, and why, where from, after how many attempts.
 
-    A body that is not bytes (an AMQP 1.0 value section) is kept as its repr; one too big for a stream
+    An entry whose body is not an AMQP data section arrives here as its raw entry bytes (``Entry.body``);
+    an empty body is kept as an empty data section, saying so (``empty-body``); one too big for a stream
     frame beside its properties is kept truncated, saying so, rather than failing the append forever."""
     properties = {"reason": why[:1000], "service": svc.route.service, "attempts": str(attempts),
                   "original-stream": svc.route.source, "original-offset": str(offset)}
     if not isinstance(payload, (bytes, bytearray)):
         payload = repr(payload).encode()[:TRUNCATED_BYTES]
+    if not payload:
+        properties["empty-body"] = "true"  # rstream reads an empty data section back as no body at all
     if len(payload) > MAX_DEAD_LETTER_BYTES:
         properties["truncated-from"] = str(len(payload))
         payload = bytes(payload[:TRUNCATED_BYTES])

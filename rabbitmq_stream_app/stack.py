@@ -175,7 +175,8 @@ class RabbitMQStreamStack(Stack):
         for route in topology.routes(workload):
             for _, msg in self.admin.read(route.dlq):
                 props = {_text(k): _text(v) for k, v in (msg.application_properties or {}).items()}
-                found.append(DeadLetter(service=props.get("service") or route.service, payload=bytes(msg.body),
+                body = msg.body if isinstance(msg.body, (bytes, bytearray)) else b""  # an empty body reads as None
+                found.append(DeadLetter(service=props.get("service") or route.service, payload=bytes(body),
                                         reason=props.get("reason", "")))
         return found
 

@@ -35,7 +35,7 @@ What a subclass implements:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -104,6 +104,10 @@ class Stack(ABC):
     # The harness's workers act out fault directives in message headers (crash, slow, idempotency off);
     # False starts them as a deployment would, ignoring such headers from strangers (the hostile suite).
     harness_faults: bool = True
+    # Where an input of the hostile corpus (``queuekit.suite.hostile``, by name) ends on THIS stack when that
+    # is not the corpus's own expectation for its protocol or broker: a finding of this framework (its frame
+    # limit, a transport without remote control), each with its reason beside it. Empty: the corpus decides.
+    hostile_outcomes: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, settings: Settings, ledger_path: Path):
         self.settings = settings

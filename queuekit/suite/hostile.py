@@ -13,22 +13,28 @@ Each ``Hostile`` is one input and where it must end on each stack:
 
 ``ends``: ``"dead: <reason substring>"`` (in the dead-letter place, with that reason),
 ``"effect"`` (applied once: the input was fine, its hostile part ignored), ``"refused"``
-(the broker or the kit refused it at publish). A dict gives it per stack. Every input
-carries ``marker(name)`` in its first bytes, so its dead letter (even truncated) is found.
+(the broker or the kit refused it at publish). A dict gives it per broker (``"broker:kafka"``), else
+``"default"``. A stack whose framework ends an input elsewhere says so on its class
+(``Stack.hostile_outcomes``): no table keyed by stack name lives here. Every input carries
+``marker(name)`` in its bytes, so its dead letter (even truncated) is found; a Kafka record the
+client cannot decode is found by where it landed (``is_dead_letter_of``).
 """
 from __future__ import annotations
 
-import importlib
+import base64
+import gzip
+import io
 import json
 import pickle
-from collections.abc import Mapping
+import zlib
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from queuekit.core.envelope import encode, make_envelope
+from queuekit.stacks.declaration import target
+from queuekit.stacks.wires import DROP, frame_spec
 from workloads.messages import SignupRequested, VideoUploaded
-
-DROP = object()  # in a frame spec: remove this header / field
 
 
 def marker(name: str) -> str:
@@ -44,13 +50,17 @@ class Hostile:
     payload: bytes = b""
     frame: Mapping[str, Any] = field(default_factory=dict)
     copies: int = 1  # publishes per route (the duplicate-directive input sends itself twice)
+    effects: tuple[str, ...] = ()  # idempotency keys of good messages travelling with it, each to take effect
 
-    def end_on(self, stack: str, protocol: str | None = None) -> str:
-        """Where it must end on ``stack``: per stack, else per its ``protocol`` (a variant such as
-        ``celery_quorum`` ends as ``celery`` unless named), else ``"default"``."""
+    def end_on(self, stack) -> str:
+        """Where it must end on ``stack``: the stack class's own declaration (``hostile_outcomes``), else
+        the corpus's per broker, else its default."""
+        declared = getattr(type(stack), "hostile_outcomes", {}).get(self.name)
+        if declared is not None:
+            return declared
         if isinstance(self.ends, str):
             return self.ends
-        return self.ends.get(stack, self.ends.get(protocol or stack, self.ends["default"]))
+        return self.ends.get(f"broker:{stack.capabilities.broker}", self.ends["default"])
 
 
 def good(name: str, headers: dict | None = None) -> bytes:
@@ -88,6 +98,84 @@ def padded(name: str, size: int) -> bytes:
 
 def deep(name: str, depth: int) -> bytes:
     return f'{{"id":"{marker(name)}","d":'.encode() + b"[" * depth + b"]" * depth + b"}"
+
+
+def amqp(data: bytes, properties: bytes = b"") -> bytes:
+    """An AMQP 1.0 message as a stream stores it: optional raw application-properties bytes, then one data
+    section (described type 0x75, vbin32)."""
+    return properties + b"\x00\x53\x75\xb0" + len(data).to_bytes(4, "big") + data
+
+
+def amqp_map(*pairs: bytes) -> bytes:
+    """An application-properties section (0x74) holding a map32 of the given encoded keys and values."""
+    items = b"".join(pairs)
+    return b"\x00\x53\x74\xd1" + (len(items) + 4).to_bytes(4, "big") + len(pairs).to_bytes(4, "big") + items
+
+
+def gzipped(name: str, data: bytes = b"", zeros: int = 0) -> bytes:
+    """gzip of ``data`` then ``zeros`` zero bytes, streamed (a bomb costs its compressed size here); the
+    input's marker rides in the gzip header's file name, so even the compressed copy names it."""
+    out = io.BytesIO()
+    with gzip.GzipFile(filename=marker(name), mode="wb", fileobj=out, mtime=0) as gz:
+        gz.write(data)
+        block = bytes(1024 * 1024)
+        for done in range(0, zeros, len(block)):
+            gz.write(block[:min(len(block), zeros - done)])
+    return out.getvalue()
+
+
+def zlib_bomb(head: bytes, spaces: int) -> bytes:
+    """zlib of ``head`` then ``spaces`` blanks (JSON allows trailing whitespace), its first block STORED so
+    ``head`` (and the marker in it) can be read in the compressed bytes; streamed, so a bomb costs little."""
+    stored = b"\x00" + len(head).to_bytes(2, "little") + (len(head) ^ 0xFFFF).to_bytes(2, "little") + head
+    deflater, blank, check = zlib.compressobj(9, zlib.DEFLATED, -15), b" " * (1024 * 1024), zlib.adler32(head)
+    rest = []
+    for done in range(0, spaces, len(blank)):
+        chunk = blank[:min(len(blank), spaces - done)]
+        rest.append(deflater.compress(chunk))
+        check = zlib.adler32(chunk, check)
+    return b"\x78\x9c" + stored + b"".join(rest) + deflater.flush() + check.to_bytes(4, "big")
+
+
+def task_body(name: str, embed: dict | None = None) -> bytes:
+    """A Celery protocol 2 body for ``signup`` carrying ``good(name)``."""
+    empty = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
+    return js([[good(name).decode()], {}, {**empty, **(embed or {})}])
+
+
+def signature(task: str, *args: Any, immutable: bool = True, **fields: Any) -> dict:
+    """A Celery signature as it travels in a canvas (``Signature.__json__``)."""
+    return {"task": task, "args": list(args), "kwargs": {}, "options": {}, "subtask_type": None,
+            "immutable": immutable, **fields}
+
+
+def kombu_record(name: str, **changes: Any) -> bytes:
+    """A kombu virtual-transport record of a valid signup task, with ``changes`` (``properties__x`` reaches in)."""
+    body = task_body(name)
+    record: dict[str, Any] = {
+        "body": base64.b64encode(body).decode(), "content-encoding": "utf-8", "content-type": "application/json",
+        "headers": {"lang": "py", "task": "signup", "id": marker(name), "retries": 0, "root_id": marker(name)},
+        "properties": {"correlation_id": marker(name), "reply_to": "", "delivery_mode": 2, "priority": 0,
+                       "body_encoding": "base64", "delivery_tag": marker(name),
+                       "delivery_info": {"exchange": "", "routing_key": "celery.signup"}}}
+    for path, value in changes.items():
+        target, *rest = path.split("__")
+        if rest:
+            record[target][rest[0]] = value
+        else:
+            record[target] = value
+    return js(record)
+
+
+def dramatiq_message(actor: str, *args: Any, **options: Any) -> dict:
+    """A Dramatiq message dict for ``actor`` (queues are named ``dramatiq.<actor>``), as a pipe target."""
+    return {"queue_name": f"dramatiq.{actor}", "actor_name": actor, "args": list(args),
+            "kwargs": {}, "options": options, "message_id": "m-" + actor, "message_timestamp": 1}
+
+
+def records(*bodies: bytes) -> bytes:
+    """The inside of a stream sub-entry batch: each record as a 4-byte size, then its bytes."""
+    return b"".join(len(b).to_bytes(4, "big") + b for b in bodies)
 
 
 # A transient failure (only in a worker with the harness's faults on: the framework-drops scenario) makes
@@ -134,11 +222,10 @@ CORPUS: list[Hostile] = [
     Hostile("300-kib", "size", "envelope", "dead: over the 262144-byte limit", padded("300-kib", 300 * 1024)),
     # a Kafka record just under the producer's 1,000,000-byte limit: its dead letter is written truncated
     # (celery_kafka: kombu base64-encodes the task message into its record, 1.3 MB: the producer refuses it)
-    Hostile("near-1-mb", "limits", "envelope",
-            {"celery_kafka": "refused", "default": "dead: over the 262144-byte limit"}, padded("near-1-mb", 990_000)),
-    Hostile("2-mib", "limits", "envelope",
-            {"celery": "dead: over the 1048576-byte limit", "dramatiq": "dead: over the 1048576-byte limit",
-             "kafka": "refused", "kafka_share": "refused", "celery_kafka": "refused", "default": "dead: over the"},
+    Hostile("near-1-mb", "limits", "envelope", "dead: over the 262144-byte limit", padded("near-1-mb", 990_000)),
+    # over Kafka's 1 MiB record limit: the broker refuses it at publish (the frameworks' own frame limits
+    # on RabbitMQ are declared by their stacks)
+    Hostile("2-mib", "limits", "envelope", {"broker:kafka": "refused", "default": "dead: over the"},
             padded("2-mib", 2 * 1024 * 1024)),
     # -- the harness's directives from a stranger (workers run without QUEUEKIT_FAULTS here) --------
     Hostile("fault-crash", "directives", "envelope", "effect", good("fault-crash", {"fault": "crash", "at": "after-effect"})),
@@ -180,9 +267,38 @@ CORPUS: list[Hostile] = [
     Hostile("celery-pickle", "protocol", "celery", "dead: refused (JSON only)", good("celery-pickle"),
             {"content_type": "application/x-python-serialize",
              "body": marker("celery-pickle").encode() + pickle.dumps({"harmless": 1})}),  # never unpickled
-    # (celery_kafka has no remote control, so nothing to revoke with: its raw publisher refuses the input)
-    Hostile("celery-revoked", "protocol", "celery", {"celery_kafka": "refused", "default": "dead: revoked"},
-            good("celery-revoked"), {"revoke": True}),
+    # (celery_kafka has no remote control, so nothing to revoke with: its stack declares the input refused)
+    Hostile("celery-revoked", "protocol", "celery", "dead: revoked", good("celery-revoked"), {"revoke": True}),
+    # -- Celery canvas from a stranger: what stock Celery runs after (or instead of) the task ----------------
+    Hostile("celery-callback-second-signup", "canvas", "celery", "dead: canvas 'callbacks'",
+            good("celery-callback-second-signup"),
+            {"embed": {"callbacks": [signature("signup", good("celery-callback-second-signup-2").decode())]}}),
+    Hostile("celery-errback-on-bad-input", "canvas", "celery", "dead: canvas 'errbacks'",
+            marker("celery-errback-on-bad-input").encode() + b" {",
+            {"embed": {"errbacks": [signature("signup", good("celery-errback-on-bad-input-2").decode())]}}),
+    Hostile("celery-chain-to-other-service", "canvas", "celery", "dead: is not the pipeline's next steps",
+            good("celery-chain-to-other-service"),
+            {"embed": {"chain": [signature("tracking.event", good("celery-chain-to-other-service-2").decode())]}}),
+    Hostile("celery-chain-wrong-arity", "canvas", "celery", "dead: is not the pipeline's next steps",
+            good("celery-chain-wrong-arity"), {"embed": {"chain": [signature("signup", immutable=False)]}}),
+    Hostile("celery-chain-a-string", "canvas", "celery", "dead: canvas 'chain' is str",
+            good("celery-chain-a-string"), {"embed": {"chain": "signup"}}),
+    Hostile("celery-chord-without-backend", "canvas", "celery", "dead: canvas 'chord'", good("celery-chord-without-backend"),
+            {"embed": {"chord": signature("signup", good("celery-chord-without-backend-2").decode())}}),
+    Hostile("celery-embed-extra", "canvas", "celery", "dead: canvas: unknown field 'link'",
+            good("celery-embed-extra"), {"embed": {"link": [signature("signup")]}}),
+
+    # -- kombu's compression header: inflated by kombu as it reads the frame ---------------------------------
+    Hostile("celery-zlib-bomb", "size", "celery", "dead: InflateRefused: zlib body inflates past 1048576 bytes",
+            good("celery-zlib-bomb"), {"headers": {"compression": "application/x-gzip"},
+                                       "body": zlib_bomb(task_body("celery-zlib-bomb"), 4 << 20)}),
+    Hostile("celery-zlib-garbage", "size", "celery", "dead: InflateRefused: zlib body does not inflate",
+            good("celery-zlib-garbage"), {"headers": {"compression": "zlib"},
+                                          "body": marker("celery-zlib-garbage").encode() + b" not zlib"}),
+    Hostile("celery-unknown-compression", "size", "celery", "dead: KeyError: 'application/x-snappy'",
+            good("celery-unknown-compression"), {"headers": {"compression": "application/x-snappy"},
+                                                 "body": marker("celery-unknown-compression").encode()}),
+
     # last: stock Celery dies on these two (the scenario framework-drops runs the corpus in this order)
     Hostile("celery-task-is-array", "protocol", "celery", "dead: header 'task' is list",
             good("celery-task-is-array"), {"headers": {"task": ["signup"]}}),
@@ -221,6 +337,18 @@ CORPUS: list[Hostile] = [
             {"body": marker("dramatiq-pickle").encode() + pickle.dumps({"harmless": 1})}),  # never unpickled
     Hostile("dramatiq-spoofed-retries", "headers", "dramatiq", "effect", good("dramatiq-spoofed-retries"),
             {"fields": {"options": {"retries": 999}}}),
+    # -- Dramatiq pipelines and callbacks from a stranger --------------------------------------------------------
+    Hostile("dramatiq-pipe-second-signup", "canvas", "dramatiq", "dead: pipe_target on 'signup'",
+            good("dramatiq-pipe-second-signup"), {"fields": {"options": {"pipe_target": dramatiq_message(
+                "signup", good("dramatiq-pipe-second-signup-2").decode(), pipe_ignore=False)}}}),
+    Hostile("dramatiq-pipe-ignore", "canvas", "dramatiq", "dead: option 'pipe_ignore'",
+            good("dramatiq-pipe-ignore"), {"fields": {"options": {"pipe_ignore": True, "pipe_target": dramatiq_message(
+                "signup", good("dramatiq-pipe-ignore-2").decode())}}}),
+    Hostile("dramatiq-on-success", "canvas", "dramatiq", "dead: option 'on_success' is not the producer's",
+            good("dramatiq-on-success"), {"fields": {"options": {"on_success": "signup"}}}),
+    Hostile("dramatiq-on-failure", "canvas", "dramatiq", "dead: option 'on_failure' is not the producer's",
+            marker("dramatiq-on-failure").encode() + b" {", {"fields": {"options": {"on_failure": "signup"}}}),
+
     # last: each kills a stock Dramatiq worker thread
     Hostile("dramatiq-throws", "protocol", "dramatiq", "dead: option 'throws' is not the producer's",
             good("dramatiq-throws", FAIL_ONCE), {"fields": {"options": {"throws": ["Exception"]}}}),
@@ -248,15 +376,89 @@ CORPUS: list[Hostile] = [
     Hostile("kafka-just-under-broker-limit", "limits", "kafka", "dead: over the 262144-byte limit",
             padded("kafka-just-under-broker-limit", 1_040_000)),
     Hostile("kafka-over-broker-limit", "limits", "kafka", "refused", padded("kafka-over-broker-limit", 1_100_000)),
+
+    # -- kombu records on a celery_kafka topic whose fields kombu reads with the wrong types ------------------
+    Hostile("celery-kafka-tag-is-list", "protocol", "celery_kafka", "dead: properties.delivery_tag is list",
+            frame={"record": kombu_record("celery-kafka-tag-is-list", properties__delivery_tag=[1])}),
+    Hostile("celery-kafka-headers-list", "protocol", "celery_kafka", "dead: headers is list",
+            frame={"record": kombu_record("celery-kafka-headers-list", headers=[marker("celery-kafka-headers-list")])}),
+    Hostile("celery-kafka-body-encoding-rot13", "protocol", "celery_kafka", "dead: body encoding 'rot13'",
+            frame={"record": kombu_record("celery-kafka-body-encoding-rot13", properties__body_encoding="rot13")}),
+    Hostile("celery-kafka-body-not-base64", "protocol", "celery_kafka", "dead: the body does not decode",
+            frame={"record": kombu_record("celery-kafka-body-not-base64", body="abc")}),
+    Hostile("celery-kafka-content-type-number", "protocol", "celery_kafka", "dead: content-type is int",
+            frame={"record": kombu_record("celery-kafka-content-type-number", **{"content-type": 7})}),
+    # a zstd record inflating past the client's bound: no bytes reach the consumer, only its coordinates
+    Hostile("celery-kafka-zstd-bomb", "size", "celery_kafka", "dead: undecodable record",
+            frame={"record": marker("celery-kafka-zstd-bomb").encode(), "compress": {"type": "zstd", "zeros": 16 << 20}}),
+
+    # -- Kafka records the client cannot inflate within its bound (zstd past FETCH_MAX_BYTES) ----------------------
+    Hostile("kafka-zstd-bomb", "size", "kafka", "dead: undecodable record",
+            marker("kafka-zstd-bomb").encode(), {"compress": {"type": "zstd", "zeros": 16 << 20}}),
+    Hostile("kafka-zstd-honest", "size", "kafka", "effect", good("kafka-zstd-honest"), {"compress": {"type": "zstd"}}),
+    # gzip (also lz4, snappy): librdkafka inflates the whole batch whatever receive.message.max.bytes says
+    # (observed); the envelope's size limit then dead-letters it, truncated: one place, after a peak
+    Hostile("kafka-gzip-bomb", "size", "kafka", "dead: over the 262144-byte limit",
+            marker("kafka-gzip-bomb").encode(), {"compress": {"type": "gzip", "zeros": 16 << 20}}),
+    Hostile("share-zstd-bomb", "size", "kafka_share", "dead: undecodable record",
+            marker("share-zstd-bomb").encode(), {"compress": {"type": "zstd", "zeros": 16 << 20}}),
+
+    # -- nothing at all: no room for a marker, so its dead letter is found as an empty payload -----------
+    Hostile("empty-body", "encoding", "envelope", "dead: not JSON", b""),
+
+    # -- RabbitMQ stream entries rstream cannot decode, written on the stream protocol (stock rstream drops
+    # each with the rest of its chunk, and the reader's offset moves past them) ------------------------------
+    Hostile("stream-not-amqp", "protocol", "rabbitmq_stream", "dead: not an AMQP 1.0 message",
+            frame={"entries": [marker("stream-not-amqp").encode() + b"\x00\x01 plain bytes"]}),
+    Hostile("stream-list-as-map-key", "protocol", "rabbitmq_stream", "dead: unhashable type",
+            frame={"entries": [amqp(good("stream-list-as-map-key"), amqp_map(b"\x45", b"\xa1\x01x"))]}),
+    # a bad entry first, a good one behind it in the same chunk: one dead letter and one effect
+    Hostile("stream-chunk-mates", "protocol", "rabbitmq_stream", "dead: unhashable type",
+            frame={"entries": [amqp(good("stream-chunk-mates"), amqp_map(b"\xc1\x01\x00", b"\x40")),
+                               amqp(good("stream-chunk-mates-good"))]},
+            effects=(marker("stream-chunk-mates-good"),)),
+    # sub-entry batches: an honest gzip batch of two, a bomb that declares its size, one that lies about it,
+    # and a compression type nobody inflates here
+    Hostile("stream-gzip-batch", "protocol", "rabbitmq_stream", "effect",
+            frame={"sub_batch": {"data": gzipped("stream-gzip-batch", records(
+                amqp(good("stream-gzip-batch")), amqp(good("stream-gzip-batch-2")))), "count": 2,
+                "declared": len(records(amqp(good("stream-gzip-batch")), amqp(good("stream-gzip-batch-2"))))}},
+            effects=(marker("stream-gzip-batch-2"),)),
+    Hostile("stream-bomb-declared", "size", "rabbitmq_stream", "dead: over the",
+            frame={"sub_batch": {"data": gzipped("stream-bomb-declared", zeros=2 << 20), "count": 1,
+                                 "declared": 2 << 20}}),
+    Hostile("stream-bomb-understated", "size", "rabbitmq_stream", "dead: inflates past the 2000 bytes",
+            frame={"sub_batch": {"data": gzipped("stream-bomb-understated", zeros=2 << 20), "count": 1,
+                                 "declared": 2000}}),
+    Hostile("stream-zstd-batch", "protocol", "rabbitmq_stream", "dead: compression type 4",
+            frame={"sub_batch": {"data": marker("stream-zstd-batch").encode() + b"\x28\xb5\x2f\xfd", "count": 1,
+                                 "declared": 64, "kind": 4}}),
 ]
 
 
+def is_dead_letter_of(dead, item: Hostile, landed: Collection[str] = ()) -> bool:
+    """Is dead letter ``dead`` one of ``item``'s? By its marker in the bytes (``hostile-x`` never matches
+    ``hostile-x-y``); a Kafka record the client could not decode has no bytes, only where it ``landed``
+    ("topic[partition]@offset", from the wire) in its reason; an empty input's dead letter is the empty one."""
+    payload = dead.payload or b""
+    if not payload and any(f"{spot}:" in dead.reason for spot in landed):
+        return True
+    if not item.payload and not item.frame:
+        return not payload and "undecodable record" not in dead.reason
+    needle = marker(item.name).encode()
+    at = payload.find(needle)
+    while at >= 0:
+        after = payload[at + len(needle):at + len(needle) + 1]
+        if not after or not (after.isalnum() or after == b"-"):
+            return True
+        at = payload.find(needle, at + 1)
+    return False
+
+
 def wire(stack):
-    """The stack's raw publisher: ``<app package>.raw_publisher.publisher_for(stack)`` when the package has
-    several wires (celery_app: AMQP or Kafka), else its ``RawPublisher(stack)`` (frames in its own framing)."""
-    package = type(stack).__module__.split(".")[0]
-    module = importlib.import_module(f"{package}.raw_publisher")
-    return module.publisher_for(stack) if hasattr(module, "publisher_for") else module.RawPublisher(stack)
+    """The stack's raw publisher, as its Stack class declares it (``raw_publisher = "module:Class"``): it sends
+    a frame in the stack's own framing, or the bytes as they are."""
+    return target(type(stack).raw_publisher)(stack)
 
 
 def protocol(stack) -> str:
@@ -266,6 +468,4 @@ def protocol(stack) -> str:
     return names[-1] if names else stack.name
 
 
-def frame_spec(item: Hostile, stack_name: str) -> Mapping[str, Any]:
-    """The frame overrides for this stack: the input's own when it is that stack's, else none."""
-    return item.frame if item.via == stack_name else {}
+__all__ = ["CORPUS", "DROP", "Hostile", "frame_spec", "is_dead_letter_of", "marker", "protocol", "wire"]
