@@ -6,7 +6,9 @@ kit's private HOME; plain ``rabbitmqctl`` finds neither. Kafka's tools are
 Java classes in ``kafka-tools`` (not in the broker's jars): resolved from
 Maven Central once (``kafka.resolve_tools``) and run with
 ``--bootstrap-server`` filled in. ``rabbitmqadmin`` (the management API's own
-CLI, served by the node) gets host, port and credentials; kcat gets ``-b``.
+CLI, served by the node) gets host, port and credentials; kcat gets ``-b``;
+``redis-cli`` gets host, port and user, and the password through the
+REDISCLI_AUTH environment variable (never on its command line, where ``ps`` shows it).
 Whatever the user passes comes after, so it can override nothing it need not.
 """
 from __future__ import annotations
@@ -15,7 +17,7 @@ import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import httpx
 
@@ -40,7 +42,7 @@ KAFKA_TOOLS = {
     "kafka-configs": "org.apache.kafka.tools.ConfigCommand",
     "kafka-groups": "org.apache.kafka.tools.GroupsCommand",
 }
-OTHER_TOOLS = ("rabbitmqadmin", "kcat")
+OTHER_TOOLS = ("rabbitmqadmin", "kcat", "redis-cli")
 NAMES = (*RABBIT_TOOLS, *KAFKA_TOOLS, *OTHER_TOOLS)
 
 TOOLS_LOG4J2 = """\
@@ -89,7 +91,28 @@ def invocation(settings: Settings, name: str, args: tuple[str, ...], say: Say = 
         kit = ["--host", url.hostname or "127.0.0.1", "--port", str(url.port or 15672), "--username", user]
         argv = [sys.executable, str(script), *kit, "--password", password, *args]
         return Invocation(argv, None, " ".join(["rabbitmqadmin", *kit, "--password", "***", *args]))
+    if name == "redis-cli":
+        return _redis_cli(settings, args)
     raise KitError(f"unknown tool {name!r}", f"choose from {', '.join(NAMES)}")
+
+
+def _redis_cli(settings: Settings, args: tuple[str, ...]) -> Invocation:
+    """redis-cli at the kit's Redis (its primary, asked of the Sentinels, in the cluster topology)."""
+    import os
+
+    from queuekit.core.redis_client import SERVICE, sentinel
+
+    cli = require("redis-cli", "install it: apt-get install -y redis-tools")
+    url = urlsplit(settings.redis_url)
+    host, port = url.hostname or "127.0.0.1", url.port or 6379
+    if settings.clustered and not settings.external_redis_url:
+        found = sentinel(settings).discover_master(SERVICE)
+        host, port = found[0], int(found[1])
+    kit = ["-h", host, "-p", str(port), "-n", (url.path or "/0").lstrip("/") or "0"]
+    if url.username:
+        kit += ["--user", unquote(url.username)]
+    env = {**os.environ, **({"REDISCLI_AUTH": unquote(url.password)} if url.password else {})}
+    return Invocation([cli, *kit, *args], env, " ".join(["redis-cli", *kit, *args]))
 
 
 def _rabbitmqadmin(settings: Settings) -> Path:
@@ -108,4 +131,5 @@ def available() -> dict[str, str]:
     out |= {n: f"Kafka tools ({cls.rsplit('.', 1)[1]})" for n, cls in KAFKA_TOOLS.items()}
     out["rabbitmqadmin"] = "RabbitMQ management API CLI (host, port, credentials)"
     out["kcat"] = "kcat (bootstrap servers)" + ("" if shutil.which("kcat") else " — not installed: apt-get install kcat")
+    out["redis-cli"] = "Redis CLI (host, port, user; password via REDISCLI_AUTH)"
     return out
