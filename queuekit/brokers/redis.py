@@ -30,7 +30,7 @@ from .process import ManagedProcess, elapsed, ensure_ports_free
 
 REDIS_SERVER = os.environ.get("QUEUEKIT_REDIS_SERVER", "redis-server")
 READY_TIMEOUT = 30.0
-PACKAGES = ("redis-server", "redis-sentinel", "redis-tools")  # the server, Sentinel (cluster), redis-cli
+PACKAGES = ("redis-server", "redis-tools")  # the server (also Sentinel: redis-server --sentinel), redis-cli
 # What the kit asks of every Redis it starts; observed_config() shows what the server actually uses.
 DURABILITY = {
     "appendonly": "yes",  # every write goes to the append-only file before it is acknowledged...
@@ -63,11 +63,11 @@ def install_redis(say: Say, binary: str = REDIS_SERVER) -> None:
         raise KitError(f"{binary} is still missing after apt-get install", fix)
 
 
-def acl_lines(settings: Settings) -> list[str]:
+def acl_lines(settings: Settings, rights: str = ACL_RIGHTS) -> list[str]:
     """The config's users: ``default`` off (no anonymous client), the kit's user by password hash."""
     digest = hashlib.sha256(settings.redis_password.encode()).hexdigest()  # the config never holds the password
     return ["user default off resetchannels -@all",
-            f"user {settings.redis_user} on #{digest} {ACL_RIGHTS}"]
+            f"user {settings.redis_user} on #{digest} {rights}"]
 
 
 def server_config(settings: Settings, data: Path, address: str, extra: list[str] = ()) -> str:
