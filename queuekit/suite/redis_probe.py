@@ -1,0 +1,150 @@
+"""The raw redis-py probe for the Redis cluster: XADD through Sentinel, XREADGROUP + XACK, optionally ``WAIT 1``.
+
+A record is *confirmed* when XADD returned an entry id: the primary has it
+(in memory and in its AOF's page cache) and has acknowledged it, nothing more.
+Replication is asynchronous, so a failover may promote a replica that never
+received the last acknowledged writes. With ``wait=1`` a record is confirmed
+only once ``WAIT 1`` says a replica acknowledged it too (a WAIT that times out
+makes the record *failed*: the client cannot know); WAIT is not consensus,
+so it narrows the window rather than closing it (Redis's WAIT documentation).
+
+A stream keeps consumed entries, so besides the suite's counts the probe
+notes how many confirmed records are *missing from the stream after the
+heal*, consumed or not: the broker's own loss, which a consumer that read a
+record before the failover would otherwise hide.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+
+from queuekit.brokers.faults import redis_primary
+from queuekit.core.config import Settings
+from queuekit.core.redis_client import connect
+from queuekit.core.redis_keys import KeySpace
+from queuekit.core.waiting import wait_for
+
+from .faults import Recorder
+from .probes import _paced
+
+GROUP = "readers"
+WAIT_MS = 1000  # how long WAIT 1 may block for a replica's acknowledgement before the record counts as failed
+BATCH = 50  # entries per XREADGROUP: the consumer's prefetch
+
+
+def _no_retry():
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    # One attempt per command: redis-py retries a command whose reply was lost by default, and a
+    # retried XADD that had landed is a second entry; the probe counts what the broker did, not the client.
+    return Retry(NoBackoff(), 0)
+
+
+class RedisProbe:
+    broker = "redis"
+
+    def __init__(self, settings: Settings, wait: int = 0, rate: float = 100.0):
+        self.settings, self.wait, self.rate = settings, wait, rate
+        self.variant = "XADD + WAIT 1" if wait else "XADD (async replication)"
+        self.keys = KeySpace(self._client(), settings.redis_prefix)
+        self.stream = self.keys.key("cluster", uuid.uuid4().hex[:8])  # a fresh stream per cell
+        self.done = threading.Event()
+        self.consumer_thread: threading.Thread | None = None
+        self.rec: Recorder | None = None
+        self.confirmed_ids: dict[tuple[str, int], str] = {}
+
+    def _client(self):
+        return connect(self.settings, retry=_no_retry())
+
+    def setup(self) -> None:
+        client = self._client()
+        self.keys.record(self.stream)  # before it exists: cleanup finds it by name
+        client.xgroup_create(self.stream, GROUP, id="0", mkstream=True)
+        client.wait(2, 5000)  # the group is on the replicas before any fault (a new primary knows it)
+
+    def leader(self) -> int:
+        return redis_primary(self.settings)
+
+    def start(self, rec: Recorder, stop: threading.Event) -> list[threading.Thread]:
+        import redis
+
+        self.rec = rec
+
+        def produce() -> None:
+            client = self._client()
+            for key, seq in _paced(self.rate, stop):
+                rec.on_sent(key, seq)
+                try:
+                    entry = client.xadd(self.stream, {"record": json.dumps({"key": key, "seq": seq})})
+                    if self.wait and client.wait(self.wait, WAIT_MS) < self.wait:
+                        # The primary has it, no replica said so in time: neither confirmed nor refused.
+                        rec.on_failed(key, seq, "WAIT 1 timed out")
+                        rec.note("WAIT 1 timed out: no replica acknowledged")
+                        continue
+                except (redis.RedisError, OSError) as exc:  # indeterminate: it may have landed
+                    rec.on_failed(key, seq, type(exc).__name__)
+                    rec.note(f"publish {type(exc).__name__}")
+                    stop.wait(0.1)  # the next command asks the Sentinels for the primary again
+                    continue
+                self.confirmed_ids[(key, seq)] = entry
+                rec.on_confirmed(key, seq)
+
+        def consume() -> None:
+            client = self._client()
+            backlog = True  # (re)connected: first this consumer's own pending entries (delivered, never acked)
+            while not self.done.is_set():
+                try:
+                    got = client.xreadgroup(GROUP, "c1", {self.stream: "0" if backlog else ">"}, count=BATCH,
+                                            block=None if backlog else 200)
+                    entries = got[0][1] if got else []
+                    if backlog and not entries:
+                        backlog = False
+                    for entry_id, fields in entries:
+                        record = json.loads(fields[b"record"])
+                        rec.on_effect(record["key"], int(record["seq"]))
+                        client.xack(self.stream, GROUP, entry_id)  # after the effect: at-least-once
+                except (redis.RedisError, OSError) as exc:
+                    rec.note(f"consumer {type(exc).__name__}")
+                    backlog = True
+                    self.done.wait(0.2)
+
+        self.consumer_thread = threading.Thread(target=consume, name="probe-consumer", daemon=True)
+        self.consumer_thread.start()
+        producer_thread = threading.Thread(target=produce, name="probe-producer", daemon=True)
+        producer_thread.start()
+        return [producer_thread]
+
+    def final_read(self) -> set[tuple[str, int]]:
+        """Every entry the stream holds after the heal (consumed ones too: a stream keeps them), from the
+        primary the Sentinels name; also notes the confirmed records the stream lost."""
+        self.done.set()
+        if self.consumer_thread:
+            self.consumer_thread.join(timeout=30)
+
+        def read() -> tuple[set[tuple[str, int]]]:
+            client, found, start = self._client(), set(), "-"
+            while True:
+                page = client.xrange(self.stream, min=start, count=1000)
+                for _entry_id, fields in page:
+                    record = json.loads(fields[b"record"])
+                    found.add((record["key"], int(record["seq"])))
+                if len(page) < 1000:
+                    return (found,)
+                start = "(" + page[-1][0].decode()
+
+        found = wait_for(read, timeout=60, what=f"the primary to serve {self.stream} for the final read")[0]
+        if self.rec is not None:
+            missing = len(set(self.confirmed_ids) - found)
+            self.rec.notes["confirmed, missing from the stream after the heal (consumed or not)"] = missing
+        return found
+
+    def close(self) -> None:
+        self.done.set()
+        if self.consumer_thread:
+            self.consumer_thread.join(timeout=30)
+        try:
+            self.keys.cleanup()  # the stream, by name
+        except Exception:  # noqa: BLE001 - a cell's result stands even if the cleanup could not reach Redis
+            pass
