@@ -131,7 +131,7 @@ class Redis:
                 version = c.info("server")["redis_version"]
                 seen = observed_config(c)
             detail = f"appendonly {seen.get('appendonly')}, appendfsync {seen.get('appendfsync')}"
-            return Status(self.name, url, "kit" if pid else "unmanaged", True, pid, version, detail)
+            return Status(self.name, url, "kit" if pid else "unmanaged", True, pid, version, detail, seen)
         except (redis.RedisError, OSError, KeyError) as exc:
             return Status(self.name, url, "kit" if pid else "stopped", False, pid, detail=str(exc)[:120])
 

@@ -32,7 +32,7 @@ from queuekit.core.waiting import wait_for
 from .base import Say, Status
 from .netlab import NetLab, Node
 from .process import ManagedProcess, elapsed
-from .redis import READY_TIMEOUT, REDIS_SERVER, acl_lines, install_redis, server_config
+from .redis import READY_TIMEOUT, REDIS_SERVER, acl_lines, install_redis, observed_config, server_config
 
 QUORUM = 2  # Sentinels that must see the primary down before a failover starts
 # A primary silent for 3 s is "subjectively down" (default 30 s): a pause or cut shows within a CI-sized hold.
@@ -189,12 +189,14 @@ class RedisCluster:
         problems = self.problems()
         try:
             with self.nodes[self.primary()].client() as c:
-                version = c.info("server")["redis_version"]
+                version, config = c.info("server")["redis_version"], observed_config(c)
             primary = f"primary node {self.primary() + 1}"
         except Exception:  # noqa: BLE001
-            version, primary = None, "no primary"
+            version, config, primary = None, None, "no primary"
         detail = f"{primary}; " + ("; ".join(problems) if problems else "2 replicas online, 3 Sentinels agree")
-        return Status(self.name, url, managed, not problems, pids[0], version, f"{detail}; pids {pids}")
+        config = config and {**config, "replication": "asynchronous, 2 replicas", "sentinel quorum": str(QUORUM),
+                             "down-after-milliseconds": str(DOWN_AFTER_MS)}
+        return Status(self.name, url, managed, not problems, pids[0], version, f"{detail}; pids {pids}", config)
 
     # -- lifecycle ----------------------------------------------------------------------
     def start(self, say: Say) -> bool:

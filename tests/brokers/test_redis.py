@@ -90,6 +90,7 @@ def test_redis_runs_with_aof_everysec_and_keeps_a_write_through_sigkill(redis_ki
     seen = component.observed_config()
     assert {k: seen[k] for k in DURABILITY} == DURABILITY == {"appendonly": "yes", "appendfsync": "everysec"}
     assert list((component.dir / "data").glob("appendonlydir/*.aof"))
+    assert {k: component.status().config[k] for k in DURABILITY} == DURABILITY  # what results.json records
     kit = component.client()
     kit.set("qk:test:through-kill", b"kept")
     # The reply comes after the write reached the AOF file (the kernel's page cache): a process crash

@@ -1,0 +1,47 @@
+"""The kit's rules on a shared Redis, broker-free: the prefix per install, and nothing outside it is ever named."""
+from __future__ import annotations
+
+import pytest
+
+from queuekit.core.config import Settings
+from queuekit.core.redis_keys import KeySpace, glob_escape
+
+
+class Recording:
+    """Only what KeySpace.record calls, to see it refuse a foreign name before any command is sent."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def sadd(self, *args) -> None:
+        self.calls.append(("sadd", *args))
+
+
+def test_prefix_is_per_install_on_an_external_redis_and_overridable(tmp_path, monkeypatch):
+    monkeypatch.setenv("QUEUEKIT_HOME", str(tmp_path))
+    monkeypatch.delenv("QUEUEKIT_REDIS_PREFIX", raising=False)
+    monkeypatch.delenv("QUEUEKIT_REDIS_URL", raising=False)
+    assert Settings.from_env().redis_prefix == "qk:"  # the kit's own server
+    monkeypatch.setenv("QUEUEKIT_REDIS_URL", "redis://u:p@redis.example:6379/2")
+    shared = Settings.from_env()
+    assert shared.external("redis") and shared.redis_url == "redis://u:p@redis.example:6379/2"
+    assert shared.redis_prefix == f"qk:{shared.install_id}:" and len(shared.install_id) == 8
+    monkeypatch.setenv("QUEUEKIT_REDIS_PREFIX", "team-a:qk:")
+    assert Settings.from_env().redis_prefix == "team-a:qk:"
+
+
+def test_record_refuses_any_name_outside_the_prefix_and_the_registry_itself():
+    client = Recording()
+    space = KeySpace(client, "qk:ab12:")
+    for foreign in ("qk:other:queue", "qk:ab12", "celery", space.registry):
+        with pytest.raises(ValueError):
+            space.record(space.key("queue"), foreign)
+    assert client.calls == []  # nothing was sent for a batch with one foreign name
+    space.record(space.key("queue", "signup"))
+    assert client.calls == [("sadd", "qk:ab12:keys", "qk:ab12:queue:signup")]
+    with pytest.raises(ValueError):
+        KeySpace(client, "")
+
+
+def test_glob_escape_makes_a_prefix_literal_in_scan_match():
+    assert glob_escape("qk:a*b?[c]\\:") == "qk:a\\*b\\?\\[c\\]\\\\:"
