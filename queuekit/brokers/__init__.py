@@ -26,8 +26,10 @@ NAMES = ("rabbitmq", "kafka", "redis", "flower")  # start order: Flower needs Ra
 
 def components(settings: Settings, names: tuple[str, ...] | None = None) -> list[Component]:
     """The components named (default: all; without a local Flower when RabbitMQ is external:
-    ``queuekit up flower`` asks for one)."""
-    wanted = names or tuple(n for n in NAMES if n != "flower" or not settings.external("rabbitmq"))
+    ``queuekit up flower`` asks for one; without Redis in an external/docker mode that names none
+    with QUEUEKIT_REDIS_URL: an external kit that only uses RabbitMQ and Kafka has no Redis to check)."""
+    wanted = names or tuple(n for n in NAMES if (n != "flower" or not settings.external("rabbitmq"))
+                            and (n != "redis" or settings.mode == "local" or settings.external_redis_url))
     unknown = set(wanted) - set(NAMES)
     if unknown:
         raise KitError(f"unknown component(s): {', '.join(sorted(unknown))}", f"choose from {', '.join(NAMES)}")

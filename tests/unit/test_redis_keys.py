@@ -45,3 +45,18 @@ def test_record_refuses_any_name_outside_the_prefix_and_the_registry_itself():
 
 def test_glob_escape_makes_a_prefix_literal_in_scan_match():
     assert glob_escape("qk:a*b?[c]\\:") == "qk:a\\*b\\?\\[c\\]\\\\:"
+
+
+def test_an_external_kit_checks_a_redis_only_when_a_url_names_one(tmp_path, monkeypatch):
+    from queuekit import brokers
+    from queuekit.brokers.external import External
+
+    monkeypatch.setenv("QUEUEKIT_HOME", str(tmp_path))
+    monkeypatch.delenv("QUEUEKIT_REDIS_URL", raising=False)
+    local = Settings.from_env().with_(mode="local")
+    assert "redis" in [c.name for c in brokers.components(local)]
+    external = local.with_(mode="external")
+    assert "redis" not in [c.name for c in brokers.components(external)]  # nothing to check, nothing to start
+    named = external.with_(external_redis_url="redis://u:p@127.0.0.1:1/0")
+    [redis_component] = [c for c in brokers.components(named) if c.name == "redis"]
+    assert isinstance(redis_component, External)  # checked and used, never started or stopped
