@@ -92,6 +92,7 @@ def _primary_or_none(s: Settings) -> int | None:
 
 
 @pytest.mark.brokers
+@pytest.mark.cluster_down  # after every other cluster test: it may stop the session's Redis cluster
 def test_redis_cluster_down_leaves_no_process_or_namespace(redis_cluster):
     cluster = RedisCluster(redis_cluster)
     pids = [pid for n in cluster.nodes for pid in n.pids() + n.sentinel_proc.tree_pids()]

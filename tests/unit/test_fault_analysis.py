@@ -31,6 +31,17 @@ def test_a_history_is_classified_record_by_record():
     assert out.consume_gap_s == 6.3  # 3.5 -> 9.8 (first effects only)
 
 
+def test_vanished_counts_consumed_records_the_broker_no_longer_holds_only_where_its_final_read_keeps_them():
+    rec, fault = _history()
+    final = {("k0", 0), ("k0", 4)}  # a stream after the heal: 1 and 2 were consumed, then discarded by a failover
+    queue = analyse(rec, fault, "kafka", "acks=1", started=1.0, stopped=10.0, seconds=9.0, final=final)
+    assert queue.vanished is None  # a queue's final read cannot see consumed records: not counted
+    stream = analyse(rec, fault, "redis", "XADD", started=1.0, stopped=10.0, seconds=9.0, final=final,
+                     keeps_consumed=True)
+    assert stream.lost == 1  # k0/3 only: 1 and 2 were consumed
+    assert stream.vanished == 3  # k0/1, 2 and 3: confirmed, not in the stream any more
+
+
 def test_longest_gap_counts_the_edges():
     assert longest_gap([], 0.0, 5.0) == 5.0  # nothing at all: the whole window
     assert longest_gap([1.0, 2.0], 0.0, 10.0) == 8.0  # never resumed
