@@ -70,7 +70,7 @@ def acl_lines(settings: Settings, rights: str = ACL_RIGHTS) -> list[str]:
             f"user {settings.redis_user} on #{digest} {rights}"]
 
 
-def server_config(settings: Settings, data: Path, address: str, extra: list[str] = ()) -> str:
+def server_config(settings: Settings, data: Path, address: str, extra: tuple[str, ...] = ()) -> str:
     """A redis.conf for one node; ``extra`` adds role lines (replicaof, masterauth) in the cluster."""
     return "\n".join([
         f"bind {address}",  # this address only: never 0.0.0.0

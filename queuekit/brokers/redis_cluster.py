@@ -53,8 +53,8 @@ class RedisNode:
         s, port = self.settings, self.settings.ports.redis
         private_dir(self.dir)
         data, sentinel_dir = private_dir(self.dir / "data"), private_dir(self.dir / "sentinel")
-        auth = [f"masteruser {s.redis_user}", f"masterauth {s.redis_password}"]  # any node may become a replica
-        role = [] if self.node.index == 0 else [f"replicaof {self.primary} {port}"]
+        auth = (f"masteruser {s.redis_user}", f"masterauth {s.redis_password}")  # any node may become a replica
+        role = () if self.node.index == 0 else (f"replicaof {self.primary} {port}",)
         write_private(self.dir / "redis.conf", server_config(s, data, self.node.address, auth + role))
         write_private(self.dir / "sentinel.conf", "\n".join([  # Sentinel rewrites it with what it learns: 0600
             f"bind {self.node.address}",

@@ -22,9 +22,10 @@ def sentinel(settings: Settings, socket_timeout: float = SOCKET_TIMEOUT):
     from redis.sentinel import Sentinel
 
     auth = {"username": settings.redis_user, "password": settings.redis_password}
-    return Sentinel(settings.redis_sentinels, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout,
-                    sentinel_kwargs={**auth, "socket_timeout": socket_timeout,
-                                     "socket_connect_timeout": socket_timeout}, **auth)
+    return Sentinel(settings.redis_sentinels, sentinel_kwargs={**auth, "socket_timeout": socket_timeout,
+                                                               "socket_connect_timeout": socket_timeout},
+                    socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout,
+                    username=auth["username"], password=auth["password"])
 
 
 def connect(settings: Settings, socket_timeout: float = SOCKET_TIMEOUT, **kwargs):

@@ -15,6 +15,7 @@ in the same keyspace: there is no vhost to keep to. The rules, on every Redis:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 REGISTRY = "keys"  # <prefix>keys: the set of every name the kit made
 BATCH = 500  # names per UNLINK
@@ -29,7 +30,7 @@ def glob_escape(text: str) -> str:
 class KeySpace:
     """The kit's part of one Redis keyspace: ``client`` is a redis-py client, ``prefix`` the install's."""
 
-    client: object
+    client: Any  # a redis-py client (redis.Redis, or a Sentinel's master_for)
     prefix: str
 
     def __post_init__(self) -> None:
