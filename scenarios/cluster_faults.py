@@ -67,7 +67,7 @@ RABBIT = {
                                                      "while its node is down, nothing lost"),
     (("queue_type", "quorum"), ("confirms", False)): ({}, "no confirms: the publisher cannot know; may lose"),
 }
-REDIS = {  # measured, not promised: Redis replicates asynchronously, and WAIT is not consensus
+REDIS: dict[tuple, tuple[dict, str]] = {  # measured, not promised: Redis replicates asynchronously, and WAIT is not consensus
     (("wait", 0),): ({}, "XADD acknowledged by the primary alone (async replication): a failover may lose it"),
     (("wait", 1),): ({}, "XADD + WAIT 1: acknowledged once a replica has it too; narrows the window, "
                      "does not close it (Redis's WAIT documentation)"),
