@@ -71,6 +71,9 @@ REDIS: dict[tuple, tuple[dict, str]] = {  # measured, not promised: Redis replic
     (("wait", 0),): ({}, "XADD acknowledged by the primary alone (async replication): a failover may lose it"),
     (("wait", 1),): ({}, "XADD + WAIT 1: acknowledged once a replica has it too; narrows the window, "
                      "does not close it (Redis's WAIT documentation)"),
+    (("structure", "list"), ("wait", 0)): ({}, "LPUSH + LMOVE/LREM (the lists Celery, Dramatiq and RQ use), "
+                                           "acknowledged by the primary alone: a failover may lose it"),
+    (("structure", "list"), ("wait", 1)): ({}, "LPUSH + WAIT 1: as the stream's WAIT 1, on a list"),
 }
 CI = {  # one of each claim, through the fault that tests it hardest, within a few minutes
     ("kafka", "acks=all min_insync=2", "partition"), ("kafka", "acks=1 min_insync=2", "partition"),

@@ -1,6 +1,10 @@
-"""The raw redis-py probe for the Redis cluster: XADD through Sentinel, XREADGROUP + XACK, optionally ``WAIT 1``.
+"""The raw redis-py probes for the Redis cluster, through Sentinel, optionally with ``WAIT 1``.
 
-A record is *confirmed* when XADD returned an entry id: the primary has it
+``structure="stream"``: XADD, XREADGROUP + XACK (Redis Streams' consumer groups).
+``structure="list"``: LPUSH, LMOVE into a processing list + LREM after the effect
+(the "reliable queue" pattern: the structure Celery, Dramatiq and RQ use on Redis).
+
+A record is *confirmed* when XADD / LPUSH returned: the primary has it
 (in memory and in its AOF's page cache) and has acknowledged it, nothing more.
 Replication is asynchronous, so a failover may promote a replica that never
 received the last acknowledged writes. With ``wait=1`` a record is confirmed
@@ -8,11 +12,12 @@ only once ``WAIT 1`` says a replica acknowledged it too (a WAIT that times out
 makes the record *failed*: the client cannot know); WAIT is not consensus,
 so it narrows the window rather than closing it (Redis's WAIT documentation).
 
-A stream keeps consumed entries, so the final read returns them too
+A stream keeps consumed entries, so its final read returns them too
 (``keeps_consumed``) and the row counts *vanished*: confirmed records missing
 from the stream after the heal, consumed or not. That is the broker's own
 loss, which ``lost`` (never consumed, and gone) hides when the consumer read a
-record from the old primary before the failover discarded it.
+record from the old primary before the failover discarded it. A list forgets
+what was consumed: the list probe counts ``lost`` only.
 """
 from __future__ import annotations
 
@@ -45,13 +50,17 @@ def _no_retry():
 
 class RedisProbe:
     broker = "redis"
-    keeps_consumed = True  # a stream keeps what was read: the final read sees consumed entries too
 
-    def __init__(self, settings: Settings, wait: int = 0, rate: float = 100.0):
-        self.settings, self.wait, self.rate = settings, wait, rate
-        self.variant = "XADD + WAIT 1" if wait else "XADD (async replication)"
+    def __init__(self, settings: Settings, wait: int = 0, rate: float = 100.0, structure: str = "stream"):
+        if structure not in ("stream", "list"):
+            raise ValueError(f"structure {structure!r}: use stream or list")
+        self.settings, self.wait, self.rate, self.structure = settings, wait, rate, structure
+        verb = "XADD" if structure == "stream" else "LPUSH"
+        self.variant = f"{verb} + WAIT 1" if wait else f"{verb} (async replication)"
+        self.keeps_consumed = structure == "stream"  # a stream keeps what was read: its final read sees it
         self.keys = KeySpace(self._client(), settings.redis_prefix)
-        self.stream = self.keys.key("cluster", uuid.uuid4().hex[:8])  # a fresh stream per cell
+        self.stream = self.keys.key("cluster", uuid.uuid4().hex[:8])  # a fresh stream / list per cell
+        self.processing = self.stream + ":processing"  # the list probe's records being worked on
         self.done = threading.Event()
         self.consumer_thread: threading.Thread | None = None
         self.rec: Recorder | None = None
@@ -61,9 +70,12 @@ class RedisProbe:
 
     def setup(self) -> None:
         client = self._client()
-        self.keys.record(self.stream)  # before it exists: cleanup finds it by name
-        client.xgroup_create(self.stream, GROUP, id="0", mkstream=True)
-        client.wait(2, 5000)  # the group is on the replicas before any fault (a new primary knows it)
+        self.keys.record(self.stream, self.processing)  # before they exist: cleanup finds them by name
+        if self.structure == "stream":
+            client.xgroup_create(self.stream, GROUP, id="0", mkstream=True)
+            client.wait(2, 5000)  # the group is on the replicas before any fault (a new primary knows it)
+        else:
+            client.ping()  # a list needs no declaration: the primary answers
 
     def leader(self) -> int:
         return redis_primary(self.settings)
@@ -78,7 +90,11 @@ class RedisProbe:
             for key, seq in _paced(self.rate, stop):
                 rec.on_sent(key, seq)
                 try:
-                    client.xadd(self.stream, {"record": json.dumps({"key": key, "seq": seq})})
+                    body = json.dumps({"key": key, "seq": seq})
+                    if self.structure == "stream":
+                        client.xadd(self.stream, {"record": body})
+                    else:
+                        client.lpush(self.stream, body)
                     if self.wait and client.wait(self.wait, WAIT_MS) < self.wait:
                         # The primary has it, no replica said so in time: neither confirmed nor refused.
                         rec.on_failed(key, seq, "WAIT 1 timed out")
@@ -90,6 +106,29 @@ class RedisProbe:
                     stop.wait(0.1)  # the next command asks the Sentinels for the primary again
                     continue
                 rec.on_confirmed(key, seq)
+
+        def consume_list() -> None:
+            client = self._client()
+            backlog = True  # (re)connected: first what this consumer took and never finished
+            while not self.done.is_set():
+                try:
+                    if backlog:
+                        for body in client.lrange(self.processing, 0, -1):
+                            record = json.loads(body)
+                            rec.on_effect(record["key"], int(record["seq"]))
+                            client.lrem(self.processing, 1, body)
+                        backlog = False
+                    # Moved, not popped: a consumer that dies holding it leaves it in the processing list.
+                    body = client.blmove(self.stream, self.processing, 0.2, "RIGHT", "LEFT")
+                    if body is None:
+                        continue
+                    record = json.loads(body)
+                    rec.on_effect(record["key"], int(record["seq"]))
+                    client.lrem(self.processing, 1, body)  # after the effect: at-least-once
+                except (redis.RedisError, OSError) as exc:
+                    rec.note(f"consumer {type(exc).__name__}")
+                    backlog = True
+                    self.done.wait(0.2)
 
         def consume() -> None:
             client = self._client()
@@ -110,18 +149,24 @@ class RedisProbe:
                     backlog = True
                     self.done.wait(0.2)
 
-        self.consumer_thread = threading.Thread(target=consume, name="probe-consumer", daemon=True)
+        target = consume if self.structure == "stream" else consume_list
+        self.consumer_thread = threading.Thread(target=target, name="probe-consumer", daemon=True)
         self.consumer_thread.start()
         producer_thread = threading.Thread(target=produce, name="probe-producer", daemon=True)
         producer_thread.start()
         return [producer_thread]
 
     def final_read(self) -> set[tuple[str, int]]:
-        """Every entry the stream holds after the heal (consumed ones too: a stream keeps them), from the
-        primary the Sentinels name."""
+        """Every record Redis holds after the heal, from the primary the Sentinels name: the whole stream
+        (consumed entries too: a stream keeps them), or what the list and its processing list still hold."""
         self.done.set()
         if self.consumer_thread:
             self.consumer_thread.join(timeout=30)
+
+        def read_list() -> tuple[set[tuple[str, int]]]:
+            client = self._client()
+            bodies = client.lrange(self.stream, 0, -1) + client.lrange(self.processing, 0, -1)
+            return ({(r["key"], int(r["seq"])) for r in map(json.loads, bodies)},)
 
         def read() -> tuple[set[tuple[str, int]]]:
             client, found, start = self._client(), set(), "-"
@@ -134,7 +179,8 @@ class RedisProbe:
                     return (found,)
                 start = "(" + page[-1][0].decode()
 
-        return wait_for(read, timeout=60, what=f"the primary to serve {self.stream} for the final read")[0]
+        return wait_for(read if self.structure == "stream" else read_list, timeout=60,
+                        what=f"the primary to serve {self.stream} for the final read")[0]
 
     def close(self) -> None:
         self.done.set()

@@ -62,6 +62,23 @@ def test_every_clustered_stack_has_fault_cases_on_its_own_broker():
     assert all(kinds == set(KINDS) for kinds in by_stack.values())
 
 
+def test_the_redis_cases_build_their_probes_without_a_broker(tmp_path, monkeypatch):
+    """Each Redis variant through each fault; a stream's final read keeps consumed records, a list's does not."""
+    from queuekit.core.config import Settings
+    from scenarios.cluster_faults import CASES, KINDS
+
+    monkeypatch.setenv("QUEUEKIT_HOME", str(tmp_path))
+    s = Settings.from_env().with_(topology="cluster")
+    redis_cases = [c for c in CASES if c.broker == "redis"]
+    assert {c.fault for c in redis_cases} == set(KINDS) and len({c.id for c in redis_cases}) == len(redis_cases)
+    probes = {c.variant: c.probe(s) for c in redis_cases}  # clients connect lazily: nothing is reached
+    assert {v: (p.variant, p.keeps_consumed) for v, p in probes.items()} == {
+        "wait=0": ("XADD (async replication)", True), "wait=1": ("XADD + WAIT 1", True),
+        "structure=list wait=0": ("LPUSH (async replication)", False),
+        "structure=list wait=1": ("LPUSH + WAIT 1", False)}
+    assert all(p.stream.startswith(s.redis_prefix) for p in probes.values())
+
+
 def test_a_case_that_cannot_run_is_a_row_with_its_reason():
     from queuekit.report.faults import rows_of
     from queuekit.suite.faults import run_cases
