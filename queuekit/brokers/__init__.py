@@ -6,8 +6,9 @@ own child processes. Setting ``QUEUEKIT_AMQP_URL`` / ``QUEUEKIT_KAFKA_BOOTSTRAP`
 machines with a Docker engine (see docker.py; not exercised on these machines).
 
 ``QUEUEKIT_TOPOLOGY=cluster``: 3 RabbitMQ nodes, 3 Kafka nodes and a Redis primary
-with 2 replicas and 3 Sentinels instead of one each, every node in a network namespace of its own so faults can cut it off
-(netlab.py, rabbitmq_cluster.py, kafka_cluster.py, redis_cluster.py, faults.py). No Flower there.
+with 2 replicas and 3 Sentinels instead of one each, every node in a network namespace
+of its own so faults can cut it off (netlab.py, rabbitmq_cluster.py, kafka_cluster.py,
+redis_cluster.py, faults.py). No Flower there.
 """
 from __future__ import annotations
 
@@ -43,7 +44,9 @@ def components(settings: Settings, names: tuple[str, ...] | None = None) -> list
         from .rabbitmq_cluster import RabbitCluster
         from .redis_cluster import RedisCluster
 
-        built = {"rabbitmq": RabbitCluster(settings), "kafka": KafkaCluster(settings), "redis": RedisCluster(settings)}
+        built = {"rabbitmq": RabbitCluster(settings), "kafka": KafkaCluster(settings),
+                 "redis": External(Redis(settings), "QUEUEKIT_REDIS_URL") if settings.external_redis_url
+                 else RedisCluster(settings)}
         return [built[n] for n in NAMES if n in wanted and n in built]  # Flower watches single nodes only
     rabbit, kafka = RabbitMQ(settings), Kafka(settings)
     built["rabbitmq"] = External(rabbit, "QUEUEKIT_AMQP_URL") if settings.external("rabbitmq") else rabbit

@@ -22,8 +22,9 @@ the whole kit at their own cluster with environment variables alone:
   QUEUEKIT_REDIS_USER / QUEUEKIT_REDIS_PASSWORD     the kit's Redis ACL user (queuekit / generated per install)
   QUEUEKIT_PORT_OFFSET       added to every port below (run a second kit beside the first)
   KAFKA_HOME                 an existing Kafka install to run instead of Maven jars
-  QUEUEKIT_TOPOLOGY          single (default) | cluster: 3 RabbitMQ + 3 Kafka nodes, each in a
-                             network namespace of its own (queuekit/brokers/netlab.py)
+  QUEUEKIT_TOPOLOGY          single (default) | cluster: 3 RabbitMQ + 3 Kafka nodes + Redis (primary,
+                             2 replicas, 3 Sentinels), each node in a network namespace of its own
+                             (queuekit/brokers/netlab.py)
 
 Credentials not set in the environment are generated once per install (random passwords) and
 kept in ``$QUEUEKIT_HOME/credentials.json``, mode 0600, in a directory of mode 0700
@@ -66,6 +67,10 @@ def write_private(path: Path, text: str) -> None:
         f.write(text)
 
 
+CREDENTIAL_KEYS = ("rabbit_user", "rabbit_password", "flower_user", "flower_password", "redis_user", "redis_password",
+                   "install_id")
+
+
 def _new_credentials() -> dict[str, str]:
     return {"rabbit_user": "queuekit", "rabbit_password": secrets.token_urlsafe(24),
             "flower_user": "queuekit", "flower_password": secrets.token_urlsafe(24),
@@ -81,7 +86,7 @@ def install_credentials(home: Path) -> dict[str, str]:
     path = home / CREDENTIALS_FILE
     try:
         creds = json.loads(path.read_text())
-        if set(_new_credentials()) <= set(creds):
+        if set(CREDENTIAL_KEYS) <= set(creds):
             return creds
         return _complete_credentials(home, path)
     except FileNotFoundError:
