@@ -33,12 +33,13 @@ def redis_cluster() -> Settings:
 @pytest.mark.brokers
 def test_redis_cluster_is_one_primary_two_replicas_three_sentinels(redis_cluster):
     cluster = RedisCluster(redis_cluster)
-    assert cluster.problems() == []
-    primary = cluster.primary()
-    assert set(cluster.primaries().values()) == {cluster.nodes[primary].node.address}
+    # Polled, not asserted once: on a loaded machine one Sentinel's answer can miss the 2 s client timeout.
+    # Whole: the three Sentinels name one primary and see each other, and it has both replicas online.
+    wait_for(lambda: not cluster.problems(), timeout=30, what="the Redis cluster whole",
+             describe=lambda: "; ".join(cluster.problems()))
     client = connect(redis_cluster)  # through the Sentinels: nobody told it where the primary is
     client.set("qk:test:replicated", "yes")
-    assert client.wait(2, 5000) == 2  # both replicas acknowledged it
+    assert client.wait(2, 15000) == 2  # both replicas acknowledged it
     for n in cluster.nodes:
         with n.client() as c:
             assert c.get("qk:test:replicated") == "yes"
