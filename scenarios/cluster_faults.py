@@ -23,7 +23,7 @@ NO_LOSS = {"lost": 0}
 
 @dataclass(frozen=True)
 class FaultCase:
-    broker: str  # rabbitmq | kafka
+    broker: str  # rabbitmq | kafka | redis
     options: tuple[tuple[str, Any], ...]  # the probe's keyword arguments: the variant
     fault: str
     promise: dict = field(default_factory=dict)  # observation -> value that must hold
@@ -44,6 +44,10 @@ class FaultCase:
             from queuekit.suite.stack_probe import StackProbe
 
             return StackProbe(settings, **dict(self.options))
+        if self.broker == "redis":
+            from queuekit.suite.redis_probe import RedisProbe
+
+            return RedisProbe(settings, **dict(self.options))
         from queuekit.suite.probes import KafkaProbe, RabbitProbe
 
         cls = KafkaProbe if self.broker == "kafka" else RabbitProbe
@@ -64,6 +68,14 @@ RABBIT = {
                                                      "while its node is down, nothing lost"),
     (("queue_type", "quorum"), ("confirms", False)): ({}, "no confirms: the publisher cannot know; may lose"),
 }
+REDIS: dict[tuple, tuple[dict, str]] = {  # measured, not promised: Redis replicates asynchronously, and WAIT is not consensus
+    (("wait", 0),): ({}, "XADD acknowledged by the primary alone (async replication): a failover may lose it"),
+    (("wait", 1),): ({}, "XADD + WAIT 1: acknowledged once a replica has it too; narrows the window, "
+                     "does not close it (Redis's WAIT documentation)"),
+    (("structure", "list"), ("wait", 0)): ({}, "LPUSH + LMOVE/LREM (the lists Celery, Dramatiq and RQ use), "
+                                           "acknowledged by the primary alone: a failover may lose it"),
+    (("structure", "list"), ("wait", 1)): ({}, "LPUSH + WAIT 1: as the stream's WAIT 1, on a list"),
+}
 CI = {  # one of each claim, through the fault that tests it hardest, within a few minutes
     ("kafka", "acks=all min_insync=2", "partition"), ("kafka", "acks=1 min_insync=2", "partition"),
     ("kafka", "acks=all min_insync=2", "pause"),
@@ -73,7 +85,8 @@ CI = {  # one of each claim, through the fault that tests it hardest, within a f
 }
 
 CASES: list[FaultCase] = []
-for broker, table in (("kafka", KAFKA), ("rabbitmq", RABBIT)):
+# Redis: none in CI (tests/brokers/test_redis_cluster.py kills the primary there); `queuekit faults --broker redis`.
+for broker, table in (("kafka", KAFKA), ("rabbitmq", RABBIT), ("redis", REDIS)):
     for options, (promise, why) in table.items():
         for kind in KINDS:
             case = FaultCase(broker, options, kind, promise, why)

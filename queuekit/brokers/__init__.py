@@ -1,13 +1,14 @@
 """The brokers the kit runs against: which, where, and their lifecycle.
 
-``QUEUEKIT_BROKERS=local`` (default): RabbitMQ, Kafka and Flower as the kit's
-own child processes. Setting ``QUEUEKIT_AMQP_URL`` / ``QUEUEKIT_KAFKA_BOOTSTRAP``
-swaps that broker for an external one the kit only uses. ``docker`` is for
+``QUEUEKIT_BROKERS=local`` (default): RabbitMQ, Kafka, Redis and Flower as the kit's
+own child processes. Setting ``QUEUEKIT_AMQP_URL`` / ``QUEUEKIT_KAFKA_BOOTSTRAP`` /
+``QUEUEKIT_REDIS_URL`` swaps that broker for an external one the kit only uses. ``docker`` is for
 machines with a Docker engine (see docker.py; not exercised on these machines).
 
-``QUEUEKIT_TOPOLOGY=cluster``: 3 RabbitMQ nodes and 3 Kafka nodes instead of one
-each, every node in a network namespace of its own so faults can cut it off
-(netlab.py, rabbitmq_cluster.py, kafka_cluster.py, faults.py). No Flower there.
+``QUEUEKIT_TOPOLOGY=cluster``: 3 RabbitMQ nodes, 3 Kafka nodes and a Redis primary
+with 2 replicas and 3 Sentinels instead of one each, every node in a network namespace
+of its own so faults can cut it off (netlab.py, rabbitmq_cluster.py, kafka_cluster.py,
+redis_cluster.py, faults.py). No Flower there.
 """
 from __future__ import annotations
 
@@ -19,14 +20,17 @@ from .external import External
 from .flower import Flower
 from .kafka import Kafka
 from .rabbitmq import RabbitMQ
+from .redis import Redis
 
-NAMES = ("rabbitmq", "kafka", "flower")  # start order: Flower needs RabbitMQ
+NAMES = ("rabbitmq", "kafka", "redis", "flower")  # start order: Flower needs RabbitMQ
 
 
 def components(settings: Settings, names: tuple[str, ...] | None = None) -> list[Component]:
     """The components named (default: all; without a local Flower when RabbitMQ is external:
-    ``queuekit up flower`` asks for one)."""
-    wanted = names or tuple(n for n in NAMES if n != "flower" or not settings.external("rabbitmq"))
+    ``queuekit up flower`` asks for one; without Redis in an external/docker mode that names none
+    with QUEUEKIT_REDIS_URL: an external kit that only uses RabbitMQ and Kafka has no Redis to check)."""
+    wanted = names or tuple(n for n in NAMES if (n != "flower" or not settings.external("rabbitmq"))
+                            and (n != "redis" or settings.mode == "local" or settings.external_redis_url))
     unknown = set(wanted) - set(NAMES)
     if unknown:
         raise KitError(f"unknown component(s): {', '.join(sorted(unknown))}", f"choose from {', '.join(NAMES)}")
@@ -38,12 +42,16 @@ def components(settings: Settings, names: tuple[str, ...] | None = None) -> list
     if settings.clustered and settings.mode == "local" and not settings.external_amqp_url:
         from .kafka_cluster import KafkaCluster
         from .rabbitmq_cluster import RabbitCluster
+        from .redis_cluster import RedisCluster
 
-        built = {"rabbitmq": RabbitCluster(settings), "kafka": KafkaCluster(settings)}
+        built = {"rabbitmq": RabbitCluster(settings), "kafka": KafkaCluster(settings),
+                 "redis": External(Redis(settings), "QUEUEKIT_REDIS_URL") if settings.external_redis_url
+                 else RedisCluster(settings)}
         return [built[n] for n in NAMES if n in wanted and n in built]  # Flower watches single nodes only
     rabbit, kafka = RabbitMQ(settings), Kafka(settings)
     built["rabbitmq"] = External(rabbit, "QUEUEKIT_AMQP_URL") if settings.external("rabbitmq") else rabbit
     built["kafka"] = External(kafka, "QUEUEKIT_KAFKA_BOOTSTRAP") if settings.external("kafka") else kafka
+    built["redis"] = External(Redis(settings), "QUEUEKIT_REDIS_URL") if settings.external("redis") else Redis(settings)
     built["flower"] = Flower(settings)
     return [built[n] for n in NAMES if n in wanted]
 

@@ -19,6 +19,7 @@ class Status:
     pid: int | None = None
     version: str | None = None
     detail: str = ""
+    config: dict | None = None  # settings that decide durability, as the running broker reports them (Redis's AOF)
 
     def as_dict(self) -> dict:
         return asdict(self)

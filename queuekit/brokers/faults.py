@@ -1,7 +1,10 @@
 """Real faults on the cluster topology: find the leader from the broker's own metadata, then hurt it.
 
-    kill               SIGKILL every process of the node; healing restarts it (same data dir)
-    pause              SIGSTOP the node (a long GC pause, a frozen VM: the zombie leader); SIGCONT heals
+    kill               SIGKILL every process of the node; healing restarts it (same data dir). Redis: the
+                       server only; the Sentinel beside it lives on (a crashed server, not a lost host)
+    pause              SIGSTOP the node (a long GC pause, a frozen VM: the zombie leader); SIGCONT heals.
+                       Redis: the server only, like kill
+    (partitions cut the whole namespace: a Redis node's Sentinel is cut off with it, as on one host)
     partition          drop every frame between the node and its peers (nftables, netlab.py)
     partition-clients  drop every frame between the node and the clients; the peers still see it
 
@@ -32,7 +35,7 @@ KINDS = ("kill", "pause", "partition", "partition-clients")
 @dataclass
 class FaultRecord:
     kind: str
-    broker: str  # rabbitmq | kafka
+    broker: str  # rabbitmq | kafka | redis
     node: int  # 0-based index of the node hurt
     address: str
     injected_at: float  # time.time()
@@ -55,7 +58,11 @@ def _cluster(settings: Settings, broker: str):
         from .kafka_cluster import KafkaCluster
 
         return KafkaCluster(settings)
-    raise KitError(f"no cluster for broker {broker!r}", "use rabbitmq or kafka")
+    if broker == "redis":
+        from .redis_cluster import RedisCluster
+
+        return RedisCluster(settings)
+    raise KitError(f"no cluster for broker {broker!r}", "use rabbitmq, kafka or redis")
 
 
 # -- who leads -------------------------------------------------------------------------
@@ -89,6 +96,11 @@ def kafka_partition_leader(settings: Settings, topic: str, partition: int = 0) -
     return leader - 1  # node.id is index + 1
 
 
+def redis_primary(settings: Settings) -> int:
+    """The node index the Redis Sentinels' majority names as primary."""
+    return _cluster(settings, "redis").primary()
+
+
 def kafka_isr(settings: Settings, topic: str, partition: int = 0) -> list[int]:
     from confluent_kafka.admin import AdminClient
 
@@ -109,8 +121,11 @@ def _rabbit_views(settings: Settings) -> dict[int, int | None]:
 
 def split_nodes(settings: Settings, broker: str) -> list[int]:
     """[] when the cluster is whole; else the nodes not seeing all the others (or not answering).
-    Kafka: every node when a broker is missing from the metadata (it does not say who is apart)."""
+    Kafka: every node when a broker is missing from the metadata (it does not say who is apart).
+    Redis: every node unless the Sentinels agree on a primary with both replicas online (redis_cluster.py)."""
     cluster = _cluster(settings, broker)
+    if broker == "redis":
+        return list(range(len(cluster.nodes))) if cluster.problems() else []
     if broker == "kafka":
         return [] if cluster.registered() == len(cluster.nodes) else list(range(len(cluster.nodes)))
     return [i for i, seen in _rabbit_views(settings).items() if seen is None or seen < len(cluster.nodes)]

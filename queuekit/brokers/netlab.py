@@ -12,7 +12,7 @@ retransmits into the void, heartbeats time out).
 Layout for a kit with port offset ``off`` (names are <= 15 characters):
 
     bridge ``qk<off>br``  198.18.<n>.1/24 in the root namespace (where the clients run)
-    namespace ``qk<off><b><i>`` (b = r RabbitMQ, k Kafka; i = 1..3) with ``eth0`` = its address,
+    namespace ``qk<off><b><i>`` (b = r RabbitMQ, k Kafka, d Redis; i = 1..3) with ``eth0`` = its address,
     linked by veth ``qk<off><b><i>`` (root side, on the bridge). 198.18.0.0/15 is RFC 2544's
     benchmarking range: never routed, so no packet can leave the machine.
 
@@ -32,7 +32,7 @@ import psutil
 from queuekit.core.config import CLUSTER_SIZE, Settings
 from queuekit.core.errors import KitError
 
-LETTER = {"rabbitmq": "r", "kafka": "k"}
+LETTER = {"rabbitmq": "r", "kafka": "k", "redis": "d"}
 _BRIDGE_LOCK = threading.Lock()
 IP_FIX = "install iproute2 and nftables (apt-get install -y iproute2 nftables) and run as root"
 

@@ -106,7 +106,10 @@ class ManagedProcess:
         # becoming the Erlang VM, keeps it; a reused pid does not). The command line is kept for people.
         return recorded.get("pid") == proc.pid and abs(recorded.get("create_time", -1) - proc.create_time()) < 0.05
 
-    def spawn(self, argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> int:
+    def spawn(self, argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = None,
+              umask: int = -1) -> int:
+        """Start ``argv``; ``umask`` (e.g. 0o077) for a server that rewrites its own config file with
+        secrets in it (Redis's CONFIG REWRITE, Sentinel's state) at 0644 & ~umask."""
         private_dir(self.directory.parent)  # the run directory: 0700
         private_dir(self.directory)
         with open(self.log_file, "ab") as log:
@@ -118,6 +121,7 @@ class ManagedProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # survives `queuekit up` returning; killable as a group
+                umask=umask,
             )
         identity = {"pid": proc.pid, "create_time": psutil.Process(proc.pid).create_time(), "cmdline": argv}
         self.identity_file.write_text(json.dumps(identity))  # first: a pid file is never without it

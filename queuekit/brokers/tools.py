@@ -8,7 +8,8 @@ Maven Central once (``kafka.resolve_tools``) and run with
 ``--bootstrap-server`` filled in. ``rabbitmqadmin`` (the management API's own
 CLI, the one Debian's rabbitmq-server ships; never one downloaded and run) gets
 host, port, vhost and credentials through its own config file (0600, ``-c``),
-never on its command line; kcat gets ``-b``.
+never on its command line; kcat gets ``-b``; ``redis-cli`` gets host, port and user,
+and the password through the REDISCLI_AUTH environment variable (never on its command line).
 Whatever the user passes comes after, so it can override nothing it need not.
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ import io
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from queuekit.core.config import Settings, private_dir, write_private
 from queuekit.core.errors import KitError
@@ -41,7 +42,7 @@ KAFKA_TOOLS = {
     "kafka-configs": "org.apache.kafka.tools.ConfigCommand",
     "kafka-groups": "org.apache.kafka.tools.GroupsCommand",
 }
-OTHER_TOOLS = ("rabbitmqadmin", "kcat")
+OTHER_TOOLS = ("rabbitmqadmin", "kcat", "redis-cli")
 NAMES = (*RABBIT_TOOLS, *KAFKA_TOOLS, *OTHER_TOOLS)
 
 TOOLS_LOG4J2 = """\
@@ -89,7 +90,28 @@ def invocation(settings: Settings, name: str, args: tuple[str, ...], say: Say = 
         config = _rabbitmqadmin_config(settings)
         kit = ["--config", str(config), "--node", "default"]  # host, port, vhost and credentials: in the file
         return Invocation([script, *kit, *args], None, " ".join(["rabbitmqadmin", *kit, *args]))
+    if name == "redis-cli":
+        return _redis_cli(settings, args)
     raise KitError(f"unknown tool {name!r}", f"choose from {', '.join(NAMES)}")
+
+
+def _redis_cli(settings: Settings, args: tuple[str, ...]) -> Invocation:
+    """redis-cli at the kit's Redis (its primary, asked of the Sentinels, in the cluster topology)."""
+    import os
+
+    from queuekit.core.redis_client import SERVICE, sentinel
+
+    cli = require("redis-cli", "install it: apt-get install -y redis-tools")
+    url = urlsplit(settings.redis_url)
+    host, port = url.hostname or "127.0.0.1", url.port or 6379
+    if settings.clustered and not settings.external_redis_url:
+        found = sentinel(settings).discover_master(SERVICE)
+        host, port = found[0], int(found[1])
+    kit = ["-h", host, "-p", str(port), "-n", (url.path or "/0").lstrip("/") or "0"]
+    if url.username:
+        kit += ["--user", unquote(url.username)]
+    env = {**os.environ, **({"REDISCLI_AUTH": unquote(url.password)} if url.password else {})}
+    return Invocation([cli, *kit, *args], env, " ".join(["redis-cli", *kit, *args]))
 
 
 def _rabbitmqadmin_config(settings: Settings) -> Path:
@@ -115,4 +137,5 @@ def available() -> dict[str, str]:
     out["rabbitmqadmin"] = "RabbitMQ management API CLI (host, port, vhost; credentials in a 0600 config file)" + (
         "" if shutil.which("rabbitmqadmin") else " — not installed: apt-get install rabbitmq-server")
     out["kcat"] = "kcat (bootstrap servers)" + ("" if shutil.which("kcat") else " — not installed: apt-get install kcat")
+    out["redis-cli"] = "Redis CLI (host, port, user; password via REDISCLI_AUTH)"
     return out

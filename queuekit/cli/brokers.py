@@ -22,7 +22,7 @@ COMPONENTS = click.Choice(brokers.NAMES)
 def up(components: tuple[str, ...], topology: str | None) -> None:
     """Provision (first run) and start the brokers; reuse whatever already runs.
 
-    COMPONENTS: any of rabbitmq, kafka, flower (default: all; no Flower in the cluster topology).
+    COMPONENTS: any of rabbitmq, kafka, redis, flower (default: all; no Flower in the cluster topology).
     """
     s = kit_settings(topology)
     started = brokers.up(s, components or None, say)
@@ -71,9 +71,11 @@ def status(as_json: bool, topology: str | None) -> None:
 
 @click.command()
 def provision() -> None:
-    """Install what the brokers need (apt rabbitmq-server, Kafka jars from Maven Central), start nothing."""
+    """Install what the brokers need (apt rabbitmq-server and redis-server, Kafka jars from Maven Central),
+    start nothing."""
     from queuekit.brokers.kafka import resolve_jars
     from queuekit.brokers.rabbitmq import install_rabbitmq
+    from queuekit.brokers.redis import install_redis
 
     s = settings()
     if not s.external_amqp_url:
@@ -81,6 +83,8 @@ def provision() -> None:
     if not s.external_kafka_bootstrap:
         libs, version = resolve_jars(s, say)
         say(f"Kafka {version}: {libs}")
+    if not s.external_redis_url:
+        install_redis(say)
     say("provisioned")
 
 
@@ -103,14 +107,15 @@ def ping(count: int) -> None:
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print them as JSON to stdout.")
 def credentials(as_json: bool) -> None:
-    """Show the RabbitMQ and Flower credentials of this install and where they come from.
+    """Show the RabbitMQ, Flower and Redis credentials of this install and where they come from.
 
     Generated once per install (random passwords) into $QUEUEKIT_HOME/credentials.json, mode 0600;
-    QUEUEKIT_RABBIT_USER/_PASSWORD and QUEUEKIT_FLOWER_USER/_PASSWORD override them.
+    QUEUEKIT_RABBIT_USER/_PASSWORD, QUEUEKIT_FLOWER_USER/_PASSWORD and QUEUEKIT_REDIS_USER/_PASSWORD override them.
     """
     s = settings()
     rows = [("rabbitmq", s.rabbit_user, s.rabbit_password, "QUEUEKIT_RABBIT_PASSWORD"),
-            ("flower", s.flower_user, s.flower_password, "QUEUEKIT_FLOWER_PASSWORD")]
+            ("flower", s.flower_user, s.flower_password, "QUEUEKIT_FLOWER_PASSWORD"),
+            ("redis", s.redis_user, s.redis_password, "QUEUEKIT_REDIS_PASSWORD")]
     source = {name: "environment" if os.environ.get(var) else str(s.credentials_file) for name, _, _, var in rows}
     if as_json:
         click.echo(json.dumps({n: {"user": u, "password": p, "from": source[n]} for n, u, p, _ in rows}, indent=2))

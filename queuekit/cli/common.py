@@ -12,7 +12,8 @@ console = Console(stderr=True)  # progress and tables for people; --json goes to
 
 
 TOPOLOGY = click.option("--topology", type=click.Choice(["single", "cluster"]), default=None,
-                        help="single: one node per broker; cluster: 3 RabbitMQ + 3 Kafka nodes, each in its own "
+                        help="single: one node per broker; cluster: 3 RabbitMQ + 3 Kafka nodes + a Redis primary, 2 replicas "
+                             "and 3 Sentinels, each node in its own "
                              "network namespace (default: $QUEUEKIT_TOPOLOGY, else single).")
 
 

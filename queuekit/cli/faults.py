@@ -13,7 +13,7 @@ from .common import kit_settings, say
 
 
 @click.command()
-@click.option("--broker", "brokers_", multiple=True, type=click.Choice(["rabbitmq", "kafka"]),
+@click.option("--broker", "brokers_", multiple=True, type=click.Choice(["rabbitmq", "kafka", "redis"]),
               help="Only this broker's cluster (repeatable).")
 @click.option("--fault", "kinds", multiple=True, type=click.Choice(["kill", "pause", "partition", "partition-clients"]),
               help="Only this fault (repeatable).")

@@ -9,16 +9,21 @@ the whole kit at their own cluster with environment variables alone:
   QUEUEKIT_RABBIT_MGMT_URL   its management API   (http://127.0.0.1:15672)
   QUEUEKIT_RABBIT_STREAM_PORT  its stream protocol port (5552)
   QUEUEKIT_KAFKA_BOOTSTRAP   external Kafka bootstrap servers
+  QUEUEKIT_REDIS_URL         an external Redis (redis://user:pass@host:port/db); the kit keeps to its own
+                             key prefix there and deletes only keys it recorded (core/redis_keys.py)
+  QUEUEKIT_REDIS_PREFIX      that prefix (default "qk:<install id>:" on an external Redis, "qk:" on the kit's own)
   QUEUEKIT_RABBIT_VHOST      the kit's vhost: "/" on its own broker, "queuekit-<install id>" on an
                              external one (unless the URL names one); created when the user has the rights
   QUEUEKIT_KAFKA_PREFIX      prefix of the kit's topics and groups: "qk." on its own broker,
                              "qk-<install id>." on an external one (``kafka_prefix``)
   QUEUEKIT_RABBIT_USER / QUEUEKIT_RABBIT_PASSWORD   (queuekit / generated per install)
   QUEUEKIT_FLOWER_USER / QUEUEKIT_FLOWER_PASSWORD   (queuekit / generated per install)
+  QUEUEKIT_REDIS_USER / QUEUEKIT_REDIS_PASSWORD     the kit's Redis ACL user (queuekit / generated per install)
   QUEUEKIT_PORT_OFFSET       added to every port below (run a second kit beside the first)
   KAFKA_HOME                 an existing Kafka install to run instead of Maven jars
-  QUEUEKIT_TOPOLOGY          single (default) | cluster: 3 RabbitMQ + 3 Kafka nodes, each in a
-                             network namespace of its own (queuekit/brokers/netlab.py)
+  QUEUEKIT_TOPOLOGY          single (default) | cluster: 3 RabbitMQ + 3 Kafka nodes + Redis (primary,
+                             2 replicas, 3 Sentinels), each node in a network namespace of its own
+                             (queuekit/brokers/netlab.py)
 
 The install id (``install_id``: 8 hex digits made once, kept in ``$QUEUEKIT_HOME/install-id``) names
 this install's own namespace on an external broker, so two kits on one broker never share a vhost, a
@@ -31,7 +36,7 @@ kept in ``$QUEUEKIT_HOME/credentials.json``, mode 0600, in a directory of mode 0
 
 Default ports: AMQP 5672, management 15672, stream 5552, Erlang distribution
 25672, RabbitMQ Prometheus 15692, Kafka 9092 (controller 9093), Flower 5555,
-the dashboard 8050; epmd stays on 4369.
+the dashboard 8050, Redis 6379, Redis Sentinel 26379; epmd stays on 4369.
 """
 from __future__ import annotations
 
@@ -45,6 +50,7 @@ from urllib.parse import quote, unquote, urlsplit
 LOOPBACK = "127.0.0.1"  # every broker the kit starts binds here, never 0.0.0.0
 CLUSTER_SIZE = 3
 TOPOLOGIES = ("single", "cluster")
+NODE_BASE = {"rabbitmq": 11, "kafka": 21, "redis": 31}  # last octet of each broker's first cluster node
 CREDENTIALS_FILE = "credentials.json"
 INSTALL_ID_FILE = "install-id"
 PRIVATE_DIR = 0o700  # QUEUEKIT_HOME and the run directories: state, logs, configs with secrets
@@ -66,16 +72,30 @@ def write_private(path: Path, text: str) -> None:
         f.write(text)
 
 
+CREDENTIAL_KEYS = ("rabbit_user", "rabbit_password", "flower_user", "flower_password", "redis_user", "redis_password")
+
+
+def _new_credentials() -> dict[str, str]:
+    return {"rabbit_user": "queuekit", "rabbit_password": secrets.token_urlsafe(24),
+            "flower_user": "queuekit", "flower_password": secrets.token_urlsafe(24),
+            "redis_user": "queuekit", "redis_password": secrets.token_urlsafe(24)}
+
+
 def install_credentials(home: Path) -> dict[str, str]:
-    """This install's generated credentials: read, or created once (random) under ``home``, mode 0600."""
+    """This install's generated credentials: read, or created once (random) under ``home``, mode 0600.
+
+    A file from an older kit (without the Redis user) gets the missing entries added once, under a lock,
+    keeping every entry it had: its RabbitMQ password still opens the node it seeded."""
     path = home / CREDENTIALS_FILE
     try:
-        return json.loads(path.read_text())
+        creds = json.loads(path.read_text())
+        if set(CREDENTIAL_KEYS) <= set(creds):
+            return creds
+        return _complete_credentials(home, path)
     except FileNotFoundError:
         pass
     private_dir(home)
-    creds = {"rabbit_user": "queuekit", "rabbit_password": secrets.token_urlsafe(24),
-             "flower_user": "queuekit", "flower_password": secrets.token_urlsafe(24)}
+    creds = _new_credentials()
     staging = home / f".{CREDENTIALS_FILE}.{os.getpid()}"
     write_private(staging, json.dumps(creds, indent=2) + "\n")
     try:
@@ -119,6 +139,21 @@ def kafka_prefix(env_var: str = "QUEUEKIT_KAFKA_PREFIX", own_broker: str = "qk."
     return f"{own_broker.rstrip('.')}-{install_id(s.home)}."
 
 
+def _complete_credentials(home: Path, path: Path) -> dict[str, str]:
+    import fcntl
+
+    with open(home / f".{CREDENTIALS_FILE}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one process adds them; the others read what it wrote
+        creds = json.loads(path.read_text())
+        missing = {k: v for k, v in _new_credentials().items() if k not in creds}
+        if missing:
+            creds |= missing
+            staging = home / f".{CREDENTIALS_FILE}.{os.getpid()}"
+            write_private(staging, json.dumps(creds, indent=2) + "\n")
+            os.replace(staging, path)  # atomic: a reader sees the old file or the whole new one
+    return creds
+
+
 def _env(name: str, default: str) -> str:
     return os.environ.get(name) or default
 
@@ -134,6 +169,8 @@ class Ports:
     flower: int = 5555
     rabbit_prometheus: int = 15692  # RabbitMQ's rabbitmq_prometheus plugin: /metrics
     dashboard: int = 8050  # queuekit dashboard
+    redis: int = 6379
+    redis_sentinel: int = 26379  # the cluster topology's Sentinels, one per node address
     epmd: int = 4369  # shared by every Erlang node on the machine; not offset
 
     @classmethod
@@ -158,6 +195,9 @@ class Settings:
     rabbit_vhost: str | None = None  # QUEUEKIT_RABBIT_VHOST
     ports: Ports = field(default_factory=Ports)
     topology: str = "single"  # single | cluster
+    redis_user: str = ""
+    redis_password: str = ""
+    external_redis_url: str | None = None  # QUEUEKIT_REDIS_URL
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -166,7 +206,7 @@ class Settings:
         offset = int(_env("QUEUEKIT_PORT_OFFSET", "0"))
         generated = {}
         if not all(os.environ.get(f"QUEUEKIT_{n}") for n in ("RABBIT_USER", "RABBIT_PASSWORD", "FLOWER_USER",
-                                                            "FLOWER_PASSWORD")):
+                                                            "FLOWER_PASSWORD", "REDIS_USER", "REDIS_PASSWORD")):
             generated = install_credentials(home)
         return cls(
             home=home,
@@ -183,6 +223,9 @@ class Settings:
             port_offset=offset,
             ports=Ports.offset_by(offset),
             topology=_env("QUEUEKIT_TOPOLOGY", "single"),
+            redis_user=_env("QUEUEKIT_REDIS_USER", generated.get("redis_user", "")),
+            redis_password=_env("QUEUEKIT_REDIS_PASSWORD", generated.get("redis_password", "")),
+            external_redis_url=os.environ.get("QUEUEKIT_REDIS_URL"),
         )
 
     # -- the cluster topology: one private /24 per kit, one address per node --------
@@ -197,8 +240,8 @@ class Settings:
         return f"198.{18 + index // 256}.{index % 256}"
 
     def node_address(self, broker: str, index: int) -> str:
-        """The address of node ``index`` (0-based) of ``broker``: .11-.13 RabbitMQ, .21-.23 Kafka."""
-        return f"{self.cluster_subnet}.{(11 if broker == 'rabbitmq' else 21) + index}"
+        """The address of node ``index`` (0-based) of ``broker``: .11-.13 RabbitMQ, .21-.23 Kafka, .31-.33 Redis."""
+        return f"{self.cluster_subnet}.{NODE_BASE.get(broker, 21) + index}"
 
     def node_addresses(self, broker: str) -> list[str]:
         return [self.node_address(broker, i) for i in range(CLUSTER_SIZE)]
@@ -225,8 +268,9 @@ class Settings:
 
     # -- endpoints every part of the kit uses ---------------------------------
     def external(self, broker: str) -> bool:
-        """Is ``broker`` ("rabbitmq" | "kafka") someone else's, which the kit only uses?"""
-        named = self.external_amqp_url if broker == "rabbitmq" else self.external_kafka_bootstrap
+        """Is ``broker`` ("rabbitmq" | "kafka" | "redis") someone else's, which the kit only uses?"""
+        named = {"rabbitmq": self.external_amqp_url, "redis": self.external_redis_url}.get(
+            broker, self.external_kafka_bootstrap)
         return self.mode != "local" or bool(named)
 
     @property
@@ -296,6 +340,29 @@ class Settings:
         if self.clustered:  # every node: a client bootstraps from whichever answers
             return ",".join(f"{host}:{self.ports.kafka}" for host in self.node_addresses("kafka"))
         return f"{LOOPBACK}:{self.ports.kafka}"
+
+    @property
+    def redis_url(self) -> str:
+        """The kit's own Redis (the first node in the cluster topology: clients there go through
+        ``redis_sentinels`` instead, see core/redis_client.py), or QUEUEKIT_REDIS_URL."""
+        if self.external_redis_url:
+            return self.external_redis_url
+        user, pw = quote(self.redis_user, safe=""), quote(self.redis_password, safe="")
+        host = self.node_address("redis", 0) if self.clustered else LOOPBACK
+        return f"redis://{user}:{pw}@{host}:{self.ports.redis}/0"
+
+    @property
+    def redis_sentinels(self) -> list[tuple[str, int]]:
+        """The cluster topology's Sentinels: one beside each Redis node."""
+        return [(host, self.ports.redis_sentinel) for host in self.node_addresses("redis")]
+
+    @property
+    def redis_prefix(self) -> str:
+        """The prefix of every Redis key the kit makes: QUEUEKIT_REDIS_PREFIX, else ``qk:<install id>:`` on an
+        external Redis (installs sharing one server never meet) and ``qk:`` on the kit's own."""
+        if os.environ.get("QUEUEKIT_REDIS_PREFIX"):
+            return os.environ["QUEUEKIT_REDIS_PREFIX"]
+        return f"qk:{install_id(self.home)}:" if self.external_redis_url else "qk:"  # the install's own, like vhosts
 
     @property
     def flower_url(self) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from queuekit.suite.faults import FaultOutcome
 
-COLUMNS = ("lost", "stranded", "duplicates", "unexpected", "order_violations", "publish_gap_s", "consume_gap_s")
+COLUMNS = ("lost", "vanished", "stranded", "duplicates", "unexpected", "order_violations", "publish_gap_s", "consume_gap_s")
 
 
 def verdict(row: dict) -> str:
@@ -38,13 +38,15 @@ def markdown(rows: list[dict]) -> str:
              "A keyed stream (raw-client probes: 100 records/s; `stack=` rows: 50/s through the stack's own publish, "
              "workers and ledger) through a fault of the queue's / partition's leader on the "
              "3-node clusters; counts after a final drain and a final read. Gaps are the longest stretch "
-             "without a confirmed publish / a consumed record, from the fault to the end of recovery.", "",
+             "without a confirmed publish / a consumed record, from the fault to the end of recovery. `vanished`: "
+             "confirmed, yet gone from the broker after the heal even if consumed before (only where the final "
+             "read returns consumed records: Redis streams; `-` elsewhere).", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         promise = ", ".join(f"{k}={v}" for k, v in r.get("promise", {}).items()) or "none (may lose)"
         reason = r.get("error") or r.get("unsupported") or ""
         cells = [r["broker"], r["variant"], r["fault"], f"node {r.get('leader', '-')}", str(r.get("confirmed", "-")),
-                 *(str(r.get(c, "-")) for c in COLUMNS), promise,
+                 *(str("-" if r.get(c) is None else r[c]) for c in COLUMNS), promise,
                  f"**{r['verdict']}**" + (f" ({reason[:80]})" if reason else "")]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -99,7 +101,8 @@ def html_section(rows: list[dict]) -> str:
     for r in rows:
         cls = {"kept": "ok", "BROKEN": "bad", "error": "bad"}.get(r["verdict"], "")
         tds = [r["broker"], r["variant"], r["fault"], f"node {r.get('leader', '-')}", r.get("confirmed", "-"),
-               *(r.get(c, "-") for c in COLUMNS), r["verdict"] + (f": {r['unsupported']}" if r.get("unsupported") else "")]
+               *("-" if r.get(c) is None else r[c] for c in COLUMNS),
+               r["verdict"] + (f": {r['unsupported']}" if r.get("unsupported") else "")]
         body.append(f'<tr class="{cls}">' + "".join(f"<td>{esc(str(v))}</td>" for v in tds) + "</tr>")
     return (f'<h2 id="faults">Faults</h2><table class="matrix"><tr>{head}</tr>{"".join(body)}</table>'
             f'<figure class="chart"><figcaption>Publish and consume rates through each fault</figcaption>'

@@ -14,6 +14,9 @@ healed. After a final drain every record is classified:
     unexpected           consumed, yet never confirmed (failed or indeterminate publish that landed)
     order violations     per key, a record consumed after a later one of the same key
     unavailability       longest gap between confirmed publishes / between consumed effects (s)
+    vanished             confirmed, yet absent from the final read, consumed or not: only for a probe whose
+                         final read returns consumed records too (``keeps_consumed``: a Redis stream), where a
+                         record read from a primary that a failover then discarded is still the broker's loss
 """
 from __future__ import annotations
 
@@ -124,6 +127,7 @@ class FaultOutcome:
     consume_gap_s: float  # longest gap between consumed effects, seconds
     heal_s: float | None
     seconds: float
+    vanished: int | None = None  # confirmed, absent from the final read (probes whose final read keeps consumed)
     notes: dict = field(default_factory=dict)
     timeline: dict = field(default_factory=dict)  # t (s from fault), confirmed/s, consumed/s, fault window
 
@@ -138,7 +142,8 @@ def longest_gap(times: list[float], start: float, end: float) -> float:
 
 
 def analyse(rec: Recorder, fault: FaultRecord, broker: str, variant: str, started: float,
-            stopped: float, seconds: float, final: AbstractSet[tuple[str, int]] = frozenset()) -> FaultOutcome:
+            stopped: float, seconds: float, final: AbstractSet[tuple[str, int]] = frozenset(),
+            keeps_consumed: bool = False) -> FaultOutcome:
     first: dict[tuple[str, int], float] = {}
     copies: Counter[tuple[str, int]] = Counter()
     violations = 0
@@ -165,6 +170,7 @@ def analyse(rec: Recorder, fault: FaultRecord, broker: str, variant: str, starte
         publish_gap_s=longest_gap(list(rec.confirmed.values()), fault.injected_at, max(window_end, stopped)),
         consume_gap_s=longest_gap(list(first.values()), fault.injected_at, max(window_end, stopped)),
         heal_s=fault.heal_seconds, seconds=round(seconds, 1), notes=dict(rec.notes),
+        vanished=len(confirmed - final) if keeps_consumed else None,
         timeline=timeline(rec, fault, started, stopped),
     )
 
@@ -222,7 +228,8 @@ def run_cell(settings: Settings, probe: Probe, kind: str, plan: Plan = Plan(),
     finally:
         stop.set()
         probe.close()
-    return analyse(rec, fault, probe.broker, probe.variant, started, stopped, time.monotonic() - t0, final)
+    return analyse(rec, fault, probe.broker, probe.variant, started, stopped, time.monotonic() - t0, final,
+                   keeps_consumed=getattr(probe, "keeps_consumed", False))
 
 
 def _warm_up(rec: Recorder, plan: Plan) -> None:

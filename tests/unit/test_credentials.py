@@ -29,3 +29,16 @@ def test_settings_use_them_unless_the_environment_says_otherwise(tmp_path, monke
     assert s.flower_password == install_credentials(tmp_path)["flower_password"]
     monkeypatch.setenv("QUEUEKIT_RABBIT_PASSWORD", "from-env")
     assert Settings.from_env().rabbit_password == "from-env"
+
+
+def test_an_older_installs_file_gains_the_redis_user_and_keeps_the_rest(tmp_path):
+    home = tmp_path / "old"
+    home.mkdir()
+    older = {"rabbit_user": "queuekit", "rabbit_password": "seeded-a-node", "flower_user": "queuekit",
+             "flower_password": "f"}
+    (home / "credentials.json").write_text(json.dumps(older))
+    creds = install_credentials(home)
+    assert {k: creds[k] for k in older} == older  # the RabbitMQ password still opens the node it seeded
+    assert len(creds["redis_password"]) >= 24 and creds["redis_user"] == "queuekit"
+    assert install_credentials(home) == creds  # added once, then read back
+    assert oct((home / "credentials.json").stat().st_mode & 0o777) == "0o600"

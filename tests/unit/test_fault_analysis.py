@@ -31,6 +31,17 @@ def test_a_history_is_classified_record_by_record():
     assert out.consume_gap_s == 6.3  # 3.5 -> 9.8 (first effects only)
 
 
+def test_vanished_counts_consumed_records_the_broker_no_longer_holds_only_where_its_final_read_keeps_them():
+    rec, fault = _history()
+    final = {("k0", 0), ("k0", 4)}  # a stream after the heal: 1 and 2 were consumed, then discarded by a failover
+    queue = analyse(rec, fault, "kafka", "acks=1", started=1.0, stopped=10.0, seconds=9.0, final=final)
+    assert queue.vanished is None  # a queue's final read cannot see consumed records: not counted
+    stream = analyse(rec, fault, "redis", "XADD", started=1.0, stopped=10.0, seconds=9.0, final=final,
+                     keeps_consumed=True)
+    assert stream.lost == 1  # k0/3 only: 1 and 2 were consumed
+    assert stream.vanished == 3  # k0/1, 2 and 3: confirmed, not in the stream any more
+
+
 def test_longest_gap_counts_the_edges():
     assert longest_gap([], 0.0, 5.0) == 5.0  # nothing at all: the whole window
     assert longest_gap([1.0, 2.0], 0.0, 10.0) == 8.0  # never resumed
@@ -49,6 +60,23 @@ def test_every_clustered_stack_has_fault_cases_on_its_own_broker():
     clustered = {n for n in stack_names() if load_stack(n).capabilities.broker in ("rabbitmq", "kafka")}
     assert set(by_stack) == clustered
     assert all(kinds == set(KINDS) for kinds in by_stack.values())
+
+
+def test_the_redis_cases_build_their_probes_without_a_broker(tmp_path, monkeypatch):
+    """Each Redis variant through each fault; a stream's final read keeps consumed records, a list's does not."""
+    from queuekit.core.config import Settings
+    from scenarios.cluster_faults import CASES, KINDS
+
+    monkeypatch.setenv("QUEUEKIT_HOME", str(tmp_path))
+    s = Settings.from_env().with_(topology="cluster")
+    redis_cases = [c for c in CASES if c.broker == "redis"]
+    assert {c.fault for c in redis_cases} == set(KINDS) and len({c.id for c in redis_cases}) == len(redis_cases)
+    probes = {c.variant: c.probe(s) for c in redis_cases}  # clients connect lazily: nothing is reached
+    assert {v: (p.variant, p.keeps_consumed) for v, p in probes.items()} == {
+        "wait=0": ("XADD (async replication)", True), "wait=1": ("XADD + WAIT 1", True),
+        "structure=list wait=0": ("LPUSH (async replication)", False),
+        "structure=list wait=1": ("LPUSH + WAIT 1", False)}
+    assert all(p.stream.startswith(s.redis_prefix) for p in probes.values())
 
 
 def test_a_case_that_cannot_run_is_a_row_with_its_reason():
