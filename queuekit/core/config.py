@@ -20,6 +20,8 @@ the whole kit at their own cluster with environment variables alone:
   KAFKA_HOME                 an existing Kafka install to run instead of Maven jars
   QUEUEKIT_TOPOLOGY          single (default) | cluster: 3 RabbitMQ + 3 Kafka nodes, each in a
                              network namespace of its own (queuekit/brokers/netlab.py)
+  QUEUEKIT_RABBITMQ_VERSION  3.10 (default: the host's Debian 12 package) | 4.0 | 4.3 | 4 (the newest
+                             4.x): 4.x runs from a Debian root the kit builds (brokers/rabbitmq_root.py)
 
 Credentials not set in the environment are generated once per install (random passwords) and
 kept in ``$QUEUEKIT_HOME/credentials.json``, mode 0600, in a directory of mode 0700
@@ -121,6 +123,7 @@ class Settings:
     rabbit_vhost: str | None = None  # QUEUEKIT_RABBIT_VHOST
     ports: Ports = field(default_factory=Ports)
     topology: str = "single"  # single | cluster
+    rabbitmq_version: str = "3.10"  # QUEUEKIT_RABBITMQ_VERSION: the kit's own RabbitMQ node(s)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -146,6 +149,7 @@ class Settings:
             port_offset=offset,
             ports=Ports.offset_by(offset),
             topology=_env("QUEUEKIT_TOPOLOGY", "single"),
+            rabbitmq_version=_env("QUEUEKIT_RABBITMQ_VERSION", "3.10"),
         )
 
     # -- the cluster topology: one private /24 per kit, one address per node --------
@@ -281,7 +285,7 @@ class Settings:
 
     @property
     def cache_dir(self) -> Path:
-        """Provisioned artifacts (Kafka jars), reused across runs and clones."""
+        """Provisioned artifacts (Kafka jars, RabbitMQ 4.x roots), reused across runs and clones."""
         return self.home / "cache"
 
 
