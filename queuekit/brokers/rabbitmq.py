@@ -28,7 +28,7 @@ from queuekit.core.waiting import wait_for
 
 from .base import Say, Status
 from .process import ManagedProcess, elapsed, ensure_ports_free, port_open
-from .rabbitmq_root import HOST_VERSION, in_root, provision_root, resolve_version, root_dir
+from .rabbitmq_root import HOST_VERSION, in_root, provision_root, resolve_version, root_dir, root_info
 
 RABBIT_BIN = Path(os.environ.get("QUEUEKIT_RABBITMQ_BIN", "/usr/lib/rabbitmq/bin"))
 PLUGINS = ("rabbitmq_management", "rabbitmq_stream", "rabbitmq_stream_management",
@@ -172,13 +172,19 @@ class RabbitMQ:
         url = f"amqp://{host}:{port}/{self.settings.vhost.lstrip('/')} (management {self.settings.mgmt_url})"
         try:
             version = self.overview()["rabbitmq_version"]
-            return Status(self.name, url, "kit" if pid else "unmanaged", True, pid, version)
+            info = root_info(self.settings, self.version) if self.root and pid else None
+            detail = f"Debian {info['suite']} root, rabbitmq-server {info['rabbitmq_server']}" if info else ""
+            return Status(self.name, url, "kit" if pid else "unmanaged", True, pid, version, detail)
         except (httpx.HTTPError, KeyError) as exc:
             return Status(self.name, url, "kit" if pid else "stopped", False, pid, detail=str(exc)[:120])
 
     # -- lifecycle -------------------------------------------------------------
     def start(self, say: Say) -> bool:
         if self.proc.pid() is not None:
+            running = self._running_version()
+            if running != self.version:  # reusing it would run every cell on the other version, unsaid
+                raise KitError(f"the kit's RabbitMQ {running} node is running here, not {self.version}",
+                               "stop it first: queuekit down rabbitmq")
             self._ensure_kit_user(say)
             wait_for(self.ready, timeout=READY_TIMEOUT, what="RabbitMQ (already started) to answer")
             return False
@@ -221,6 +227,13 @@ class RabbitMQ:
             # epmd daemonizes away from the node; stop it when it was ours to leave no port behind.
             subprocess.run([*epmd, "-kill"], env=self._env(), capture_output=True)
         return True
+
+    def _running_version(self) -> str:
+        """The version whose node last started in this directory (``_write_config`` records it)."""
+        try:
+            return (self.dir / "version").read_text().strip()
+        except OSError:
+            return HOST_VERSION  # written by a kit from before versions: the host's package
 
     def _epmd(self) -> list[str] | None:
         """The host's epmd, else (no Erlang on the host) the root's, run by a bare chroot (it needs no mounts)."""

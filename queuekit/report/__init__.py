@@ -14,7 +14,7 @@ from rich.table import Table
 from queuekit.suite.compare import Comparison
 
 from .html import html_report as _html_report
-from .meaning import MEANINGS, cell_of, differences, key_numbers, meaning, same_everywhere, short
+from .meaning import MEANINGS, broker_versions, cell_of, differences, key_numbers, meaning, same_everywhere, short
 
 MAX_NUMBERS = 4  # key numbers shown per cell in the terminal
 
@@ -77,7 +77,8 @@ def markdown(cmp: Comparison | dict[str, Any]) -> str:
     claims = {r["scenario"]: r for r in guide_rows(results)}
     lines = [f"# queuekit: where the stacks differ ({results['started']})", "",
              f"{len(results['scenarios'])} scenarios on {len(stacks)} stacks against real brokers, "
-             f"{results['seconds']:.0f} s. A cell says what its numbers mean (LOST/DUPLICATED, ORDER/REPEATED, "
+             f"{results['seconds']:.0f} s (brokers: {broker_versions(results) or 'none'}). "
+             "A cell says what its numbers mean (LOST/DUPLICATED, ORDER/REPEATED, "
              "REFUSED (safe), as designed) and, separately, whether it matched the scenario's declared "
              "expectation (✓ / ✗).", "",
              "## Where the stacks differ", "",

@@ -18,7 +18,7 @@ from typing import Any
 from queuekit.suite.guide import guide
 
 from . import charts
-from .meaning import MEANINGS, cell_of, differences, key_numbers, meaning, same_everywhere, short
+from .meaning import MEANINGS, broker_versions, cell_of, differences, key_numbers, meaning, same_everywhere, short
 
 esc = html.escape
 
@@ -147,7 +147,8 @@ details pre {{ font-size: .75rem; overflow-x: auto; }}
 </style></head><body>
 <h1>queuekit: where the stacks differ</h1>
 <p class="lede">{len(results['scenarios'])} scenarios on {len(stacks)} stacks ({esc(', '.join(stacks))}), run on real
-brokers, {results.get('seconds', 0):.0f} s, started {esc(results.get('started', ''))}. A cell's colour is what its numbers
+brokers ({esc(broker_versions(results) or 'none')}), {results.get('seconds', 0):.0f} s,
+started {esc(results.get('started', ''))}. A cell's colour is what its numbers
 mean; ✓ / ✗ says whether it matched what the scenario declared it expects (hover ✗ for why).</p>
 <p>{legend}</p>
 <h2 id="differ">Where the stacks differ</h2>

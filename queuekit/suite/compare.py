@@ -56,7 +56,8 @@ def environment(settings: Settings, stacks: Sequence[str]) -> dict[str, Any]:
 
     used = brokers_of(stacks)
     return {
-        "brokers": {s.name: {"version": s.version, "url": s.url, "managed": s.managed}
+        "brokers": {s.name: {"version": s.version, "url": s.url, "managed": s.managed,
+                             **({"detail": s.detail} if s.healthy and s.detail else {})}  # e.g. RabbitMQ 4.x's root
                     for s in (brokers.statuses(settings, used) if used else [])},
         "libraries": {lib: version(lib) for lib in LIBRARIES},
         "python": platform.python_version(),
