@@ -49,3 +49,26 @@ def test_the_report_header_names_the_broker_versions_and_a_root():
                    "kafka": {"version": "4.4.0"}}}}
     assert broker_versions(results) == "rabbitmq 4.3.6 (Debian sid root, rabbitmq-server 4.3.6-1), kafka 4.4.0"
     assert "(brokers: rabbitmq 4.3.6 (Debian sid root" in markdown(results)
+
+
+def _results(version: str, poison_dead: int, ok: bool) -> dict:
+    cell = {"scenario": "poison-to-dlq", "stack": "celery_quorum", "observed": {"dead_letters": poison_dead, "lost": 0},
+            "expected": {"dead_letters": "== 1", "lost": "== 0"}, "mismatches": [] if ok else ["dead_letters"],
+            "error": None}
+    same = {"scenario": "fan-out", "stack": "celery", "observed": {"lost": 0}, "expected": {"lost": "== 0"},
+            "mismatches": [], "error": None}
+    return {"stacks": ["celery", "celery_quorum"], "scenarios": [], "cells": [cell, same],
+            "environment": {"brokers": {"rabbitmq": {"version": version}}}}
+
+
+def test_version_changes_lists_only_the_cells_that_differ_with_both_versions_named():
+    from queuekit.report.versions import version_changes, version_section
+
+    before, after = _results("3.10.8", 1, True), _results("4.3.6", 0, False)
+    rows = version_changes(before, after)
+    assert [(r["scenario"], r["stack"], r["changed"]) for r in rows] == [("poison-to-dlq", "celery_quorum",
+                                                                         ["dead_letters"])]
+    text = version_section(before, after)
+    assert text.startswith("## What changes from rabbitmq 3.10.8 to rabbitmq 4.3.6")
+    assert "1 cells differ, 1 are the same" in text and "**dead_letters=0**" in text
+    assert version_changes(before, _results("4.3.6", 1, True)) == []  # same observations: no row
