@@ -178,11 +178,16 @@ class RabbitCluster:
                       pids[0], version, detail)
 
     def start(self, say: Say) -> bool:
+        version = resolve_version(self.settings.rabbitmq_version)
+        made_by = self.settings.run_dir / "cluster" / "version"  # which version the running nodes are
         if all(n.proc.pid() for n in self.nodes):
+            running = made_by.read_text().strip() if made_by.exists() else HOST_VERSION
+            if running != version:  # reusing it would run every cell on the other version, unsaid
+                raise KitError(f"the kit's RabbitMQ {running} cluster is running here, not {version}",
+                               "stop it first: queuekit down --topology cluster rabbitmq")
             for n in self.nodes:
                 n.wait_ready()
             return False
-        version = resolve_version(self.settings.rabbitmq_version)
         if version == HOST_VERSION:
             install_rabbitmq(say)
         else:
@@ -196,6 +201,8 @@ class RabbitCluster:
                 shutil.rmtree(n.dir / "mnesia", ignore_errors=True)
         for n in self.nodes:
             self.net.ensure_node(n.node)
+        private_dir(made_by.parent)
+        made_by.write_text(version + "\n")
         say(f"starting a 3-node RabbitMQ {version} cluster on {', '.join(n.node.address for n in self.nodes)}…")
         seed, rest = self.nodes[0], self.nodes[1:]
         if seed.proc.pid() is None:
