@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup compare test bench browser kcat up down status clean
+.PHONY: setup compare test bench browser kcat mmdebstrap up down status clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,10 +32,17 @@ kcat:
 	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends kcat >/dev/null; } \
 	  || { echo "kcat is missing: run sudo apt-get install -y kcat" >&2; exit 1; }
 
+# RabbitMQ 4.x runs from a Debian root the kit builds with mmdebstrap (queuekit/brokers/rabbitmq_root.py);
+# tests/brokers/test_rabbitmq4.py builds it on first use (about a minute, 240 MB in $$QUEUEKIT_HOME/cache).
+mmdebstrap:
+	@command -v mmdebstrap >/dev/null || { [ "$$(id -u)" = 0 ] && echo "installing mmdebstrap with apt-get (first run only)…" \
+	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mmdebstrap >/dev/null; } \
+	  || { echo "mmdebstrap is missing: run sudo apt-get install -y mmdebstrap" >&2; exit 1; }
+
 # The suite: lint and import contracts, everything but the scenario matrix, then the matrix in two lanes
 # (RabbitMQ cells and Kafka cells side by side; see tests/scenarios/test_scenarios.py). PYTEST_ARGS reaches both runs.
 # The brokers are started once for both runs and left running (`make down` stops them).
-test: setup browser kcat
+test: setup browser kcat mmdebstrap
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/queuekit up

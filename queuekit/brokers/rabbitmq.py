@@ -4,6 +4,12 @@ We call the scripts in /usr/lib/rabbitmq/bin/ directly (the /usr/sbin wrappers
 switch to the system `rabbitmq` user and the system's data directory) and give
 the node a private directory through RABBITMQ_* variables: its own database,
 logs, config, plugin list, Erlang cookie (HOME) and node name.
+
+QUEUEKIT_RABBITMQ_VERSION picks the package: 3.10 is the host's (Debian 12); 4.x
+runs the same scripts, with the same directory and variables, inside a Debian
+root the kit builds (rabbitmq_root.py). One directory serves every version: its
+database is wiped when the version changes (a 4.x node cannot read 3.10's, nor
+4.3 a 4.0 one without the 4.2 step).
 """
 from __future__ import annotations
 
@@ -22,6 +28,7 @@ from queuekit.core.waiting import wait_for
 
 from .base import Say, Status
 from .process import ManagedProcess, elapsed, ensure_ports_free, port_open
+from .rabbitmq_root import HOST_VERSION, in_root, provision_root, resolve_version, root_dir, root_info
 
 RABBIT_BIN = Path(os.environ.get("QUEUEKIT_RABBITMQ_BIN", "/usr/lib/rabbitmq/bin"))
 PLUGINS = ("rabbitmq_management", "rabbitmq_stream", "rabbitmq_stream_management",
@@ -54,14 +61,25 @@ class RabbitMQ:
         self.dir = settings.run_dir / "rabbitmq"
         self.proc = ManagedProcess("rabbitmq", self.dir)
         self.node = f"queuekit{settings.port_offset or ''}@localhost"
+        self.version = resolve_version(settings.rabbitmq_version)  # "3.10": the host's package
+        self.root = None if self.version == HOST_VERSION else root_dir(settings, self.version)
+
+    def command(self, name: str, *args: str) -> list[str]:
+        """The argv of one of RabbitMQ's scripts (rabbitmq-server, rabbitmqctl, …) of this version."""
+        argv = [str(RABBIT_BIN / name), *args]
+        return argv if self.root is None else in_root(self.root, [self.dir], argv)
 
     # -- files the node reads -------------------------------------------------
     def _write_config(self) -> None:
         p = self.settings.ports
         private_dir(self.settings.run_dir)
+        private_dir(self.dir)
+        made_by = self.dir / "version"  # which version's node wrote mnesia/
+        if made_by.exists() and made_by.read_text().strip() != self.version:
+            shutil.rmtree(self.dir / "mnesia", ignore_errors=True)  # the other version's database: unreadable here
+        made_by.write_text(self.version + "\n")
         for sub in ("mnesia", "log", "home"):
             private_dir(self.dir / sub)
-        private_dir(self.dir)
         write_private(self.dir / "rabbitmq.conf", "\n".join([  # holds the password: 0600
             f"listeners.tcp.default = {LOOPBACK}:{p.amqp}",
             f"management.tcp.ip = {LOOPBACK}",
@@ -107,7 +125,8 @@ class RabbitMQ:
             "RABBITMQ_CONF_ENV_FILE": str(d / "rabbitmq-env.conf"),
             "RABBITMQ_DIST_PORT": str(p.rabbit_dist),
             "ERL_EPMD_ADDRESS": LOOPBACK,
-            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
+            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}"
+            + ("" if self.root is None else " -start_epmd false"),  # see _start_epmd
         }
 
     # -- observe ---------------------------------------------------------------
@@ -156,17 +175,26 @@ class RabbitMQ:
         url = f"amqp://{host}:{port}/{self.settings.vhost.lstrip('/')} (management {self.settings.mgmt_url})"
         try:
             version = self.overview()["rabbitmq_version"]
-            return Status(self.name, url, "kit" if pid else "unmanaged", True, pid, version)
+            info = root_info(self.settings, self.version) if self.root and pid else None
+            detail = f"Debian {info['suite']} root, rabbitmq-server {info['rabbitmq_server']}" if info else ""
+            return Status(self.name, url, "kit" if pid else "unmanaged", True, pid, version, detail)
         except (httpx.HTTPError, KeyError) as exc:
             return Status(self.name, url, "kit" if pid else "stopped", False, pid, detail=str(exc)[:120])
 
     # -- lifecycle -------------------------------------------------------------
     def start(self, say: Say) -> bool:
         if self.proc.pid() is not None:
+            running = self._running_version()
+            if running != self.version:  # reusing it would run every cell on the other version, unsaid
+                raise KitError(f"the kit's RabbitMQ {running} node is running here, not {self.version}",
+                               "stop it first: queuekit down rabbitmq")
             self._ensure_kit_user(say)
             wait_for(self.ready, timeout=READY_TIMEOUT, what="RabbitMQ (already started) to answer")
             return False
-        install_rabbitmq(say)
+        if self.root is None:
+            install_rabbitmq(say)
+        else:
+            provision_root(self.settings, self.version, say)
         p = self.settings.ports
         ensure_ports_free(LOOPBACK, {"AMQP": p.amqp, "management": p.rabbit_mgmt,
                                      "stream": p.rabbit_stream, "distribution": p.rabbit_dist,
@@ -175,9 +203,12 @@ class RabbitMQ:
         self._write_config()
         self.epmd_was_running = port_open(LOOPBACK, p.epmd)
         (self.dir / "epmd.ours").write_text("no" if self.epmd_was_running else "yes")
+        if self.root is not None and not self.epmd_was_running:
+            self._start_epmd()
         t0 = time.monotonic()
-        say(f"starting RabbitMQ node {self.node} in {self.dir}…")
-        self.proc.spawn([str(RABBIT_BIN / "rabbitmq-server")], env=self._env())
+        where = f" from {self.root}" if self.root else ""
+        say(f"starting RabbitMQ {self.version} node {self.node} in {self.dir}{where}…")
+        self.proc.spawn(self.command("rabbitmq-server"), env=self._env())
 
         def ready() -> bool:
             # default_user/default_pass only seed an empty database: a node directory kept from an
@@ -195,10 +226,32 @@ class RabbitMQ:
         if not self.proc.stop(timeout=60):
             return False
         say("RabbitMQ stopped")
-        if (self.dir / "epmd.ours").read_text() == "yes" and (epmd := shutil.which("epmd")):
+        if (self.dir / "epmd.ours").read_text() == "yes" and (epmd := self._epmd()):
             # epmd daemonizes away from the node; stop it when it was ours to leave no port behind.
-            subprocess.run([epmd, "-kill"], env=self._env(), capture_output=True)
+            subprocess.run([*epmd, "-kill"], env=self._env(), capture_output=True)
         return True
+
+    def _running_version(self) -> str:
+        """The version whose node last started in this directory (``_write_config`` records it)."""
+        try:
+            return (self.dir / "version").read_text().strip()
+        except OSError:
+            return HOST_VERSION  # written by a kit from before versions: the host's package
+
+    def _epmd(self) -> list[str] | None:
+        """The host's epmd, else (no Erlang on the host) the root's, run by a bare chroot (it needs no mounts)."""
+        if host := shutil.which("epmd"):
+            return [host]
+        return ["chroot", str(self.root), "/usr/bin/epmd"] if self.root else None
+
+    def _start_epmd(self) -> None:
+        """A node in a root must not start epmd itself: the daemon would keep the root's mount namespace
+        (and its mounts) alive after the node. So the kit starts it outside first; the node finds it
+        (its VM is told ``-start_epmd false`` in ``_env``)."""
+        epmd = self._epmd()
+        assert epmd is not None
+        subprocess.run([*epmd, "-daemon", "-address", LOOPBACK], env=self._env(), capture_output=True, timeout=30)
+        wait_for(lambda: port_open(LOOPBACK, self.settings.ports.epmd), timeout=10, what="epmd to listen")
 
     def _ensure_kit_user(self, say: Say) -> None:
         """A node first booted with other credentials (an older kit: queuekit/queuekit) gets this
@@ -220,7 +273,7 @@ class RabbitMQ:
 
     def ctl(self, *args: str, stdin: str | None = None) -> str:
         """Run rabbitmqctl against our node (same HOME so the same cookie)."""
-        done = subprocess.run([str(RABBIT_BIN / "rabbitmqctl"), "-n", self.node, *args], input=stdin,
+        done = subprocess.run(self.command("rabbitmqctl", "-n", self.node, *args), input=stdin,
                               env=self._env(), capture_output=True, text=True, timeout=120)
         if done.returncode != 0:
             raise KitError(f"rabbitmqctl {' '.join(args)} failed: {done.stderr.strip()[:200]}")

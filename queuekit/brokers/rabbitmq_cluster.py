@@ -7,6 +7,11 @@ namespace: the node's own epmd (port 4369 is private to the namespace, so
 nothing is shared with the kits on 127.0.0.1), bound to the node's address;
 distribution listens on that address only (``inet_dist_use_interface``).
 
+QUEUEKIT_RABBITMQ_VERSION=4.x runs each node from the kit's Debian root (rabbitmq_root.py): the same
+scripts inside ``ip netns exec`` + ``unshare --mount`` + ``chroot``. There the epmd the node starts lives
+in the node's mount namespace too, and keeps it until ``down`` kills what is left in the network namespace.
+4.3 keeps its metadata in Khepri (Raft; Mnesia is gone), 4.0 in Mnesia unless the feature flag is enabled.
+
 Clustering is classic-config peer discovery: node 1 boots first and is the
 seed; nodes 2 and 3 find it in their config and join (no ``rabbitmqctl
 join_cluster``, so no CLI node needs to reach into the namespaces). ``down``
@@ -31,6 +36,7 @@ from .base import Say, Status
 from .netlab import NetLab, Node
 from .process import ManagedProcess, elapsed
 from .rabbitmq import PLUGINS, RABBIT_BIN, READY_TIMEOUT, install_rabbitmq
+from .rabbitmq_root import HOST_VERSION, in_root, provision_root, resolve_version, root_dir
 
 # Net tick: a silent peer is declared down after 3/4..5/4 of this (default 60 s, i.e. up to
 # 75 s). 10 s makes a partition visible in ~10 s, so a pause/partition scenario fits CI.
@@ -52,6 +58,8 @@ class RabbitNode:
         self.proc = ManagedProcess("rabbitmq", self.dir)
         self.name = f"queuekit@{node.address}"
         self.mgmt_url = settings.mgmt_urls[node.index]
+        version = resolve_version(settings.rabbitmq_version)
+        self.root = None if version == HOST_VERSION else root_dir(settings, version)
 
     def _write_config(self) -> None:
         p, addr = self.settings.ports, self.node.address
@@ -73,9 +81,10 @@ class RabbitNode:
             "cluster_formation.peer_discovery_backend = classic_config",
             *(f"cluster_formation.classic_config.nodes.{i + 1} = {peer}" for i, peer in enumerate(self.peers)),
             # Classic config has no lock: a random delay staggers simultaneous first boots.
-            # We boot the seed first ourselves, so the delay only costs time.
-            "cluster_formation.randomized_startup_delay_range.min = 0",
-            "cluster_formation.randomized_startup_delay_range.max = 1",
+            # We boot the seed first ourselves, so the delay only costs time. (4.x has no such delay,
+            # nor these keys: a node given them refuses to boot.)
+            *(["cluster_formation.randomized_startup_delay_range.min = 0",
+               "cluster_formation.randomized_startup_delay_range.max = 1"] if self.root is None else []),
             # On a partition the minority side pauses itself instead of carrying on as a
             # second cluster (the default `ignore` lets both sides accept writes).
             "cluster_partition_handling = pause_minority",
@@ -126,7 +135,10 @@ class RabbitNode:
 
     def spawn(self) -> None:
         self._write_config()
-        self.proc.spawn([*self.node.exec_prefix(), str(RABBIT_BIN / "rabbitmq-server")], env=self._env())
+        server = [str(RABBIT_BIN / "rabbitmq-server")]
+        if self.root is not None:  # 4.x: inside its root, the node's directory mounted at the same path
+            server = in_root(self.root, [self.dir], server)
+        self.proc.spawn([*self.node.exec_prefix(), *server], env=self._env())
 
     def wait_ready(self) -> None:
         self.proc.wait_ready(self.ready, timeout=READY_TIMEOUT,
@@ -166,11 +178,20 @@ class RabbitCluster:
                       pids[0], version, detail)
 
     def start(self, say: Say) -> bool:
+        version = resolve_version(self.settings.rabbitmq_version)
+        made_by = self.settings.run_dir / "cluster" / "version"  # which version the running nodes are
         if all(n.proc.pid() for n in self.nodes):
+            running = made_by.read_text().strip() if made_by.exists() else HOST_VERSION
+            if running != version:  # reusing it would run every cell on the other version, unsaid
+                raise KitError(f"the kit's RabbitMQ {running} cluster is running here, not {version}",
+                               "stop it first: queuekit down --topology cluster rabbitmq")
             for n in self.nodes:
                 n.wait_ready()
             return False
-        install_rabbitmq(say)
+        if version == HOST_VERSION:
+            install_rabbitmq(say)
+        else:
+            provision_root(self.settings, version, say)
         t0 = time.monotonic()
         if not any(n.proc.pid() for n in self.nodes):
             # No node runs: form a fresh cluster, as after `down`. A database left by a run that never got
@@ -180,16 +201,21 @@ class RabbitCluster:
                 shutil.rmtree(n.dir / "mnesia", ignore_errors=True)
         for n in self.nodes:
             self.net.ensure_node(n.node)
-        say(f"starting a 3-node RabbitMQ cluster on {', '.join(n.node.address for n in self.nodes)}…")
+        private_dir(made_by.parent)
+        made_by.write_text(version + "\n")
+        say(f"starting a 3-node RabbitMQ {version} cluster on {', '.join(n.node.address for n in self.nodes)}…")
         seed, rest = self.nodes[0], self.nodes[1:]
         if seed.proc.pid() is None:
             seed.spawn()
-        seed.wait_ready()  # the seed first: the others join it (classic config has no lock)
+        if version == HOST_VERSION:
+            seed.wait_ready()  # the seed first: the others join it (classic config has no lock)
+        # 4.x's peer discovery instead has a virgin node ask every listed peer and wait for them before it
+        # boots (it picks one to join): a seed started alone waits there, so all three start together.
         for n in rest:
             if n.proc.pid() is None:
                 n.spawn()
-        with ThreadPoolExecutor(len(rest)) as pool:
-            list(pool.map(lambda n: n.wait_ready(), rest))
+        with ThreadPoolExecutor(len(self.nodes)) as pool:
+            list(pool.map(lambda n: n.wait_ready(), self.nodes))
         wait_for(lambda: seed.running_peers() == CLUSTER_SIZE, timeout=60,
                  what=f"all {CLUSTER_SIZE} RabbitMQ nodes to be running in one cluster",
                  describe=lambda: f"nodes running: {seed.running_peers()}")

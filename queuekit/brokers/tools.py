@@ -26,7 +26,7 @@ from queuekit.core.errors import KitError
 
 from .base import Say
 from .kafka import JAVA_FIX, Kafka, require, resolve_tools
-from .rabbitmq import RABBIT_BIN, RabbitMQ
+from .rabbitmq import RabbitMQ
 
 RABBIT_TOOLS = ("rabbitmqctl", "rabbitmq-diagnostics", "rabbitmq-queues", "rabbitmq-streams", "rabbitmq-plugins")
 # name -> main class, as Kafka's bin/*.sh scripts run them (Kafka 4.x)
@@ -68,7 +68,7 @@ def invocation(settings: Settings, name: str, args: tuple[str, ...], say: Say = 
             raise KitError(f"{name} needs the node's Erlang cookie, which only a kit-started RabbitMQ has here",
                            "run it on the broker's host, or use: queuekit tool rabbitmqadmin …")
         rabbit = RabbitMQ(settings)
-        argv = [str(RABBIT_BIN / name), "-n", rabbit.node, *args]  # -n: the kit's node; HOME: its cookie
+        argv = rabbit.command(name, "-n", rabbit.node, *args)  # -n: the kit's node; HOME: its cookie; 4.x: its root's CLI
         return Invocation(argv, rabbit._env(), " ".join([name, "-n", rabbit.node, *args]))
     if name in KAFKA_TOOLS:
         libs = resolve_tools(settings, say)

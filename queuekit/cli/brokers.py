@@ -11,7 +11,7 @@ from rich.table import Table
 from queuekit import brokers
 from queuekit.core.config import settings
 
-from .common import TOPOLOGY, console, kit_settings, print_status, say
+from .common import RABBITMQ_VERSION, TOPOLOGY, console, kit_settings, print_status, say
 
 COMPONENTS = click.Choice(brokers.NAMES)
 
@@ -19,6 +19,7 @@ COMPONENTS = click.Choice(brokers.NAMES)
 @click.command()
 @click.argument("components", nargs=-1, type=COMPONENTS)
 @TOPOLOGY
+@RABBITMQ_VERSION
 def up(components: tuple[str, ...], topology: str | None) -> None:
     """Provision (first run) and start the brokers; reuse whatever already runs.
 
@@ -33,6 +34,7 @@ def up(components: tuple[str, ...], topology: str | None) -> None:
 @click.command()
 @click.argument("components", nargs=-1, type=COMPONENTS)
 @TOPOLOGY
+@RABBITMQ_VERSION
 @click.option("--purge", is_flag=True,
               help="On an external broker: delete what this install created there (its vhost, topics and groups, "
                    "as recorded in $QUEUEKIT_HOME/manifest.json, by name) and empty the manifest.")
@@ -59,6 +61,7 @@ def down(components: tuple[str, ...], topology: str | None, purge: bool) -> None
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document to stdout.")
 @TOPOLOGY
+@RABBITMQ_VERSION
 def status(as_json: bool, topology: str | None) -> None:
     """Show each component: URL, who manages it, pid, version, health. Exit 1 if any is unhealthy."""
     rows = brokers.statuses(kit_settings(topology))
@@ -70,16 +73,28 @@ def status(as_json: bool, topology: str | None) -> None:
 
 
 @click.command()
+@RABBITMQ_VERSION
 def provision() -> None:
     """Install what the brokers need (apt rabbitmq-server and redis-server, Kafka jars from Maven Central),
-    start nothing."""
+    start nothing.
+
+    With --rabbitmq 4 (or 4.0, 4.3) it builds, once, the Debian root that version runs from, with
+    mmdebstrap, into $QUEUEKIT_HOME/cache/rabbitmq-<version>-root (about 240 MB).
+    """
     from queuekit.brokers.kafka import resolve_jars
-    from queuekit.brokers.rabbitmq import install_rabbitmq
+    from queuekit.brokers.rabbitmq import RabbitMQ, install_rabbitmq
+    from queuekit.brokers.rabbitmq_root import provision_root, root_info
     from queuekit.brokers.redis import install_redis
 
     s = settings()
-    if not s.external_amqp_url:
+    rabbit = RabbitMQ(s)
+    if not s.external_amqp_url and rabbit.root is None:
         install_rabbitmq(say)
+    elif not s.external_amqp_url:
+        root = provision_root(s, rabbit.version, say)
+        info = root_info(s, rabbit.version) or {}
+        say(f"RabbitMQ {info.get('rabbitmq_server')} (Erlang {info.get('erlang')}, Debian {info.get('suite')}, "
+            f"built in {info.get('seconds')} s): {root}")
     if not s.external_kafka_bootstrap:
         libs, version = resolve_jars(s, say)
         say(f"Kafka {version}: {libs}")

@@ -17,6 +17,24 @@ TOPOLOGY = click.option("--topology", type=click.Choice(["single", "cluster"]), 
                              "network namespace (default: $QUEUEKIT_TOPOLOGY, else single).")
 
 
+def _rabbitmq_version(_ctx, _param, value: str | None) -> str | None:
+    """--rabbitmq sets QUEUEKIT_RABBITMQ_VERSION for this command and every process it starts."""
+    if value:
+        import os
+
+        from queuekit.brokers.rabbitmq_root import resolve_version
+
+        os.environ["QUEUEKIT_RABBITMQ_VERSION"] = resolve_version(value)  # a clear error for an unknown one
+    return value
+
+
+RABBITMQ_VERSION = click.option(
+    "--rabbitmq", "rabbitmq_version", default=None, expose_value=False, callback=_rabbitmq_version,
+    help="RabbitMQ version: 3.10 (the host's package), 4.0 (Debian 13), 4.3 (Debian unstable) or 4 "
+         "(the newest 4.x); 4.x runs from a Debian root the kit builds once "
+         "(default: $QUEUEKIT_RABBITMQ_VERSION, else 3.10).")
+
+
 def kit_settings(topology: str | None = None):
     """The environment's settings, with --topology winning over QUEUEKIT_TOPOLOGY."""
     from queuekit.core.config import settings

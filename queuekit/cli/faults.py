@@ -9,7 +9,7 @@ import click
 
 from queuekit import brokers
 
-from .common import kit_settings, say
+from .common import RABBITMQ_VERSION, kit_settings, say
 
 
 @click.command()
@@ -21,6 +21,7 @@ from .common import kit_settings, say
               help="Only this framework stack's cases (repeatable); 'probes' = only the raw-client probes.")
 @click.option("--ci", "ci_only", is_flag=True, help="Only the CI subset (about 3-4 minutes).")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("reports"), show_default=True)
+@RABBITMQ_VERSION
 def faults(brokers_: tuple[str, ...], kinds: tuple[str, ...], stacks: tuple[str, ...], ci_only: bool,
            out: Path) -> None:
     """Start the 3-node clusters, run every cluster scenario through real faults, write the faults report.

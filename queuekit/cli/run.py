@@ -15,7 +15,7 @@ from queuekit.core.errors import KitError
 from queuekit.core.queue_types import QUEUE_TYPES
 from queuekit.stacks.registry import stack_names
 
-from .common import STACK_CHOICE, TOPOLOGY, console, kit_settings, say
+from .common import RABBITMQ_VERSION, STACK_CHOICE, TOPOLOGY, console, kit_settings, say
 
 
 @click.command()
@@ -79,6 +79,7 @@ def run(stack: str, workload: str, count: int, workers: int, malformed: int, tim
                    "(celery, dramatiq + dramatiq_quorum, kafka, ...; celery_quorum on a vhost of its own): they share "
                    "no queue, topic or group; a broker-restart cell waits until it has its broker alone.")
 @TOPOLOGY
+@RABBITMQ_VERSION
 def compare(stacks: tuple[str, ...], names: tuple[str, ...], fmt: str, out: Path, quick: bool, serial: bool,
             topology: str | None) -> None:
     """Run every scenario on every stack against real brokers, print the matrix, write the reports.

@@ -40,15 +40,27 @@ def dashboard(port: int | None, interval: float) -> None:
 @click.option("--out", type=click.Path(path_type=Path), help="Default: beside RESULTS.")
 @click.option("--readme", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Also rewrite this file's <!-- matrix: start/end --> block (the README's table) from RESULTS.")
-def report(results: Path, bench: Path | None, out: Path | None, readme: Path | None) -> None:
+@click.option("--versus", type=click.Path(exists=True, dir_okay=True, path_type=Path),
+              help="Another run's results.json (e.g. compare --rabbitmq 3.10 against RESULTS from --rabbitmq 4): "
+                   "writes versions.md, the cells that differ between the two.")
+def report(results: Path, bench: Path | None, out: Path | None, readme: Path | None, versus: Path | None) -> None:
     """Rebuild report.md and report.html from a results.json (or its directory): differences first,
     colour by meaning. Works for any number of stacks."""
     from queuekit.report import write_reports
 
-    path = results / "results.json" if results.is_dir() else results
-    data = json.loads(path.read_text())
+    def load(p: Path) -> tuple[Path, dict]:
+        path = p / "results.json" if p.is_dir() else p
+        return path, json.loads(path.read_text())
+
+    path, data = load(results)
     paths = write_reports(data, out or path.parent, json.loads(bench.read_text()) if bench else None)
     say(f"reports: {paths['md']}  {paths['html']}")
+    if versus:
+        from queuekit.report.versions import version_section
+
+        target = (out or path.parent) / "versions.md"
+        target.write_text(version_section(load(versus)[1], data))
+        say(f"what changes between the two runs: {target}")
     if readme is not None:
         from queuekit.report.readme import rewrite
 

@@ -24,6 +24,8 @@ the whole kit at their own cluster with environment variables alone:
   QUEUEKIT_TOPOLOGY          single (default) | cluster: 3 RabbitMQ + 3 Kafka nodes + Redis (primary,
                              2 replicas, 3 Sentinels), each node in a network namespace of its own
                              (queuekit/brokers/netlab.py)
+  QUEUEKIT_RABBITMQ_VERSION  3.10 (default: the host's Debian 12 package) | 4.0 | 4.3 | 4 (the newest
+                             4.x): 4.x runs from a Debian root the kit builds (brokers/rabbitmq_root.py)
 
 The install id (``install_id``: 8 hex digits made once, kept in ``$QUEUEKIT_HOME/install-id``) names
 this install's own namespace on an external broker, so two kits on one broker never share a vhost, a
@@ -198,6 +200,7 @@ class Settings:
     redis_user: str = ""
     redis_password: str = ""
     external_redis_url: str | None = None  # QUEUEKIT_REDIS_URL
+    rabbitmq_version: str = "3.10"  # QUEUEKIT_RABBITMQ_VERSION: the kit's own RabbitMQ node(s)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -226,6 +229,7 @@ class Settings:
             redis_user=_env("QUEUEKIT_REDIS_USER", generated.get("redis_user", "")),
             redis_password=_env("QUEUEKIT_REDIS_PASSWORD", generated.get("redis_password", "")),
             external_redis_url=os.environ.get("QUEUEKIT_REDIS_URL"),
+            rabbitmq_version=_env("QUEUEKIT_RABBITMQ_VERSION", "3.10"),
         )
 
     # -- the cluster topology: one private /24 per kit, one address per node --------
@@ -386,7 +390,7 @@ class Settings:
 
     @property
     def cache_dir(self) -> Path:
-        """Provisioned artifacts (Kafka jars), reused across runs and clones."""
+        """Provisioned artifacts (Kafka jars, RabbitMQ 4.x roots), reused across runs and clones."""
         return self.home / "cache"
 
 

@@ -20,7 +20,7 @@ from queuekit.suite.concepts import concepts_of
 from .compact import families as families_of
 from .compact import per_family, shown_numbers
 from .html import html_report as _html_report
-from .meaning import MEANINGS, cell_of, differences, key_numbers, meaning, same_everywhere, short
+from .meaning import MEANINGS, broker_versions, cell_of, differences, key_numbers, meaning, same_everywhere, short
 
 
 def as_results(cmp: Comparison | dict[str, Any]) -> dict[str, Any]:
@@ -100,7 +100,8 @@ def markdown(cmp: Comparison | dict[str, Any]) -> str:
     fam = families_of(results)
     lines = [f"# queuekit: where the stacks differ ({results['started']})", "",
              f"{len(results['scenarios'])} scenarios on {len(stacks)} stacks against real brokers, "
-             f"{results['seconds']:.0f} s. A cell says what its numbers mean (LOST/DUPLICATED, ORDER/REPEATED, "
+             f"{results['seconds']:.0f} s (brokers: {broker_versions(results) or 'none'}). "
+             "A cell says what its numbers mean (LOST/DUPLICATED, ORDER/REPEATED, "
              "REFUSED (safe), as designed) and, separately, whether it matched the scenario's declared "
              "expectation (✓ / ✗).", "",
              "## Where the stacks differ", "",

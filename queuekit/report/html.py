@@ -21,7 +21,7 @@ from typing import Any
 from queuekit.suite.guide import guide
 
 from . import charts, code_page, compact
-from .meaning import MEANINGS, cell_of, key_numbers, meaning, short
+from .meaning import MEANINGS, broker_versions, cell_of, key_numbers, meaning, short
 
 esc = html.escape
 
@@ -132,7 +132,8 @@ details pre {{ font-size: .75rem; overflow-x: auto; }}
 </style></head><body>
 <h1>queuekit: where the stacks differ</h1>
 <p class="lede">{len(results['scenarios'])} scenarios on {len(stacks)} stacks ({esc(', '.join(stacks))}), run on real
-brokers, {results.get('seconds', 0):.0f} s, started {esc(results.get('started', ''))}. A cell's colour is what its numbers
+brokers ({esc(broker_versions(results) or 'none')}), {results.get('seconds', 0):.0f} s,
+started {esc(results.get('started', ''))}. A cell's colour is what its numbers
 mean; ✓ / ✗ says whether it matched what the scenario declared it expects (hover ✗ for why).</p>
 <p>{legend}</p>
 {compact.filters(results)}

@@ -143,3 +143,10 @@ def tally(results: dict[str, Any], stacks: Iterable[str] | None = None) -> dict[
         if cell["stack"] in out and not cell.get("skipped"):
             out[cell["stack"]][meaning(cell)[0]] += 1
     return out
+
+
+def broker_versions(results: dict[str, Any]) -> str:
+    """"rabbitmq 4.3.6 (Debian sid root, …), kafka 4.4.0": the versions the cells ran on, for a report's header."""
+    found = results.get("environment", {}).get("brokers", {})
+    return ", ".join(f"{name} {b.get('version') or '?'}" + (f" ({b['detail']})" if b.get("detail") else "")
+                     for name, b in found.items())

@@ -239,6 +239,7 @@ class Stack(ABC):
                           env={LEDGER_ENV: str(self.ledger_path), **options_env(self.options),
                                FAULTS_ENV: "1" if self.harness_faults else "0",
                                "QUEUEKIT_TOPOLOGY": self.settings.topology,  # workers reach the driver's brokers
+                               "QUEUEKIT_PORT_OFFSET": str(self.settings.port_offset),  # (a kit beside the env's)
                                **({"QUEUEKIT_RABBIT_VHOST": self.settings.rabbit_vhost}  # and its vhost
                                   if self.settings.rabbit_vhost else {})})
 

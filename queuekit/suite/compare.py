@@ -62,7 +62,8 @@ def environment(settings: Settings, stacks: Sequence[str]) -> dict[str, Any]:
     used = brokers_of(stacks)
     return {
         "brokers": {s.name: {"version": s.version, "url": s.url, "managed": s.managed,
-                             **({"config": s.config} if s.config else {})}
+                             **({"config": s.config} if s.config else {}),
+                             **({"detail": s.detail} if s.healthy and s.detail else {})}  # e.g. RabbitMQ 4.x's root
                     for s in (brokers.statuses(settings, used) if used else [])},
         "libraries": {lib: version(lib) for lib in libraries(stacks)},
         "python": platform.python_version(),
