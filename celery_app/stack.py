@@ -20,7 +20,7 @@ What each option does here:
 * ``queue_type``   ``classic`` (default) or ``quorum`` (``celery_quorum`` sets it; see that class and
                    topology.py): x-queue-type on every queue, topic ``celery.tasks``, native delays.
 * ``delivery_limit``  quorum only: ``x-delivery-limit`` (broker redeliveries before it dead-letters).
-* ``partitions``  unused; ``extra["task_events"]=False``: no Flower task events, ``extra["loglevel"]``:
+* ``partitions``  unused; ``task_events=False``: no Flower task events, ``loglevel``:
                    the worker's log level (INFO; the bench runs both as a plain Celery app does).
 
 Delivery: publisher confirms (kombu ``confirm_publish``); a signup is one task, a video is a
@@ -31,8 +31,6 @@ Dead letters: ``celery.<service>.dlq``, holding the original envelope bytes and 
 """
 from __future__ import annotations
 
-import base64
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -52,7 +50,7 @@ from queuekit.stacks.capabilities import Capabilities
 from queuekit.stacks.rabbitmq import Management, x_death
 from workloads import WORKLOADS
 
-from . import topology
+from . import frames, topology
 from .app import make_app
 
 
@@ -191,31 +189,12 @@ def _dead_letter(service: str, body: bytes, headers: dict) -> DeadLetter:
     try:
         headers = headers if isinstance(headers, dict) else {}
         if topology.REASON_HEADER in headers:
-            payload = _task_argument(body) if topology.FRAME_HEADER in headers else body
+            payload = frames.task_argument(body) if topology.FRAME_HEADER in headers else body
             return DeadLetter(service, payload, str(headers[topology.REASON_HEADER]))
         what = f"task {str(headers['task'])[:100]!r}" if "task" in headers else "not a Celery task message"
-        return DeadLetter(service, _task_argument(body), f"{x_death(headers)} by the Celery worker: {what}")
+        return DeadLetter(service, frames.task_argument(body), f"{x_death(headers)} by the Celery worker: {what}")
     except Exception as exc:  # noqa: BLE001 - a reader of dead letters must read every one of them
         return DeadLetter(service, body, f"unreadable dead letter: {type(exc).__name__}: {exc}"[:300])
-
-
-def _task_argument(body: bytes) -> bytes:
-    """The first task argument of a Celery (protocol 2) body ``[args, kwargs, embed]``; else the body."""
-    try:
-        doc = json.loads(body)
-    except (ValueError, RecursionError):
-        return body
-    if not (isinstance(doc, list) and len(doc) == 3 and isinstance(doc[0], list) and doc[0]):
-        return body
-    argument = doc[0][-1] if len(doc[0]) == 2 else doc[0][0]  # a chain step: (previous result, envelope)
-    if isinstance(argument, str):
-        return argument.encode("utf-8", "surrogateescape")
-    if isinstance(argument, dict) and argument.get("__type__") == "base64":
-        try:
-            return base64.b64decode(argument["__value__"])
-        except (ValueError, TypeError):
-            return body
-    return body
 
 
 class CeleryQuorumStack(CeleryStack):

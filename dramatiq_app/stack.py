@@ -36,7 +36,6 @@ native fan-out); an envelope is confirmed only when every copy was.
 """
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -159,18 +158,7 @@ class DramatiqStack(Stack):
     def in_flight(self) -> dict[str, int]:
         """Per worker process: deliveries it holds unacked, over all its consumer channels (management
         API view, seconds behind). A worker consuming several queues may hold ``prefetch`` per queue."""
-        names = {c["name"]: c.get("user_provided_name") for c in self._mgmt_rows("/connections", "name,user_provided_name")}
-        held: dict[str, int] = {}
-        for ch in self._mgmt_rows("/channels", "connection_details,messages_unacknowledged,consumer_count"):
-            worker = names.get((ch.get("connection_details") or {}).get("name"))
-            if ch.get("consumer_count") and worker and worker.startswith("dramatiq-") and worker != "dramatiq-producer":
-                held[worker] = held.get(worker, 0) + (ch.get("messages_unacknowledged") or 0)
-        return held
-
-    def _mgmt_rows(self, path: str, columns: str) -> list[dict]:
-        r = self.mgmt.http.get(path, params={"columns": columns})
-        r.raise_for_status()
-        return r.json()
+        return self.mgmt.unacked_per_named_connection("dramatiq-", exclude="dramatiq-producer")
 
     def replay(self, workload: str, timeout: float = 20.0) -> int:
         """A brand-new Dramatiq consumer on the entry queue(s): how many messages it can still read.
@@ -196,26 +184,13 @@ def _dead_letter(service: str, body: bytes, headers: dict) -> DeadLetter:
     frame at all is read without raising."""
     headers = headers if isinstance(headers, dict) else {}
     if frames.REASON_HEADER in headers:
-        return DeadLetter(service, _first_argument(body), str(headers[frames.REASON_HEADER]))
-    try:
-        message = Message.decode(body)
-        lines = [line for line in str(message.options.get("traceback") or "").splitlines() if line.strip()]
-    except Exception:  # noqa: BLE001 - not a Dramatiq message at all: nacked unread, RabbitMQ's DLX moved it
+        return DeadLetter(service, frames.first_argument(body), str(headers[frames.REASON_HEADER]))
+    last_line = frames.traceback_last_line(body)
+    if last_line is None:  # not a Dramatiq message at all: nacked unread, RabbitMQ's DLX moved it
         return DeadLetter(service, body, f"not a Dramatiq message ({x_death(headers)})")
     # no traceback: RabbitMQ dead-lettered the frame itself (e.g. quorum's delivery_limit): x-death says why
-    reason = lines[-1] if lines else (x_death(headers) if "x-death" in headers else "no reason recorded")
-    return DeadLetter(service, _first_argument(body), reason)
-
-
-def _first_argument(body: bytes) -> bytes:
-    """The actor's envelope argument of a Dramatiq message body; the body itself if there is none."""
-    try:
-        args = json.loads(body).get("args")
-    except (ValueError, RecursionError, AttributeError):
-        return body
-    if isinstance(args, list) and args and isinstance(args[0], str):
-        return actors.from_arg(args[0])
-    return body
+    reason = last_line or (x_death(headers) if "x-death" in headers else "no reason recorded")
+    return DeadLetter(service, frames.first_argument(body), reason)
 
 
 class DramatiqQuorumStack(DramatiqStack):
