@@ -2,7 +2,7 @@
 
 The tasks, routes and queues are celery_app's own; only the broker URL, the
 transport options and the settings a Kafka broker cannot honour change
-(``make_app`` applies ``overrides`` when ``options.extra["transport"]`` is
+(``make_app`` applies ``overrides`` when ``options.transport`` is
 ``"confluentkafka"``, which ``CeleryKafkaStack`` sets).
 
 What the transport does (kombu 5.7 ``kombu/transport/confluentkafka.py``, a
@@ -22,12 +22,12 @@ virtual transport):
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Final
 
 from queuekit.core.config import Settings
 from queuekit.core.options import StackOptions
 
-TRANSPORT = "confluentkafka"
+TRANSPORT: Final = "confluentkafka"
 SCHEME = "qkconfluentkafka"  # the broker URL's scheme: kombu's transport with unreadable records dead-lettered
 SESSION_TIMEOUT_MS = 6000  # a SIGKILLed worker's partitions move after this (librdkafka's default is 45 s)
 # librdkafka's own log lines ("%3|FAIL|… Connection refused" while a node is down) as Python log records, not
@@ -36,16 +36,15 @@ RDKAFKA_LOG = logging.getLogger("celery_app.rdkafka")
 
 
 def wanted(options: StackOptions) -> bool:
-    return options.extra.get("transport") == TRANSPORT
+    return options.transport == TRANSPORT
 
 
 def broker_url(settings: Settings) -> str:
     """kombu's transport with unreadable records dead-lettered (``kafka_transport``), not stock ``confluentkafka``.
     It takes ONE host:port as bootstrap.servers; a cluster's nodes become a ";"-joined failover list (any one
     node's metadata names the whole cluster)."""
-    from . import kafka_transport  # registers the scheme with kombu
+    from . import kafka_transport  # noqa: F401 - imported for its registration of SCHEME with kombu
 
-    assert kafka_transport.Transport  # imported for its registration of SCHEME with kombu
     return ";".join(f"{SCHEME}://{server}" for server in settings.kafka_bootstrap.split(","))
 
 
@@ -58,12 +57,11 @@ def overrides(options: StackOptions) -> dict[str, Any]:
             "wait_time_seconds": 0.2,  # poll() timeout per queue: the worker cycles its queues one poll at a time
             "polling_interval": 0.05,  # kombu sleeps this long when every queue was empty (default 1 s)
             "kafka_consumer_config": {
-                "session.timeout.ms": int(options.extra.get("session_timeout_ms", SESSION_TIMEOUT_MS)),
+                "session.timeout.ms": options.session_timeout_ms or SESSION_TIMEOUT_MS,
                 "heartbeat.interval.ms": 1000,
                 # librdkafka keeps fetching in the background: Celery's prefetch limits what it takes from
                 # poll(), not what the client already holds; it is the commit that decides what a crash loses.
-                **({"max.poll.interval.ms": int(options.extra["max_poll_interval_ms"])}
-                   if "max_poll_interval_ms" in options.extra else {}),
+                **({"max.poll.interval.ms": options.max_poll_interval_ms} if options.max_poll_interval_ms else {}),
             },
             "kafka_producer_config": {"acks": "all", "enable.idempotence": True},  # flushed after each record
             "kafka_common_config": {"logger": RDKAFKA_LOG},  # producer, consumer and admin client alike

@@ -1,7 +1,7 @@
 """CeleryKafkaStack: the same Celery app and tasks over Kafka (kombu's ``confluentkafka://`` transport).
 
 "Can we keep Celery and just move to Kafka?" One setting changes
-(``options.extra["transport"] = "confluentkafka"``: broker URL and transport
+(``options.transport = "confluentkafka"``: broker URL and transport
 options, ``celery_app/kafka.py``); tasks.py, topology.py and worker.py are
 celery_app's own. Where the transport forces a difference, it shows in the
 matrix as a finding, not as a fork of the code.
@@ -74,7 +74,7 @@ class CeleryKafkaStack(CeleryStack):
         self.admin = Admin(settings)
 
     def prepare_options(self, options: StackOptions) -> StackOptions:
-        return replace(options, extra={**options.extra, "transport": kafka.TRANSPORT})
+        return replace(options, transport=kafka.TRANSPORT)
 
     def _app(self):
         if self.app is None:

@@ -79,7 +79,7 @@ class _DeadLetterWithReason(_RabbitmqConsumer):
 
     def _dead_letter_frame(self, tag: int, body: bytes, reason: str) -> None:
         """The frame's bytes (truncated if huge) to ``.XQ`` with the reason, confirmed, then acked."""
-        headers = {frames.REASON_HEADER: reason[:1000]}
+        headers: dict[str, str | int] = {frames.REASON_HEADER: reason[:1000]}
         if len(body) > frames.MAX_FRAME_BYTES:
             headers["x-queuekit-truncated-from"] = len(body)
             body = body[:frames.TRUNCATED_BYTES]
@@ -109,7 +109,7 @@ class QueuekitBroker(RabbitmqBroker):
     def __init__(self, *, queue_arguments: Mapping[str, dict], options: StackOptions, stock: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.queue_arguments = dict(queue_arguments)
-        self.stock = stock  # extra["stock_framework"]: Dramatiq's own consumer (the framework-drops scenario)
+        self.stock = stock  # options.stock_framework: Dramatiq's own consumer (the framework-drops scenario)
         # Quorum queues, the way a Dramatiq user gets them (Dramatiq 2.2 has no queue-type setting): the
         # type and its arguments on every queue Dramatiq declares, Q, Q.DQ and Q.XQ (both sides, producer
         # and worker, declare with the same options, so RabbitMQ never sees two different declarations).
@@ -163,7 +163,7 @@ def make_broker(options: StackOptions, config: Settings | None = None, name: str
         middleware=middleware,
         queue_arguments=extra_queue_arguments(options),
         options=options,
-        stock=bool(options.extra.get("stock_framework")),
+        stock=options.stock_framework,
     )
     for params in broker.parameters if isinstance(broker.parameters, list) else [broker.parameters]:
         params.client_properties = {"connection_name": name}

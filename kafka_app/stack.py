@@ -22,17 +22,18 @@ Options, as this stack honours them:
 - ``queue_max_length``: ignored. A Kafka topic has no length bound that refuses
   producers; retention deletes old segments instead, and the producer never
   sees back-pressure from consumers (lag just grows).
-- ``extra``: ``session_timeout_ms`` (default 2000, or the broker's
+- ``session_timeout_ms`` (default 2000, or the broker's
   ``group.min.session.timeout.ms`` if higher: how long a SIGKILLed member
   keeps its partitions) and ``max_poll_interval_ms`` (default 300000: a member
   whose handler runs longer leaves the group and its record is re-delivered).
-  ``transactional`` (default False): consume-transform-produce exactly-once —
+- ``transactional`` (default False): consume-transform-produce exactly-once —
   each record's outputs (forward, retry, DLQ) and its input offset commit in
   one Kafka transaction; consumers read ``read_committed``; auto-commit is off
-  and ``early_ack`` has no effect. ``transaction_timeout_ms`` (default 5000):
+  and ``early_ack`` has no effect.
+- ``transaction_timeout_ms`` (default 5000):
   how soon the coordinator aborts a dead worker's open transaction (readers
   of its partitions wait at it until then, plus up to the broker's 10 s sweep).
-  ``long_task``: ``"block"`` (default: handle inside the poll loop; a handler
+- ``long_task``: ``"block"`` (default: handle inside the poll loop; a handler
   longer than ``max_poll_interval_ms`` gets its member evicted and the record
   handled again elsewhere) or ``"pause-resume"`` (pause the member's
   partitions, handle in a worker thread, keep polling, resume when done).
@@ -68,7 +69,7 @@ class KafkaStack(KafkaLogStack):
         replayable=True,  # consuming does not delete: a new group (or a seek) reads the log again
         dead_letter="adapter",  # the DLQ topic is written by our consumer code
         ack_on_receipt_possible=True,  # commit the offset before handling (early_ack): at-most-once
-        transactions=True,  # consume-transform-produce in a Kafka transaction (extra transactional=True)
+        transactions=True,  # consume-transform-produce in a Kafka transaction (options.transactional)
         pull_based=True,  # consumers fetch; producers never see back-pressure, lag grows
         evicts_slow_consumer=True,  # a handler longer than max.poll.interval.ms gets its member evicted
         work_sharing_beyond_partitions=False,  # a partition has one reader per group: extra members idle
@@ -84,7 +85,7 @@ class KafkaStack(KafkaLogStack):
     # -- the template's hooks (publish, lag, backlog, drain, readiness: KafkaLogStack) ----------------
     def prepare_options(self, options: StackOptions) -> StackOptions:
         session_ms = max(clients.SESSION_TIMEOUT_MS, self.admin.broker_min_session_ms())  # the broker refuses less
-        return replace(options, extra={"session_timeout_ms": session_ms, **options.extra})
+        return options if options.session_timeout_ms else replace(options, session_timeout_ms=session_ms)
 
     def declare(self) -> None:
         topics = [t for w in self.workloads for t in topology.topics(w)]

@@ -16,9 +16,9 @@ death of the parent, for workers the harness started only (the threads, the
 signals and that orphan watch: ``queuekit.core.log_worker``). A worker started
 by hand keeps running when the shell or supervisor that started it exits.
 
-``extra["transactional"]``: each consumer thread owns a transactional
+``options.transactional``: each consumer thread owns a transactional
 producer, id ``qk.<service>.<worker name>.<slot>`` (stable per worker index);
-``extra["long_task"] = "pause-resume"``: each consumer thread hands its
+``options.long_task = "pause-resume"``: each consumer thread hands its
 records to a worker thread of its own and keeps polling (see consumers.py).
 """
 from __future__ import annotations
@@ -45,16 +45,16 @@ def main(workloads: list[str]) -> int:
     install_preview()  # no log line carries a whole record value
     me = this_worker("kafka")
     settings, options, ledger, worker = Settings.from_env(), me.options, me.ledger, me.name
-    transactional = bool(options.extra.get("transactional"))
-    long_task = options.extra.get("long_task", "block")
+    transactional, long_task = options.transactional, options.long_task
     if long_task not in MODES:
-        raise ValueError(f"extra long_task={long_task!r}: choose from {', '.join(MODES)}")
+        raise ValueError(f"long_task={long_task!r}: choose from {', '.join(MODES)}")
 
     def service(route, group: str, client_id: str, slot: int | str) -> Service:
-        consumer = clients.consumer(settings, group, client_id, options.extra)
+        consumer = clients.consumer(settings, group, client_id, options)
+        offsets: StoredOffsets | Transactions
         if transactional:
             producer = clients.transactional_producer(settings, client_id, route.transactional_id(worker, slot),
-                                                      options.extra)
+                                                      options)
             # Fences any earlier producer with this id (this worker index before a restart) and
             # aborts the transaction it left open; before subscribing, so "ready" means ready.
             producer.init_transactions(clients.INIT_TRANSACTIONS_TIMEOUT_S)
