@@ -32,15 +32,15 @@ DELIVERY_LIMITS = (2, 10)  # the broker's group.share.{min,max}.delivery.count.l
 
 def group_config(route: topology.Route, options: StackOptions) -> dict[str, str]:
     """A service's share group settings, on the broker: members read them when they join."""
-    extra, (low, high) = options.extra, DELIVERY_LIMITS
+    low, high = DELIVERY_LIMITS
     return {
         "share.auto.offset.reset": "earliest",  # a new group starts at the log's start (default: latest)
         # How long a delivered record stays locked to its member; past it the broker takes it back.
-        "share.record.lock.duration.ms": str(int(extra.get("record_lock_ms", RECORD_LOCK_MS))),
+        "share.record.lock.duration.ms": str(options.record_lock_ms or RECORD_LOCK_MS),
         # Deliveries before the broker archives a record (dead-letters it): retries + the first attempt.
         "share.delivery.count.limit": str(min(max(options.max_retries + 1, low), high)),
         # A member silent this long is removed; what it held is released.
-        "share.session.timeout.ms": str(int(extra.get("session_timeout_ms", SESSION_TIMEOUT_MS))),
+        "share.session.timeout.ms": str(options.session_timeout_ms or SESSION_TIMEOUT_MS),
         "share.heartbeat.interval.ms": str(HEARTBEAT_MS),
         "errors.deadletterqueue.topic.name": route.dlq_topic,  # KIP-1191: the broker writes it
         "errors.deadletterqueue.copy.record.enable": "true",  # with the original key and value, not headers only
@@ -132,8 +132,8 @@ class ShareAdmin(Admin):
 
             def read() -> bool:
                 for msg in consumer.poll(0.5):
-                    if not msg.error():
-                        seen.add((msg.partition(), msg.offset()))
+                    if not msg.error() and (partition := msg.partition()) is not None and (at := msg.offset()) is not None:
+                        seen.add((partition, at))
                         consumer.acknowledge(msg, AcknowledgeType.ACCEPT)
                 return len(seen) >= retained
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from typing import cast
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer, ShareConsumer
 
@@ -48,10 +49,10 @@ def consume(svc: Service, stop: threading.Event) -> None:
     svc.consumer.subscribe([svc.route.source])
     while not stop.is_set():
         for msg in svc.consumer.poll(POLL_S):  # a batch of records now locked to this member
-            if msg.error():
-                if msg.error().fatal():
-                    raise KafkaException(msg.error())
-                log.warning("share consumer error: %s", msg.error())
+            if (err := msg.error()) is not None:
+                if err.fatal():
+                    raise KafkaException(err)
+                log.warning("share consumer error: %s", err)
                 continue
             if svc.options.early_ack:
                 acknowledge(svc.consumer, msg, ACCEPT)  # early_ack: done for the broker BEFORE handling
@@ -64,9 +65,9 @@ def consume(svc: Service, stop: threading.Event) -> None:
 
 def handle(svc: Service, msg: Message) -> AcknowledgeType:
     """Process one record and send what it produces; return how to acknowledge it."""
-    attempt = msg.delivery_count()  # the broker's count: 1 on the first delivery, +1 per release or lock expiry
+    attempt = msg.delivery_count() or 1  # the broker's count: 1 on the first delivery, +1 per release or lock expiry
     try:
-        env = decode(msg.value())
+        env = decode(cast(bytes, msg.value()))  # a null value too: decode refuses it by name
         outcome = process(env, service=svc.route.service, worker=svc.worker, ledger=svc.ledger,
                           guard=svc.options.guard)
     except (MalformedMessage, PermanentError) as exc:  # never retried
@@ -95,7 +96,7 @@ def reject(svc: Service, msg: Message, why: str) -> AcknowledgeType:
 def send(producer: Producer, topic: str, key: bytes | None, value: bytes | None) -> None:
     """Produce one record and wait for its delivery report (acks=all)."""
     failed: list[KafkaError] = []
-    producer.produce(topic, value, key, on_delivery=lambda err, _: err and failed.append(err))
+    producer.produce(topic, value, key, on_delivery=lambda err, _: None if err is None else failed.append(err))
     if producer.flush(SEND_TIMEOUT_S) or failed:  # not delivered: raise; the record stays unacknowledged
         raise KafkaException(failed[0] if failed else KafkaError(KafkaError._MSG_TIMED_OUT))
 

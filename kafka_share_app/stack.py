@@ -33,7 +33,7 @@ Options, as this stack honours them:
 - ``early_ack``: ACCEPT (and commit) before the handler: at-most-once.
 - ``partitions``: of every topic; the key is the user id (placement only: no order is kept).
 - ``queue_max_length``: ignored (a topic refuses no producer; lag grows).
-- ``extra``: ``record_lock_ms`` (default 30000, the broker's; 1000..60000 here:
+- ``record_lock_ms`` (default 30000, the broker's; 1000..60000 here:
   the kit's broker lowers the 15 s floor), ``session_timeout_ms`` (default 3000:
   how long a SIGKILLed member keeps its assignment), ``max_poll_interval_ms``.
 
@@ -75,6 +75,7 @@ class KafkaShareStack(KafkaLogStack):
     )
 
     groups_noun = "share groups"
+    admin: ShareAdmin
 
     def __init__(self, settings, ledger_path):
         super().__init__(settings, ledger_path)

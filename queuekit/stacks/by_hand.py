@@ -47,7 +47,7 @@ def app_package(stack: str) -> str:
     """The app package of a registered stack: ``celery`` -> ``celery_app``."""
     if stack not in STACKS:
         raise ValueError(f"unknown stack {stack!r}; choose from {', '.join(STACKS)}")
-    return STACKS[stack].split(":")[0].rsplit(".", 1)[0]
+    return _module_of(STACKS[stack]).rsplit(".", 1)[0]
 
 
 def default_ledger(settings: Settings) -> Path:
@@ -165,7 +165,7 @@ def _interrupt(*_) -> None:
 
 
 def _pump(name: str, proc: subprocess.Popen, out: Callable[[str], None]) -> None:
-    for line in proc.stdout:
+    for line in proc.stdout or ():
         out(f"[{name}] {line.rstrip()}")
 
 
@@ -180,3 +180,8 @@ def _stop(procs: Sequence[tuple[Command, subprocess.Popen]]) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)  # the command and whatever it forked (Dramatiq's processes)
             proc.wait(10)
+
+
+def _module_of(registered: str | type) -> str:
+    """``"celery_app.stack:CeleryStack"`` or a class registered directly (a test's) -> its module."""
+    return registered.__module__ if isinstance(registered, type) else registered.split(":")[0]

@@ -81,7 +81,7 @@ class Publisher:
 
     def publish_raw(self, topic: str, payload: bytes) -> None:
         failed: list = []
-        self._produce(topic, payload, None, lambda err, _: err and failed.append(err))
+        self._produce(topic, payload, None, lambda err, _: None if err is None else failed.append(err))
         self._settle()
         if failed:
             raise KitError(f"Kafka refused the raw record: {failed[0]}")

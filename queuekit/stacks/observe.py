@@ -29,8 +29,13 @@ class Observation:
 
 
 def observer(stack: str) -> ModuleType | None:
-    package = STACKS[stack].split(":")[0].rsplit(".", 1)[0]
+    package = _module_of(STACKS[stack]).rsplit(".", 1)[0]
     try:
         return importlib.import_module(f"{package}.observe")
     except ModuleNotFoundError:
         return None
+
+
+def _module_of(registered: str | type) -> str:
+    """``"celery_app.stack:CeleryStack"`` or a class registered directly (a test's) -> its module."""
+    return registered.__module__ if isinstance(registered, type) else registered.split(":")[0]

@@ -7,9 +7,7 @@ written down in advance. Where the run shows no difference, it says so.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
-from queuekit.suite.compare import Comparison
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -72,7 +70,20 @@ CLAIMS = [
 ]
 
 
-def guide(comparison: Comparison) -> list[dict[str, Any]]:
+class _Observed(Protocol):
+    @property
+    def observed(self) -> dict[str, Any]: ...
+
+
+class Compared(Protocol):
+    """What the guide reads: a ``Comparison``, or results.json seen through ``report.html``."""
+
+    @property
+    def stacks(self) -> list[str]: ...
+    def cell(self, scenario: str, stack: str) -> _Observed | None: ...
+
+
+def guide(comparison: Compared) -> list[dict[str, Any]]:
     """The claims this run has evidence for, each with the observed values and the best stacks."""
     rows = []
     for claim in CLAIMS:

@@ -41,7 +41,7 @@ class KafkaWire:
     def produce(self, topic: str, value: bytes, key: bytes | None = None, headers=None) -> None:
         failed: list = []
         self.producer.produce(topic, value, key, headers=headers,
-                              on_delivery=lambda err, _msg: err and failed.append(err))
+                              on_delivery=lambda err, _msg: None if err is None else failed.append(err))
         if self.producer.flush(30):
             failed.append(KafkaError(KafkaError._TIMED_OUT, "record not delivered within 30 s"))
         if failed:
