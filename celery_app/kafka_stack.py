@@ -46,7 +46,8 @@ from workloads import WORKLOADS
 
 from . import kafka, topology
 from .app import make_app
-from .stack import CeleryStack, _dead_letter
+from .dead_letters import dead_letter
+from .stack import CeleryStack
 
 REPLAY_GROUPS = f"{topology.PREFIX}replay."  # replay()'s throwaway groups: celery.replay.<hex>
 READER_GROUP = f"{topology.PREFIX}reader"  # the dead-letter reader (assign() only: never joins, never commits)
@@ -153,7 +154,7 @@ class CeleryKafkaStack(CeleryStack):
                 continue
             for record in self._read(topic, list(metadata[topic].partitions)):
                 body, headers = _kombu_record(record.value())
-                found.append(_dead_letter(service, body, headers))
+                found.append(dead_letter(service, body, headers))
         return found
 
     def replay(self, workload: str, timeout: float = 20.0) -> int:

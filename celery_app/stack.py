@@ -47,11 +47,12 @@ from queuekit.core.envelope import Envelope, encode
 from queuekit.core.options import StackOptions
 from queuekit.stacks.base import DeadLetter, PublishReport, Stack
 from queuekit.stacks.capabilities import Capabilities
-from queuekit.stacks.rabbitmq import Management, x_death
+from queuekit.stacks.rabbitmq import Management
 from workloads import WORKLOADS
 
-from . import frames, topology
+from . import topology
 from .app import make_app
+from .dead_letters import dead_letter
 
 
 class CeleryStack(Stack):
@@ -174,27 +175,13 @@ class CeleryStack(Stack):
             return conn.default_channel.queue_declare(name, passive=True).message_count
 
     def dead_letters(self, workload: str) -> list[DeadLetter]:
-        return [_dead_letter(service, body, headers)
+        return [dead_letter(service, body, headers)
                 for service in WORKLOADS[workload].services
                 for body, headers in self.mgmt.peek(topology.dlq_name(service))]
 
     def fault_target(self, service: str) -> str:
         """The queue ``service``'s task is routed to: the cluster scenarios hurt its leader / home node."""
         return topology.queue_name(service)
-
-
-def _dead_letter(service: str, body: bytes, headers: dict) -> DeadLetter:
-    """Ours carry the envelope bytes (or a whole frame, ``topology.FRAME_HEADER``) and a reason; the
-    broker's (DLX) carry a whole Celery message. Any frame at all is read without raising."""
-    try:
-        headers = headers if isinstance(headers, dict) else {}
-        if topology.REASON_HEADER in headers:
-            payload = frames.task_argument(body) if topology.FRAME_HEADER in headers else body
-            return DeadLetter(service, payload, str(headers[topology.REASON_HEADER]))
-        what = f"task {str(headers['task'])[:100]!r}" if "task" in headers else "not a Celery task message"
-        return DeadLetter(service, frames.task_argument(body), f"{x_death(headers)} by the Celery worker: {what}")
-    except Exception as exc:  # noqa: BLE001 - a reader of dead letters must read every one of them
-        return DeadLetter(service, body, f"unreadable dead letter: {type(exc).__name__}: {exc}"[:300])
 
 
 class CeleryQuorumStack(CeleryStack):

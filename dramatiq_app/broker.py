@@ -28,6 +28,7 @@ Three additions to Dramatiq's ``RabbitmqBroker``, all small overrides:
 from __future__ import annotations
 
 import logging
+import time
 import traceback
 from collections.abc import Mapping
 from functools import partial
@@ -126,6 +127,30 @@ class QueuekitBroker(RabbitmqBroker):
     def _declare_queue(self, queue_name):
         arguments = {**self._build_queue_arguments(queue_name), **self.queue_arguments.get(queue_name, {})}
         return self.channel.queue_declare(queue=queue_name, durable=True, arguments=arguments)
+
+    def enqueue_confirmed(self, messages: list[Message]) -> bool:
+        """Enqueue each, each waiting for its publisher confirm; False if RabbitMQ refused one. A full queue
+        (x-overflow=reject-publish) nacks the publish; Dramatiq takes the nack for a channel error, retries
+        6 times (reconnecting each time) and raises ConnectionClosed wrapping the NackError."""
+        for message in messages:
+            try:
+                self.enqueue(message)
+            except ConnectionClosed as exc:
+                if isinstance(exc.message, pika.exceptions.NackError):  # refused: counted by the caller, not retried
+                    return False
+                raise
+        return True
+
+    def count_readable(self, queue_name: str, deadline: float) -> int:
+        """What a brand-new consumer of ``queue_name`` can read before it idles 500 ms (or ``deadline``,
+        monotonic); it acks nothing, so closing it hands every delivery back to the queue."""
+        seen, consumer = 0, self.consume(queue_name, prefetch=1000, timeout=500)
+        try:
+            while time.monotonic() < deadline and next(consumer) is not None:  # None: idle for 500 ms
+                seen += 1
+        finally:
+            consumer.close()  # unacked deliveries go back to the queue
+        return seen
 
     def _declare_xq_queue(self, queue_name):  # Dramatiq's 7-day TTL (quorum queues support it since 3.10)
         arguments = {"x-message-ttl": DEAD_MESSAGE_TTL, **self.dead_letter_arguments}
