@@ -200,8 +200,9 @@ def not_before(svc: Service, msg: Message) -> float:
 
 def origin(msg: Message) -> dict:
     """Where the record was first consumed: a retried record keeps its first hop's coordinates."""
-    here = dict(zip(ORIGIN, where(msg)))
-    if str(here["topic"]).endswith(".retry"):  # only our retry records carry a first hop; elsewhere a header lies
+    coordinates = where(msg)
+    here = dict(zip(ORIGIN, coordinates))
+    if coordinates[0].endswith(".retry"):  # only our retry records carry a first hop; elsewhere a header lies
         return {name: (header(msg, name) or str(here[name]))[:300] for name in ORIGIN}
     return here
 
