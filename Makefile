@@ -39,12 +39,13 @@ mmdebstrap:
 	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mmdebstrap >/dev/null; } \
 	  || { echo "mmdebstrap is missing: run sudo apt-get install -y mmdebstrap" >&2; exit 1; }
 
-# The suite: lint and import contracts, everything but the scenario matrix, then the matrix in two lanes
+# The suite: lint, import contracts and types (mypy over every package), everything but the scenario matrix, then the matrix in two lanes
 # (RabbitMQ cells and Kafka cells side by side; see tests/scenarios/test_scenarios.py). PYTEST_ARGS reaches both runs.
 # The brokers are started once for both runs and left running (`make down` stops them).
 test: setup browser kcat mmdebstrap
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(BIN)/queuekit up
 	$(BIN)/pytest --durations=15 --ignore=tests/contract --ignore=tests/stacks --ignore=tests/scenarios/test_scenarios.py $(PYTEST_ARGS)
 	$(BIN)/pytest --durations=15 -n 2 tests/contract tests/stacks tests/scenarios/test_scenarios.py $(PYTEST_ARGS)

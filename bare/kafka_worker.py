@@ -42,7 +42,7 @@ class StartGate:
             consumer.pause(partitions)  # a member in the group, fetching nothing yet
 
     def check(self, consumer: Consumer) -> None:
-        if not self.open and os.path.exists(self.path):
+        if not self.open and self.path is not None and os.path.exists(self.path):
             self.open = True
             consumer.resume(consumer.assignment())
 

@@ -19,7 +19,7 @@ from . import compression, kafka, topology
 
 
 def make_app(options: StackOptions, *, broker_url: str | None = None, include: tuple[str, ...] = ()) -> Celery:
-    """``options.extra["transport"] == "confluentkafka"``: the same app over Kafka (see kafka.py)."""
+    """``options.transport == "confluentkafka"``: the same app over Kafka (see kafka.py)."""
     # RabbitMQ: every node's URL, ";"-joined: kombu's failover list (one URL on a single node)
     default_url = kafka.broker_url(settings()) if kafka.wanted(options) else ";".join(settings().amqp_urls)
     app = Celery("queuekit", broker=broker_url or default_url, include=list(include))
@@ -30,10 +30,10 @@ def make_app(options: StackOptions, *, broker_url: str | None = None, include: t
         accept_content=["json"],  # refuse pickle and everything else
         result_accept_content=["json"],
         task_ignore_result=True,  # no result backend: chains pass results in the worker, Flower reads events
-        # Flower sees tasks as they run: three confirmed event publishes per task. extra["task_events"]=False
+        # Flower sees tasks as they run: three confirmed event publishes per task. options.task_events=False
         # (the bench) turns them off, as a plain Celery app has them: monitoring, not delivery.
-        worker_send_task_events=options.extra.get("task_events", True),
-        task_send_sent_event=options.extra.get("task_events", True),
+        worker_send_task_events=options.task_events,
+        task_send_sent_event=options.task_events,
         # Explicit topology: our queues only; an unrouted task fails instead of creating the 'celery' queue.
         task_queues=topology.task_queues(options),
         task_routes=topology.routes(),
@@ -59,15 +59,15 @@ def make_app(options: StackOptions, *, broker_url: str | None = None, include: t
         # event; that thread then waits forever holding the event mutex and the whole worker freezes.
         # A SIGKILLed worker's connection still closes at once (the kernel resets its sockets).
         broker_heartbeat=0,
-        # Every bad frame dead-lettered, never dropped; extra["stock_framework"] runs Celery's own consumer
+        # Every bad frame dead-lettered, never dropped; options.stock_framework runs Celery's own consumer
         # instead (the framework-drops scenario shows what that loses).
-        worker_consumer="celery.worker.consumer:Consumer" if options.extra.get("stock_framework")
+        worker_consumer="celery.worker.consumer:Consumer" if options.stock_framework
         else "celery_app.frames:DeadLetteringConsumer",
         worker_hijack_root_logger=False,
     )
     if kafka.wanted(options):
         app.conf.update(kafka.overrides(options))
-    if not options.extra.get("stock_framework"):
+    if not options.stock_framework:
         compression.install()  # kombu inflates a 'compression' header's body as it reads it: bounded here
     return app
 

@@ -2,7 +2,7 @@
 
 The tasks, routes and queues are celery_app's own; only the broker URL, the
 transport options and the settings a Kafka broker cannot honour change
-(``make_app`` applies ``overrides`` when ``options.extra["transport"]`` is
+(``make_app`` applies ``overrides`` when ``options.transport`` is
 ``"confluentkafka"``, which ``CeleryKafkaStack`` sets).
 
 What the transport does (kombu 5.7 ``kombu/transport/confluentkafka.py``, a
@@ -22,12 +22,12 @@ virtual transport):
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Final
 
 from queuekit.core.config import Settings
 from queuekit.core.options import StackOptions
 
-TRANSPORT = "confluentkafka"
+TRANSPORT: Final = "confluentkafka"
 SCHEME = "qkconfluentkafka"  # the broker URL's scheme: kombu's transport with unreadable records dead-lettered
 FETCH_MAX_BYTES = 4 * 1024 * 1024  # the most a fetched (compressed) batch may inflate to in the worker
 SESSION_TIMEOUT_MS = 6000  # a SIGKILLed worker's partitions move after this (librdkafka's default is 45 s)
@@ -37,16 +37,15 @@ RDKAFKA_LOG = logging.getLogger("celery_app.rdkafka")
 
 
 def wanted(options: StackOptions) -> bool:
-    return options.extra.get("transport") == TRANSPORT
+    return options.transport == TRANSPORT
 
 
 def broker_url(settings: Settings) -> str:
     """kombu's transport with unreadable records dead-lettered (``kafka_transport``), not stock ``confluentkafka``.
     It takes ONE host:port as bootstrap.servers; a cluster's nodes become a ";"-joined failover list (any one
     node's metadata names the whole cluster)."""
-    from . import kafka_transport  # registers the scheme with kombu
+    from . import kafka_transport  # noqa: F401 - imported for its registration of SCHEME with kombu
 
-    assert kafka_transport.Transport  # imported for its registration of SCHEME with kombu
     return ";".join(f"{SCHEME}://{server}" for server in settings.kafka_bootstrap.split(","))
 
 
@@ -63,7 +62,7 @@ def overrides(options: StackOptions) -> dict[str, Any]:
             # [semantics:offset-commit@celery_kafka] kombu's ack (after the task: acks_late) commits the consumer's
             # whole position, past records fetched and not yet done: a crash loses those (crash-mid-task-prefetch)
             "kafka_consumer_config": {
-                "session.timeout.ms": int(options.extra.get("session_timeout_ms", SESSION_TIMEOUT_MS)),
+                "session.timeout.ms": options.session_timeout_ms or SESSION_TIMEOUT_MS,
                 "heartbeat.interval.ms": 1000,
                 # Bounded decompression: a compressed batch is inflated up to receive.message.max.bytes only
                 # (librdkafka's default: 100 MB); past it the client reports _BAD_COMPRESSION for the record
@@ -72,8 +71,7 @@ def overrides(options: StackOptions) -> dict[str, Any]:
                 # [semantics:prefetch@celery_kafka] librdkafka keeps fetching in the background: Celery's prefetch
                 # limits what it takes from poll(), not what the client already holds; it is the commit that
                 # decides what a crash loses.
-                **({"max.poll.interval.ms": int(options.extra["max_poll_interval_ms"])}
-                   if "max_poll_interval_ms" in options.extra else {}),
+                **({"max.poll.interval.ms": options.max_poll_interval_ms} if options.max_poll_interval_ms else {}),
             },
             # [semantics:partition-key@celery_kafka] kombu's transport produces every task without a key: one user's
             # records spread over the partitions, so per-key order is not kept

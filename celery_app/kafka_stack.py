@@ -1,7 +1,7 @@
 """CeleryKafkaStack: the same Celery app and tasks over Kafka (kombu's ``confluentkafka://`` transport).
 
 "Can we keep Celery and just move to Kafka?" One setting changes
-(``options.extra["transport"] = "confluentkafka"``: broker URL and transport
+(``options.transport = "confluentkafka"``: broker URL and transport
 options, ``celery_app/kafka.py``); tasks.py, topology.py and worker.py are
 celery_app's own. Where the transport forces a difference, it shows in the
 matrix as a finding, not as a fork of the code.
@@ -49,8 +49,9 @@ from workloads import WORKLOADS
 
 from . import kafka, topology
 from .app import make_app
+from .dead_letters import dead_letter
 from .kafka_observe import group_of
-from .stack import CeleryStack, _dead_letter
+from .stack import CeleryStack
 
 REPLAY_GROUPS = f"{topology.PREFIX}replay."  # replay()'s throwaway groups: celery.replay.<hex>
 READER_GROUP = f"{topology.PREFIX}reader"  # the dead-letter reader (assign() only: never joins, never commits)
@@ -101,7 +102,7 @@ class CeleryKafkaStack(CeleryStack):
         self.admin = Admin(settings)
 
     def prepare_options(self, options: StackOptions) -> StackOptions:
-        return replace(options, extra={**options.extra, "transport": kafka.TRANSPORT})
+        return replace(options, transport=kafka.TRANSPORT)
 
     def _app(self):
         if self.app is None:
@@ -186,7 +187,7 @@ class CeleryKafkaStack(CeleryStack):
                 continue
             for record in self._read(topic, list(metadata[topic].partitions)):
                 body, headers = _kombu_record(record.value())
-                found.append(_dead_letter(service, body, headers))
+                found.append(dead_letter(service, body, headers))
         return found
 
     def replay(self, workload: str, timeout: float = 20.0) -> int:

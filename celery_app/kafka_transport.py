@@ -110,7 +110,7 @@ class Channel(confluentkafka.Channel):
 
     def _dead_letter_record(self, queue: str, message, reason: str) -> None:
         value = (message.value() if not message.error() else None) or b""
-        headers = {topology.REASON_HEADER: reason[:1000], topology.FRAME_HEADER: "kafka-record",
+        headers: dict[str, str | int] = {topology.REASON_HEADER: reason[:1000], topology.FRAME_HEADER: "kafka-record",
                    "x-queuekit-queue": queue}
         if len(value) > TRUNCATED_BYTES:
             headers["x-queuekit-truncated-from"] = len(value)

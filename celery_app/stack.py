@@ -20,7 +20,7 @@ What each option does here:
 * ``queue_type``   ``classic`` (default) or ``quorum`` (``celery_quorum`` sets it; see that class and
                    topology.py): x-queue-type on every queue, topic ``celery.tasks``, native delays.
 * ``delivery_limit``  quorum only: ``x-delivery-limit`` (broker redeliveries before it dead-letters).
-* ``partitions``  unused; ``extra["task_events"]=False``: no Flower task events, ``extra["loglevel"]``:
+* ``partitions``  unused; ``task_events=False``: no Flower task events, ``loglevel``:
                    the worker's log level (INFO; the bench runs both as a plain Celery app does).
 
 Delivery: publisher confirms (kombu ``confirm_publish``); a signup is one task, a video is a
@@ -31,12 +31,11 @@ Dead letters: ``celery.<service>.dlq``, holding the original envelope bytes and 
 """
 from __future__ import annotations
 
-import base64
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import ClassVar
 
 from amqp.exceptions import MessageNacked
 from celery import Celery, chain
@@ -51,11 +50,12 @@ from queuekit.stacks.base import DeadLetter, PublishReport, Stack
 from queuekit.stacks.capabilities import Capabilities
 from queuekit.stacks.declaration import NO_LOSS, ClusterPromise, RetryTiming
 from queuekit.stacks.manifest import KitObject
-from queuekit.stacks.rabbitmq import Management, x_death
+from queuekit.stacks.rabbitmq import Management
 from workloads import WORKLOADS
 
 from . import topology
 from .app import make_app
+from .dead_letters import dead_letter
 
 
 class CeleryStack(Stack):
@@ -78,10 +78,10 @@ class CeleryStack(Stack):
     raw_publisher = "celery_app.raw_publisher:RawPublisher"  # task frames over AMQP with pika
     observer = "celery_app.observe"
     by_hand = "celery_app.by_hand"
-    libraries = ("celery", "kombu", "flower")
-    client_loggers = ("kombu", "amqp", "celery")
+    libraries: ClassVar[tuple[str, ...]] = ("celery", "kombu", "flower")
+    client_loggers: ClassVar[tuple[str, ...]] = ("kombu", "amqp", "celery")
     cluster = ClusterPromise({}, "classic queue on one node: no replica; reconnecting is kombu's (measured)")
-    bare_twin = "bare.celery_worker:publish_backlog"
+    bare_twin: ClassVar[str | None] = "bare.celery_worker:publish_backlog"
     cell_cost = 3  # Celery's workers boot slowest: its cells take two to three times as long as the others'
     retry_timing = RetryTiming(200, "start", (0.2, 0.35), (0.4, 0.6))  # countdown backoff_ms * 2**n, held unacked
 
@@ -197,46 +197,13 @@ class CeleryStack(Stack):
             return conn.default_channel.queue_declare(name, passive=True).message_count
 
     def dead_letters(self, workload: str) -> list[DeadLetter]:
-        return [_dead_letter(service, body, headers)
+        return [dead_letter(service, body, headers)
                 for service in WORKLOADS[workload].services
                 for body, headers in self.mgmt.peek(topology.dlq_name(service))]
 
     def fault_target(self, service: str) -> str:
         """The queue ``service``'s task is routed to: the cluster scenarios hurt its leader / home node."""
         return topology.queue_name(service)
-
-
-def _dead_letter(service: str, body: bytes, headers: dict) -> DeadLetter:
-    """Ours carry the envelope bytes (or a whole frame, ``topology.FRAME_HEADER``) and a reason; the
-    broker's (DLX) carry a whole Celery message. Any frame at all is read without raising."""
-    try:
-        headers = headers if isinstance(headers, dict) else {}
-        if topology.REASON_HEADER in headers:
-            payload = _task_argument(body) if topology.FRAME_HEADER in headers else body
-            return DeadLetter(service, payload, str(headers[topology.REASON_HEADER]))
-        what = f"task {str(headers['task'])[:100]!r}" if "task" in headers else "not a Celery task message"
-        return DeadLetter(service, _task_argument(body), f"{x_death(headers)} by the Celery worker: {what}")
-    except Exception as exc:  # noqa: BLE001 - a reader of dead letters must read every one of them
-        return DeadLetter(service, body, f"unreadable dead letter: {type(exc).__name__}: {exc}"[:300])
-
-
-def _task_argument(body: bytes) -> bytes:
-    """The first task argument of a Celery (protocol 2) body ``[args, kwargs, embed]``; else the body."""
-    try:
-        doc = json.loads(body)
-    except (ValueError, RecursionError):
-        return body
-    if not (isinstance(doc, list) and len(doc) == 3 and isinstance(doc[0], list) and doc[0]):
-        return body
-    argument = doc[0][-1] if len(doc[0]) == 2 else doc[0][0]  # a chain step: (previous result, envelope)
-    if isinstance(argument, str):
-        return argument.encode("utf-8", "surrogateescape")
-    if isinstance(argument, dict) and argument.get("__type__") == "base64":
-        try:
-            return base64.b64decode(argument["__value__"])
-        except (ValueError, TypeError):
-            return body
-    return body
 
 
 class CeleryQuorumStack(CeleryStack):

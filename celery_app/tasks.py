@@ -96,12 +96,12 @@ app.steps["consumer"].add(BindFanOutQueuesForDelays)
 
 
 class ServiceTask(app.Task):
-    Request = "celery.worker.request:Request" if OPTIONS.extra.get("stock_framework") else QueueAwareRequest
+    Request = "celery.worker.request:Request" if OPTIONS.stock_framework else QueueAwareRequest
 
     def on_failure(self, exc, task_id, args, kwargs, einfo):
         """A failure that did not pass through ``handle``'s dead-lettering (a bug in an adapter, a
         signature Celery let through): Celery would ack it and keep nothing, so keep it here."""
-        if getattr(exc, DEAD_LETTERED, False) or isinstance(exc, Reject) or OPTIONS.extra.get("stock_framework"):
+        if getattr(exc, DEAD_LETTERED, False) or isinstance(exc, Reject) or OPTIONS.stock_framework:
             return
         body = json.dumps([list(args or ()), dict(kwargs or {}), {}], default=repr)[:MAX_COPY_CHARS]
         queue = (self.request.delivery_info or {}).get("queue") or ""

@@ -34,8 +34,8 @@ def argv(workloads: list[str], options: StackOptions | None = None, name: str | 
         f"--queues={','.join(topology.queue_name(s) for s in topology.services(workloads))}",
         "--without-gossip",  # no worker-to-worker chatter; Flower uses events and heartbeats
         "--without-mingle",  # no startup sync round (faster start, nothing to sync: no revokes)
-        # INFO logs two lines per task; extra["loglevel"]="WARNING" (the bench) keeps a plain worker's default
-        f"--loglevel={options.extra.get('loglevel', 'INFO')}",
+        # INFO logs two lines per task; options.loglevel="WARNING" (the bench) keeps a plain worker's default
+        f"--loglevel={options.loglevel}",
     ]
 
 

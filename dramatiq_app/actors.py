@@ -26,6 +26,7 @@ from queuekit.core.execute import PermanentError, process
 from queuekit.core.worker_env import this_worker
 
 from .broker import broker  # noqa: F401  sets the global broker the actors bind to
+from .frames import from_arg
 from .topology import queue_name
 
 NEVER_RETRY = (MalformedMessage, PermanentError)  # Dramatiq's `throws`: fail at once, to .XQ
@@ -34,15 +35,6 @@ NEVER_RETRY = (MalformedMessage, PermanentError)  # Dramatiq's `throws`: fail at
 def to_arg(payload: bytes) -> str:
     """Bytes -> the actor's str argument; any bytes survive Dramatiq's JSON (invalid UTF-8 as surrogates)."""
     return payload.decode("utf-8", "surrogateescape")
-
-
-def from_arg(arg: str) -> bytes:
-    try:
-        return arg.encode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:  # a lone surrogate sent as JSON "\\ud800": bytes that decode() calls not UTF-8
-        return arg.encode("utf-8", "surrogatepass")
-
-
 
 
 # [handler:*] every actor runs through this adapter; Dramatiq acks, retries or fails by what it returns or raises

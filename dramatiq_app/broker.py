@@ -28,6 +28,7 @@ Three additions to Dramatiq's ``RabbitmqBroker``, all small overrides:
 from __future__ import annotations
 
 import logging
+import time
 import traceback
 from collections.abc import Mapping
 from functools import partial
@@ -79,7 +80,7 @@ class _DeadLetterWithReason(_RabbitmqConsumer):
 
     def _dead_letter_frame(self, tag: int, body: bytes, reason: str) -> None:
         """The frame's bytes (truncated if huge) to ``.XQ`` with the reason, confirmed, then acked."""
-        headers = {frames.REASON_HEADER: reason[:1000]}
+        headers: dict[str, str | int] = {frames.REASON_HEADER: reason[:1000]}
         if len(body) > frames.MAX_FRAME_BYTES:
             headers["x-queuekit-truncated-from"] = len(body)
             body = body[:frames.TRUNCATED_BYTES]
@@ -111,7 +112,7 @@ class QueuekitBroker(RabbitmqBroker):
     def __init__(self, *, queue_arguments: Mapping[str, dict], options: StackOptions, stock: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.queue_arguments = dict(queue_arguments)
-        self.stock = stock  # extra["stock_framework"]: Dramatiq's own consumer (the framework-drops scenario)
+        self.stock = stock  # options.stock_framework: Dramatiq's own consumer (the framework-drops scenario)
         # Quorum queues, the way a Dramatiq user gets them (Dramatiq 2.2 has no queue-type setting): the
         # type and its arguments on every queue Dramatiq declares, Q, Q.DQ and Q.XQ (both sides, producer
         # and worker, declare with the same options, so RabbitMQ never sees two different declarations).
@@ -128,6 +129,30 @@ class QueuekitBroker(RabbitmqBroker):
     def _declare_queue(self, queue_name):
         arguments = {**self._build_queue_arguments(queue_name), **self.queue_arguments.get(queue_name, {})}
         return self.channel.queue_declare(queue=queue_name, durable=True, arguments=arguments)
+
+    def enqueue_confirmed(self, messages: list[Message]) -> bool:
+        """Enqueue each, each waiting for its publisher confirm; False if RabbitMQ refused one. A full queue
+        (x-overflow=reject-publish) nacks the publish; Dramatiq takes the nack for a channel error, retries
+        6 times (reconnecting each time) and raises ConnectionClosed wrapping the NackError."""
+        for message in messages:
+            try:
+                self.enqueue(message)
+            except ConnectionClosed as exc:
+                if isinstance(exc.message, pika.exceptions.NackError):  # refused: counted by the caller, not retried
+                    return False
+                raise
+        return True
+
+    def count_readable(self, queue_name: str, deadline: float) -> int:
+        """What a brand-new consumer of ``queue_name`` can read before it idles 500 ms (or ``deadline``,
+        monotonic); it acks nothing, so closing it hands every delivery back to the queue."""
+        seen, consumer = 0, self.consume(queue_name, prefetch=1000, timeout=500)
+        try:
+            while time.monotonic() < deadline and next(consumer) is not None:  # None: idle for 500 ms
+                seen += 1
+        finally:
+            consumer.close()  # unacked deliveries go back to the queue
+        return seen
 
     def _declare_xq_queue(self, queue_name):  # Dramatiq's 7-day TTL (quorum queues support it since 3.10)
         arguments = {"x-message-ttl": DEAD_MESSAGE_TTL, **self.dead_letter_arguments}
@@ -167,7 +192,7 @@ def make_broker(options: StackOptions, config: Settings | None = None, name: str
         middleware=middleware,
         queue_arguments=extra_queue_arguments(options),
         options=options,
-        stock=bool(options.extra.get("stock_framework")),
+        stock=options.stock_framework,
     )
     for params in broker.parameters if isinstance(broker.parameters, list) else [broker.parameters]:
         params.client_properties = {"connection_name": name}

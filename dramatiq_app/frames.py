@@ -24,6 +24,7 @@ import json
 import time
 from functools import lru_cache
 
+from dramatiq import Message
 from dramatiq.common import q_name
 from dramatiq.errors import ActorNotFound
 
@@ -128,3 +129,33 @@ def options_problem(options: dict, broker, depth: int, actor_name: str = "", arg
         if problem:
             return f"pipe_target: {problem}"
     return None
+
+
+# -- reading a dead letter back (the driver's ``dead_letters``): never raises on any frame ------------------
+def traceback_last_line(body: bytes) -> str | None:
+    """The last line of the traceback Dramatiq's Retries middleware put on a failed message ("" if none);
+    None when the body is not a Dramatiq message at all."""
+    try:
+        message = Message.decode(body)
+    except Exception:  # noqa: BLE001 - any bytes at all may sit in .XQ
+        return None
+    lines = [line for line in str(message.options.get("traceback") or "").splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def from_arg(arg: str) -> bytes:
+    try:
+        return arg.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate sent as JSON "\\ud800": bytes that decode() calls not UTF-8
+        return arg.encode("utf-8", "surrogatepass")
+
+
+def first_argument(body: bytes) -> bytes:
+    """The actor's envelope argument of a Dramatiq message body; the body itself if there is none."""
+    try:
+        args = json.loads(body).get("args")
+    except (ValueError, RecursionError, AttributeError):
+        return body
+    if isinstance(args, list) and args and isinstance(args[0], str):
+        return from_arg(args[0])
+    return body

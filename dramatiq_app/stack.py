@@ -36,14 +36,12 @@ native fan-out); an envelope is confirmed only when every copy was.
 """
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import ClassVar
 
 import pika.exceptions
-from dramatiq import Message
-from dramatiq.errors import ConnectionClosed
 
 from queuekit.core.envelope import Envelope, encode
 from queuekit.core.options import StackOptions
@@ -51,11 +49,12 @@ from queuekit.stacks.base import DeadLetter, PublishReport, Stack
 from queuekit.stacks.capabilities import Capabilities
 from queuekit.stacks.declaration import NO_LOSS, ClusterPromise, RetryTiming
 from queuekit.stacks.manifest import KitObject
-from queuekit.stacks.rabbitmq import Management, x_death
+from queuekit.stacks.rabbitmq import Management
 from workloads import WORKLOADS
 
-from . import actors, frames, topology
+from . import actors, topology
 from .broker import QueuekitBroker, make_broker
+from .dead_letters import dead_letter
 
 
 class DramatiqStack(Stack):
@@ -81,7 +80,7 @@ class DramatiqStack(Stack):
     libraries = ("dramatiq", "pika")
     client_loggers = ("pika", "dramatiq")
     cluster = ClusterPromise({}, "classic queue on one node: no replica; reconnecting is Dramatiq's (measured)")
-    bare_twin = "bare.dramatiq_worker:publish_backlog"
+    bare_twin: ClassVar[str | None] = "bare.dramatiq_worker:publish_backlog"
     retry_timing = RetryTiming(100, "start", (0.09, 0.5), (0.19, None))  # backoff * 2**n * U[1, 2), via the .DQ
 
     def __init__(self, settings, ledger_path):
@@ -137,25 +136,14 @@ class DramatiqStack(Stack):
         t0, confirmed, refused, sent = time.monotonic(), 0, 0, 0
         for env in envelopes:
             messages = actors.entry_messages(workload, encode(env))  # tracking: one per subscriber actor
-            ok = self._send(messages)
+            ok = self.producer.enqueue_confirmed(messages)  # each waits for its publisher confirm
             confirmed, refused, sent = confirmed + ok, refused + (not ok), sent + len(messages) * ok
         return PublishReport(confirmed=confirmed, refused=refused, seconds=time.monotonic() - t0, broker_messages=sent)
 
     def publish_raw(self, workload: str, payload: bytes) -> None:
         """The bytes as the actor argument of a well-formed Dramatiq message (the actor rejects them)."""
-        if not self._send(actors.entry_messages(workload, payload)):
+        if not self.producer.enqueue_confirmed(actors.entry_messages(workload, payload)):
             raise RuntimeError(f"RabbitMQ refused the raw message for {workload} (queue full)")
-
-    def _send(self, messages: list[Message]) -> bool:
-        """Enqueue each (each waits for its publisher confirm); False if RabbitMQ refused one."""
-        for message in messages:
-            try:
-                self.producer.enqueue(message)
-            except ConnectionClosed as exc:
-                if isinstance(exc.message, pika.exceptions.NackError):  # x-overflow=reject-publish: queue full
-                    return False
-                raise
-        return True
 
     def drain(self, workload: str, timeout: float = 60.0) -> None:
         """Work and delay queues empty, read from a management snapshot newer than this call. Every
@@ -170,69 +158,23 @@ class DramatiqStack(Stack):
         dead = []
         for xq in topology.dead_letter_queues(workload):
             service = xq[len(topology.PREFIX):-len(".XQ")]
-            dead += [_dead_letter(service, body, headers) for body, headers in self.mgmt.peek(xq)]
+            dead += [dead_letter(service, body, headers) for body, headers in self.mgmt.peek(xq)]
         return dead
 
     def in_flight(self) -> dict[str, int]:
         """Per worker process: deliveries it holds unacked, over all its consumer channels (management
         API view, seconds behind). A worker consuming several queues may hold ``prefetch`` per queue."""
-        names = {c["name"]: c.get("user_provided_name") for c in self._mgmt_rows("/connections", "name,user_provided_name")}
-        held: dict[str, int] = {}
-        for ch in self._mgmt_rows("/channels", "connection_details,messages_unacknowledged,consumer_count"):
-            worker = names.get((ch.get("connection_details") or {}).get("name"))
-            if ch.get("consumer_count") and worker and worker.startswith("dramatiq-") and worker != "dramatiq-producer":
-                held[worker] = held.get(worker, 0) + (ch.get("messages_unacknowledged") or 0)
-        return held
-
-    def _mgmt_rows(self, path: str, columns: str) -> list[dict]:
-        r = self.mgmt.http.get(path, params={"columns": columns})
-        r.raise_for_status()
-        return r.json()
+        return self.mgmt.unacked_per_named_connection("dramatiq-", exclude="dramatiq-producer")
 
     def replay(self, workload: str, timeout: float = 20.0) -> int:
         """A brand-new Dramatiq consumer on the entry queue(s): how many messages it can still read.
         Acked messages are deleted from RabbitMQ, so only unconsumed ones count; none are acked here."""
-        seen, deadline = 0, time.monotonic() + timeout
-        for service in topology.entry_services(workload):
-            consumer = self.producer.consume(topology.queue_name(service), prefetch=1000, timeout=500)
-            try:
-                while time.monotonic() < deadline and next(consumer) is not None:  # None: idle for 500 ms
-                    seen += 1
-            finally:
-                consumer.close()  # unacked deliveries go back to the queue
-        return seen
+        deadline = time.monotonic() + timeout
+        return sum(self.producer.count_readable(topology.queue_name(s), deadline) for s in topology.entry_services(workload))
 
     def fault_target(self, service: str) -> str:
         """The queue ``service``'s actor consumes: the cluster scenarios hurt its leader / home node."""
         return topology.queue_name(service)
-
-
-def _dead_letter(service: str, body: bytes, headers: dict) -> DeadLetter:
-    """A Dramatiq message in .XQ -> its actor argument (the original bytes) and the last line of its
-    traceback; a frame the consumer refused (``frames.REASON_HEADER``) -> its bytes and reason. Any
-    frame at all is read without raising."""
-    headers = headers if isinstance(headers, dict) else {}
-    if frames.REASON_HEADER in headers:
-        return DeadLetter(service, _first_argument(body), str(headers[frames.REASON_HEADER]))
-    try:
-        message = Message.decode(body)
-        lines = [line for line in str(message.options.get("traceback") or "").splitlines() if line.strip()]
-    except Exception:  # noqa: BLE001 - not a Dramatiq message at all: nacked unread, RabbitMQ's DLX moved it
-        return DeadLetter(service, body, f"not a Dramatiq message ({x_death(headers)})")
-    # no traceback: RabbitMQ dead-lettered the frame itself (e.g. quorum's delivery_limit): x-death says why
-    reason = lines[-1] if lines else (x_death(headers) if "x-death" in headers else "no reason recorded")
-    return DeadLetter(service, _first_argument(body), reason)
-
-
-def _first_argument(body: bytes) -> bytes:
-    """The actor's envelope argument of a Dramatiq message body; the body itself if there is none."""
-    try:
-        args = json.loads(body).get("args")
-    except (ValueError, RecursionError, AttributeError):
-        return body
-    if isinstance(args, list) and args and isinstance(args[0], str):
-        return actors.from_arg(args[0])
-    return body
 
 
 class DramatiqQuorumStack(DramatiqStack):

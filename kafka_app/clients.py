@@ -27,6 +27,7 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient
 
 from queuekit.core.config import Settings
+from queuekit.core.options import StackOptions
 
 from .topology import READER_GROUP
 
@@ -77,23 +78,23 @@ def producer_config(settings: Settings, client_id: str) -> dict[str, Any]:
 
 
 def transactional_producer_config(settings: Settings, client_id: str, transactional_id: str,
-                                  extra: dict | None = None) -> dict[str, Any]:
-    """``extra``: ``transaction_timeout_ms`` (default ``TRANSACTION_TIMEOUT_MS``)."""
+                                  options: StackOptions = StackOptions()) -> dict[str, Any]:
+    """``options.transaction_timeout_ms`` (default ``TRANSACTION_TIMEOUT_MS``)."""
     return {
         **producer_config(settings, client_id),
         # One id per consumer thread, stable across restarts of the same worker index: a new
         # instance's init_transactions() fences the old one (its commits fail) and aborts its leftovers.
         "transactional.id": transactional_id,
         # How long a transaction may stay open; a crashed producer's is aborted after this.
-        "transaction.timeout.ms": int((extra or {}).get("transaction_timeout_ms", TRANSACTION_TIMEOUT_MS)),
+        "transaction.timeout.ms": options.transaction_timeout_ms or TRANSACTION_TIMEOUT_MS,
     }
 
 
-def consumer_config(settings: Settings, group: str, client_id: str, extra: dict | None = None) -> dict[str, Any]:
-    """``extra`` (``StackOptions.extra``): ``session_timeout_ms``, ``max_poll_interval_ms``, ``transactional``."""
-    extra = extra or {}
-    transactional = bool(extra.get("transactional"))
-    session_ms = int(extra.get("session_timeout_ms", SESSION_TIMEOUT_MS))
+def consumer_config(settings: Settings, group: str, client_id: str,
+                    options: StackOptions = StackOptions()) -> dict[str, Any]:
+    """``options``: ``session_timeout_ms``, ``max_poll_interval_ms``, ``transactional``."""
+    transactional = options.transactional
+    session_ms = options.session_timeout_ms or SESSION_TIMEOUT_MS
     return {
         **_common(settings, client_id),
         "group.id": group,  # one group per service: each service sees every record once (native fan-out)
@@ -116,7 +117,7 @@ def consumer_config(settings: Settings, group: str, client_id: str, extra: dict 
         "session.timeout.ms": session_ms,
         "heartbeat.interval.ms": min(500, session_ms // 3),  # members learn of a rebalance within 0.5 s
         # A member that does not call poll() for this long (a long handler) leaves the group itself.
-        "max.poll.interval.ms": int(extra.get("max_poll_interval_ms", MAX_POLL_INTERVAL_MS)),
+        "max.poll.interval.ms": options.max_poll_interval_ms or MAX_POLL_INTERVAL_MS,
         "enable.partition.eof": False,
         **BOUNDED_FETCH,  # a compression bomb is refused at FETCH_MAX_BYTES inflated, never inflated further
     }
@@ -138,12 +139,12 @@ def producer(settings: Settings, client_id: str) -> Producer:
 
 
 def transactional_producer(settings: Settings, client_id: str, transactional_id: str,
-                           extra: dict | None = None) -> Producer:
-    return Producer(transactional_producer_config(settings, client_id, transactional_id, extra))
+                           options: StackOptions = StackOptions()) -> Producer:
+    return Producer(transactional_producer_config(settings, client_id, transactional_id, options))
 
 
-def consumer(settings: Settings, group: str, client_id: str, extra: dict | None = None) -> Consumer:
-    return Consumer(consumer_config(settings, group, client_id, extra))
+def consumer(settings: Settings, group: str, client_id: str, options: StackOptions = StackOptions()) -> Consumer:
+    return Consumer(consumer_config(settings, group, client_id, options))
 
 
 def replayer(settings: Settings, group: str) -> Consumer:

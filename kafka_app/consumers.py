@@ -11,9 +11,9 @@ Outcome -> what the consumer does before it stores the record's offset:
 Every record we produce is waited for (delivery report) before the input's
 offset is settled (``offsets.py``): stored for auto-commit (default), so a
 crash in between re-delivers the input rather than losing its output —
-at-least-once end to end; or, with ``extra["transactional"]``, committed in
+at-least-once end to end; or, with ``options.transactional``, committed in
 the same Kafka transaction as those records — exactly-once within Kafka.
-With ``extra["long_task"] = "pause-resume"`` the record is handled in a worker
+With ``options.long_task = "pause-resume"`` the record is handled in a worker
 thread while the consumer thread keeps polling (``long_tasks.py``). Kafka has
 no retry or dead-letter of its own; these two topics are ours.
 """
@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from typing import cast
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
@@ -34,7 +35,7 @@ from queuekit.core.ledger import Ledger
 from queuekit.core.options import StackOptions
 
 from .long_tasks import PausedWork
-from .offsets import StoredOffsets, Transactions, commit_before_handling
+from .offsets import StoredOffsets, Transactions, commit_before_handling, where
 from .topology import Route
 
 log = logging.getLogger("kafka_app.consumers")
@@ -95,10 +96,10 @@ def consume_retries(svc: Service, stop: threading.Event) -> None:
 
     subscribe(svc, svc.route.retry_topic, forget)
     while not stop.is_set():
-        for key, (msg, due) in list(held.items()):
+        for key, (head, due) in list(held.items()):
             if due <= time.time():
                 del held[key]
-                work(svc, msg, keep_paused=held)  # handled, then settled, as in consume()
+                work(svc, head, keep_paused=held)  # handled, then settled, as in consume()
                 svc.consumer.resume([TopicPartition(*key)])  # fetching restarts at the record after it
         wait = min([POLL_S, *(due - time.time() for _, due in held.values())])
         msg = next_record(svc.consumer, max(wait, 0.0))  # blocks until a record or the next due time: no busy loop
@@ -112,8 +113,9 @@ def consume_retries(svc: Service, stop: threading.Event) -> None:
         if due > time.time():
             # Not due: pause the partition (librdkafka drops what it prefetched and will resume
             # right after this record) and keep the record; later records of the partition wait behind it.
-            svc.consumer.pause([TopicPartition(msg.topic(), msg.partition())])
-            held[(msg.topic(), msg.partition())] = (msg, due)
+            topic, partition, _ = where(msg)
+            svc.consumer.pause([TopicPartition(topic, partition)])
+            held[(topic, partition)] = (msg, due)
             continue
         work(svc, msg, keep_paused=held)  # after processing: at-least-once (or in its transaction)
     svc.consumer.close()
@@ -141,9 +143,9 @@ def handle(svc: Service, msg: Message) -> None:
     attempt = 1
     try:
         attempt = attempts_so_far(svc, msg) + 1
-        if len(msg.key() or b"") > MAX_KEY_BYTES:
-            raise MalformedMessage(f"key of {len(msg.key())} bytes, over {MAX_KEY_BYTES}")
-        env = decode(msg.value())  # MalformedMessage: below (size and depth limits before parsing)
+        if len(key := msg.key() or b"") > MAX_KEY_BYTES:
+            raise MalformedMessage(f"key of {len(key)} bytes, over {MAX_KEY_BYTES}")
+        env = decode(cast(bytes, msg.value()))  # MalformedMessage: below (a null value too; size, depth before parsing)
         # [semantics:idempotency] process() applies the effect and records the idempotency key in one ledger
         # transaction: a re-read record has no second effect
         outcome = process(env, service=svc.route.service, worker=svc.worker, ledger=svc.ledger,
@@ -200,7 +202,7 @@ def send(producer: Producer, topic: str, key: bytes | None, value: bytes | None,
     """Produce one record and wait for its delivery report (acks=all)."""
     failed: list[KafkaError] = []
     producer.produce(topic, value, key, headers={k: str(v) for k, v in (headers or {}).items()},
-                     on_delivery=lambda err, _: err and failed.append(err))
+                     on_delivery=lambda err, _: None if err is None else failed.append(err))
     if producer.flush(SEND_TIMEOUT_S) or failed:  # not delivered: raise, leaving the input's offset unstored
         raise KafkaException(failed[0] if failed else KafkaError(KafkaError._MSG_TIMED_OUT))
 
@@ -217,8 +219,9 @@ def not_before(svc: Service, msg: Message) -> float:
 
 def origin(msg: Message) -> dict:
     """Where the record was first consumed: a retried record keeps its first hop's coordinates."""
-    here = dict(zip(ORIGIN, (msg.topic(), msg.partition(), msg.offset())))
-    if msg.topic().endswith(".retry"):  # only our retry records carry a first hop; elsewhere a header lies
+    coordinates = where(msg)
+    here = dict(zip(ORIGIN, coordinates))
+    if coordinates[0].endswith(".retry"):  # only our retry records carry a first hop; elsewhere a header lies
         return {name: (header(msg, name) or str(here[name]))[:300] for name in ORIGIN}
     return here
 
@@ -245,12 +248,12 @@ def next_record(consumer: Consumer, timeout: float) -> Message | None:
     msg = consumer.poll(timeout)
     if msg is None:
         return None
-    if msg.error():
-        if msg.error().fatal():
-            raise KafkaException(msg.error())
-        if msg.error().code() in UNDECODABLE and msg.offset() is not None and msg.offset() >= 0:
+    if (err := msg.error()) is not None:
+        if err.fatal():
+            raise KafkaException(err)
+        if err.code() in UNDECODABLE and (msg.offset() or -1) >= 0:
             return msg  # pinned to one record: the caller dead-letters it and moves past it
-        log.warning("consumer error: %s", msg.error())
+        log.warning("consumer error: %s", err)
         return None
     return msg
 
@@ -262,8 +265,9 @@ def skip_undecodable(svc: Service, msg: Message) -> None:
     Stock behaviour: the client reports the same error on every poll and fetches the same offset again,
     so the partition never moves (observed: the records behind it never handled). Here the dead letter
     is delivered, THEN the offset after the record is settled, THEN fetching resumes after it."""
-    past = TopicPartition(msg.topic(), msg.partition(), msg.offset() + 1)
-    why = f"undecodable record {msg.topic()}[{msg.partition()}]@{msg.offset()}: {msg.error().str()}"
+    topic, partition, offset = where(msg)  # an undecodable record's error still names its coordinates
+    past = TopicPartition(topic, partition, offset + 1)
+    why = f"undecodable record {topic}[{partition}]@{offset}: {cast(KafkaError, msg.error()).str()}"
     headers = {**dict(zip(ORIGIN, (msg.topic(), msg.partition(), msg.offset()))), "reason": why[:MAX_REASON],
                "service": svc.route.service, "attempts": 0}
     svc.offsets.skip(past, lambda: send(svc.producer, svc.route.dlq_topic, None, None, headers))
@@ -276,7 +280,8 @@ def skip_undecodable(svc: Service, msg: Message) -> None:
 
 def header(msg: Message, name: str) -> str | None:
     """The first header ``name`` as text (bytes that are not UTF-8 replaced, never an error)."""
-    for key, value in msg.headers() or ():
+    headers: list[tuple[str, bytes | None]] = cast(list, msg.headers() or [])  # a consumed record's: a list
+    for key, value in headers:
         if key == name:
             return value.decode("utf-8", "replace") if value is not None else None
     return None

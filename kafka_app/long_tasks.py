@@ -1,4 +1,4 @@
-"""Long handlers without leaving the group: ``extra["long_task"] = "pause-resume"``.
+"""Long handlers without leaving the group: ``options.long_task = "pause-resume"``.
 
 librdkafka throws a member out of its group when it does not call ``poll()``
 for ``max.poll.interval.ms``. The default mode ("block") handles each record
@@ -20,6 +20,8 @@ from collections.abc import Callable, Collection
 from concurrent import futures
 
 from confluent_kafka import Consumer, Message, TopicPartition
+
+from .offsets import where
 
 log = logging.getLogger("kafka_app.long_tasks")
 MODES = ("block", "pause-resume")
@@ -78,7 +80,7 @@ class PausedWork:
                                   if (tp.topic, tp.partition) not in keep_paused])
 
     def _unread(self, msg: Message) -> None:
-        tp = TopicPartition(msg.topic(), msg.partition(), msg.offset())
+        tp = TopicPartition(*where(msg))
         self.consumer.pause([tp])
         self.consumer.seek(tp)  # fetched again from this record once resumed
         log.warning("%s/%d@%d arrived during a paused task: rewound", msg.topic(), msg.partition(), msg.offset())

@@ -5,7 +5,7 @@ The offset is *stored* once the record's outputs (forward, retry, DLQ) are
 delivered; librdkafka's auto-commit commits it. A crash in between re-delivers
 the record: at-least-once, the ledger's guard absorbing the repeat.
 
-``Transactions`` (``extra["transactional"]``): consume-transform-produce. One
+``Transactions`` (``options.transactional``): consume-transform-produce. One
 Kafka transaction per input record holds what handling it produced AND its
 input offset (``send_offsets_to_transaction``); both become visible together
 or not at all, and the consumers read ``read_committed``, so an aborted
@@ -50,7 +50,7 @@ class StoredOffsets:
             # delivered): a crash before this line leaves it uncommitted, so the group re-delivers it: at-least-once.
             store(self.consumer, msg)
         else:  # revoked mid-task: its new owner re-reads it from the committed offset
-            log.warning("%s/%d@%d handled after its partition moved: not stored", *_where(msg))
+            log.warning("%s/%d@%d handled after its partition moved: not stored", *where(msg))
 
     def skip(self, past: TopicPartition, work: Callable[[], None]) -> None:
         """A record the client cannot decode: ``work`` (its dead letter), THEN the offset after it is stored."""
@@ -81,13 +81,14 @@ class Transactions:
         self.producer.begin_transaction()  # every record work() produces (forward, retry, DLQ) joins it
         try:
             work()  # ends with crash_point("after-output"): a crash there leaves the transaction open
+            topic, partition, offset = where(msg)
             if not owned():
-                raise Revoked(f"{msg.topic()}/{msg.partition()} was revoked while its record was handled")
-            self._commit([TopicPartition(msg.topic(), msg.partition(), msg.offset() + 1)])
+                raise Revoked(f"{topic}/{partition} was revoked while its record was handled")
+            self._commit([TopicPartition(topic, partition, offset + 1)])
         except (KafkaException, Revoked) as exc:
             self._abort(exc)
             if owned():  # the consumer has moved past the record: rewind so it is handled again
-                self.consumer.seek(TopicPartition(msg.topic(), msg.partition(), msg.offset()))
+                self.consumer.seek(TopicPartition(*where(msg)))
 
     def skip(self, past: TopicPartition, work: Callable[[], None]) -> None:
         """A record the client cannot decode: its dead letter and the offset after it, in one transaction."""
@@ -153,7 +154,7 @@ def store(consumer: Consumer, msg: Message) -> None:
     except KafkaException as exc:  # the partition was taken from us meanwhile (rebalance, max.poll.interval)
         if exc.args[0].code() != KafkaError._STATE:
             raise
-        log.warning("%s/%d@%d handled after its partition moved: its new owner re-delivers it", *_where(msg))
+        log.warning("%s/%d@%d handled after its partition moved: its new owner re-delivers it", *where(msg))
 
 
 def commit_before_handling(consumer: Consumer, msg: Message) -> None:
@@ -172,5 +173,8 @@ def commit_stored(consumer: Consumer) -> None:
             log.warning("commit on revoke failed: %s", exc)
 
 
-def _where(msg: Message) -> tuple[str, int, int]:
-    return msg.topic(), msg.partition(), msg.offset()
+def where(msg: Message) -> tuple[str, int, int]:
+    """(topic, partition, offset) of a consumed record (one without an error: all three are set)."""
+    topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+    assert topic is not None and partition is not None and offset is not None, "an error event, not a record"
+    return topic, partition, offset

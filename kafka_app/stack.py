@@ -22,17 +22,18 @@ Options, as this stack honours them:
 - ``queue_max_length``: ignored. A Kafka topic has no length bound that refuses
   producers; retention deletes old segments instead, and the producer never
   sees back-pressure from consumers (lag just grows).
-- ``extra``: ``session_timeout_ms`` (default 2000, or the broker's
+- ``session_timeout_ms`` (default 2000, or the broker's
   ``group.min.session.timeout.ms`` if higher: how long a SIGKILLed member
   keeps its partitions) and ``max_poll_interval_ms`` (default 300000: a member
   whose handler runs longer leaves the group and its record is re-delivered).
-  ``transactional`` (default False): consume-transform-produce exactly-once —
+- ``transactional`` (default False): consume-transform-produce exactly-once —
   each record's outputs (forward, retry, DLQ) and its input offset commit in
   one Kafka transaction; consumers read ``read_committed``; auto-commit is off
-  and ``early_ack`` has no effect. ``transaction_timeout_ms`` (default 5000):
+  and ``early_ack`` has no effect.
+- ``transaction_timeout_ms`` (default 5000):
   how soon the coordinator aborts a dead worker's open transaction (readers
   of its partitions wait at it until then, plus up to the broker's 10 s sweep).
-  ``long_task``: ``"block"`` (default: handle inside the poll loop; a handler
+- ``long_task``: ``"block"`` (default: handle inside the poll loop; a handler
   longer than ``max_poll_interval_ms`` gets its member evicted and the record
   handled again elsewhere) or ``"pause-resume"`` (pause the member's
   partitions, handle in a worker thread, keep polling, resume when done).
@@ -46,25 +47,21 @@ over the last commit marker.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, TopicPartition
-
-from queuekit.core.envelope import Envelope
 from queuekit.core.options import StackOptions
-from queuekit.core.waiting import wait_for
-from queuekit.stacks.base import DeadLetter, PublishReport, Stack
+from queuekit.stacks.base import DeadLetter
 from queuekit.stacks.capabilities import Capabilities
 from queuekit.stacks.declaration import NO_LOSS, ClusterPromise, RetryTiming
-from queuekit.stacks.kafka import Admin, Publisher, read_until
+from queuekit.stacks.kafka import Admin, KafkaLogStack, Publisher, read_until
 from queuekit.stacks.manifest import KitObject, record
 
 from . import clients, topology
 from .consumers import header
 
 
-class KafkaStack(Stack):
+class KafkaStack(KafkaLogStack):
     name = "kafka"
     worker_module = "kafka_app.worker"
     capabilities = Capabilities(
@@ -74,7 +71,7 @@ class KafkaStack(Stack):
         replayable=True,  # consuming does not delete: a new group (or a seek) reads the log again
         dead_letter="adapter",  # the DLQ topic is written by our consumer code
         ack_on_receipt_possible=True,  # commit the offset before handling (early_ack): at-most-once
-        transactions=True,  # consume-transform-produce in a Kafka transaction (extra transactional=True)
+        transactions=True,  # consume-transform-produce in a Kafka transaction (options.transactional)
         pull_based=True,  # consumers fetch; producers never see back-pressure, lag grows
         evicts_slow_consumer=True,  # a handler longer than max.poll.interval.ms gets its member evicted
         work_sharing_beyond_partitions=False,  # a partition has one reader per group: extra members idle
@@ -93,19 +90,20 @@ class KafkaStack(Stack):
 
     def __init__(self, settings, ledger_path):
         super().__init__(settings, ledger_path)
+        self.topology = topology
         self.admin = Admin(settings)
         self.publisher = Publisher(lambda: clients.producer(self.settings, f"{topology.PREFIX}publisher"))
 
-    # -- the template's hooks ------------------------------------------------------------
+    # -- the template's hooks (publish, lag, backlog, drain, readiness: KafkaLogStack) ----------------
     def prepare_options(self, options: StackOptions) -> StackOptions:
         session_ms = max(clients.SESSION_TIMEOUT_MS, self.admin.broker_min_session_ms())  # the broker refuses less
-        return replace(options, extra={"session_timeout_ms": session_ms, **options.extra})
+        return options if options.session_timeout_ms else replace(options, session_timeout_ms=session_ms)
 
     def declare(self) -> None:
         topics = [t for w in self.workloads for t in topology.topics(w)]
         topology.declare(self.admin.client, list(dict.fromkeys(topics)), self.options.partitions)
 
-    def _expected_members(self) -> dict[str, tuple[str, int]]:
+    def expected_members(self) -> dict[str, tuple[str, int]]:
         """group -> (topic, members): ``concurrency`` per live worker, one retry consumer per live worker."""
         live = len(self.worker_pids())
         expected = {}
@@ -113,16 +111,6 @@ class KafkaStack(Stack):
             expected[route.group] = (route.source, live * self.options.concurrency)
             expected[route.retry_group] = (route.retry_topic, live)
         return expected
-
-    def consumers_ready(self) -> bool:
-        """Each group has exactly the live workers' members (a SIGKILLed one must time out first)."""
-        return self.admin.groups_ready(self._expected_members())
-
-    def describe_consumers(self) -> str:
-        return f"groups: {self.admin.describe_groups(list(self._expected_members()))}"
-
-    def close_clients(self) -> None:
-        self.publisher.close()
 
     def kit_objects(self) -> list[KitObject]:
         return ([KitObject("kafka", "topic", t) for t in topology.kit_topics()]
@@ -134,47 +122,14 @@ class KafkaStack(Stack):
         self.admin.delete_kit_objects(topology.kit_topics(), topology.kit_groups(), topology.REPLAY_GROUPS,
                                       topology.dead_letter_topics())
 
-    # -- producing -----------------------------------------------------------------
-    def publish(self, workload: str, envelopes: Sequence[Envelope]) -> PublishReport:
-        return self.publisher.publish(topology.entry_topic(workload), envelopes)
-
-    def publish_raw(self, workload: str, payload: bytes) -> None:
-        self.publisher.publish_raw(topology.entry_topic(workload), payload)
-
     # -- the broker's view -----------------------------------------------------------
-    def lag(self, workload: str) -> dict[str, int]:
-        """Per group of the workload: high watermark minus committed offset, summed over partitions."""
-        return self.admin.lag(topology.subscriptions(workload))
+    def new_reader(self):
+        return clients.reader(self.settings)  # read_committed: a DLQ record counts once its transaction commits
 
-    def backlog(self, workload: str) -> int:
-        return sum(self.lag(workload).values())
-
-    def drain(self, workload: str, timeout: float = 60.0) -> None:
-        wait_for(lambda: self.backlog(workload) == 0, timeout=timeout,
-                 what=f"every {workload} group's committed offsets to reach the high watermarks",
-                 describe=lambda: f"lag per group: {self.lag(workload)}")
-
-    def dead_letters(self, workload: str) -> list[DeadLetter]:
-        """Every record of the workload's DLQ topics, read by a reader that never commits."""
-        metadata = self.admin.topics()
-        found: list[DeadLetter] = []
-        for route in topology.routes(workload):
-            topic = metadata.get(route.dlq_topic)
-            if topic is None:
-                continue
-            reader = clients.reader(self.settings)
-            try:
-                reader.assign([TopicPartition(route.dlq_topic, p, OFFSET_BEGINNING) for p in topic.partitions])
-                found += [DeadLetter(service=header(m, "service") or route.service, payload=m.value(),
-                                     reason=header(m, "reason") or "")
-                          for m in read_until(reader, route.dlq_topic, list(topic.partitions), timeout=30)]
-            finally:
-                reader.close()
-        return found
-
-    def in_flight(self) -> dict[str, int]:
-        """Pull-based: nothing is pushed to a consumer ahead of its poll(), so nothing is 'delivered, unacked'."""
-        return {}
+    def dead_letter(self, route: topology.Route, record: Any) -> DeadLetter:
+        """The adapter wrote the original bytes with headers service and reason."""
+        return DeadLetter(service=header(record, "service") or route.service, payload=record.value(),
+                          reason=header(record, "reason") or "")
 
     def replay(self, workload: str, timeout: float = 20.0) -> int:
         """A brand-new group (``auto.offset.reset=earliest``) reads the entry topic's retained log: how many."""
@@ -187,7 +142,3 @@ class KafkaStack(Stack):
             return len(read_until(reader, topic, self.admin.partitions(topic), timeout))
         finally:
             reader.close()
-
-    def fault_target(self, service: str) -> str:
-        """The topic ``service`` consumes (its partition 0's leader is what a cluster fault hurts)."""
-        return topology.Route(service).source

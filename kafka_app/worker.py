@@ -12,22 +12,22 @@ commits the stored offsets and leaves the group. SIGKILL: nothing runs; what
 was handled but not yet committed is re-delivered to the group's other members
 once this one's session times out. A thread that crashes stops the whole
 process (exit 1) instead of leaving a half-alive member behind; so does the
-death of the parent (an orphan would keep its groups non-empty forever).
+death of the parent, for workers the harness started only (the threads, the
+signals and that orphan watch: ``queuekit.core.log_worker``). A worker started
+by hand keeps running when the shell or supervisor that started it exits.
 
-``extra["transactional"]``: each consumer thread owns a transactional
+``options.transactional``: each consumer thread owns a transactional
 producer, id ``qk.<service>.<worker name>.<slot>`` (stable per worker index);
-``extra["long_task"] = "pause-resume"``: each consumer thread hands its
+``options.long_task = "pause-resume"``: each consumer thread hands its
 records to a worker thread of its own and keeps polling (see consumers.py).
 """
 from __future__ import annotations
 
 import logging
-import os
-import signal
 import sys
-import threading
 
 from queuekit.core.config import Settings
+from queuekit.core.log_worker import Member, run_members
 from queuekit.core.logs import install_preview
 from queuekit.core.worker_env import this_worker
 
@@ -45,19 +45,16 @@ def main(workloads: list[str]) -> int:
     install_preview()  # no log line carries a whole record value
     me = this_worker("kafka")
     settings, options, ledger, worker = Settings.from_env(), me.options, me.ledger, me.name
-    stop, crashed = threading.Event(), threading.Event()
-    transactional = bool(options.extra.get("transactional"))
-    long_task = options.extra.get("long_task", "block")
+    transactional, long_task = options.transactional, options.long_task
     if long_task not in MODES:
-        raise ValueError(f"extra long_task={long_task!r}: choose from {', '.join(MODES)}")
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+        raise ValueError(f"long_task={long_task!r}: choose from {', '.join(MODES)}")
 
     def service(route, group: str, client_id: str, slot: int | str) -> Service:
-        consumer = clients.consumer(settings, group, client_id, options.extra)
+        consumer = clients.consumer(settings, group, client_id, options)
+        offsets: StoredOffsets | Transactions
         if transactional:
             producer = clients.transactional_producer(settings, client_id, route.transactional_id(worker, slot),
-                                                      options.extra)
+                                                      options)
             # Fences any earlier producer with this id (this worker index before a restart) and
             # aborts the transaction it left open; before subscribing, so "ready" means ready.
             producer.init_transactions(clients.INIT_TRANSACTIONS_TIMEOUT_S)
@@ -67,33 +64,16 @@ def main(workloads: list[str]) -> int:
         paused = PausedWork(consumer, client_id) if long_task == "pause-resume" else None
         return Service(route, consumer, producer, ledger, worker, options, offsets, paused)
 
-    def run(loop, route, group: str, client_id: str, slot: int | str) -> None:
-        svc = None
-        try:
-            svc = service(route, group, client_id, slot)
-            loop(svc, stop)
-        except Exception:  # a consumer that cannot go on (or start) takes the process down with it
-            log.exception("%s crashed", client_id)
-            crashed.set()
-            stop.set()
-            if svc is not None:
-                svc.consumer.close()  # commits only what was stored: the record in hand is re-delivered
+    def member(loop, route, group: str, client_id: str, slot: int | str) -> Member[Service]:
+        # abandon: close() commits only what was stored, so the record in hand is delivered again
+        return Member(client_id, lambda: service(route, group, client_id, slot), loop, lambda svc: svc.consumer.close())
 
-    threads = []
+    members = []
     for route in (r for w in workloads for r in routes(w)):
-        members = [(consume, route.group, f"{worker}.{route.service}.{i}", i) for i in range(options.concurrency)]
-        members.append((consume_retries, route.retry_group, f"{worker}.{route.service}.retry", "retry"))
-        for loop, group, client_id, slot in members:
-            threads.append(threading.Thread(target=run, args=(loop, route, group, client_id, slot), name=client_id))
-    for thread in threads:
-        thread.start()
-    parent = os.getppid()
-    while not stop.wait(1.0):  # a signal handler or a crashed thread sets it
-        if os.getppid() != parent:  # orphaned (the harness died): leave the groups instead of lingering
-            stop.set()
-    for thread in threads:
-        thread.join()
-    return 1 if crashed.is_set() else 0
+        members += [member(consume, route, route.group, f"{worker}.{route.service}.{i}", i)
+                    for i in range(options.concurrency)]
+        members.append(member(consume_retries, route, route.retry_group, f"{worker}.{route.service}.retry", "retry"))
+    return run_members(members, log)
 
 
 if __name__ == "__main__":

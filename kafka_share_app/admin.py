@@ -1,59 +1,62 @@
-"""Kafka as the share-group harness sees it: topics, group configuration, membership, lag, cleanup.
+"""Kafka as the share-group harness sees it: group configuration, membership, lag, cleanup, replay.
 
-Group settings live on the broker, per group (KIP-932): the AdminClient's
-``incremental_alter_configs`` on a GROUP resource sets them before any member
-joins. Membership and lag come from ``wire.py`` (the Python admin cannot
-describe share groups yet). Nothing here consumes on behalf of a worker.
+``ShareAdmin`` is the Kafka stacks' ``Admin`` (topics, declaring, deleting)
+with what share groups do differently. Group settings live on the broker, per
+group (KIP-932): the AdminClient's ``incremental_alter_configs`` on a GROUP
+resource sets them before any member joins (``group_config`` says which).
+Membership and lag come from ``wire.py`` (the Python admin cannot describe
+share groups yet). Nothing here consumes on behalf of a worker; ``replay``
+reads with a brand-new group of its own.
 """
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 
-from confluent_kafka import KafkaError, KafkaException, TopicPartition
-from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic, OffsetSpec, ResourceType
+from confluent_kafka import AcknowledgeType, TopicPartition
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, OffsetSpec, ResourceType
 
 from queuekit.core.config import Settings
+from queuekit.core.options import StackOptions
 from queuekit.core.waiting import wait_for
-from queuekit.stacks.manifest import KitObject, owned
+from queuekit.stacks.kafka import DELETE_TIMEOUT, REQUEST_TIMEOUT, Admin
+from queuekit.stacks.manifest import KitObject, owned, record
 
-from . import clients, wire
+from . import clients, topology, wire
 
-REQUEST_TIMEOUT = 10.0
-DELETE_TIMEOUT = 60.0
 DLQ_TOPIC_CONFIG = {"errors.deadletterqueue.group.enable": "true"}  # the topic's owner allows group DLQ writes
+RECORD_LOCK_MS = 30_000  # the broker's default share.record.lock.duration.ms
+SESSION_TIMEOUT_MS = 3_000
+HEARTBEAT_MS = 1_000
+DELIVERY_LIMITS = (2, 10)  # the broker's group.share.{min,max}.delivery.count.limit
 
 
-class ShareAdmin:
+def group_config(route: topology.Route, options: StackOptions) -> dict[str, str]:
+    """A service's share group settings, on the broker: members read them when they join."""
+    low, high = DELIVERY_LIMITS
+    return {
+        "share.auto.offset.reset": "earliest",  # a new group starts at the log's start (default: latest)
+        # How long a delivered record stays locked to its member; past it the broker takes it back.
+        "share.record.lock.duration.ms": str(options.record_lock_ms or RECORD_LOCK_MS),
+        # Deliveries before the broker archives a record (dead-letters it): retries + the first attempt.
+        "share.delivery.count.limit": str(min(max(options.max_retries + 1, low), high)),
+        # A member silent this long is removed; what it held is released.
+        "share.session.timeout.ms": str(options.session_timeout_ms or SESSION_TIMEOUT_MS),
+        "share.heartbeat.interval.ms": str(HEARTBEAT_MS),
+        "errors.deadletterqueue.topic.name": route.dlq_topic,  # KIP-1191: the broker writes it
+        "errors.deadletterqueue.copy.record.enable": "true",  # with the original key and value, not headers only
+    }
+
+
+class ShareAdmin(Admin):
+    """The Kafka ``Admin`` where share groups differ: their config, membership and lag (``wire.py``), cleanup."""
+
     def __init__(self, settings: Settings):
-        self.settings = settings
+        super().__init__(settings)
         self.bootstrap = settings.kafka_bootstrap
-        self.client = clients.admin(settings)
 
-    def topics(self, timeout: float = 10) -> dict:
-        return self.client.list_topics(timeout=timeout).topics
-
-    def partitions(self, topic: str) -> list[int]:
-        return list(self.client.list_topics(topic, timeout=10).topics[topic].partitions)
-
-    # -- declaring ---------------------------------------------------------------------------
-    def declare_topics(self, names: Sequence[str], partitions: int, config: Mapping[str, str] | None = None,
-                       timeout: float = 30.0) -> None:
-        """Create the topics with the broker's default replication (1 single node, 3 cluster); an existing one is kept."""
-        def create_missing() -> bool:
-            existing = self.topics(timeout=5)
-            missing = [n for n in names if n not in existing]
-            if missing:
-                new = [NewTopic(n, partitions, -1, config=dict(config or {})) for n in missing]
-                for future in self.client.create_topics(new, operation_timeout=10).values():
-                    try:
-                        future.result()
-                    except KafkaException as exc:  # a topic still being deleted says so: try again
-                        if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                            raise
-            metadata = self.topics(timeout=5)
-            return all(n in metadata and metadata[n].error is None and metadata[n].partitions for n in names)
-
-        wait_for(create_missing, timeout=timeout, what=f"Kafka topics {', '.join(names)}")
+    def new_client(self) -> AdminClient:
+        return clients.admin(self.settings)  # the share stack's client id and logger
 
     def configure_group(self, group: str, settings: Mapping[str, str]) -> None:
         """Set the share group's own configuration (before members join: they read it on joining)."""
@@ -117,6 +120,32 @@ class ShareAdmin:
             per_group[group] = total
         return per_group
 
+    # -- replay: a brand-new share group reads what the topic retains ----------------------------
+    def replay(self, topic: str, options: StackOptions, timeout: float) -> int:
+        """How many records a new share group (``share.auto.offset.reset=earliest``) is handed, ACCEPTing each."""
+        group = f"{topology.REPLAY_GROUPS}{uuid.uuid4().hex[:8]}"
+        record(self.settings, [KitObject("kafka", "group", group)])  # a shared broker: purge deletes it by name
+        self.configure_group(group, {"share.auto.offset.reset": "earliest"})
+        retained = self.retained(topic)
+        consumer = clients.share_consumer(self.settings, group, group, options)
+        seen: set[tuple[int, int]] = set()
+        try:
+            consumer.subscribe([topic])
+
+            def read() -> bool:
+                for msg in consumer.poll(0.5):
+                    if not msg.error() and (partition := msg.partition()) is not None and (at := msg.offset()) is not None:
+                        seen.add((partition, at))
+                        consumer.acknowledge(msg, AcknowledgeType.ACCEPT)
+                return len(seen) >= retained
+
+            if retained:
+                wait_for(read, timeout=timeout, interval=0.0, max_interval=0.0, what=f"{topic} read by a new share group",
+                         describe=lambda: f"{len(seen)} of {retained} records")
+            return len(seen)
+        finally:
+            consumer.close()
+
     # -- cleanup: only what the kit created, by name ---------------------------------------------
     def delete_groups_and_topics(self, topics: Sequence[str], groups: Sequence[str], replay_prefix: str) -> None:
         """Delete these share groups and topics BY NAME, and the throwaway replay groups (``replay_prefix``;
@@ -125,16 +154,7 @@ class ShareAdmin:
                  what="the kit's share groups to be deleted",
                  describe=lambda: f"groups left: {self._groups(groups, replay_prefix)}")
         existing = self.topics()
-        ours = [t for t in topics if t in existing]
-        if ours:
-            for future in self.client.delete_topics(ours, operation_timeout=30).values():
-                try:
-                    future.result()
-                except KafkaException as exc:
-                    if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
-                        raise
-        wait_for(lambda: not set(topics) & set(self.topics()), timeout=DELETE_TIMEOUT,
-                 what="the kit's share-group topics to be deleted")
+        self.delete_topics([t for t in topics if t in existing])
 
     def _groups(self, groups: Sequence[str], replay_prefix: str) -> list[str]:
         listed = wire.list_share_groups(self.bootstrap)
@@ -144,13 +164,6 @@ class ShareAdmin:
 
     def _delete_groups(self, groups: Sequence[str], replay_prefix: str) -> bool:
         """One round: DeleteGroups works on share groups too; one with members (a SIGKILLed member still
-        timing out) answers NON_EMPTY_GROUP and waits for the next round."""
-        present = self._groups(groups, replay_prefix)
-        if present:
-            for future in self.client.delete_consumer_groups(present).values():
-                try:
-                    future.result()
-                except KafkaException as exc:
-                    if exc.args[0].code() not in (KafkaError.GROUP_ID_NOT_FOUND, KafkaError.NON_EMPTY_GROUP):
-                        raise
+        timing out) waits for the next round."""
+        self.delete_groups_once(self._groups(groups, replay_prefix))
         return not self._groups(groups, replay_prefix)

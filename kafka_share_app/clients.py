@@ -59,7 +59,7 @@ def share_consumer_config(settings: Settings, group: str, client_id: str, option
         # librdkafka calls this limit best-effort.
         "max.poll.records": max(1, options.prefetch),
         # A member that does not poll for this long leaves the group (its acquired records are released).
-        "max.poll.interval.ms": int(options.extra.get("max_poll_interval_ms", MAX_POLL_INTERVAL_MS)),
+        "max.poll.interval.ms": options.max_poll_interval_ms or MAX_POLL_INTERVAL_MS,
         # session.timeout.ms / heartbeat: set on the GROUP by the broker (admin.py), not by the client.
         # Bounded decompression: a compressed batch is inflated up to receive.message.max.bytes only
         # (librdkafka's default: 100 MB); past it the client reports _BAD_COMPRESSION for the record.

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from typing import cast
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer, ShareConsumer
 
@@ -50,13 +51,13 @@ def consume(svc: Service, stop: threading.Event) -> None:
     svc.consumer.subscribe([svc.route.source])
     while not stop.is_set():
         for msg in svc.consumer.poll(POLL_S):  # a batch of records now locked to this member
-            if msg.error():
-                if msg.error().fatal():
-                    raise KafkaException(msg.error())
-                if msg.error().code() in UNDECODABLE and msg.offset() is not None and msg.offset() >= 0:
+            if (err := msg.error()) is not None:
+                if err.fatal():
+                    raise KafkaException(err)
+                if err.code() in UNDECODABLE and (msg.offset() or -1) >= 0:
                     reject_undecodable(svc, msg)
                 else:
-                    log.warning("share consumer error: %s", msg.error())
+                    log.warning("share consumer error: %s", err)
                 continue
             # [semantics:ack-timing] default: handle, THEN acknowledge (at-least-once); early_ack ACCEPTs before
             # handling (at-most-once)
@@ -72,9 +73,9 @@ def consume(svc: Service, stop: threading.Event) -> None:
 # [handler:*] one record: decode, process, forward; returns how to acknowledge it
 def handle(svc: Service, msg: Message) -> AcknowledgeType:
     """Process one record and send what it produces; return how to acknowledge it."""
-    attempt = msg.delivery_count()  # the broker's count: 1 on the first delivery, +1 per release or lock expiry
+    attempt = msg.delivery_count() or 1  # the broker's count: 1 on the first delivery, +1 per release or lock expiry
     try:
-        env = decode(msg.value())
+        env = decode(cast(bytes, msg.value()))  # a null value too: decode refuses it by name
         # [semantics:idempotency] process() applies the effect and records the idempotency key in one ledger
         # transaction: a redelivery has no second effect
         outcome = process(env, service=svc.route.service, worker=svc.worker, ledger=svc.ledger,
@@ -111,7 +112,7 @@ def reject_undecodable(svc: Service, msg: Message) -> None:
     Its reason, keyed by its coordinates, is noted first (the broker's dead-letter copy of it has a null key
     and value: the coordinates are what names it), then it is REJECTed like any malformed record."""
     where = f"{msg.topic()}[{msg.partition()}]@{msg.offset()}"
-    note_reason(svc.producer, svc.route, msg, f"undecodable record {where}: {msg.error().str()}", send)
+    note_reason(svc.producer, svc.route, msg, f"undecodable record {where}: {cast(KafkaError, msg.error()).str()}", send)
     log.warning("rejecting undecodable record %s for %s: %s", where, svc.route.service, msg.error())
     acknowledge(svc.consumer, msg, REJECT)
 
@@ -119,7 +120,7 @@ def reject_undecodable(svc: Service, msg: Message) -> None:
 def send(producer: Producer, topic: str, key: bytes | None, value: bytes | None) -> None:
     """Produce one record and wait for its delivery report (acks=all)."""
     failed: list[KafkaError] = []
-    producer.produce(topic, value, key, on_delivery=lambda err, _: err and failed.append(err))
+    producer.produce(topic, value, key, on_delivery=lambda err, _: None if err is None else failed.append(err))
     if producer.flush(SEND_TIMEOUT_S) or failed:  # not delivered: raise; the record stays unacknowledged
         raise KafkaException(failed[0] if failed else KafkaError(KafkaError._MSG_TIMED_OUT))
 

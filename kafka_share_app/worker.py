@@ -11,17 +11,16 @@ SIGTERM/SIGINT: each thread acknowledges the record in hand, then ``close()``
 sends the acknowledgements, releases what it acquired and leaves the group.
 SIGKILL: nothing runs; the records it held come back when their lock expires
 or its session times out (the group's ``share.session.timeout.ms``). A thread
-that crashes stops the whole process (exit 1); so does the parent's death.
+that crashes stops the whole process (exit 1); so does the parent's death, for
+workers the harness started only (``queuekit.core.log_worker``).
 """
 from __future__ import annotations
 
 import logging
-import os
-import signal
 import sys
-import threading
 
 from queuekit.core.config import Settings
+from queuekit.core.log_worker import Member, run_members
 from queuekit.core.worker_env import this_worker
 
 from . import clients
@@ -35,35 +34,16 @@ def main(workloads: list[str]) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(threadName)s %(name)s %(levelname)s %(message)s")
     me = this_worker("kafka_share")
     settings, options, ledger, worker = Settings.from_env(), me.options, me.ledger, me.name
-    stop, crashed = threading.Event(), threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
 
-    def run(route, client_id: str) -> None:
-        svc = None
-        try:
-            svc = Service(route, clients.share_consumer(settings, route.group, client_id, options),
-                          clients.producer(settings, client_id), ledger, worker, options)
-            consume(svc, stop)
-        except Exception:  # a consumer that cannot go on takes the process down with it
-            log.exception("%s crashed", client_id)
-            crashed.set()
-            stop.set()
-            if svc is not None:
-                svc.consumer.close()  # the unacknowledged record in hand is released: delivered again
+    def member(route, client_id: str) -> Member[Service]:
+        def open_clients() -> Service:
+            return Service(route, clients.share_consumer(settings, route.group, client_id, options),
+                           clients.producer(settings, client_id), ledger, worker, options)
+        # abandon: close() releases the unacknowledged record in hand: it is delivered again
+        return Member(client_id, open_clients, consume, lambda svc: svc.consumer.close())
 
-    threads = [threading.Thread(target=run, args=(route, f"{worker}.{route.service}.{i}"),
-                                name=f"{worker}.{route.service}.{i}")
-               for route in (r for w in workloads for r in routes(w)) for i in range(options.concurrency)]
-    for thread in threads:
-        thread.start()
-    parent = os.getppid()
-    while not stop.wait(1.0):
-        if os.getppid() != parent:  # orphaned (the harness died): leave the groups instead of lingering
-            stop.set()
-    for thread in threads:
-        thread.join()
-    return 1 if crashed.is_set() else 0
+    return run_members([member(route, f"{worker}.{route.service}.{i}")
+                        for route in (r for w in workloads for r in routes(w)) for i in range(options.concurrency)], log)
 
 
 if __name__ == "__main__":

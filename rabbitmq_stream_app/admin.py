@@ -98,7 +98,8 @@ class StreamAdmin:
 
     async def _close(self) -> None:
         for attr in ("_watcher", "_producer", "_offsets"):
-            client, _ = getattr(self, attr), setattr(self, attr, None)
+            client = getattr(self, attr)
+            setattr(self, attr, None)
             if client is not None:
                 try:
                     await asyncio.wait_for(client.close(), 10)

@@ -90,7 +90,7 @@ async def read(svc: Service, stop: asyncio.Event) -> None:
 async def read_once(svc: Service, stop: asyncio.Event) -> None:
     """One connection's life: subscribe after the stored offset, handle in order, store, close."""
     broken = asyncio.Event()  # the connection dropped or an append failed: stop handling, reconnect
-    stock = bool(svc.options.extra.get("stock_framework"))  # rstream's own chunk walk and decoder (framework-drops)
+    stock = svc.options.stock_framework  # rstream's own chunk walk and decoder (framework-drops)
     consumer = clients.consumer(svc.settings, f"{svc.worker}.{svc.route.service}", on_close=lambda _: broken.set(),
                                 stock=stock)
     producer = clients.producer(svc.settings, f"{svc.worker}.{svc.route.service}.out")

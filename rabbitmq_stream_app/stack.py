@@ -107,8 +107,8 @@ class RabbitMQStreamStack(Stack):
 
     def _readers(self) -> set[tuple[str, str, str]]:
         """(stream, service, worker) the broker sees subscribed (stream management plugin)."""
-        return {(c["queue"]["name"], (c.get("properties") or {}).get("service"), (c.get("properties") or {}).get("worker"))
-                for c in self.admin.consumers()}
+        return {(c["queue"]["name"], str((c.get("properties") or {}).get("service")),
+                 str((c.get("properties") or {}).get("worker"))) for c in self.admin.consumers()}
 
     def consumers_ready(self) -> bool:
         """Every live worker has a subscription per service of the workloads."""

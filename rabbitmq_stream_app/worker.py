@@ -11,17 +11,18 @@ SIGTERM/SIGINT: each reader finishes the message in hand, stores its offset
 and closes. SIGKILL: nothing runs; what was handled since the last store
 (``STORE_INTERVAL_S``) is read again by the next reader with this reference.
 A reader that crashes stops the whole process (exit 1); so does the death of
-the parent (an orphan would keep reading forever).
+the parent, for workers the harness started only (``QUEUEKIT_DIE_WITH_PARENT``,
+``queuekit.core.log_worker``): one started by hand outlives its shell.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 import sys
 
 from queuekit.core.config import Settings
+from queuekit.core.log_worker import DIE_WITH_PARENT_ENV, orphaned, parent_to_watch
 from queuekit.core.worker_env import this_worker
 
 from .consumers import Service, read
@@ -40,7 +41,7 @@ async def run(workloads: list[str]) -> int:
         loop.add_signal_handler(signum, stop.set)
     services = [Service(route, settings, me.ledger, me.name, me.options) for w in workloads for route in routes(w)]
     readers = [asyncio.create_task(read(svc, stop), name=svc.reference) for svc in services]
-    parent = os.getppid()
+    parent = parent_to_watch()  # the orphan watch: harness-started workers only
     while not stop.is_set():
         done = [t for t in readers if t.done()]
         if done:  # a reader that cannot go on takes the process down with it
@@ -49,7 +50,9 @@ async def run(workloads: list[str]) -> int:
                     log.error("%s crashed", task.get_name(), exc_info=task.exception())
             stop.set()
             break
-        if os.getppid() != parent:  # orphaned (the harness died): stop instead of lingering
+        if orphaned(parent):  # the harness died: stop instead of lingering
+            log.warning("parent process %s exited: stopping (started by the harness, %s=%s)", parent,
+                        DIE_WITH_PARENT_ENV, parent)
             stop.set()
         try:
             await asyncio.wait_for(stop.wait(), ORPHAN_CHECK_S)

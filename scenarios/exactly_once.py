@@ -14,7 +14,7 @@ N = 6
 def run(ctx: Context) -> dict:
     # Kafka (transactional) dies after producing the step's output, before committing the
     # transaction; RabbitMQ stacks die after the effect is committed, before the ack.
-    crash_at = ctx.options.extra.get("crash_at", "after-effect")
+    crash_at = ctx.options.crash_at
     victim_msg, *msgs = WORKLOADS["video"].make_messages(N, seed=131)
     victim = make_envelope(victim_msg, {"fault": "crash", "at": crash_at, "service": "video.transcode"})
     others = [make_envelope(m) for m in msgs]
@@ -40,7 +40,7 @@ SCENARIO = Scenario(
     workload="video",
     options=StackOptions(workers=2, partitions=2),
     # Where the broker has transactions, use them: outputs and the input's offset commit together.
-    options_when={"transactions": {"extra": {"transactional": True, "crash_at": "after-output"}}},
+    options_when={"transactions": {"transactional": True, "crash_at": "after-output"}},
     expect=[always(duplicate_effects=0, transcode_runs_of_victim=AtLeast(2), outputs_delivered_per_input=1)],
     kinds={"duplicate_effects": "duplicate"},  # the victim's re-run is the designed part: info
     run=run,

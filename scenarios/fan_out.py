@@ -40,7 +40,7 @@ SCENARIO = Scenario(
         by_capability("native_fanout", yes={"broker_messages_per_event": 1},
                       no={"broker_messages_per_event": len(WORKLOADS["tracking"].services)}),
     ],
-    kinds={f"{s.split('.')[1]}_{what}": kind for s in WORKLOADS["tracking"].services
-           for what, kind in (("missing", "loss"), ("duplicates", "duplicate"))},
+    kinds={**{f"{s.split('.')[1]}_missing": "loss" for s in WORKLOADS["tracking"].services},
+           **{f"{s.split('.')[1]}_duplicates": "duplicate" for s in WORKLOADS["tracking"].services}},
     run=run,
 )

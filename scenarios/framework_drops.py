@@ -3,7 +3,7 @@
 The stack's own protocol-abuse inputs from the hostile corpus (``queuekit.suite.hostile``: Celery
 task headers and arguments, Dramatiq options, Kafka headers and keys), each after a good message,
 sent twice: first to the kit's hardened adapters (on the workers the runner started), then to workers
-running the framework's stock consumer (``extra["stock_framework"]``). Observed from the ledger and
+running the framework's stock consumer (``options.stock_framework``). Observed from the ledger and
 the broker only:
 
 * ``vanished``: inputs and good messages with no effect, no dead letter, and not on the queue;
@@ -44,7 +44,7 @@ def _run(ctx: Context, stock: bool) -> dict:
     if stock:  # a clean slate for the stock consumer: what the hardened run left is not counted twice
         ctx.stack.reset()
         ctx.ledger.reset()
-        ctx.stack.start([ctx.workload], replace(ctx.options, extra={**ctx.options.extra, "stock_framework": True}))
+        ctx.stack.start([ctx.workload], replace(ctx.options, stock_framework=True))
     sender, goods, refused, landed = wire(ctx.stack), [], set(), {}
     try:
         for i, item in enumerate(inputs):
@@ -81,7 +81,9 @@ def _run(ctx: Context, stock: bool) -> dict:
     if stock:  # a stock worker may drop an input or die: settled, or nothing moved for STOCK_STILL_S
         seen = wait_until_still(observe, settled, timeout=STOCK_WAIT_S, still=STOCK_STILL_S)
     else:
-        seen = wait_for(settled_look, timeout=120, what="every input in its place")
+        looked = wait_for(settled_look, timeout=120, what="every input in its place")
+        assert looked is not None  # wait_for returns only a truthy look
+        seen = looked
     effects, dead, held, live = seen
     dead_inputs = {h.name for h in inputs if any(is_dead_letter_of(d, h, landed.get(h.name, ())) for d in dead)}
     handled = dead_inputs | refused | {h.name for h in inputs if marker(h.name) in effects}

@@ -45,9 +45,8 @@ SCENARIO = Scenario(
              "max.poll.interval.ms (consumer groups): how often does it run, how many effects, where does it end?",
     workload="signup",
     # record_lock_ms: read by the share-group stack only (a share group's own setting); the others ignore it.
-    options=StackOptions(workers=2, partitions=2, max_retries=3, extra={"record_lock_ms": RECORD_LOCK_MS}),
-    options_when={"evicts_slow_consumer": {"extra": {"max_poll_interval_ms": POLL_INTERVAL_MS,
-                                                     "session_timeout_ms": 2000}}},
+    options=StackOptions(workers=2, partitions=2, max_retries=3, record_lock_ms=RECORD_LOCK_MS),
+    options_when={"evicts_slow_consumer": {"max_poll_interval_ms": POLL_INTERVAL_MS, "session_timeout_ms": 2000}},
     expect=[
         always(duplicate_effects=0, long_task_effects=1),
         by_capability(

@@ -47,7 +47,7 @@ def _scenario(name: str, mode: str, evicted: dict) -> Scenario:
                  f"({mode}): is the task taken away from its consumer and started again elsewhere?",
         workload="video",
         options=StackOptions(workers=WORKERS, partitions=2),
-        options_when={"evicts_slow_consumer": {"extra": {**KAFKA, "long_task": mode}}},
+        options_when={"evicts_slow_consumer": {**KAFKA, "long_task": mode}},
         # RabbitMQ only intervenes after consumer_timeout (30 min here): a long task is just long.
         expect=[always(duplicate_effects=0),
                 by_capability("evicts_slow_consumer", yes=evicted, no=FINISHES_ONCE),

@@ -34,7 +34,7 @@ def delivery(ctx: Context, envelopes: Sequence[Envelope], service: str) -> dict[
     for key in effect_keys(ctx, service):
         counts[key] = counts.get(key, 0) + 1
     dead = ctx.stack.dead_letters(ctx.workload)
-    dead_keys = {key for d in dead if (key := key_of(d.payload))}
+    dead_keys = {found for d in dead if (found := key_of(d.payload))}
     return {
         "published": len(keys),
         "effects": sum(counts.get(k, 0) for k in keys),

@@ -1,6 +1,8 @@
 """Consumer group membership: a consumer joins and another leaves mid-stream."""
 from __future__ import annotations
 
+import functools
+
 from queuekit.core.envelope import make_envelope
 from queuekit.core.options import StackOptions
 from queuekit.core.waiting import wait_for
@@ -36,7 +38,7 @@ def run(ctx: Context) -> dict:
             ctx.stack.stop_worker(0)
             left = True
         else:
-            wait_for(lambda s=sent: done() >= s - BATCH, timeout=60, what=f"{sent - BATCH} effects")
+            wait_for(functools.partial(lambda s: done() >= s - BATCH, sent), timeout=60, what=f"{sent - BATCH} effects")
     wait_for(lambda: done() >= N, timeout=90, what=f"all {N} effects after join and leave")
     ctx.stack.drain("signup")
     seen = delivery(ctx, envelopes, "signup")

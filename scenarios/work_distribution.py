@@ -19,7 +19,7 @@ def run(ctx: Context) -> dict:
     per_worker: dict[str, int] = {}
     for effect in ctx.ledger.effects(service="signup"):
         per_worker[effect.worker] = per_worker.get(effect.worker, 0) + 1
-    workers_per_key = {}
+    workers_per_key: dict[str, set[str]] = {}
     for attempt in ctx.ledger.attempts(service="signup"):
         workers_per_key.setdefault(attempt.key, set()).add(attempt.worker)
     return {

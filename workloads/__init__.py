@@ -9,16 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from . import signup, tracking, video
-from .messages import MESSAGE_TYPES, SignupRequested, TrackEvent, VideoUploaded
+from .messages import MESSAGE_TYPES, Message, SignupRequested, TrackEvent, VideoUploaded
 
+Shape = Literal["work-queue", "pipeline", "fan-out"]  # how a workload's services see its messages
 
 @dataclass(frozen=True)
 class WorkloadSpec:
     name: str
-    message_type: type
-    shape: str  # "work-queue": one service | "pipeline": services in order | "fan-out": each service gets all
+    message_type: type[Message]
+    shape: Shape  # "work-queue": one service | "pipeline": services in order | "fan-out": each service gets all
     services: tuple[str, ...]  # full service names: queue / consumer-group / ledger names
     make_messages: Callable[..., Sequence]  # (n, seed=0, ...) -> list of message_type
 

@@ -14,7 +14,7 @@ encode them without a custom codec. ``MESSAGE_TYPES`` maps schema -> class.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 
 class Message(Protocol):
@@ -22,7 +22,10 @@ class Message(Protocol):
 
     schema: ClassVar[str]
     version: ClassVar[int]
-    user_id: int
+    __dataclass_fields__: ClassVar[dict[str, Any]]  # every message is a dataclass: encode() uses asdict()
+
+    @property
+    def user_id(self) -> int: ...  # read-only: the messages are frozen
 
     @property
     def idempotency_key(self) -> str: ...
@@ -88,6 +91,6 @@ class TrackEvent:
         return str(self.user_id)
 
 
-MESSAGE_TYPES: dict[str, type] = {
+MESSAGE_TYPES: dict[str, type[Message]] = {
     cls.schema: cls for cls in (SignupRequested, VideoUploaded, TrackEvent)
 }

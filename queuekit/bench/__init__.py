@@ -89,7 +89,7 @@ class BenchConfig:
         workers = workers or self.workers
         return StackOptions(workers=workers, concurrency=self.concurrency, prefetch=self.prefetch,
                             partitions=workers * self.concurrency,  # partitions = consumer slots
-                            extra={"task_events": False, "loglevel": "WARNING"})  # Celery: as the bare app
+                            task_events=False, loglevel="WARNING")  # Celery: as the bare app
 
     def count(self, mode: str, noop_rate: float | None = None, size: int | None = None) -> int:
         """Messages per measurement: io/cpu a fixed backlog; noop sized by the stack's calibrated rate."""

@@ -16,6 +16,7 @@ import os
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from queuekit.bench import BenchConfig, calibrate, fairness, machine, measure, stack_vs_bare
 from queuekit.core.config import Settings
@@ -37,7 +38,7 @@ def main(argv: list[str] | None = None) -> dict:
         cfg = replace(cfg, n_min=args.n, n_max=args.n, n_calibrate=0, n_slow=args.n)
     settings, stamp = Settings.from_env(), time.strftime("%Y%m%d-%H%M%S")
     size = len(encode(measure.envelopes(1, "noop", None, 0)[0]))
-    result = {"started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "load_before": os.getloadavg(), "config": {
+    result: dict[str, Any] = {"started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "load_before": os.getloadavg(), "config": {
         "repeats": cfg.repeats, "noop_seconds": cfg.noop_seconds, "n_min": cfg.n_min, "n_max": cfg.n_max,
         "n_slow": cfg.n_slow},
         "machine": machine(settings), "fairness": fairness(cfg, size), "stacks": {}}

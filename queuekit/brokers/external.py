@@ -2,11 +2,16 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Protocol
 
 from queuekit.core.errors import KitError, WaitTimeout
 from queuekit.core.waiting import wait_for
 
 from .base import Component, Say, Status
+
+
+class Probed(Component, Protocol):
+    def ready(self) -> bool: ...  # one probe: does it answer now
 
 REACH_TIMEOUT = 15.0
 
@@ -14,7 +19,7 @@ REACH_TIMEOUT = 15.0
 class External:
     """Wraps a local component's health checks around someone else's broker."""
 
-    def __init__(self, inner: Component, env_var: str):
+    def __init__(self, inner: Probed, env_var: str):
         self.inner = inner
         self.name = inner.name
         self.settings = inner.settings

@@ -34,7 +34,10 @@ JAVA_FIX = "install a Java 17+ runtime: apt-get install -y openjdk-17-jre-headle
 def pinned_version() -> str:
     """The Kafka version, read from the one place it is pinned: kafka-pom.xml."""
     ns = {"m": "http://maven.apache.org/POM/4.0.0"}
-    return ET.parse(POM).getroot().find("m:properties/m:kafka.version", ns).text.strip()
+    version = ET.parse(POM).getroot().find("m:properties/m:kafka.version", ns)
+    if version is None or not version.text:
+        raise KitError(f"{POM} pins no kafka.version")
+    return version.text.strip()
 
 
 def require(tool: str, fix: str) -> str:

@@ -87,7 +87,7 @@ def kafka_roundtrip(settings: Settings, count: int = 10) -> RoundTrip:
         def poll() -> bool:
             msg = consumer.poll(0.2)
             if msg is not None and not msg.error():
-                got.append(msg.value().decode())
+                got.append((msg.value() or b"").decode())
             return len(got) == count
 
         wait_for(poll, timeout=30, interval=0, what=f"{count} records back from {topic}",

@@ -52,7 +52,11 @@ def bench(quick: bool, count: int | None, repeats: int | None, stacks: tuple[str
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"bench-{stamp}.json"
     # Written after each stack too: a run that fails late keeps what it measured (a partial JSON, no charts).
-    result = run_bench(s, cfg, out / f"work-{stamp}", say, lambda part: path.write_text(json.dumps(part, indent=2)))
+
+    def checkpoint(part: dict) -> None:
+        path.write_text(json.dumps(part, indent=2))
+
+    result = run_bench(s, cfg, out / f"work-{stamp}", say, checkpoint)
     path.write_text(json.dumps(result, indent=2))
     charts = chart(result, out / f"bench-{stamp}")
     wide = Console(width=max(console.width, 140))

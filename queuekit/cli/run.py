@@ -12,6 +12,7 @@ from rich.table import Table
 from queuekit import brokers
 from queuekit.core.config import settings
 from queuekit.core.errors import KitError
+from queuekit.core.options import QueueType
 from queuekit.core.queue_types import QUEUE_TYPES
 from queuekit.stacks.registry import stack_names
 
@@ -30,7 +31,7 @@ from .common import RABBITMQ_VERSION, STACK_CHOICE, TOPOLOGY, console, kit_setti
               help="RabbitMQ stacks: classic or quorum queues (default: the stack's own; celery_quorum = celery "
                    "--queue-type quorum).")
 def run(stack: str, workload: str, count: int, workers: int, malformed: int, timeout: float,
-        queue_type: str | None) -> None:
+        queue_type: QueueType | None) -> None:
     """Publish N messages of WORKLOAD on STACK, show progress until all settled, then print the tally.
 
     Example: queuekit run kafka tracking -n 1000 --workers 2 --malformed 3

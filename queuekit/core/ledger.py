@@ -34,7 +34,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -166,7 +166,7 @@ class Ledger:
         return {"path": self.path}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["path"])
+        Ledger.__init__(self, state["path"])
 
     def __repr__(self) -> str:
         return f"Ledger({str(self.path)!r})"
@@ -245,6 +245,7 @@ class Ledger:
                  service, key),
             )
             (number,) = conn.execute("SELECT attempt FROM attempts WHERE id = ?", (cur.lastrowid,)).fetchone()
+        assert cur.lastrowid is not None  # an INSERT that succeeded has a row id
         return AttemptTicket(id=cur.lastrowid, number=number)
 
     def finish_attempt(self, attempt_id: int, outcome: str, error: str | None = None) -> None:
@@ -322,7 +323,7 @@ class Ledger:
             " WHERE (?1 IS NULL OR workload = ?1) AND (?2 IS NULL OR service = ?2) ORDER BY id",
             (workload, service),
         )
-        return [Effect(*row[:-1], payload=json.loads(row[-1])) for row in rows]
+        return [replace(Effect(*row), payload=json.loads(row[-1])) for row in rows]  # the payload: last column, JSON
 
     def effect_payload(self, service: str, key: str) -> Any | None:
         """The payload of the first effect applied for (service, key), or None."""

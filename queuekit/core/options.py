@@ -1,16 +1,28 @@
 """How a stack's workers are run: one frozen dataclass, handed to worker processes as JSON in their env.
 
 Every stack accepts every field; what each one does on a given stack is
-written in that stack's feature sheet (``<app>/stack.py``'s docstring).
+written in that stack's feature sheet (``<app>/stack.py``'s docstring). The
+fields below the line are honoured by some stacks only (the comment names
+them); a stack that does not name a field ignores it. Closed sets are
+``Literal`` types, so mypy checks the values a scenario or a test sets.
+
+The worker side reads them back with ``options_from_env``, which also takes
+the older shape (stack-specific knobs under ``"extra"``, as a by-hand recipe
+written before may still export) and names any key it does not know.
 """
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
 
 OPTIONS_ENV = "QUEUEKIT_STACK_OPTIONS"
+
+QueueType = Literal["classic", "quorum"]
+LongTask = Literal["block", "pause-resume"]
+CrashAt = Literal["after-effect", "after-output"]
+Transport = Literal["amqp", "confluentkafka"]
 
 
 @dataclass(frozen=True)
@@ -24,11 +36,26 @@ class StackOptions:
     early_ack: bool = False  # ack on receipt instead of after the handler (Celery's default)
     partitions: int = 4  # Kafka partitions per topic
     queue_max_length: int | None = None  # RabbitMQ x-max-length with overflow=reject-publish
-    queue_type: str = "classic"  # RabbitMQ: "classic" or "quorum" (x-queue-type; Kafka: ignored)
+    queue_type: QueueType = "classic"  # RabbitMQ x-queue-type (Kafka: ignored)
     # quorum queues: x-delivery-limit, how often the broker hands a message back (worker lost, requeue)
     # before it dead-letters it. RabbitMQ 3.10 has no default (unlimited); framework retries are new messages.
     delivery_limit: int = 3
-    extra: dict[str, Any] = field(default_factory=dict)  # stack-specific knobs, documented per stack
+    # -- honoured by some stacks only (None: the stack's own default) ------------------------------------
+    session_timeout_ms: int | None = None  # kafka, kafka_share, celery_kafka: how long a dead member keeps its share
+    max_poll_interval_ms: int | None = None  # kafka, kafka_share, celery_kafka: a member slower than this is evicted
+    transactional: bool = False  # kafka: consume-transform-produce in one Kafka transaction per record
+    transaction_timeout_ms: int | None = None  # kafka (transactional): a dead worker's open transaction is aborted after this
+    long_task: LongTask = "block"  # kafka: handle in the poll loop, or pause the partitions and keep polling
+    record_lock_ms: int | None = None  # kafka_share: share.record.lock.duration.ms of the workload's groups
+    task_events: bool = True  # celery*: Flower task events (the bench turns them off, as a plain app has them)
+    loglevel: str = "INFO"  # celery*: the worker's log level
+    # -- internal switches: set by the kit, not a user's knob ---------------------------------------------
+    transport: Transport = "amqp"  # celery_app: "confluentkafka" is the celery_kafka stack (set by its prepare)
+    stock_framework: bool = False  # the framework-drops scenario: the framework's own consumer, not the kit's
+    crash_at: CrashAt = "after-effect"  # the exactly-once scenario: where its victim crashes
+
+
+FIELDS = frozenset(f.name for f in fields(StackOptions))
 
 
 def options_env(options: StackOptions) -> dict[str, str]:
@@ -36,7 +63,20 @@ def options_env(options: StackOptions) -> dict[str, str]:
     return {OPTIONS_ENV: json.dumps(asdict(options))}
 
 
+def options_from_json(raw: str) -> StackOptions:
+    """The options a JSON object names; the older ``{"extra": {...}}`` shape too (its keys are fields now)."""
+    doc: dict[str, Any] = json.loads(raw)
+    if not isinstance(doc, dict):
+        raise ValueError(f"{OPTIONS_ENV} must be a JSON object, not {type(doc).__name__}")
+    legacy = doc.pop("extra", None) or {}
+    merged = {**legacy, **doc}
+    unknown = sorted(set(merged) - FIELDS)
+    if unknown:
+        raise ValueError(f"{OPTIONS_ENV}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(FIELDS))}")
+    return StackOptions(**merged)
+
+
 def options_from_env() -> StackOptions:
     """Inside a worker process: the options the stack started it with (defaults when run by hand)."""
     raw = os.environ.get(OPTIONS_ENV)
-    return StackOptions(**json.loads(raw)) if raw else StackOptions()
+    return options_from_json(raw) if raw else StackOptions()

@@ -28,7 +28,7 @@ def kafka_snapshot(settings: Settings, timeout: float = 10.0) -> dict[str, Any]:
     from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
     from confluent_kafka.admin import AdminClient
 
-    conf = {"bootstrap.servers": settings.kafka_bootstrap, "log_level": 0}
+    conf: dict[str, Any] = {"bootstrap.servers": settings.kafka_bootstrap, "log_level": 0}
     admin = AdminClient(conf)
     probe = Consumer({**conf, "group.id": "queuekit.monitor", "enable.auto.commit": False})
     try:

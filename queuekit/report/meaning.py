@@ -102,8 +102,8 @@ def differences(results: dict[str, Any]) -> list[dict[str, Any]]:
     """
     rows = []
     for sc in results["scenarios"]:
-        cells = {s: cell_of(results, sc["name"], s) for s in results["stacks"]}
-        cells = {s: c for s, c in cells.items() if c is not None and not c.get("skipped")}
+        found = {s: cell_of(results, sc["name"], s) for s in results["stacks"]}
+        cells = {s: c for s, c in found.items() if c is not None and not c.get("skipped")}
         if len(cells) < 2:
             continue
         keys = list(dict.fromkeys(k for c in cells.values() for k in key_numbers(c)))

@@ -164,7 +164,7 @@ def _interrupt(*_) -> None:
 
 
 def _pump(name: str, proc: subprocess.Popen, out: Callable[[str], None]) -> None:
-    for line in proc.stdout:
+    for line in proc.stdout or ():
         out(f"[{name}] {line.rstrip()}")
 
 

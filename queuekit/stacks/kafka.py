@@ -1,27 +1,39 @@
 """Kafka as the harness sees it: lag, group membership, deleting what the kit made, reading a topic.
 
 The AdminClient plumbing behind every stack on Kafka (``kafka_app``'s consumer
-groups, ``celery_app``'s Celery over kombu's confluentkafka transport), as
+groups, ``kafka_share_app``'s share groups, whose ``ShareAdmin`` extends
+``Admin``, ``celery_app``'s Celery over kombu's confluentkafka transport), as
 ``rabbitmq.py`` is for the RabbitMQ stacks: every call here is a read of the
 broker's own view or a cleanup of the objects the kit created, by name. Nothing
-here consumes on behalf of a worker. (Moved from ``kafka_app/admin.py``: app
-packages do not import each other.)
+here consumes on behalf of a worker. ``KafkaLogStack`` is ``LogStack`` on
+Kafka: what ``kafka_app`` and ``kafka_share_app`` share on the driver's side.
 """
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from typing import Any
 
-from confluent_kafka import ConsumerGroupState, ConsumerGroupTopicPartitions, KafkaError, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, ConfigResource, OffsetSpec, ResourceType
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    ConsumerGroupState,
+    ConsumerGroupTopicPartitions,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, OffsetSpec, ResourceType
 
 from queuekit.core.config import Settings
 from queuekit.core.envelope import Envelope, encode
 from queuekit.core.errors import KitError
 from queuekit.core.waiting import wait_for
 from queuekit.stacks.base import PublishReport
+from queuekit.stacks.log import LogStack
 from queuekit.stacks.manifest import KitObject, owned
 from queuekit.stacks.reset import release_dead_letters
 
@@ -70,7 +82,7 @@ class Publisher:
 
     def publish_raw(self, topic: str, payload: bytes) -> None:
         failed: list = []
-        self._produce(topic, payload, None, lambda err, _: err and failed.append(err))
+        self._produce(topic, payload, None, lambda err, _: None if err is None else failed.append(err))
         self._settle()
         if failed:
             raise KitError(f"Kafka refused the raw record: {failed[0]}")
@@ -94,7 +106,10 @@ class Admin:
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.client = admin_client(settings)
+        self.client = self.new_client()
+
+    def new_client(self) -> AdminClient:
+        return admin_client(self.settings)
 
     @contextmanager
     def _renewed_on_error(self) -> Iterator[None]:
@@ -103,7 +118,7 @@ class Admin:
         try:
             yield
         except KafkaException:
-            self.client = admin_client(self.settings)
+            self.client = self.new_client()
             raise
 
     def topics(self, timeout: float = 10) -> dict:
@@ -111,6 +126,30 @@ class Admin:
 
     def partitions(self, topic: str) -> list[int]:
         return list(self.client.list_topics(topic, timeout=10).topics[topic].partitions)
+
+    def retained(self, topic: str) -> int:
+        """Records ``topic`` holds now: high minus low watermark, summed over its partitions."""
+        return self._records(topic, self.topics()[topic])
+
+    # -- declaring ---------------------------------------------------------------------------
+    def declare_topics(self, names: Sequence[str], partitions: int, config: Mapping[str, str] | None = None,
+                       timeout: float = 30.0) -> None:
+        """Create the topics with the broker's default replication (1 single node, 3 cluster); an existing one is kept."""
+        def create_missing() -> bool:
+            existing = self.topics(timeout=5)
+            missing = [n for n in names if n not in existing]
+            if missing:
+                new = [NewTopic(n, partitions, -1, config=dict(config or {})) for n in missing]
+                for future in self.client.create_topics(new, operation_timeout=10).values():
+                    try:
+                        future.result()
+                    except KafkaException as exc:  # a topic still being deleted says so: try again
+                        if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                            raise
+            metadata = self.topics(timeout=5)
+            return all(n in metadata and metadata[n].error is None and metadata[n].partitions for n in names)
+
+        wait_for(create_missing, timeout=timeout, what=f"Kafka topics {', '.join(names)}")
 
     # -- lag: how far each group's committed offsets trail the log ----------------------------
     def lag(self, subscriptions: Sequence[tuple[str, str]]) -> dict[str, int]:
@@ -175,15 +214,18 @@ class Admin:
         wait_for(lambda: self._delete_groups(groups, group_prefix), timeout=DELETE_TIMEOUT,
                  what="the kit's consumer groups to be deleted",
                  describe=lambda: f"groups left: {self._groups(groups, group_prefix)}")
-        ours = [t for t in topics if t in existing]
-        if ours:
-            for future in self.client.delete_topics(ours, operation_timeout=30).values():
+        self.delete_topics([t for t in topics if t in existing])
+
+    def delete_topics(self, names: Sequence[str]) -> None:
+        """Delete these topics (one already gone is fine) and wait until the broker no longer lists them."""
+        if names:
+            for future in self.client.delete_topics(list(names), operation_timeout=30).values():
                 try:
                     future.result()
                 except KafkaException as exc:
                     if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
                         raise
-        wait_for(lambda: not set(topics) & set(self.topics()), timeout=DELETE_TIMEOUT,
+        wait_for(lambda: not set(names) & set(self.topics()), timeout=DELETE_TIMEOUT,
                  what="the kit's topics to be deleted")
 
     def _records(self, topic: str, metadata) -> int:
@@ -202,15 +244,43 @@ class Admin:
 
     def _delete_groups(self, groups: Sequence[str], prefix: str) -> bool:
         """One round: delete what can be; a group with members (still timing out) waits for the next."""
-        present = self._groups(groups, prefix)
+        self.delete_groups_once(self._groups(groups, prefix))
+        return not self._groups(groups, prefix)
+
+    def delete_groups_once(self, present: Sequence[str]) -> None:
+        """DeleteGroups (consumer and share groups alike); a group with members answers NON_EMPTY_GROUP
+        and is left for the caller's next round."""
         if present:
-            for future in self.client.delete_consumer_groups(present).values():
+            for future in self.client.delete_consumer_groups(list(present)).values():
                 try:
                     future.result()
                 except KafkaException as exc:
                     if exc.args[0].code() not in (KafkaError.GROUP_ID_NOT_FOUND, KafkaError.NON_EMPTY_GROUP):
                         raise
-        return not self._groups(groups, prefix)
+
+
+class KafkaLogStack(LogStack):
+    """``LogStack`` on Kafka: ``admin`` an ``Admin``, ``publisher`` a ``Publisher``; a topic is read by a
+    throwaway reader (``new_reader``: assign() from the beginning, never joins, never commits)."""
+
+    admin: Admin
+    publisher: Publisher
+
+    def new_reader(self) -> Consumer:
+        """The app's reader config (its client id and group name, its isolation level)."""
+        raise NotImplementedError(f"{type(self).__name__}.new_reader")
+
+    def read_log(self, topic: str, timeout: float = 30.0) -> list[Any]:
+        metadata = self.admin.topics()
+        if topic not in metadata:
+            return []  # not declared (reset, never started): nothing was written to it
+        partitions = list(metadata[topic].partitions)
+        reader = self.new_reader()
+        try:
+            reader.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+            return read_until(reader, topic, partitions, timeout)
+        finally:
+            reader.close()
 
 
 def read_until(reader, topic: str, partitions: Sequence[int], timeout: float) -> list:

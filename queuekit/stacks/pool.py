@@ -14,6 +14,7 @@ import psutil
 
 from queuekit.core.config import private_dir
 from queuekit.core.errors import KitError
+from queuekit.core.log_worker import DIE_WITH_PARENT_ENV
 from queuekit.core.waiting import wait_for
 
 
@@ -45,7 +46,8 @@ class WorkerPool:
         index = len(self.procs) if index is None else index
         private_dir(self.log_dir)  # worker logs may quote message ids and previews: owner only
         env = {**os.environ, **self.env, **(extra_env or {}), "QUEUEKIT_WORKER_NAME": self.name(index),
-               "PYTHONUNBUFFERED": "1"}
+               "PYTHONUNBUFFERED": "1",
+               DIE_WITH_PARENT_ENV: str(os.getpid())}  # ours: a log worker leaves when we die (core.log_worker)
         with open(self.log_dir / f"{self.name(index)}.log", "ab") as log:
             proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                     preexec_fn=_die_with_parent)

@@ -117,6 +117,22 @@ class Management:
         return {ch["name"]: ch.get("messages_unacknowledged", 0) or 0
                 for ch in self.channel_prefetch_unacked() if ch["name"] in ours}
 
+    def unacked_per_named_connection(self, prefix: str, exclude: str) -> dict[str, int]:
+        """Per client-named connection (``user_provided_name`` starting ``prefix``, not ``exclude``): messages its
+        consuming channels hold delivered, not acked. For a framework whose worker process is one named connection
+        (Dramatiq) this is "held per worker"."""
+        rows = self.http.get("/connections", params={"columns": "name,user_provided_name"})
+        rows.raise_for_status()
+        names = {c["name"]: c.get("user_provided_name") for c in rows.json()}
+        channels = self.http.get("/channels", params={"columns": "connection_details,messages_unacknowledged,consumer_count"})
+        channels.raise_for_status()
+        held: dict[str, int] = {}
+        for ch in channels.json():
+            client = names.get((ch.get("connection_details") or {}).get("name"))
+            if ch.get("consumer_count") and client and client.startswith(prefix) and client != exclude:
+                held[client] = held.get(client, 0) + (ch.get("messages_unacknowledged") or 0)
+        return held
+
     def backlog(self, queues: list[str]) -> int:
         stats = {q.name: q for q in self.queues()}
         return sum(stats[name].backlog for name in queues if name in stats)

@@ -10,9 +10,7 @@ it (``queuekit.suite.concepts``, the code view).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
-from queuekit.suite.compare import Comparison
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -58,7 +56,20 @@ CLAIMS = [
 ]
 
 
-def guide(comparison: Comparison, families: dict[str, str] | None = None) -> list[dict[str, Any]]:
+class _Observed(Protocol):
+    @property
+    def observed(self) -> dict[str, Any]: ...
+
+
+class Compared(Protocol):
+    """What the guide reads: a ``Comparison``, or results.json seen through ``report.html``."""
+
+    @property
+    def stacks(self) -> list[str]: ...
+    def cell(self, scenario: str, stack: str) -> _Observed | None: ...
+
+
+def guide(comparison: Compared, families: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """The claims this run has evidence for: the observed values, the best stacks, and the best in each family."""
     rows = []
     for claim in CLAIMS:

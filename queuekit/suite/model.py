@@ -170,7 +170,7 @@ class Scenario:
     run: Callable[[Context], dict[str, Any]]
     expect: Sequence[Rule]  # applied in order; a later rule overrides an earlier one's keys
     options: StackOptions = StackOptions()
-    # StackOptions overrides for stacks that have a capability: {"transactions": {"extra": {...}}}
+    # StackOptions overrides for stacks that have a capability: {"transactions": {"transactional": True}}
     options_when: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     needs_kit_brokers: bool = False  # restarts the broker: only with brokers the kit manages
     kinds: Mapping[str, Kind] = field(default_factory=dict)  # observation -> what it means (undeclared: info)

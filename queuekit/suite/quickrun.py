@@ -11,7 +11,7 @@ from queuekit.core.config import Settings, private_dir
 from queuekit.core.envelope import make_envelope
 from queuekit.core.errors import KitError, WaitTimeout
 from queuekit.core.ledger import Ledger
-from queuekit.core.options import StackOptions
+from queuekit.core.options import QueueType, StackOptions
 from queuekit.stacks.manifest import present
 from queuekit.stacks.registry import load_stack
 from workloads import WORKLOADS
@@ -39,7 +39,7 @@ class RunSummary:
 
 
 def quick_run(settings: Settings, stack_name: str, workload: str, n: int, workers: int, malformed: int,
-              timeout: float, progress: Progress | None = None, queue_type: str | None = None,
+              timeout: float, progress: Progress | None = None, queue_type: QueueType | None = None,
               say: Callable[[str], None] = lambda _: None) -> RunSummary:
     """``queue_type`` (RabbitMQ stacks): "classic" or "quorum"; None keeps the stack's own (celery_quorum: quorum).
     ``say`` gets one line naming what the reset deletes (dead letters made by hand included)."""

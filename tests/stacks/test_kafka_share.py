@@ -6,7 +6,7 @@ from queuekit.core.options import StackOptions
 
 def test_group_settings_live_on_the_broker_and_every_member_beyond_partitions_is_assigned(fresh_stack):
     stack = fresh_stack("kafka_share")
-    stack.start(["signup"], StackOptions(workers=3, partitions=1, max_retries=2, extra={"record_lock_ms": 5000}))
+    stack.start(["signup"], StackOptions(workers=3, partitions=1, max_retries=2, record_lock_ms=5000))
 
     config = stack.admin.group_config("qks.signup")  # read back from the broker, not from our options
     assert config["share.auto.offset.reset"] == "earliest"

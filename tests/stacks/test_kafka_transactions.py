@@ -35,7 +35,7 @@ def records_and_end(kafka: KafkaStack, topic: str) -> tuple[int, int]:
 
 
 def test_transactional_outputs_commit_with_their_offsets_and_the_lag_reaches_zero(kafka, ledger):
-    kafka.start(["signup"], StackOptions(workers=1, backoff_ms=50, max_retries=2, extra=TRANSACTIONAL))
+    kafka.start(["signup"], StackOptions(workers=1, backoff_ms=50, max_retries=2, **TRANSACTIONAL))
     flaky, poison, *good = signups(6, 41, {"fault": "fail-times", "n": 1}, {"fault": "always-fail"})
     kafka.publish("signup", [flaky, poison, *good])
     kafka.publish_raw("signup", BAD_TYPE)
@@ -52,7 +52,7 @@ def test_transactional_outputs_commit_with_their_offsets_and_the_lag_reaches_zer
 
 
 def test_a_successor_with_the_same_transactional_id_fences_the_worker(kafka, ledger):
-    kafka.start(["signup"], StackOptions(workers=1, partitions=1, extra=TRANSACTIONAL))
+    kafka.start(["signup"], StackOptions(workers=1, partitions=1, **TRANSACTIONAL))
     tx_id = topology.Route("signup").transactional_id(kafka.worker_name(0), 0)
     successor = clients.transactional_producer(kafka.settings, "qk.test.successor", tx_id)
     successor.init_transactions(30)  # a new epoch for kafka-0's id: its producer is now a zombie
@@ -69,8 +69,8 @@ def test_a_successor_with_the_same_transactional_id_fences_the_worker(kafka, led
 
 @pytest.mark.parametrize("transactional", [False, True], ids=["stored-offsets", "transactional"])
 def test_pause_resume_keeps_a_long_handler_in_its_group_through_a_rebalance(kafka, ledger, transactional):
-    extra = {"max_poll_interval_ms": 2000, "long_task": "pause-resume", "transactional": transactional}
-    kafka.start(["video"], StackOptions(workers=1, partitions=2, extra=extra))
+    kafka.start(["video"], StackOptions(workers=1, partitions=2, max_poll_interval_ms=2000, long_task="pause-resume",
+                                        transactional=transactional))
     slow = {"fault": "slow", "seconds": 3, "service": "video.transcode"}  # longer than max.poll.interval.ms
     # One user, so one partition, handled one after another. User 2's partition (0) is the one
     # librdkafka's cooperative-sticky assignor hands to the newcomer here, so the revocation hits the

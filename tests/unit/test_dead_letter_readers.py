@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from celery_app.stack import _dead_letter as celery_dead_letter
-from dramatiq_app.stack import _dead_letter as dramatiq_dead_letter
+from celery_app.dead_letters import dead_letter as celery_dead_letter
+from dramatiq_app.dead_letters import dead_letter as dramatiq_dead_letter
 
 FRAMES = [
     b"",
