@@ -7,7 +7,11 @@
     (TransientError, …)   delay), to whichever member fetches first; on delivery max_retries + 1: REJECT
 
 ``early_ack``: ACCEPT is sent before the handler runs (at-most-once: a SIGKILL
-or a failure loses the record). Every member may read every partition the
+or a failure loses the record).
+
+Two acknowledgement modes (``options.extra["ack"]``, see ``acks.py``): ``"record"`` (the default,
+written for clarity) commits after every record; ``"batch"`` (written for throughput) records each
+record's acknowledgement as it is handled and commits once per poll batch. Every member may read every partition the
 broker assigns it, and the broker may assign one partition to several
 members: workers beyond the partition count still get records.
 """
@@ -24,7 +28,7 @@ from queuekit.core.execute import PermanentError, crash_point, forward, process
 from queuekit.core.ledger import Ledger
 from queuekit.core.options import StackOptions
 
-from .acks import ACCEPT, REJECT, RELEASE, AcknowledgeType, acknowledge, note_reason
+from .acks import ACCEPT, REJECT, RELEASE, AcknowledgeType, acknowledge, batch_mode, commit, note_reason
 from .topology import Route
 
 log = logging.getLogger("kafka_share_app.consumers")
@@ -46,13 +50,13 @@ class Service:
 
 def consume(svc: Service, stop: threading.Event) -> None:
     svc.consumer.subscribe([svc.route.source])
+    per_batch = batch_mode(svc.options)
     while not stop.is_set():
-        for msg in svc.consumer.poll(POLL_S):  # a batch of records now locked to this member
-            if msg.error():
-                if msg.error().fatal():
-                    raise KafkaException(msg.error())
-                log.warning("share consumer error: %s", msg.error())
-                continue
+        batch = [msg for msg in svc.consumer.poll(POLL_S) if usable(msg)]  # records now locked to this member
+        if per_batch:
+            consume_batch(svc, batch)
+            continue
+        for msg in batch:
             if svc.options.early_ack:
                 acknowledge(svc.consumer, msg, ACCEPT)  # early_ack: done for the broker BEFORE handling
                 handle(svc, msg)  # whatever happens now, the record will not come back
@@ -60,6 +64,32 @@ def consume(svc: Service, stop: threading.Event) -> None:
                 kind = handle(svc, msg)  # handle first ...
                 acknowledge(svc.consumer, msg, kind)  # ... THEN acknowledge: at-least-once
     svc.consumer.close()  # sends what is acknowledged, releases what is not, leaves the group
+
+
+def consume_batch(svc: Service, batch: list[Message]) -> None:
+    """Written for throughput: every record acknowledged in the client as it is handled, ONE commit per poll."""
+    if svc.options.early_ack:
+        for msg in batch:
+            svc.consumer.acknowledge(msg, ACCEPT)  # early_ack: the whole batch done for the broker ...
+        commit(svc.consumer, batch)  # ... sent BEFORE any handling: at-most-once for the batch
+        for msg in batch:
+            handle(svc, msg)
+        return
+    for msg in batch:
+        svc.consumer.acknowledge(msg, handle(svc, msg))  # handled first; held in the client, not sent yet
+    # After the whole batch: a SIGKILL before this re-delivers every record of the batch (at-least-once;
+    # the ledger's idempotency guard absorbs the ones already applied).
+    commit(svc.consumer, batch)
+
+
+def usable(msg: Message) -> bool:
+    """A record, not an error event; a fatal error stops the consumer."""
+    if msg.error():
+        if msg.error().fatal():
+            raise KafkaException(msg.error())
+        log.warning("share consumer error: %s", msg.error())
+        return False
+    return True
 
 
 def handle(svc: Service, msg: Message) -> AcknowledgeType:

@@ -83,11 +83,12 @@ class BenchConfig:
     def slots(self) -> int:
         return self.workers * self.concurrency
 
-    def options(self, workers: int | None = None) -> StackOptions:
+    def options(self, workers: int | None = None, extra: dict[str, Any] | None = None) -> StackOptions:
         workers = workers or self.workers
         return StackOptions(workers=workers, concurrency=self.concurrency, prefetch=self.prefetch,
                             partitions=workers * self.concurrency,  # partitions = consumer slots
-                            extra={"task_events": False, "loglevel": "WARNING"})  # Celery: as the bare app
+                            extra={"task_events": False, "loglevel": "WARNING",  # Celery: as the bare app
+                                   **(extra or {})})  # a stack's throughput_options
 
     def count(self, mode: str, noop_rate: float | None = None, size: int | None = None) -> int:
         """Messages per measurement: io/cpu a fixed backlog; noop sized by the stack's calibrated rate."""
@@ -129,6 +130,11 @@ def run_bench(settings: Settings, cfg: BenchConfig, workdir: Path, say: Callable
             with timed(f"{stack}/{mode}"):
                 per_stack["modes"][mode] = stack_vs_bare(settings, cfg, stack, mode, workdir, say,
                                                          per_stack["calibration"]["rate"])
+        if extra := load_stack(stack).throughput_options:  # the stack written for throughput, beside it
+            row = "noop " + " ".join(f"{k}={v}" for k, v in extra.items())
+            with timed(f"{stack}/{row}"):  # calibrated on its own: a backlog sized for the default lasts no time
+                rate = calibrate(settings, cfg, stack, workdir, say, extra)["rate"]
+                per_stack["modes"][row] = stack_vs_bare(settings, cfg, stack, "noop", workdir, say, rate, extra)
         per_stack["references"] = references(result, stack)
         with timed(f"{stack}/scaling"):
             per_stack["scaling"] = scaling(settings, cfg, stack, per_stack["modes"]["noop"], workdir, say)
@@ -142,25 +148,29 @@ def run_bench(settings: Settings, cfg: BenchConfig, workdir: Path, say: Callable
 
 
 def calibrate(settings: Settings, cfg: BenchConfig, stack: str, workdir: Path,
-              say: Callable[[str], None]) -> dict[str, Any]:
+              say: Callable[[str], None], extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """One short noop run of the stack: its rate sizes the noop backlogs (not reported as a result)."""
     if not cfg.n_calibrate:
         return {"n": 0, "rate": None}
-    say(f"{stack}: calibrating the noop backlog with {cfg.n_calibrate} msgs")
-    run = measure.stack_backlog(settings, stack, cfg.options(), measure.envelopes(cfg.n_calibrate, "noop", None, 99),
-                                workdir)
+    say(f"{stack}{f' {extra}' if extra else ''}: calibrating the noop backlog with {cfg.n_calibrate} msgs")
+    run = measure.stack_backlog(settings, stack, cfg.options(extra=extra),
+                                measure.envelopes(cfg.n_calibrate, "noop", None, 99), workdir)
     return {"n": cfg.n_calibrate, "rate": round(run["rate"], 1)}
 
 
 def stack_vs_bare(settings: Settings, cfg: BenchConfig, stack: str, mode: str, workdir: Path,
-                  say: Callable[[str], None], noop_rate: float | None = None) -> dict[str, Any]:
+                  say: Callable[[str], None], noop_rate: float | None = None,
+                  extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The stack against its bare twin; with ``extra`` (its ``throughput_options``) the stack alone, so run."""
     n = cfg.count(mode, noop_rate)
-    framework = bare.TWIN.get(stack)  # None: no bare program of that framework yet (the stack alone is measured)
-    say(f"{stack} / {mode}: {cfg.repeats} x (stack{f', bare {framework}' if framework else ''}) x {n} msgs")
+    options = cfg.options(extra=extra)
+    framework = None if extra else bare.TWIN.get(stack)  # None: no bare program for it (the stack alone)
+    say(f"{stack} / {mode}{f' {extra}' if extra else ''}: {cfg.repeats} x "
+        f"(stack{f', bare {framework}' if framework else ''}) x {n} msgs")
     runs: dict[str, list[dict]] = {"stack": [], "bare": []}
     for seed in range(cfg.repeats):  # interleaved, so a noisy neighbour hits both alike
         envs = measure.envelopes(n, mode, None, seed)
-        runs["stack"].append(measure.stack_backlog(settings, stack, cfg.options(), envs, workdir))
+        runs["stack"].append(measure.stack_backlog(settings, stack, options, envs, workdir))
         if framework:
             runs["bare"].append(measure.bare_backlog(settings, framework, cfg.options(), envs, workdir))
     for kind, rs in runs.items():  # every slot must have worked, or the comparison is not like for like

@@ -35,7 +35,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from queuekit.core.config import Settings
 from queuekit.core.envelope import Envelope
@@ -77,6 +77,9 @@ class Stack(ABC):
     # The harness's workers act out fault directives in message headers (crash, slow, idempotency off);
     # False starts them as a deployment would, ignoring such headers from strangers (the hostile suite).
     harness_faults: bool = True
+    # ``options.extra`` that make this stack "written for throughput" where its default is written for clarity
+    # (kafka_share: one commit per poll instead of per record); ``queuekit bench`` measures them as a row beside.
+    throughput_options: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, settings: Settings, ledger_path: Path):
         self.settings = settings
