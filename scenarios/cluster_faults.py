@@ -90,8 +90,8 @@ STACKS = {
     "kafka_share": ("kafka", NO_LOSS, "acks=all, RF 3, min.insync 2, records ACCEPTed after the effect"),
     "rabbitmq_stream": ("rabbitmq", {}, "a replicated stream, but the stack's rstream clients know one host "
                         "(node 1, the stream's leader): measured"),
-    "celery_kafka": ("kafka", {}, "kombu's confluentkafka transport: acks=all, but an ack commits the consumer's "
-                     "whole position (the crash scenario's finding): measured"),
+    "celery_kafka": ("kafka", {}, "kombu's confluentkafka transport (the kit's ack: committed up to the first "
+                     "unacked record), acks=all, but its producer ignores delivery reports: measured"),
 }
 STACK_CI = {("dramatiq_quorum", "kill"), ("kafka", "partition")}  # ~1.5 min together on the 2-core machine
 for stack, (broker, promise, why) in STACKS.items():
