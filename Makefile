@@ -39,8 +39,8 @@ test: setup browser kcat
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/queuekit up
-	$(BIN)/pytest --ignore=tests/contract --ignore=tests/stacks --ignore=tests/scenarios/test_scenarios.py $(PYTEST_ARGS)
-	$(BIN)/pytest -n 2 tests/contract tests/stacks tests/scenarios/test_scenarios.py $(PYTEST_ARGS)
+	$(BIN)/pytest --durations=15 --ignore=tests/contract --ignore=tests/stacks --ignore=tests/scenarios/test_scenarios.py $(PYTEST_ARGS)
+	$(BIN)/pytest --durations=15 -n 2 tests/contract tests/stacks tests/scenarios/test_scenarios.py $(PYTEST_ARGS)
 
 bench: setup
 	$(BIN)/queuekit bench $(BENCH_ARGS)

@@ -23,9 +23,10 @@ class KitGroup(click.Group):
 
 @click.group(cls=KitGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
-    """Compare Celery, Dramatiq and Kafka consumer groups on real brokers.
+    """Compare task queues and event streams on the same workloads, on real brokers.
 
-    The kit starts its own RabbitMQ (with the management plugin), Kafka
+    Every stack in the registry is a column (`queuekit compare --help` names
+    them). The kit starts its own RabbitMQ (with the management plugin), Kafka
     (KRaft, one node) and Flower as child processes bound to 127.0.0.1, with
     state under $QUEUEKIT_HOME (default ~/.cache/queuekit). Point it at your
     own brokers with QUEUEKIT_AMQP_URL / QUEUEKIT_KAFKA_BOOTSTRAP instead.
@@ -34,7 +35,7 @@ def cli() -> None:
 
 for command in (brokers.up, brokers.down, brokers.status, brokers.provision, brokers.ping,
                 run.run, run.compare, run.scenarios, bench.bench, bench.monitor, by_hand.worker,
-                by_hand.tool, views.dashboard, views.report, faults.faults, chaos.chaos, brokers.credentials):
+                by_hand.tool, views.dashboard, views.report, views.docs, faults.faults, chaos.chaos, brokers.credentials):
     cli.add_command(command)
 
 

@@ -1,4 +1,5 @@
-"""Looking at the stacks: ``dashboard`` (every stack live in a browser, /metrics), ``report`` (from results.json)."""
+"""Looking at the stacks: ``dashboard`` (every stack live in a browser, /metrics), ``report`` (from results.json),
+``docs`` (one page per stack, generated from its declarations)."""
 from __future__ import annotations
 
 import json
@@ -45,3 +46,15 @@ def report(results: Path, bench: Path | None, out: Path | None) -> None:
     data = json.loads(path.read_text())
     paths = write_reports(data, out or path.parent, json.loads(bench.read_text()) if bench else None)
     say(f"reports: {paths['md']}  {paths['html']}")
+
+
+@click.command()
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("docs/stacks"), show_default=True,
+              help="Where the pages go.")
+def docs(out: Path) -> None:
+    """Write one Markdown page per registered stack (its feature sheet and capabilities, from the code):
+    what docs/stacks/ holds. Run it after changing a stack's docstring or capabilities."""
+    from queuekit.report.stack_pages import write_pages
+
+    for path in write_pages(out):
+        say(f"wrote {path}")

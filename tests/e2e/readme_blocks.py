@@ -1,4 +1,4 @@
-"""The README's marked shell blocks (``<!-- by-hand: NAME -->`` before a bash fence), for tests that run them."""
+"""docs/run-it-yourself.md's marked shell blocks (``<!-- by-hand: NAME -->`` before a bash fence), for tests that run them."""
 from __future__ import annotations
 
 import os
@@ -6,7 +6,7 @@ import re
 import sys
 from pathlib import Path
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = Path(__file__).resolve().parents[2] / "docs" / "run-it-yourself.md"  # the by-hand recipe
 BLOCK = re.compile(r"<!-- by-hand: (?P<name>[a-z ]+) -->\n```bash\n(?P<body>.*?)```", re.S)
 
 
