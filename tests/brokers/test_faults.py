@@ -100,7 +100,7 @@ def quorum_queue(cluster_kit):
     # declared again under the same name could not restart it in 3.10.8 ("could not be restarted {error,enoent}").
     heal_first(cluster_kit, "rabbitmq")
     name = f"qk.faults.probe.{uuid.uuid4().hex[:8]}"
-    with pika.BlockingConnection(pika.URLParameters(cluster_kit.pika_urls[0])) as conn:
+    with _connect_any(cluster_kit) as conn:
         ch = conn.channel()
         ch.queue_declare(name, durable=True, arguments={"x-queue-type": "quorum"})
         ch.confirm_delivery()
@@ -108,8 +108,25 @@ def quorum_queue(cluster_kit):
             ch.basic_publish("", name, b"probe", pika.BasicProperties(delivery_mode=2))
     wait_for(lambda: _online_members(cluster_kit, name) == 3, timeout=30, what=f"{name} on 3 online members")
     yield name
-    with pika.BlockingConnection(pika.URLParameters(cluster_kit.pika_urls[0])) as conn:
+    with _connect_any(cluster_kit) as conn:
         conn.channel().queue_delete(name)
+
+
+def _connect_any(s) -> pika.BlockingConnection:
+    """A connection to whichever node takes one first. A node back in the cluster (seen by its peers) may not
+    listen for clients yet: seen in CI, node 1 refused AMQP just after the previous case's heal."""
+    errors: list[str] = []
+
+    def attempt() -> pika.BlockingConnection | None:
+        for url in s.pika_urls:
+            try:
+                return pika.BlockingConnection(pika.URLParameters(url))
+            except pika.exceptions.AMQPError as exc:
+                errors.append(f"{url.split('@')[-1]}: {type(exc).__name__}")
+        return None
+
+    return wait_for(attempt, timeout=60, what="a RabbitMQ node taking a client connection",
+                    describe=lambda: f"last refusals: {errors[-3:]}")
 
 
 def _leader_or_none(s, queue: str) -> int | None:
