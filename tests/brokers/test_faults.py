@@ -108,8 +108,24 @@ def quorum_queue(cluster_kit):
             ch.basic_publish("", name, b"probe", pika.BasicProperties(delivery_mode=2))
     wait_for(lambda: _online_members(cluster_kit, name) == 3, timeout=30, what=f"{name} on 3 online members")
     yield name
-    with _connect_any(cluster_kit) as conn:
-        conn.channel().queue_delete(name)
+    _delete(cluster_kit, name)
+
+
+def _delete(s, queue: str) -> None:
+    """Delete the probe queue once its leader serves again: right after a heal, the broker may answer 404
+    "its master replica ... may be stopping or being demoted" (seen after a partition case)."""
+    errors: list[str] = []
+
+    def attempt() -> bool:
+        try:
+            with _connect_any(s) as conn:
+                conn.channel().queue_delete(queue)
+            return True
+        except pika.exceptions.AMQPError as exc:
+            errors.append(f"{type(exc).__name__}: {str(exc)[:160]}")
+            return False
+
+    wait_for(attempt, timeout=60, what=f"{queue} deleted", describe=lambda: f"last errors: {errors[-2:]}")
 
 
 def _connect_any(s) -> pika.BlockingConnection:
