@@ -64,8 +64,10 @@ class BenchConfig:
     prefetch: int = 4
     modes: tuple[str, ...] = tuple(MODES)
     stacks: tuple[str, ...] = STACKS
-    ceiling_seconds: int = 8
+    ceiling_seconds: int = 8  # PerfTest's consumers drain its backlog this long
+    ceiling_backlog: int = 100_000  # PerfTest's backlog, published first: it must outlast the drain (~5-10k/s)
     ceiling_records: int = 500000
+    ceiling_min_seconds: float = 10.0  # ConsumerPerformance reads at least this long after the join
     scaling_workers: tuple[int, ...] = (1, 2, 4)
     scaling_sizes: tuple[int, ...] = (10_000, 100_000)  # beside the natural ~210 B envelope
     loads: tuple[float, ...] = (0.25, 0.5, 0.75, 0.9)
@@ -76,7 +78,8 @@ class BenchConfig:
     def quick(cls) -> BenchConfig:
         """About two minutes: one repeat, noop only, one point per curve (CI: shape, not numbers)."""
         return cls(n_min=500, n_max=2000, n_calibrate=0, raw_n_rabbitmq=2000, raw_n_kafka=30000, repeats=1,
-                   modes=("noop",), ceiling_seconds=3, ceiling_records=50000, scaling_workers=(1,),
+                   modes=("noop",), ceiling_seconds=3, ceiling_backlog=15_000, ceiling_records=50000,
+                   ceiling_min_seconds=0.0, scaling_workers=(1,),
                    scaling_sizes=(), loads=(0.5,), latency_seconds=2.0)
 
     @property
@@ -110,7 +113,8 @@ def run_bench(settings: Settings, cfg: BenchConfig, workdir: Path, say: Callable
     result: dict[str, Any] = {"config": asdict(cfg), "machine": machine(settings), "fairness": fairness(cfg, size),
                               "started": time.strftime("%Y-%m-%d %H:%M:%S"), "load_before": os.getloadavg()}
     result["ceilings"] = ceilings(settings, slots=cfg.slots, prefetch=cfg.prefetch, size=size,
-                                  seconds=cfg.ceiling_seconds, records=cfg.ceiling_records, say=say)
+                                  seconds=cfg.ceiling_seconds, records=cfg.ceiling_records, say=say,
+                                  backlog=cfg.ceiling_backlog, min_seconds=cfg.ceiling_min_seconds)
     result["raw"] = raw_clients(settings, cfg, size, say)
     result["stacks"] = {}
     took = result["part_seconds"] = {"ceilings+raw": round(time.monotonic() - started, 1)}
