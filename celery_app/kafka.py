@@ -12,7 +12,9 @@ virtual transport):
   ``<queue>-consumer-group``, subscribed to that topic only: parallelism <= partitions;
 * records are produced without a key (``produce(topic, json)``) and flushed one by one;
 * ack = ``consumer.commit()`` with no offsets: it commits the consumer's whole
-  position, i.e. past every record already fetched, finished or not;
+  position, i.e. past every record already fetched, finished or not (the kit's
+  transport replaces this: ``kafka_transport.QoS`` commits only up to the first
+  record not yet acked);
 * reject(requeue=False) = ack; reject(requeue=True) seeks back to the committed offset;
 * exchanges and bindings live in the memory of each kombu connection (virtual
   "broker state"): direct and topic routing work inside one process, a fanout

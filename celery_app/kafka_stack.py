@@ -9,8 +9,9 @@ matrix as a finding, not as a fork of the code.
 What each option does here (beside ``CeleryStack``'s list):
 
 * ``prefetch`` x ``concurrency``: kombu's virtual QoS, the number of records Celery takes from
-  ``poll()`` before one is acked. librdkafka fetches ahead regardless; the ack commits the
-  consumer's whole position (see kafka.py).
+  ``poll()`` before one is acked. librdkafka fetches ahead regardless; an ack commits, per partition,
+  up to the first record taken and not yet acked (the kit's QoS, kafka_transport.py; stock kombu
+  commits the consumer's whole position, past prefetched records: see kafka.py).
 * ``partitions``: partitions per topic (kombu's ``num_partitions``; its default is 1).
 * ``queue_max_length``: ignored (no x-max-length on Kafka: the lag grows instead).
 * ``queue_type``, ``delivery_limit``: RabbitMQ only, ignored.
@@ -95,7 +96,6 @@ class CeleryKafkaStack(CeleryStack):
     retry_timing = RetryTiming()
     # a finding: kombu's experimental confluentkafka transport lost one message now and then without any
     # worker crashing (1 of 40 in broker-restart, 1 of 21 in poison-to-dlq, in different clean runs)
-    known_loss = "kombu's confluentkafka transport lost a message in some runs (see README)"
 
     def __init__(self, settings: Settings, ledger_path: Path):
         super().__init__(settings, ledger_path)

@@ -1,4 +1,13 @@
-"""kombu's confluentkafka transport, with one change: a record that is not kombu's JSON is dead-lettered.
+"""kombu's confluentkafka transport, with two changes: what an ack commits, and unreadable records dead-lettered.
+
+Acks (``QoS``). Stock kombu 5.7 acks with ``consumer.commit()`` and no offsets: that commits the consumer's
+whole position, past every record ``poll()`` returned, acked or not. Acking a later record so commits past
+an earlier one still in Celery's hands (prefetched, or still running in another pool process), and if that
+one is then never acked — a warm shutdown with prefetched tasks, a consumer restart after a connection
+error, a rebalance — nobody reads it again: ``restore_unacked_once`` is a no-op and the group's offset is
+past it. That is the loss the scenario suite saw now and then (docs/findings.md; the smallest
+reproduction is ``test_stock_kombu_commits_past_an_unacked_message`` in tests/stacks/test_celery_kafka.py).
+Here an ack commits, per partition, only up to the first record handed to Celery and not yet acked.
 
 Stock kombu 5.7 parses every record it polls (``Channel._get``: ``loads(message.value())``) and builds
 its message from it (``Channel.Message``: base64 with the codec the record names, ``delivery_tag`` as
@@ -10,7 +19,7 @@ the record is never committed, so every worker that takes the partition over die
 topic's ``.dlq`` as a kombu record (body = its bytes, cut to ``TRUNCATED_BYTES``; reason in
 ``x-queuekit-reason``), flushed, and only then committed past; the poll then counts as empty.
 
-Registered as the kombu transport ``qkconfluentkafka`` (``kafka.broker_url``).
+Unreadable records: registered as the kombu transport ``qkconfluentkafka`` (``kafka.broker_url``).
 """
 from __future__ import annotations
 
@@ -73,7 +82,50 @@ def record_problem(value: bytes | None, channel=None) -> str | None:
     return None
 
 
+class Message(confluentkafka.Message):
+    def __init__(self, payload, channel=None, **kwargs):
+        self.partition, self.offset = payload.get("partition"), payload.get("offset")  # where it sits: what to commit
+        super().__init__(payload, channel=channel, **kwargs)
+
+
+class QoS(confluentkafka.QoS):
+    """kombu's QoS, but an ack commits per partition only up to the first record not yet acked."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._open: dict[tuple[str, int], set[int]] = {}  # offsets handed to Celery and not acked yet
+        self._next: dict[tuple[str, int], int] = {}  # one past the highest offset handed over or settled
+
+    def append(self, message, delivery_tag):
+        super().append(message, delivery_tag)
+        if message.offset is not None:
+            where = (message.topic, message.partition)
+            self._open.setdefault(where, set()).add(message.offset)  # open until acked: never committed past
+            self._next[where] = max(self._next.get(where, 0), message.offset + 1)
+
+    def ack(self, delivery_tag):
+        message = self._not_yet_acked.pop(delivery_tag, None)
+        if message is not None:
+            self.settle(message.topic, message.partition, message.offset)
+
+    def settle(self, topic: str, partition: int, offset: int, asynchronous: bool = True) -> None:
+        """``offset`` is done: commit up to the partition's first open record, or past everything if none is.
+        An ack of record 7 while record 5 still runs commits 5, not 8: a restart or a rebalance reads 5 (and
+        6, 7) again — at-least-once, the ledger's guard absorbs the repeats — instead of losing it."""
+        where = (topic, partition)
+        self._open.get(where, set()).discard(offset)
+        self._next[where] = upto = max(self._next.get(where, 0), offset + 1)
+        if self._open.get(where):
+            upto = min(self._open[where])
+        # Asynchronous, as kombu's own ack: a commit lost on the way only means a record read twice.
+        self.channel._get_consumer(topic).commit(offsets=[TopicPartition(topic, partition, upto)],
+                                                 asynchronous=asynchronous)
+
+
 class Channel(confluentkafka.Channel):
+    QoS = QoS
+    Message = Message
+
     def _get(self, queue, **kwargs):
         queue = self.sanitize_queue_name(queue)
         consumer = self._get_consumer(queue)
@@ -88,12 +140,12 @@ class Channel(confluentkafka.Channel):
             raise Empty()
         problem = record_problem(message.value(), self)
         if problem is None:
-            return {**json.loads(message.value()), "topic": message.topic()}
+            return {**json.loads(message.value()), "topic": message.topic(), "partition": message.partition(),
+                    "offset": message.offset()}
         self._dead_letter_record(queue, message, problem)
-        # Committed past only once its dead letter is flushed (a crash before: it comes back, twice at worst).
-        # An explicit offset: this partition's committed position moves past it, as kombu's own ack would.
-        consumer.commit(offsets=[TopicPartition(message.topic(), message.partition(), message.offset() + 1)],
-                        asynchronous=False)
+        # Settled only once its dead letter is flushed (a crash before: it comes back, twice at worst), and
+        # committed past only as far as the records before it are acked.
+        self.qos.settle(message.topic(), message.partition(), message.offset(), asynchronous=False)
         raise Empty()
 
     def _skip_undecodable(self, queue: str, consumer, message) -> None:

@@ -20,6 +20,7 @@ from confluent_kafka.admin import AdminClient
 from queuekit.core.config import Settings
 from queuekit.core.options import StackOptions
 
+from .acks import records_per_poll
 from .topology import PREFIX
 
 LOG = logging.getLogger("kafka_share_app.rdkafka")
@@ -53,11 +54,11 @@ def share_consumer_config(settings: Settings, group: str, client_id: str, option
         # Our code acknowledges every record (ACCEPT / RELEASE / REJECT); poll() refuses to run while a
         # record of the previous poll is unacknowledged.
         "share.acknowledgement.mode": "explicit",
-        # [semantics:prefetch] Records acquired (locked to this member) per poll: ``prefetch``. What one member
-        # acquires no other member can take until it is acknowledged or its lock expires, so a large batch
-        # starves the others.
-        # librdkafka calls this limit best-effort.
-        "max.poll.records": max(1, options.prefetch),
+        # [semantics:prefetch] Records acquired (locked to this member) per poll: ``prefetch`` (``batch_records``
+        # when acknowledged per batch, acks.py). What one member acquires no other member can take until it is
+        # acknowledged or its lock expires, so a large batch starves the others. librdkafka calls this limit
+        # best-effort.
+        "max.poll.records": records_per_poll(options),
         # A member that does not poll for this long leaves the group (its acquired records are released).
         "max.poll.interval.ms": options.max_poll_interval_ms or MAX_POLL_INTERVAL_MS,
         # session.timeout.ms / heartbeat: set on the GROUP by the broker (admin.py), not by the client.

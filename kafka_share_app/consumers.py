@@ -7,7 +7,11 @@
     (TransientError, …)   delay), to whichever member fetches first; on delivery max_retries + 1: REJECT
 
 ``early_ack``: ACCEPT is sent before the handler runs (at-most-once: a SIGKILL
-or a failure loses the record). Every member may read every partition the
+or a failure loses the record).
+
+Two acknowledgement modes (``options.ack``, see ``acks.py``): ``"record"`` (the default,
+written for clarity) commits after every record; ``"batch"`` (written for throughput) records each
+record's acknowledgement as it is handled and commits once per poll batch. Every member may read every partition the
 broker assigns it, and the broker may assign one partition to several
 members: workers beyond the partition count still get records.
 """
@@ -25,7 +29,7 @@ from queuekit.core.execute import PermanentError, crash_point, forward, process
 from queuekit.core.ledger import Ledger
 from queuekit.core.options import StackOptions
 
-from .acks import ACCEPT, REJECT, RELEASE, AcknowledgeType, acknowledge, note_reason
+from .acks import ACCEPT, REJECT, RELEASE, AcknowledgeType, acknowledge, batch_mode, commit, note_reason
 from .topology import Route
 
 log = logging.getLogger("kafka_share_app.consumers")
@@ -49,16 +53,13 @@ class Service:
 
 def consume(svc: Service, stop: threading.Event) -> None:
     svc.consumer.subscribe([svc.route.source])
+    per_batch = batch_mode(svc.options)
     while not stop.is_set():
-        for msg in svc.consumer.poll(POLL_S):  # a batch of records now locked to this member
-            if (err := msg.error()) is not None:
-                if err.fatal():
-                    raise KafkaException(err)
-                if err.code() in UNDECODABLE and (msg.offset() or -1) >= 0:
-                    reject_undecodable(svc, msg)
-                else:
-                    log.warning("share consumer error: %s", err)
-                continue
+        batch = [msg for msg in svc.consumer.poll(POLL_S) if usable(svc, msg)]  # records now locked to this member
+        if per_batch:
+            consume_batch(svc, batch)
+            continue
+        for msg in batch:
             # [semantics:ack-timing] default: handle, THEN acknowledge (at-least-once); early_ack ACCEPTs before
             # handling (at-most-once)
             if svc.options.early_ack:
@@ -68,6 +69,36 @@ def consume(svc: Service, stop: threading.Event) -> None:
                 kind = handle(svc, msg)  # handle first ...
                 acknowledge(svc.consumer, msg, kind)  # ... THEN acknowledge: at-least-once
     svc.consumer.close()  # sends what is acknowledged, releases what is not, leaves the group
+
+
+def consume_batch(svc: Service, batch: list[Message]) -> None:
+    """Written for throughput: every record acknowledged in the client as it is handled, ONE commit per poll."""
+    if svc.options.early_ack:
+        for msg in batch:
+            svc.consumer.acknowledge(msg, ACCEPT)  # early_ack: the whole batch done for the broker ...
+        commit(svc.consumer, batch)  # ... sent BEFORE any handling: at-most-once for the batch
+        for msg in batch:
+            handle(svc, msg)
+        return
+    for msg in batch:
+        svc.consumer.acknowledge(msg, handle(svc, msg))  # handled first; held in the client, not sent yet
+    # After the whole batch: a SIGKILL before this re-delivers every record of the batch (at-least-once;
+    # the ledger's idempotency guard absorbs the ones already applied).
+    commit(svc.consumer, batch)
+
+
+def usable(svc: Service, msg: Message) -> bool:
+    """A record, not an error event; a fatal error stops the consumer; a record the client could not decode
+    is rejected here (its reason noted by its coordinates) and is not handled."""
+    if (err := msg.error()) is not None:
+        if err.fatal():
+            raise KafkaException(err)
+        if err.code() in UNDECODABLE and (msg.offset() or -1) >= 0:
+            reject_undecodable(svc, msg)
+        else:
+            log.warning("share consumer error: %s", err)
+        return False
+    return True
 
 
 # [handler:*] one record: decode, process, forward; returns how to acknowledge it

@@ -4,7 +4,7 @@ from __future__ import annotations
 from queuekit.core.envelope import make_envelope
 from queuekit.core.options import StackOptions
 from queuekit.core.waiting import wait_for
-from queuekit.suite.model import AtLeast, AtMost, Context, Scenario, always, by_capability, for_stack
+from queuekit.suite.model import Context, Scenario, always, by_capability
 from workloads import WORKLOADS
 
 from .observe import DELIVERY_KINDS, delivery
@@ -99,12 +99,10 @@ PREFETCHED = Scenario(
     workload="signup",
     options=StackOptions(workers=1, prefetch=PREFETCH, early_ack=False),
     expect=[
+        # Stock kombu's confluentkafka transport loses here (its ack commits the consumer's whole position, past
+        # the prefetched records): celery_kafka runs the kit's transport, whose ack commits only up to the first
+        # record not yet acked (celery_app/kafka_transport.py; the stock loss: tests/stacks/test_celery_kafka.py).
         always(lost=0, duplicates=0, effects=N_PREFETCHED),
-        # Finding of kombu's confluentkafka transport (not a capability of Kafka: kafka_app stores each
-        # offset after its record is done): ack = consumer.commit() with no offsets, i.e. the whole position,
-        # past every record Celery already took from poll(). The first ack commits the prefetched ones too.
-        for_stack("celery_kafka", "kombu confluentkafka: an ack commits the consumer's whole position",
-                  lost=AtLeast(1), effects=AtMost(N_PREFETCHED - 1)),
     ],
     kinds=DELIVERY_KINDS,
     run=crash_with_prefetch,

@@ -66,8 +66,10 @@ class BenchConfig:
     modes: tuple[str, ...] = tuple(MODES)
     # one stack per framework (no declared variant_of): variants (celery_quorum, celery_kafka, ...) with --stack
     stacks: tuple[str, ...] = field(default_factory=framework_stacks)
-    ceiling_seconds: int = 8
+    ceiling_seconds: int = 8  # PerfTest's consumers drain its backlog this long
+    ceiling_backlog: int = 100_000  # PerfTest's backlog, published first: it must outlast the drain (~5-10k/s)
     ceiling_records: int = 500000
+    ceiling_min_seconds: float = 10.0  # ConsumerPerformance reads at least this long after the join
     scaling_workers: tuple[int, ...] = (1, 2, 4)
     scaling_sizes: tuple[int, ...] = (10_000, 100_000)  # beside the natural ~210 B envelope
     loads: tuple[float, ...] = (0.25, 0.5, 0.75, 0.9)
@@ -78,18 +80,20 @@ class BenchConfig:
     def quick(cls) -> BenchConfig:
         """About two minutes: one repeat, noop only, one point per curve (CI: shape, not numbers)."""
         return cls(n_min=500, n_max=2000, n_calibrate=0, raw_n_rabbitmq=2000, raw_n_kafka=30000, repeats=1,
-                   modes=("noop",), ceiling_seconds=3, ceiling_records=50000, scaling_workers=(1,),
+                   modes=("noop",), ceiling_seconds=3, ceiling_backlog=15_000, ceiling_records=50000,
+                   ceiling_min_seconds=0.0, scaling_workers=(1,),
                    scaling_sizes=(), loads=(0.5,), latency_seconds=2.0)
 
     @property
     def slots(self) -> int:
         return self.workers * self.concurrency
 
-    def options(self, workers: int | None = None) -> StackOptions:
+    def options(self, workers: int | None = None, overrides: dict[str, Any] | None = None) -> StackOptions:
         workers = workers or self.workers
         return StackOptions(workers=workers, concurrency=self.concurrency, prefetch=self.prefetch,
                             partitions=workers * self.concurrency,  # partitions = consumer slots
-                            task_events=False, loglevel="WARNING")  # Celery: as the bare app
+                            task_events=False, loglevel="WARNING",  # Celery: as the bare app
+                            **(overrides or {}))  # a stack's throughput_options
 
     def count(self, mode: str, noop_rate: float | None = None, size: int | None = None) -> int:
         """Messages per measurement: io/cpu a fixed backlog; noop sized by the stack's calibrated rate."""
@@ -111,7 +115,8 @@ def run_bench(settings: Settings, cfg: BenchConfig, workdir: Path, say: Callable
     result: dict[str, Any] = {"config": asdict(cfg), "machine": machine(settings), "fairness": fairness(cfg, size),
                               "started": time.strftime("%Y-%m-%d %H:%M:%S"), "load_before": os.getloadavg()}
     result["ceilings"] = ceilings(settings, slots=cfg.slots, prefetch=cfg.prefetch, size=size,
-                                  seconds=cfg.ceiling_seconds, records=cfg.ceiling_records, say=say)
+                                  seconds=cfg.ceiling_seconds, records=cfg.ceiling_records, say=say,
+                                  backlog=cfg.ceiling_backlog, min_seconds=cfg.ceiling_min_seconds)
     result["raw"] = raw_clients(settings, cfg, size, say)
     result["stacks"] = {}
     took = result["part_seconds"] = {"ceilings+raw": round(time.monotonic() - started, 1)}
@@ -131,6 +136,11 @@ def run_bench(settings: Settings, cfg: BenchConfig, workdir: Path, say: Callable
             with timed(f"{stack}/{mode}"):
                 per_stack["modes"][mode] = stack_vs_bare(settings, cfg, stack, mode, workdir, say,
                                                          per_stack["calibration"]["rate"])
+        if overrides := load_stack(stack).throughput_options:  # the stack written for throughput, beside it
+            row = "noop " + " ".join(f"{k}={v}" for k, v in overrides.items())
+            with timed(f"{stack}/{row}"):  # calibrated on its own: a backlog sized for the default lasts no time
+                rate = calibrate(settings, cfg, stack, workdir, say, overrides)["rate"]
+                per_stack["modes"][row] = stack_vs_bare(settings, cfg, stack, "noop", workdir, say, rate, overrides)
         per_stack["references"] = references(result, stack)
         with timed(f"{stack}/scaling"):
             per_stack["scaling"] = scaling(settings, cfg, stack, per_stack["modes"]["noop"], workdir, say)
@@ -144,25 +154,29 @@ def run_bench(settings: Settings, cfg: BenchConfig, workdir: Path, say: Callable
 
 
 def calibrate(settings: Settings, cfg: BenchConfig, stack: str, workdir: Path,
-              say: Callable[[str], None]) -> dict[str, Any]:
+              say: Callable[[str], None], overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """One short noop run of the stack: its rate sizes the noop backlogs (not reported as a result)."""
     if not cfg.n_calibrate:
         return {"n": 0, "rate": None}
-    say(f"{stack}: calibrating the noop backlog with {cfg.n_calibrate} msgs")
-    run = measure.stack_backlog(settings, stack, cfg.options(), measure.envelopes(cfg.n_calibrate, "noop", None, 99),
-                                workdir)
+    say(f"{stack}{f' {overrides}' if overrides else ''}: calibrating the noop backlog with {cfg.n_calibrate} msgs")
+    run = measure.stack_backlog(settings, stack, cfg.options(overrides=overrides),
+                                measure.envelopes(cfg.n_calibrate, "noop", None, 99), workdir)
     return {"n": cfg.n_calibrate, "rate": round(run["rate"], 1)}
 
 
 def stack_vs_bare(settings: Settings, cfg: BenchConfig, stack: str, mode: str, workdir: Path,
-                  say: Callable[[str], None], noop_rate: float | None = None) -> dict[str, Any]:
+                  say: Callable[[str], None], noop_rate: float | None = None,
+                  overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The stack against its bare twin; with ``overrides`` (its ``throughput_options``) the stack alone, so run."""
     n = cfg.count(mode, noop_rate)
-    twin = load_stack(stack).bare_twin  # None: no bare program of that framework yet (the stack alone is measured)
-    say(f"{stack} / {mode}: {cfg.repeats} x (stack{f', bare twin {twin}' if twin else ''}) x {n} msgs")
+    options = cfg.options(overrides=overrides)
+    twin = None if overrides else load_stack(stack).bare_twin  # None: no bare program to compare (the stack alone)
+    say(f"{stack} / {mode}{f' {overrides}' if overrides else ''}: {cfg.repeats} x "
+        f"(stack{f', bare twin {twin}' if twin else ''}) x {n} msgs")
     runs: dict[str, list[dict]] = {"stack": [], "bare": []}
     for seed in range(cfg.repeats):  # interleaved, so a noisy neighbour hits both alike
         envs = measure.envelopes(n, mode, None, seed)
-        runs["stack"].append(measure.stack_backlog(settings, stack, cfg.options(), envs, workdir))
+        runs["stack"].append(measure.stack_backlog(settings, stack, options, envs, workdir))
         if twin:
             runs["bare"].append(measure.bare_backlog(settings, twin, cfg.options(), envs, workdir))
     for kind, rs in runs.items():  # every slot must have worked, or the comparison is not like for like

@@ -1,12 +1,19 @@
-"""Broker ceilings: what each broker's own load tool reaches here, with the stacks' settings.
+"""Broker ceilings: what each broker's own load tool reaches here, measured the way the stacks are.
 
-* RabbitMQ PerfTest (``com.rabbitmq:perf-test``): one producer, ``slots``
-  consumers, persistent messages on a durable queue, publisher confirms,
-  prefetch (qos) = the stacks' prefetch, manual ack per message; producer and
-  consumers run together for ``seconds`` and the tool's own averages are kept.
-* Kafka ``ProducerPerformance`` (acks=all, idempotent) fills a topic with
-  ``slots`` partitions, then ``ConsumerPerformance`` reads it back; its fetch
-  rate (rebalance time excluded) is the consume ceiling.
+The stacks and raw clients drain a backlog published before any consumer runs, so the tools do too:
+
+* RabbitMQ PerfTest (``com.rabbitmq:perf-test``), in two runs on one durable queue: first one producer
+  alone publishes ``backlog`` persistent messages with publisher confirms (the publish ceiling), then
+  ``slots`` consumers alone, prefetch (qos) = the stacks' prefetch, manual ack per message, drain it for
+  ``seconds`` (the consume ceiling). The backlog must outlast the drain, or the average counts idle
+  consumers: what is left on the queue afterwards is recorded (``left``), and 0 is flagged.
+  (Run together, as before, PerfTest's consumers were bounded by its own confirmed publishing.)
+* Kafka ``ProducerPerformance`` (acks=all, idempotent) fills a topic with ``slots`` partitions, then
+  ``ConsumerPerformance`` reads it back; its fetch rate (the group's join excluded: rebalance.time.ms)
+  is the consume ceiling. When that fetch lasted under ``min_seconds``, the topic is topped up to last
+  about that long at the rate seen (at most ``MAX_TOP_UP_S`` of producing per top-up) and read again by
+  a fresh group: a ceiling over 1 s of reading is mostly start-up. ``fetch_seconds`` says how long the
+  reported read lasted.
 
 Jars come from Maven Central once (``tools-pom.xml``, one profile per tool)
 into the kit's cache, like the broker's (``queuekit/brokers/kafka.py``).
@@ -25,6 +32,8 @@ from queuekit.core.config import Settings
 from queuekit.core.errors import KitError
 
 POM = Path(__file__).with_name("tools-pom.xml")
+TOP_UPS = 3  # a first read of a fresh topic is slower than the next: the top-up may take more than one try
+MAX_TOP_UP_S = 60  # of producing per top-up: the read may stay under min_seconds (its fetch_seconds says so)
 MAIN = {"perftest": "com.rabbitmq.perf.PerfTest", "producer": "org.apache.kafka.tools.ProducerPerformance",
         "consumer": "org.apache.kafka.tools.ConsumerPerformance"}
 
@@ -76,59 +85,106 @@ def _java(libs: Path, main: str, args: list[str], timeout: float) -> str:
     return out
 
 
-def perftest(settings: Settings, libs: Path, *, consumers: int, prefetch: int, size: int, seconds: int) -> dict:
+def perftest(settings: Settings, libs: Path, *, consumers: int, prefetch: int, size: int, seconds: int,
+             backlog: int) -> dict:
     queue = f"bench.perftest.{uuid.uuid4().hex[:6]}"
-    args = ["-h", settings.pika_url, "-x", "1", "-y", str(consumers),
-            "-f", "persistent",  # delivery mode 2 on a durable queue, as the stacks publish
-            "-c", "256",  # publisher confirms, up to 256 outstanding (the stacks wait for each)
-            "-q", str(prefetch),  # basic.qos per consumer: the stacks' prefetch
-            "-s", str(size), "-z", str(seconds), "-u", queue, "-ad", "false"]  # manual ack per message: default
-    out = _java(libs, MAIN["perftest"], args, timeout=seconds + 60)
-    _delete_queue(settings, queue)
-    rate = lambda what: float(_found(rf"{what} rate avg: (\d+)", out))
-    return {"tool": f"PerfTest {versions()['perftest']}", "publish_rate": rate("sending"),
-            "rate": rate("receiving"), "args": " ".join(args[2:])}
+    common = ["-h", settings.pika_url, "-u", queue, "-ad", "false", "-s", str(size)]  # durable, not auto-deleted
+    publish = ["-x", "1", "-y", "0", "-C", str(backlog),  # the producer alone, a fixed count: the backlog
+               "-f", "persistent",  # delivery mode 2 on a durable queue, as the stacks publish
+               "-c", "256"]  # publisher confirms, up to 256 outstanding (the stacks' publishers wait likewise)
+    drain = ["-x", "0", "-y", str(consumers), "-p",  # the consumers alone, on the predeclared queue
+             "-q", str(prefetch),  # basic.qos per consumer: the stacks' prefetch; manual ack per message (default)
+             "-z", str(seconds)]
+    try:
+        published = _java(libs, MAIN["perftest"], common + publish, timeout=600)
+        drained = _java(libs, MAIN["perftest"], common + drain, timeout=seconds + 60)
+        left = _queue_depth(settings, queue)
+    finally:
+        _delete_queue(settings, queue)
+    rate = lambda what, out: float(_found(rf"{what} rate avg: (\d+)", out))
+    return {"tool": f"PerfTest {versions()['perftest']}", "publish_rate": rate("sending", published),
+            "rate": rate("receiving", drained), "backlog": backlog, "left": left,
+            "outlasted": left > 0,  # False: the consumers ran dry before the end, the rate is an underestimate
+            "args": {"publish": " ".join(common[2:] + publish), "drain": " ".join(common[2:] + drain)}}
+
+
+def _queue_depth(settings: Settings, queue: str) -> int:
+    import pika
+
+    with pika.BlockingConnection(pika.URLParameters(settings.pika_url)) as conn:
+        return conn.channel().queue_declare(queue, passive=True).method.message_count
 
 
 def _delete_queue(settings: Settings, queue: str) -> None:
     import pika
 
-    conn = pika.BlockingConnection(pika.URLParameters(settings.pika_url))
-    conn.channel().queue_delete(queue)
-    conn.close()
+    with pika.BlockingConnection(pika.URLParameters(settings.pika_url)) as conn:
+        conn.channel().queue_delete(queue)
 
 
-def kafka_perf(settings: Settings, libs: Path, *, partitions: int, size: int, records: int) -> dict:
+def kafka_perf(settings: Settings, libs: Path, *, partitions: int, size: int, records: int,
+               min_seconds: float = 0.0) -> dict:
     from confluent_kafka.admin import AdminClient, NewTopic
 
     topic = f"bench.perf.{uuid.uuid4().hex[:6]}"
     admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
     admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(30)
-    try:
-        produced = _java(libs, MAIN["producer"], [
-            "--topic", topic, "--num-records", str(records), "--record-size", str(size), "--throughput", "-1",
+
+    def produce(n: int) -> float:
+        out = _java(libs, MAIN["producer"], [
+            "--topic", topic, "--num-records", str(n), "--record-size", str(size), "--throughput", "-1",
             "--bootstrap-server", settings.kafka_bootstrap,
             "--command-property", "acks=all",  # as the stacks' producers (idempotence is the default)
-        ], timeout=300)
-        consumed = _java(libs, MAIN["consumer"], [
-            "--bootstrap-server", settings.kafka_bootstrap, "--topic", topic, "--messages", str(records),
-            "--group", f"{topic}.g", "--timeout", "60000",
-        ], timeout=300)
+        ], timeout=600)
+        sent = re.search(r"records sent, ([\d.]+) records/sec", out)
+        return float(sent.group(1)) if sent else 0.0
+
+    def consume(n: int) -> dict[str, str]:
+        out = _java(libs, MAIN["consumer"], [
+            "--bootstrap-server", settings.kafka_bootstrap, "--topic", topic, "--messages", str(n),
+            "--group", f"{topic}.g{uuid.uuid4().hex[:4]}",  # a fresh group each read: from the start
+            "--timeout", "60000",
+        ], timeout=600)
+        header, row = [line for line in out.splitlines() if "," in line][-2:]
+        return dict(zip([h.strip() for h in header.split(",")], [c.strip() for c in row.split(",")]))
+
+    try:
+        publish_rate = produce(records)
+        fields = consume(records)
+        fetch_s = float(fields["fetch.time.ms"]) / 1000  # after the group was assigned (rebalance excluded)
+        for _ in range(TOP_UPS):  # too short to be a ceiling: top up to ~min_seconds of reading, read again
+            if fetch_s >= min_seconds:
+                break
+            more = int(float(fields["fetch.nMsg.sec"]) * min_seconds * 1.3) - records  # a warm read is faster
+            more = min(more, int(publish_rate * MAX_TOP_UP_S))  # producing is ~10-50x slower than reading here
+            if more <= 0:
+                break
+            produce(more)
+            records += more
+            fields = consume(records)
+            fetch_s = float(fields["fetch.time.ms"]) / 1000
     finally:
         admin.delete_topics([topic])
-    sent = re.search(r"records sent, ([\d.]+) records/sec", produced)
-    header, row = [line for line in consumed.splitlines() if "," in line][-2:]
-    fields = dict(zip([h.strip() for h in header.split(",")], [c.strip() for c in row.split(",")]))
     return {"tool": f"kafka-tools {versions()['kafka']} ProducerPerformance/ConsumerPerformance",
-            "publish_rate": float(sent.group(1)) if sent else 0.0, "rate": float(fields["fetch.nMsg.sec"]),
-            "records": records}
+            "publish_rate": publish_rate, "rate": float(fields["fetch.nMsg.sec"]), "records": records,
+            "fetch_seconds": round(fetch_s, 2), "join_seconds": round(float(fields["rebalance.time.ms"]) / 1000, 2)}
 
 
 def ceilings(settings: Settings, *, slots: int, prefetch: int, size: int, seconds: int, records: int,
-             say: Callable[[str], None]) -> dict[str, Any]:
-    say(f"ceiling: RabbitMQ PerfTest, {slots} consumers, prefetch {prefetch}, {size} B, {seconds} s")
-    rabbit = perftest(settings, resolve(settings, "perftest", say), consumers=slots, prefetch=prefetch, size=size,
-                      seconds=seconds)
-    say(f"ceiling: Kafka ProducerPerformance + ConsumerPerformance, {records} x {size} B, {slots} partitions")
-    kafka = kafka_perf(settings, resolve(settings, "kafka-tools", say), partitions=slots, size=size, records=records)
+             say: Callable[[str], None], backlog: int = 100_000, min_seconds: float = 10.0) -> dict[str, Any]:
+    say(f"ceiling: RabbitMQ PerfTest, {backlog} x {size} B published first, then {slots} consumers "
+        f"(prefetch {prefetch}) drain it for {seconds} s")
+    libs = resolve(settings, "perftest", say)
+    rabbit = perftest(settings, libs, consumers=slots, prefetch=prefetch, size=size, seconds=seconds, backlog=backlog)
+    if not rabbit["outlasted"]:  # ran dry: once more with a backlog for ~1.5x the drain at the rate seen
+        bigger = max(2 * backlog, int(rabbit["rate"] * seconds * 1.5))
+        say(f"ceiling: PerfTest's {backlog}-message backlog ran out within {seconds} s; again with {bigger}")
+        rabbit = perftest(settings, libs, consumers=slots, prefetch=prefetch, size=size, seconds=seconds,
+                          backlog=bigger)
+    if not rabbit["outlasted"]:
+        say(f"ceiling: PerfTest's backlog ran out within {seconds} s again: its rate is a floor")
+    say(f"ceiling: Kafka ProducerPerformance + ConsumerPerformance, {records} x {size} B, {slots} partitions"
+        f"{f', read for at least {min_seconds:g} s after the join' if min_seconds else ''}")
+    kafka = kafka_perf(settings, resolve(settings, "kafka-tools", say), partitions=slots, size=size, records=records,
+                       min_seconds=min_seconds)
     return {"rabbitmq": rabbit, "kafka": kafka}

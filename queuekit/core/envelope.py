@@ -35,11 +35,14 @@ from __future__ import annotations
 import functools
 import json
 import math
+import sys
 import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, get_type_hints
+from typing import Annotated, Any, Literal, Union, get_type_hints
+
+import msgspec
 
 from queuekit.core.frozen import frozen
 from workloads.messages import MESSAGE_TYPES, Message
@@ -111,20 +114,33 @@ def encode(env: Envelope) -> bytes:
 
 
 def decode(data: bytes) -> Envelope:
-    """Parse and validate an envelope; raise ``MalformedMessage`` saying what is wrong."""
+    """Parse and validate an envelope; raise ``MalformedMessage`` saying what is wrong.
+
+    Two paths, one verdict: msgspec's typed decoder (``_decode_typed``) accepts a well-formed envelope
+    in one C pass; anything it refuses goes through the hand-written checks (``_decode_checked``), which
+    name the reason. The typed path may only accept what the checks accept (tests/unit/test_fast_paths.py).
+    """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise MalformedMessage(f"not bytes but {type(data).__name__}")
     if len(data) > MAX_ENVELOPE_BYTES:  # before decoding: a 100 MiB frame costs nothing more than this check
         raise MalformedMessage(f"{len(data)} bytes, over the {MAX_ENVELOPE_BYTES}-byte limit")
+    if type(data) is not bytes:
+        data = bytes(data)
+    if data.count(b"[") + data.count(b"{") <= MAX_DEPTH:  # cannot nest deeper than its brackets (every real one)
+        env = _decode_typed(data)
+        if env is not None:
+            return env
+    return _decode_checked(data)
+
+
+def _decode_checked(data: bytes) -> Envelope:
+    """The hand-written checks: slower, and they say which field or limit is wrong."""
     try:
-        text = bytes(data).decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise MalformedMessage("not UTF-8") from None
     if _nesting(text) > MAX_DEPTH:  # before json.loads, whose recursion a deep array would exhaust
         raise MalformedMessage(f"JSON nested deeper than {MAX_DEPTH}")
-    env = _decode_common(text)  # the common envelope, in one pass
-    if env is not None:
-        return env
     try:
         doc = _DECODER.decode(text)
     except (ValueError, RecursionError):  # ValueError includes ints over Python's 4300-digit limit
@@ -155,52 +171,54 @@ def decode(data: bytes) -> Envelope:
     )
 
 
-def _decode_common(text: str) -> Envelope | None:
-    """The envelope every well-behaved producer sends, checked in one pass with exact types; None for
-    anything else, which the full checks in ``decode`` then parse again and name (so this path may only
-    accept, never reject, and must accept nothing they would refuse). A worker's per-message cost: a
-    Kafka consumer record costs ~15 µs of Python in all, so validation must not cost as much again."""
-    try:
-        doc, end = _DECODER.scan_once(text, 0)  # the same C scanner json.loads runs, minus its Python wrapper
-    except Exception:  # noqa: BLE001  (not JSON, leading whitespace, too deep, ...): the full path says why
-        return None
-    if end != len(text) or type(doc) is not dict or doc.keys() != _ENVELOPE_KEYS:
-        return None
-    schema, body, headers = doc["schema"], doc["body"], doc["headers"]
-    message_type = MESSAGE_TYPES.get(schema) if type(schema) is str else None
-    if message_type is None or type(doc["id"]) is not str or type(doc["version"]) is not int \
-            or doc["version"] != message_type.version or type(doc["sent_at"]) is not float \
-            or type(body) is not dict or type(headers) is not dict:
-        return None
-    names, exact, ranges = _exact_schema_of(message_type)
-    if body.keys() != names or not all(type(body[name]) is kind for name, kind in exact):
-        return None  # e.g. an int where a float is declared: the full path converts it
-    if not all(lo <= body[name] <= hi for name, lo, hi in ranges):
-        return None  # out of its bounds (a video's duration_s): the full path names the bound
-    # The value limits of _check_values, on the few values there are (the full path says which broke)
-    if len(doc["id"]) > MAX_STRING or not math.isfinite(doc["sent_at"]) or headers and not _within_limits(headers):
-        return None
-    for name, kind in exact:
-        value = body[name]
-        if (kind is str and len(value) > MAX_STRING) or (kind is int and not INT64[0] <= value <= INT64[1]) \
-                or (kind is float and not math.isfinite(value)):
-            return None
-    _check_headers(headers)  # the same checks as the full path: its MalformedMessage stands
-    return frozen(Envelope, id=doc["id"], schema=schema, version=doc["version"], body=message_type(**body),
-                  sent_at=doc["sent_at"], headers=headers)
+# -- the typed path: msgspec Structs mirroring the envelope and each message type, with the limits as
+# constraints, so one C pass both parses and validates. What msgspec cannot say as a constraint is checked
+# here after it: the limits on free-form headers, and the fault directives.
+_Str = Annotated[str, msgspec.Meta(max_length=MAX_STRING)]  # characters, as MAX_STRING counts them
+_Int = Annotated[int, msgspec.Meta(ge=INT64[0], le=INT64[1])]
+_FINITE = msgspec.Meta(ge=-sys.float_info.max, le=sys.float_info.max)  # refuses inf (1e999), as the checks do
 
 
-_ENVELOPE_KEYS = frozenset(ENVELOPE_FIELDS)
+def _number(bounds: tuple[float, float] | None = None) -> Any:
+    """A JSON number for a float field. ``int | float``, not ``float``: msgspec would turn an int literal
+    over 64 bits into a float and accept it, where the checks refuse it, so an int stays an int (bounded)
+    until ``_decode_typed`` converts it."""
+    lo, hi = bounds or (-sys.float_info.max, sys.float_info.max)
+    return (Annotated[int, msgspec.Meta(ge=max(INT64[0], math.ceil(lo)), le=min(INT64[1], math.floor(hi)))]
+            | Annotated[float, msgspec.Meta(ge=lo, le=hi)])
 
 
-@functools.cache
-def _exact_schema_of(message_type: type) -> tuple[frozenset[str], tuple[tuple[str, type], ...],
-                                                   tuple[tuple[str, float, float], ...]]:
+def _typed_envelope(message_type: Any) -> type:
+    """The Struct of an envelope carrying ``message_type``: tagged by ``schema``, unknown fields refused."""
     hints, names = _schema_of(message_type)
-    schema = getattr(message_type, "schema", "")
-    ranges = tuple((name, *FIELD_RANGES[(schema, name)]) for name in names if (schema, name) in FIELD_RANGES)
-    return frozenset(names), tuple((name, hints[name]) for name in names), ranges
+    schema = message_type.schema
+    kinds = {str: _Str, int: _Int}
+    body = msgspec.defstruct(f"{message_type.__name__}Body", [
+        (name, _number(FIELD_RANGES.get((schema, name))) if hints[name] is float else kinds[hints[name]])
+        for name in names], forbid_unknown_fields=True)
+    return msgspec.defstruct(f"{message_type.__name__}Envelope", [
+        ("id", _Str), ("version", Literal[message_type.version]), ("body", body), ("sent_at", _number()),
+        ("headers", dict[_Str, Any]),
+    ], tag_field="schema", tag=schema, forbid_unknown_fields=True)
 
+
+def _decode_typed(data: bytes) -> Envelope | None:
+    """The envelope every well-behaved producer sends, or None: then ``_decode_checked`` says why (so this
+    path may only accept, never reject, and must accept nothing the checks would refuse)."""
+    try:
+        doc = _TYPED.decode(data)
+    except msgspec.MsgspecError:  # not JSON, a wrong type, a limit crossed: the checked path names it
+        return None
+    headers = doc.headers
+    if headers and not _within_limits(headers):  # free-form: msgspec's Any has no limits
+        return None
+    _check_headers(headers)  # the same checks as the checked path: its MalformedMessage stands
+    message_type, floats = _MESSAGE_OF[type(doc)]
+    fields = msgspec.structs.asdict(doc.body)
+    for name in floats:  # an int where a float is declared (3 is a fine duration): a float, as declared
+        fields[name] = float(fields[name])
+    return frozen(Envelope, id=doc.id, schema=message_type.schema, version=doc.version,
+                  body=frozen(message_type, **fields), sent_at=float(doc.sent_at), headers=headers)
 
 @functools.cache
 def _schema_of(message_type: type) -> tuple[dict[str, type], list[str]]:
@@ -349,3 +367,6 @@ def _reject_constant(name: str) -> None:
 
 
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)  # one, reused: json.loads(..., kw) builds one per call
+_MESSAGE_OF = {_typed_envelope(t): (t, tuple(n for n in _schema_of(t)[1] if _schema_of(t)[0][n] is float))
+               for t in MESSAGE_TYPES.values()}
+_TYPED = msgspec.json.Decoder(Union[tuple(_MESSAGE_OF)])  # noqa: UP007  one decoder, every schema: the tag picks the Struct

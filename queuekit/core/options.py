@@ -21,6 +21,7 @@ OPTIONS_ENV = "QUEUEKIT_STACK_OPTIONS"
 
 QueueType = Literal["classic", "quorum"]
 LongTask = Literal["block", "pause-resume"]
+AckMode = Literal["record", "batch"]  # kafka_share: see kafka_share_app/acks.py
 CrashAt = Literal["after-effect", "after-output"]
 Transport = Literal["amqp", "confluentkafka"]
 
@@ -47,6 +48,8 @@ class StackOptions:
     transaction_timeout_ms: int | None = None  # kafka (transactional): a dead worker's open transaction is aborted after this
     long_task: LongTask = "block"  # kafka: handle in the poll loop, or pause the partitions and keep polling
     record_lock_ms: int | None = None  # kafka_share: share.record.lock.duration.ms of the workload's groups
+    ack: AckMode = "record"  # kafka_share: acknowledgements sent per record, or one commit per poll batch (acks.py)
+    batch_records: int = 500  # kafka_share, ack="batch": max.poll.records, the records one commit settles
     task_events: bool = True  # celery*: Flower task events (the bench turns them off, as a plain app has them)
     loglevel: str = "INFO"  # celery*: the worker's log level
     # -- internal switches: set by the kit, not a user's knob ---------------------------------------------

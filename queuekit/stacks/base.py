@@ -38,7 +38,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from queuekit.core.config import Settings
 from queuekit.core.envelope import Envelope
@@ -98,9 +98,6 @@ class Stack(ABC):
     # (a variant declaring its family's queue names)
     own_vhost: ClassVar[bool] = False
     retry_timing: ClassVar[RetryTiming] = RetryTiming()  # the contract's retry windows; default: lower bounds
-    # A loss the framework is known to show now and then in clean runs: its contract/scenario tests report it
-    # as an expected failure with this reason instead of failing the suite (a finding, see docs)
-    known_loss: ClassVar[str | None] = None
     # The harness's workers act out fault directives in message headers (crash, slow, idempotency off);
     # False starts them as a deployment would, ignoring such headers from strangers (the hostile suite).
     harness_faults: bool = True
@@ -108,6 +105,9 @@ class Stack(ABC):
     # is not the corpus's own expectation for its protocol or broker: a finding of this framework (its frame
     # limit, a transport without remote control), each with its reason beside it. Empty: the corpus decides.
     hostile_outcomes: ClassVar[Mapping[str, str]] = {}
+    # StackOptions fields that make this stack "written for throughput" where its default is written for clarity
+    # (kafka_share: one commit per poll instead of per record); ``queuekit bench`` measures them as a row beside.
+    throughput_options: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, settings: Settings, ledger_path: Path):
         self.settings = settings

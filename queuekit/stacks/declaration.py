@@ -20,7 +20,8 @@ Required (no default on ``Stack``):
   ``None``: it takes no part in the cluster scenarios.
 
 Optional (defaults on ``Stack``): ``by_hand``, ``client_loggers``, ``late_client_loggers``, ``bare_twin``,
-``variant_of``, ``cell_cost``, ``own_vhost``, ``retry_timing``, ``known_loss`` (see ``Stack``).
+``variant_of``, ``cell_cost``, ``own_vhost``, ``retry_timing``, ``hostile_outcomes``,
+``throughput_options`` (see ``Stack``).
 """
 from __future__ import annotations
 

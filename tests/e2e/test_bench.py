@@ -25,6 +25,10 @@ def test_quick_bench_produces_complete_json_and_charts(kit, tmp_path):
     assert {"rabbitmq", "kafka"} <= set(result["ceilings"])
     for ceiling in result["ceilings"].values():
         assert ceiling["rate"] > 0 and ceiling["tool"]
+    # Measured like the stacks: PerfTest's consumers drained a backlog it published first; the JSON says
+    # whether the backlog outlasted them. ConsumerPerformance's read is timed after the group's join.
+    assert result["ceilings"]["rabbitmq"]["backlog"] > 0 and "outlasted" in result["ceilings"]["rabbitmq"]
+    assert result["ceilings"]["kafka"]["fetch_seconds"] > 0
     for name in ("rabbitmq", "kafka", "kafka_batch"):
         assert positive(result["raw"][name]["rate"]), name
     assert result["raw"]["kafka_batch"]["ratio_to_raw"] > 0
@@ -37,6 +41,9 @@ def test_quick_bench_produces_complete_json_and_charts(kit, tmp_path):
             assert positive(noop["bare"]["rate"]) and noop["bare"]["cpu_us"]["median"] > 0, name
             assert noop["overhead"] < 1 and noop["overhead_cpu"] < 1, name
         assert set(stack["references"]) == {"broker_tool", "raw_client", "bare_framework"}
+        if overrides := load_stack(name).throughput_options:  # written for throughput: a row beside noop
+            row = stack["modes"]["noop " + " ".join(f"{k}={v}" for k, v in overrides.items())]
+            assert positive(row["stack"]["rate"]) and row["bare"] is None, name
         assert all(p["rate"] > 0 for p in stack["scaling"]["workers"].values()), name
         [point] = stack["latency"]
         assert 0 < point["p50_ms"] <= point["p99_ms"] and point["samples"] > 0, name

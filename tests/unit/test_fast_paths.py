@@ -1,6 +1,6 @@
 """The per-message fast paths a worker runs in ``queuekit bench`` give what the plain paths give.
 
-``envelope._decode_common`` (exact types, one pass) must accept exactly what the full checks
+``envelope._decode_typed`` (msgspec Structs, one pass) must accept exactly what the full checks
 accept and build the same envelope; ``frozen`` the same object as the dataclass constructor;
 the timings recorder's compact lines and sampled CPU clock the same rows and CPU per message.
 """
@@ -24,12 +24,12 @@ from workloads.messages import SignupRequested
 
 def full_path(data: bytes):
     """``decode`` without its fast path: the reference."""
-    saved = envelope._decode_common
-    envelope._decode_common = lambda text: None
+    saved = envelope._decode_typed
+    envelope._decode_typed = lambda data: None
     try:
         return decode(data)
     finally:
-        envelope._decode_common = saved
+        envelope._decode_typed = saved
 
 
 def outcome_of(fn, data: bytes):
@@ -51,6 +51,11 @@ OVER_THE_LIMITS = (
     lambda d: d.update(sent_at=1e308),  # finite, but a 3-digit exponent: taken by the full path
     lambda d: d.update(headers={"fault": "slow", "seconds": 1e6}),
     lambda d: d.update(schema="video.uploaded", body={"video_id": 1, "user_id": 7, "duration_s": 1e6}),
+    # An int literal over 64 bits where a float is declared: msgspec's float would take it as 1e30.
+    lambda d: d.update(sent_at=10**30),
+    lambda d: d.update(schema="video.uploaded", body={"video_id": 1, "user_id": 7, "duration_s": 10**30}),
+    lambda d: d.update(headers={"trace": 2**64}),  # free-form headers: msgspec's Any has no limits
+    lambda d: d.update(headers={"trace": {"k" * 2000: 1}}),
 )
 
 
@@ -80,7 +85,13 @@ def variants() -> list[bytes]:
         change(doc)
         out.append(json.dumps(doc).encode())
     good = encode(make_envelope(SignupRequested(1, "b@example.test", "k2")))
-    out += [b" " + good, good + b"\n", good + b"x", b"[1]", b"{", b"\xff", b"", b'"x"', b"NaN"]
+    out += [b" " + good, good + b"\n", good + b"x", b"[1]", b"{", b"\xff", b"", b'"x"', b"NaN",
+            good.replace(b'"id":', b'"id":"first","id":'),  # a repeated name: the last one wins in both
+            good.replace(b'b@example.test', b'\\ud800'),  # a lone surrogate: msgspec refuses, json takes it
+            good.replace(b'b@example.test', "\u00e9".encode() * 1024),  # 1024 characters, 2048 bytes: fine
+            good.replace(b'b@example.test', "\u00e9".encode() * 1025),
+            good.replace(b'"headers":{}', b'"headers":{"trace":' + b"9" * 5000 + b"}"),  # Python's int-digit limit
+            good.replace(b'"headers":{}', b'"headers":{"trace":-0.0,"n":1E3}')]
     return out
 
 
@@ -100,8 +111,17 @@ def test_what_the_limits_refuse_the_fast_path_refuses(change):
 def test_the_fast_path_takes_what_encode_writes():
     env = make_envelope(SignupRequested(user_id=1, email="a@example.test", idempotency_key="k"), {"fault": "cpu",
                                                                                                   "rounds": 3})
-    fast = envelope._decode_common(encode(env).decode())
+    fast = envelope._decode_typed(encode(env))
     assert fast == env and type(fast.body) is SignupRequested
+
+
+@pytest.mark.parametrize("workload", sorted(WORKLOADS))
+def test_the_typed_path_takes_every_workload(workload):
+    """Every message a workload makes is accepted by msgspec's one pass, not left to the checked path."""
+    for msg in WORKLOADS[workload].make_messages(20, seed=2):
+        env = make_envelope(msg, {"fault": "fail-times", "n": 1, "upstream": {"a": [1, 2.5, "x"]}})
+        typed = envelope._decode_typed(encode(env))
+        assert typed == env and repr(typed) == repr(env)
 
 
 def test_frozen_builds_the_dataclass():
