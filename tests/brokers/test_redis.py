@@ -14,7 +14,7 @@ import redis
 from queuekit import brokers
 from queuekit.brokers.process import port_open
 from queuekit.brokers.redis import DURABILITY, Redis
-from queuekit.core.config import LOOPBACK, Settings
+from queuekit.core.config import LOOPBACK, Settings, install_id
 from queuekit.core.redis_keys import KeySpace
 from queuekit.core.waiting import wait_for
 
@@ -176,8 +176,8 @@ def test_external_redis_cleanup_deletes_only_the_kits_recorded_keys(redis_kit, m
     own = Redis(redis_kit).client()
     monkeypatch.setenv("QUEUEKIT_REDIS_URL", redis_kit.redis_url)
     monkeypatch.delenv("QUEUEKIT_REDIS_PREFIX", raising=False)
-    shared = Settings.from_env().with_(home=redis_kit.home, install_id="abcd1234")
-    assert shared.external("redis") and shared.redis_prefix == "qk:abcd1234:"
+    shared = Settings.from_env().with_(home=redis_kit.home)
+    assert shared.external("redis") and shared.redis_prefix == f"qk:{install_id(redis_kit.home)}:"  # the install's own
     assert brokers.up(shared, ("redis",)) == []  # external: checked, never started
     assert brokers.down(shared, ("redis",)) == []  # ...and never stopped
     assert Redis(redis_kit).proc.pid()
