@@ -251,7 +251,7 @@ def next_record(consumer: Consumer, timeout: float) -> Message | None:
     if (err := msg.error()) is not None:
         if err.fatal():
             raise KafkaException(err)
-        if err.code() in UNDECODABLE and (msg.offset() or -1) >= 0:
+        if err.code() in UNDECODABLE and (at := msg.offset()) is not None and at >= 0:
             return msg  # pinned to one record: the caller dead-letters it and moves past it
         log.warning("consumer error: %s", err)
         return None

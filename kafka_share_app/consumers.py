@@ -93,7 +93,7 @@ def usable(svc: Service, msg: Message) -> bool:
     if (err := msg.error()) is not None:
         if err.fatal():
             raise KafkaException(err)
-        if err.code() in UNDECODABLE and (msg.offset() or -1) >= 0:
+        if err.code() in UNDECODABLE and (at := msg.offset()) is not None and at >= 0:
             reject_undecodable(svc, msg)
         else:
             log.warning("share consumer error: %s", err)

