@@ -15,7 +15,7 @@ from typing import Literal
 
 @dataclass(frozen=True)
 class Capabilities:
-    broker: Literal["rabbitmq", "kafka", "memory"]  # "memory": the StubStack, no broker process at all
+    broker: Literal["rabbitmq", "kafka", "redis", "memory"]  # "memory": the StubStack, no broker process at all
     # One publish reaches every subscribing service through the broker (fanout exchange, a group per service,
     # an offset per service). False: the producer sends one copy per subscriber.
     native_fanout: bool
