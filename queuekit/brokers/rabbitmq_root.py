@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from queuekit.core.config import Settings
+from queuekit.core.config import Ports, Settings
 from queuekit.core.errors import KitError
 
 from .base import Say
@@ -56,6 +56,30 @@ def resolve_version(wanted: str) -> str:
         raise KitError(f"QUEUEKIT_RABBITMQ_VERSION={wanted!r} is not a version the kit runs",
                        f"choose from {', '.join([HOST_VERSION, *RELEASES, '4'])}")
     return version
+
+
+BESIDE_STEP = 200  # a node of another version runs this many ports above the kit's (one step per extra version)
+
+
+def beside(settings: Settings, version: str, step: int = 1) -> Settings:
+    """The settings of a RabbitMQ ``version`` node beside the kit's own: ports ``BESIDE_STEP * step`` above
+    it and its own run directory (``run-<offset>``), so both run at once. ``compare --rabbitmq 3.10,4`` and
+    tests/brokers/test_rabbitmq4.py put their 4.x node there."""
+    offset = settings.port_offset + BESIDE_STEP * step
+    return settings.with_(port_offset=offset, ports=Ports.offset_by(offset),
+                          rabbitmq_version=resolve_version(version))
+
+
+def why_not_runnable(settings: Settings, version: str) -> str | None:
+    """None when the kit can run ``version`` here (the host's package, a cached root, or one it can build:
+    root, mmdebstrap, unshare and chroot); else why not, in a sentence."""
+    version = resolve_version(version)
+    if version == HOST_VERSION or (root_dir(settings, version) / MARKER).exists():
+        return None
+    if os.geteuid() != 0:
+        return f"RabbitMQ {version} runs chrooted in a Debian root, which needs root"
+    missing = [tool for tool in ("mmdebstrap", "unshare", "chroot") if not shutil.which(tool)]
+    return f"RabbitMQ {version}'s root is built with {', '.join(missing)}, not installed" if missing else None
 
 
 def root_dir(settings: Settings, version: str) -> Path:

@@ -1,6 +1,7 @@
 """Running the stacks: run (one workload, watched), compare (the matrix), scenarios (what each asks)."""
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -16,7 +17,7 @@ from queuekit.core.options import QueueType
 from queuekit.core.queue_types import QUEUE_TYPES
 from queuekit.stacks.registry import stack_names
 
-from .common import RABBITMQ_VERSION, STACK_CHOICE, TOPOLOGY, console, kit_settings, say
+from .common import STACK_CHOICE, TOPOLOGY, console, kit_settings, say
 
 
 @click.command()
@@ -80,9 +81,14 @@ def run(stack: str, workload: str, count: int, workers: int, malformed: int, tim
                    "(celery, dramatiq + dramatiq_quorum, kafka, ...; celery_quorum on a vhost of its own): they share "
                    "no queue, topic or group; a broker-restart cell waits until it has its broker alone.")
 @TOPOLOGY
-@RABBITMQ_VERSION
+@click.option("--rabbitmq", "rabbitmq", default=None, metavar="VERSIONS",
+              help="RabbitMQ version(s), comma-separated: 3.10, 4.0, 4.3, 4 (the newest 4.x). The first runs every "
+                   "stack; each further one runs the RabbitMQ stacks again as columns <stack>@<version>, on a node "
+                   "of that version beside the kit's, and the report says what changes. Default: 3.10,4 when this "
+                   "machine can run 4.x (its root cached, or root + mmdebstrap to build it), else 3.10; "
+                   "$QUEUEKIT_RABBITMQ_VERSION, an external broker or --topology cluster: that one version.")
 def compare(stacks: tuple[str, ...], names: tuple[str, ...], fmt: str, out: Path, quick: bool, serial: bool,
-            topology: str | None) -> None:
+            topology: str | None, rabbitmq: str | None) -> None:
     """Run every scenario on every stack against real brokers, print the matrix, write the reports.
 
     Each cell is what was observed (lost, duplicates, order violations, dead
@@ -92,11 +98,17 @@ def compare(stacks: tuple[str, ...], names: tuple[str, ...], fmt: str, out: Path
     expectation is a finding and is flagged; the exit status is 1 only when a
     cell could not run at all.
     """
-    if kit_settings(topology).clustered:  # the cluster topology's matrix is the faults matrix
+    from queuekit.suite import versions as versions_mod
+
+    versions, why = (versions_mod.parse(rabbitmq), None) if rabbitmq else versions_mod.default_versions(kit_settings(topology))
+    if versions[0] != kit_settings(topology).rabbitmq_version:
+        os.environ["QUEUEKIT_RABBITMQ_VERSION"] = versions[0]  # the kit's node, and every process compare starts
+    if kit_settings(topology).clustered:  # the cluster topology's matrix is the faults matrix (one version)
         from .faults import run_faults
 
         # --stack narrows the framework rows; the raw-client probes always run (the brokers' own promise)
         return run_faults((), (), False, out / time.strftime("%Y%m%d-%H%M%S"), (*stacks, "probes") if stacks else ())
+    from queuekit.brokers.rabbitmq_root import beside
     from queuekit.report import markdown, terminal_matrix, write_reports
     from queuekit.suite.compare import brokers_of
     from queuekit.suite.compare import compare as run_compare
@@ -105,13 +117,22 @@ def compare(stacks: tuple[str, ...], names: tuple[str, ...], fmt: str, out: Path
     unknown = [n for n in names if n not in BY_NAME]
     if unknown:
         raise KitError(f"unknown scenario(s): {', '.join(unknown)}", f"choose from {', '.join(BY_NAME)}")
-    s = settings()
     columns = list(stacks) or list(stack_names())
+    s = settings()
+    others = {v: beside(s, v, step) for step, v in enumerate(versions[1:], 1)} if versions_mod.on_rabbitmq(columns) else {}
+    if why and versions_mod.on_rabbitmq(columns):
+        say(why)
     if brokers_of(columns):  # the in-memory StubStack (tests only) needs none
         brokers.up(s, say=say)
+    started = {v: brokers.up(node, ("rabbitmq",), say) for v, node in others.items()}  # each version's node
     chosen = [BY_NAME[n] for n in names] if names else QUICK if quick else SCENARIOS
     outdir = out / time.strftime("%Y%m%d-%H%M%S")
-    result = run_compare(s, chosen, columns, outdir, parallel=not serial)
+    try:
+        result = run_compare(s, chosen, columns, outdir, parallel=not serial, versions=others)
+    finally:
+        for v, node in others.items():  # `queuekit down` knows only the kit's own node: stop what compare started
+            if started[v]:
+                brokers.down(node, tuple(started[v]), say)
     paths = write_reports(result, outdir)
     if fmt == "json":
         click.echo(paths["json"].read_text())

@@ -17,6 +17,7 @@ from rich.text import Text
 from queuekit.suite.compare import Comparison
 from queuekit.suite.concepts import concepts_of
 
+from . import versions
 from .compact import families as families_of
 from .compact import per_family, shown_numbers
 from .html import html_report as _html_report
@@ -117,6 +118,8 @@ def markdown(cmp: Comparison | dict[str, Any]) -> str:
         cell = next((c for c in results["cells"] if c["scenario"] == name), None)
         if cell:
             lines.append(f"- **{name}**: " + ", ".join(f"{k} {short(v)}" for k, v in key_numbers(cell).items()))
+    if changes := versions.section(results):  # compare --rabbitmq 3.10,4: the same columns on two versions
+        lines += ["", changes.rstrip()]
     lines += ["", "## Every cell", "",
               "| scenario | concept | " + " | ".join(stacks) + " |", "|---|---|" + "---|" * len(stacks)]
     for sc in results["scenarios"]:

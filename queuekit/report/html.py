@@ -19,8 +19,9 @@ from types import SimpleNamespace
 from typing import Any
 
 from queuekit.suite.guide import guide
+from queuekit.suite.versions import SEP
 
-from . import charts, code_page, compact
+from . import charts, code_page, compact, versions
 from .meaning import MEANINGS, broker_versions, cell_of, key_numbers, meaning, short
 
 esc = html.escape
@@ -83,7 +84,8 @@ def html_report(results: dict[str, Any], bench: dict[str, Any] | None = None) ->
         + "".join(_cell(cell_of(results, sc["name"], s)) for s in stacks) + "</tr>"
         for sc in results["scenarios"])
     families = compact.families(results)
-    code = code_page.html_section(compact.ordered(results), families, results)
+    # another RabbitMQ version's column (celery@4.3) runs the same code as its stack's: shown once
+    code = code_page.html_section([s for s in compact.ordered(results) if SEP not in s], families, results)
     figures = [("What happened on each stack (scenarios by meaning)", charts.outcome_chart(results))] \
         if results["cells"] else []
     if results["cells"] and (harm := charts.harm_chart(results)) is not None:
@@ -146,6 +148,7 @@ decide it. Columns are grouped by broker family.</p>
 <p class="lede">Best observed overall and within each broker family; every name links to its evidence cell, every
 concept to the lines that decide it.</p>
 {compact.guide(guide_rows(results), results)}
+{versions.html_section(results)}
 <h2 id="code-view">Code: the lines that decide delivery, on every stack</h2>
 <p class="lede">Read from the <code># [semantics:&lt;concept&gt;]</code> marks in each app package (see docs/code-view.md):
 the same workload's handler and topology, then each concept. The highlighted line is the mark; "explains" links the

@@ -4,9 +4,9 @@ from __future__ import annotations
 import platform
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from importlib.metadata import version
@@ -22,6 +22,7 @@ from queuekit.stacks.registry import load_stack
 from queuekit.suite import client_logs
 from queuekit.suite.model import Scenario
 from queuekit.suite.runner import CellResult, run_cell
+from queuekit.suite.versions import column, on_rabbitmq, split_column
 
 
 @dataclass
@@ -169,12 +170,34 @@ class BrokerGate:
 
 
 def compare(settings: Settings, scenarios: Sequence[Scenario], stacks: Sequence[str], workdir: Path,
-            progress: Progress | None = None, parallel: bool = True) -> Comparison:
+            progress: Progress | None = None, parallel: bool = True,
+            versions: Mapping[str, Settings] | None = None) -> Comparison:
+    """Every scenario on every stack; with ``versions`` (another RabbitMQ version -> the settings of its
+    node, ``rabbitmq_root.beside``) the RabbitMQ stacks again on each, as columns ``<stack>@<version>``
+    (``queuekit/suite/versions.py``) in lanes of their own: each node holds its own queues and vhosts."""
     progress = progress or Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                     TimeElapsedColumn(), console=Console(stderr=True))  # stdout: the --format output
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     t0 = time.monotonic()
-    by_lane = family_lanes(stacks, settings) if parallel else {"all": list(stacks)}
+    versions = dict(versions or {})
+    again = on_rabbitmq(stacks) if versions else []
+    # column -> (stack, the settings of the node it runs on, the gate's key for that node)
+    columns: dict[str, tuple[str, Settings, str]] = {}
+    by_lane: dict[str, list[str]] = {}
+    for series, node in (("", settings), *versions.items()):
+        names = list(stacks) if not series else again
+        for lane, members in (family_lanes(names, node) if parallel else {"all": names}).items():
+            by_lane[f"{lane}@{series}" if series else lane] = [column(n, series) if series else n
+                                                                 for n in members]
+        for name in names:
+            broker = load_stack(name).capabilities.broker
+            columns[column(name, series) if series else name] = (name, node, column(broker, series) if series
+                                                                   else broker)
+    if not parallel:
+        by_lane = {"all": [c for lane in by_lane.values() for c in lane]}
+    else:  # costliest first over both versions' lanes (Celery's slow worker boot), as family_lanes orders one
+        by_lane = dict(sorted(by_lane.items(), key=lambda item: -sum(load_stack(columns[c][0]).cell_cost
+                                                                         for c in item[1])))
     gate = BrokerGate()
     per_stack: dict[str, Settings] = {}
 
@@ -182,14 +205,17 @@ def compare(settings: Settings, scenarios: Sequence[Scenario], stacks: Sequence[
         task = progress.add_task(lane, total=len(scenarios) * len(names))
         done = []
         for scenario in scenarios:
-            for stack in names:
-                progress.update(task, description=f"[{lane}] {scenario.name} on {stack}")
+            for col in names:
+                stack, node_settings, node = columns[col]
+                progress.update(task, description=f"[{lane}] {scenario.name} on {col}")
                 broker = load_stack(stack).capabilities.broker
                 restarts = getattr(scenario, "needs_kit_brokers", False)  # restarts the broker: alone on it
-                with gate.hold(broker, exclusive=restarts):
+                with gate.hold(node, exclusive=restarts):
                     outage.reset(broker)  # outages are per broker: a line may come from another lane's cell
-                    done.append(run_cell(scenario, stack, per_stack[stack], workdir / "cells"))
-                    lines = outage.summary(f"{scenario.name} on {stack}", broker=broker, injected=restarts)
+                    own = workdir / "cells" / (split_column(col)[1] or "")  # another version's cells: a folder each
+                    cell = run_cell(scenario, stack, per_stack.get(col, node_settings), own)
+                    done.append(replace(cell, stack=col))
+                    lines = outage.summary(f"{scenario.name} on {col}", broker=broker, injected=restarts)
                 for line in lines:
                     progress.console.print(f"[dim]·[/dim] {line}")
                 progress.advance(task)
@@ -197,17 +223,24 @@ def compare(settings: Settings, scenarios: Sequence[Scenario], stacks: Sequence[
 
     # Client logs (librdkafka's "Connection refused" while a broker restarts, pika's reconnects) go to
     # <run>/logs/clients.log; the terminal gets one summary line per cell that saw an outage.
-    with progress, client_logs.to_file(workdir / "logs" / "clients.log") as outage, \
-            own_vhosts(settings, stacks if parallel else (), progress.console.print) as chosen, \
+    with progress, client_logs.to_file(workdir / "logs" / "clients.log") as outage, ExitStack() as vhosts, \
             ThreadPoolExecutor(max_workers=min(LANES_AT_ONCE, len(by_lane))) as pool:
-        per_stack.update(chosen)  # every stack: its own vhost's settings or the run's
+        for series, node in (("", settings), *versions.items()):
+            names = list(stacks) if not series else again
+            chosen = vhosts.enter_context(own_vhosts(node, names if parallel else (), progress.console.print))
+            per_stack.update({column(n, series) if series else n: s for n, s in chosen.items()})  # its vhost's or the node's
         futures = [pool.submit(run_lane, lane, names) for lane, names in by_lane.items()]
         cells = [cell for future in futures for cell in future.result()]
-    order = {(sc.name, st): i for i, (sc, st) in enumerate((sc, st) for sc in scenarios for st in stacks)}
+    order = {(sc.name, col): i for i, (sc, col) in enumerate((sc, col) for sc in scenarios for col in columns)}
     cells.sort(key=lambda c: order[(c.scenario, c.stack)])  # the matrix reads scenario by scenario
+    env = environment(settings, stacks)
+    for series, node in versions.items():
+        for s in brokers.statuses(node, ("rabbitmq",)):
+            env["brokers"][column("rabbitmq", series)] = {"version": s.version, "url": s.url, "managed": s.managed,
+                                                           **({"detail": s.detail} if s.healthy and s.detail else {})}
     return Comparison(
-        started=started, seconds=round(time.monotonic() - t0, 1), stacks=list(stacks),
+        started=started, seconds=round(time.monotonic() - t0, 1), stacks=list(columns),
         scenarios=[{"name": s.name, "concept": s.concept, "question": s.question} for s in scenarios],
-        cells=cells, environment=environment(settings, stacks),
-        families={name: load_stack(name).capabilities.broker for name in stacks},
+        cells=cells, environment=env,
+        families={col: gate_key for col, (_, _, gate_key) in columns.items()},
     )

@@ -1,7 +1,8 @@
 """RabbitMQ 4.x, run by the kit from the Debian root it builds: the node, its version on record, what 4.x
 changed that the kit's stacks meet, and that stopping or killing it leaves no mount or process behind.
 
-The node runs beside the session's (3.10) one: ports 200 above the environment's, its own run directory.
+The node runs beside the session's (3.10) one (``rabbitmq_root.beside``): ports 200 above the environment's,
+its own run directory.
 QUEUEKIT_TEST_RABBITMQ4 picks the series (default "4": the newest the kit runs). The first run builds the
 root (mmdebstrap, about a minute and 240 MB here); it needs root and mmdebstrap: skipped without them on
 a developer's machine, failed under CI=true.
@@ -18,8 +19,8 @@ import pytest
 
 from queuekit.brokers.process import port_holder, port_open
 from queuekit.brokers.rabbitmq import RabbitMQ
-from queuekit.brokers.rabbitmq_root import resolve_version, root_info
-from queuekit.core.config import LOOPBACK, Ports, Settings
+from queuekit.brokers.rabbitmq_root import beside, resolve_version, root_info
+from queuekit.core.config import LOOPBACK, Settings
 from queuekit.core.errors import KitError
 from queuekit.core.waiting import wait_for
 from queuekit.suite.compare import environment
@@ -39,8 +40,7 @@ def node() -> RabbitMQ:
     base = Settings.from_env()
     if base.mode != "local" or base.external_amqp_url:
         pytest.skip("the kit's own RabbitMQ 4.x node: not applicable to external brokers")
-    offset = base.port_offset + 200
-    rabbit = RabbitMQ(base.with_(port_offset=offset, ports=Ports.offset_by(offset), rabbitmq_version=VERSION))
+    rabbit = RabbitMQ(beside(base, VERSION))  # where compare --rabbitmq 3.10,4 runs its 4.x node too
     try:
         rabbit.start(say)
     except KitError as exc:

@@ -230,7 +230,7 @@ def test_two_kits_on_one_broker_set_touch_nothing_of_each_other(kit, second_kit,
     for _ in range(2):  # compare again: its poison-to-dlq cells' dead letters are its own, not a stranger's
         t0 = time.monotonic()
         queuekit(second_kit, "compare", "--stack", "dramatiq", "--stack", "kafka", "--scenario", "poison-to-dlq",
-                 "--out", str(home / "reports"))
+                 "--rabbitmq", "3.10", "--out", str(home / "reports"))  # one version: the second kit builds no 4.x root
         print(f"compare: {time.monotonic() - t0:.0f} s")
     recorded = json.loads((home / "manifest.json").read_text())
     kinds = {(e["broker"], e["kind"]) for e in recorded}
