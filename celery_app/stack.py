@@ -210,7 +210,8 @@ class CeleryQuorumStack(CeleryStack):
     """The same Celery app and tasks on quorum queues (``queue_type="quorum"``): what changes.
 
     * queues: ``x-queue-type=quorum``, ``x-delivery-limit`` = ``options.delivery_limit`` (RabbitMQ 3.10
-      has no default), ``x-dead-letter-strategy=at-least-once`` with ``x-overflow=reject-publish``;
+      has no default, 4.0+ one of 20: the kit always sets its own), ``x-dead-letter-strategy=at-least-once``
+      with ``x-overflow=reject-publish``;
       the dead-letter queues are quorum too (see ``queuekit.core.queue_types``).
     * a worker lost mid-task: RabbitMQ returns the message and counts it (``x-delivery-count``); past the
       limit the broker dead-letters it to ``celery.<service>.dlq`` (reason ``delivery_limit``) instead of
@@ -223,6 +224,9 @@ class CeleryQuorumStack(CeleryStack):
 
     name = "celery_quorum"
     capabilities = replace(CeleryStack.capabilities, delivery_limit=True)  # x-delivery-limit
+    # RabbitMQ 4.0 gave quorum queues a default delivery limit of 20 (3.10: unlimited): what a queue declared
+    # without the kit's x-delivery-limit gets (tests/brokers/test_rabbitmq4.py observes it with pika)
+    capabilities_since = {"4.0": {"default_delivery_limit": 20}}
     variant_of = "celery"
     own_vhost = True  # it declares celery's queue names: in compare its cells run on a vhost of their own
     cluster = ClusterPromise(NO_LOSS, "quorum queue + kombu confirm_publish + task_acks_late")

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from queuekit.stacks.capabilities import series
+
 
 @dataclass(frozen=True)
 class KnownChange:
@@ -60,19 +62,14 @@ KNOWN: tuple[KnownChange, ...] = (
 )
 
 
-def _series(version: str) -> tuple[int, ...]:
-    """ "4.3.6" -> (4, 3); "3.10.8" -> (3, 10): series compare numerically ("3.10" < "3.11" < "4.0")."""
-    return tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
-
-
 def explain(row: dict, before: str, after: str) -> list[KnownChange]:
     """The known changes between versions ``before`` and ``after`` that can explain a differing cell: ``row``
     holds its ``scenario``, the numbers that ``changed``, whether its ``expected`` values differ between the
     versions (``expectation_changed``) and the ``options`` it ran with on the newer one."""
-    low, high = sorted((_series(before), _series(after)))
+    low, high = sorted((series(before), series(after)))
     changed, options = row.get("changed") or [], row.get("options") or {}
     return [k for k in KNOWN
-            if row["scenario"] in k.scenarios and low < _series(k.since) <= high
+            if row["scenario"] in k.scenarios and low < series(k.since) <= high
             and (not k.metrics or not changed or set(changed) & set(k.metrics))
             and (not k.declared or row.get("expectation_changed"))
             and (k.option_unset is None or options.get(k.option_unset, "") is None)]

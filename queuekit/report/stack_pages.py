@@ -57,6 +57,12 @@ def page(name: str) -> str:
     for f in fields(Capabilities):
         lines.append(f"| `{f.name}` | {_value(getattr(stack.capabilities, f.name))} | "
                      f"{meanings.get(f.name, '').replace('|', '/')} |")
+    if stack.capabilities_since:  # what changes with the broker's version (Stack.capabilities_on)
+        lines += ["", "On newer broker versions (`capabilities_since`): from the version named on, these values "
+                  "replace the ones above, and the cells on that version are judged by them.", "",
+                  "| from version | capability | value |", "|---|---|---|"]
+        lines += [f"| {start} | `{name}` | {_value(value)} |"
+                  for start, changes in stack.capabilities_since.items() for name, value in changes.items()]
     lines += ["", f"Worker process: `python -m {stack.worker_module}`.", ""]
     return "\n".join(lines)
 

@@ -49,7 +49,7 @@ from queuekit.core.waiting import wait_for
 from queuekit.core.worker_env import FAULTS_ENV  # "1": the workers act out the harness's fault directives
 
 from . import manifest
-from .capabilities import Capabilities
+from .capabilities import Capabilities, on_version
 from .declaration import ClusterPromise, RetryTiming
 from .manifest import KitObject
 from .pool import WorkerPool
@@ -80,6 +80,9 @@ class Stack(ABC):
     name: ClassVar[str]  # the registry alias: the column of the comparison
     worker_module: ClassVar[str]  # ``python -m <worker_module> <workload>…`` runs one worker process
     capabilities: ClassVar[Capabilities]  # what the stack is, as data: scenario expectations derive from it
+    # what changes with its broker's version, as data: version -> the capability fields that change from it on
+    # ({"4.0": {"default_delivery_limit": 20}}); ``capabilities_on(version)`` applies them
+    capabilities_since: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
     # -- what the harness needs to know, declared here and nowhere else (queuekit/stacks/declaration.py checks
     # them when the registry loads the class; a missing required one fails at once, naming it) -------------
     raw_publisher: ClassVar[str]  # "module:callable": callable(stack).send(hostile item) (the hostile suite)
@@ -119,6 +122,11 @@ class Stack(ABC):
     @property
     def broker(self) -> str:
         return self.capabilities.broker
+
+    @classmethod
+    def capabilities_on(cls, version: str | None) -> Capabilities:
+        """What the stack is on its broker's ``version`` (None: unknown, the declaration as it stands)."""
+        return on_version(cls.capabilities, cls.capabilities_since, version)
 
     # -- the lifecycle (the template: subclasses implement the hooks below) ---------------------
     def start(self, workloads: Sequence[str], options: StackOptions = StackOptions()) -> None:

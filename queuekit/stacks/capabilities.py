@@ -6,11 +6,16 @@ observations: they observe the broker and the ledger, and the capability
 only says what the observation should be (``by_capability`` in
 ``queuekit.suite.model``). A stack whose observation disagrees with its
 declared capability fails its cell — the declaration is tested, not trusted.
+
+What depends on the broker's version is data too: a stack's ``capabilities_since`` maps a version to the
+fields that change from it on (``{"4.0": {"default_delivery_limit": 20}}``), and ``on_version`` gives
+the capabilities a cell on that version is judged by (``Stack.capabilities_on``).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import Literal
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any, Literal
 
 
 @dataclass(frozen=True)
@@ -49,7 +54,26 @@ class Capabilities:
     # max.poll.interval.ms and its partitions move; "record" — each record's acquisition lock expires
     # (share.record.lock.duration.ms) and that record alone is delivered again, while its handler still runs.
     lease: Literal["none", "member", "record"] = "none"
+    # The returns a message gets from the broker when the kit sets no limit of its own (None: unlimited).
+    # RabbitMQ 4.0+ quorum queues: 20 (a stack declares it in ``capabilities_since``, not here).
+    default_delivery_limit: int | None = None
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
         return tuple(f.name for f in fields(cls))
+
+
+def series(version: str) -> tuple[int, ...]:
+    """ "4.3.6" -> (4, 3); "3.10" -> (3, 10): versions compare numerically ("3.10" < "3.11" < "4.0")."""
+    return tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
+
+
+def on_version(declared: Capabilities, since: Mapping[str, Mapping[str, Any]], version: str | None) -> Capabilities:
+    """``declared`` with every ``since[v]`` applied for v <= ``version``, oldest first; an unknown version
+    (None: someone else's broker) keeps the declaration."""
+    if version is None:
+        return declared
+    for start in sorted(since, key=series):
+        if series(start) <= series(version):
+            declared = replace(declared, **since[start])
+    return declared

@@ -21,7 +21,7 @@ Required (no default on ``Stack``):
 
 Optional (defaults on ``Stack``): ``by_hand``, ``client_loggers``, ``late_client_loggers``, ``bare_twin``,
 ``variant_of``, ``cell_cost``, ``own_vhost``, ``retry_timing``, ``hostile_outcomes``,
-``throughput_options`` (see ``Stack``).
+``throughput_options``, ``capabilities_since`` (see ``Stack``).
 """
 from __future__ import annotations
 
@@ -118,6 +118,13 @@ def check(cls: type[Stack]) -> None:
         for function in MODULE_FUNCTIONS.get(attr, ()):
             if not isinstance(loaded, ModuleType) or not callable(getattr(loaded, function, None)):
                 problems.add(f"{attr} = {dotted!r} must be a module with {function}()")
+    from .capabilities import Capabilities, series
+
+    for start, changes in getattr(cls, "capabilities_since", {}).items():  # what changes with the broker's version
+        unknown = sorted(set(changes) - set(Capabilities.names()))
+        if not series(start) or unknown:
+            problems.add(f"capabilities_since[{start!r}] must map a version (\"4.0\") to Capabilities fields"
+                         + (f"; unknown: {', '.join(unknown)}" if unknown else ""))
     libraries = getattr(cls, "libraries", ())
     if not isinstance(libraries, tuple) or not all(isinstance(lib, str) for lib in libraries):
         problems.add(f"libraries must be a tuple of distribution names, not {libraries!r}")

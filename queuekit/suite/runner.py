@@ -43,6 +43,17 @@ class CellResult:
         return asdict(self)
 
 
+def broker_version(settings: Settings, broker: str) -> str | None:
+    """The version of ``broker`` the cells run on, as far as the kit knows it: its own RabbitMQ node's
+    (``QUEUEKIT_RABBITMQ_VERSION``); None for another broker or someone else's RabbitMQ (the stack's
+    declaration then stands as written)."""
+    if broker != "rabbitmq" or settings.external("rabbitmq"):
+        return None
+    from queuekit.brokers.rabbitmq_root import resolve_version
+
+    return resolve_version(settings.rabbitmq_version)
+
+
 def run_cell(scenario: Scenario, stack: str | type[Stack], settings: Settings, workdir: Path) -> CellResult:
     """Reset the stack's broker state, start it, run the scenario, stop it; never raises for a mismatch.
 
@@ -50,8 +61,9 @@ def run_cell(scenario: Scenario, stack: str | type[Stack], settings: Settings, w
     workdir.mkdir(parents=True, exist_ok=True)
     stack_cls = load_stack(stack) if isinstance(stack, str) else stack
     stack_name = stack_cls.name
-    expected = scenario.expected(stack_name, stack_cls.capabilities)
-    options = scenario.options_for(stack_cls.capabilities)
+    caps = stack_cls.capabilities_on(broker_version(settings, stack_cls.capabilities.broker))  # this node's version
+    expected = scenario.expected(stack_name, caps)
+    options = scenario.options_for(caps)
     described = {k: describe(v) for k, v in expected.items()}
     if scenario.needs_kit_brokers and (settings.mode != "local" or settings.external_amqp_url
                                        or settings.external_kafka_bootstrap):

@@ -96,3 +96,60 @@ def test_every_known_change_names_real_scenarios_and_numbers_they_expect(change)
                                 {k for case in getattr(rule, "cases", {}).values() for k in case})}
         assert not change.metrics or set(change.metrics) & expected, (name, change.metrics)
     assert change.source.startswith("https://")
+
+
+# -- capabilities that depend on the broker's version ---------------------------------------------------------
+def test_capabilities_since_apply_from_their_version_on_oldest_first():
+    from queuekit.stacks.capabilities import on_version
+    from queuekit.stacks.stub import STUB_CAPABILITIES
+
+    since = {"4.3": {"default_delivery_limit": None}, "4.0": {"default_delivery_limit": 20, "replayable": True}}
+    assert on_version(STUB_CAPABILITIES, since, "3.10") == STUB_CAPABILITIES
+    assert on_version(STUB_CAPABILITIES, since, "4.0.5").default_delivery_limit == 20
+    four3 = on_version(STUB_CAPABILITIES, since, "4.3")  # 4.0's change, then 4.3's over it
+    assert (four3.default_delivery_limit, four3.replayable) == (None, True)
+    assert on_version(STUB_CAPABILITIES, since, None) == STUB_CAPABILITIES  # someone else's broker: as declared
+
+
+def test_the_quorum_stacks_declare_rabbitmq_4s_default_delivery_limit():
+    from queuekit.stacks.registry import load_stack
+
+    for name in ("celery_quorum", "dramatiq_quorum"):
+        stack = load_stack(name)
+        assert stack.capabilities_on("3.10").default_delivery_limit is None
+        assert stack.capabilities_on(NEWEST_4).default_delivery_limit == 20
+    assert load_stack("celery").capabilities_on(NEWEST_4).default_delivery_limit is None  # classic: none
+
+
+def test_a_capabilities_since_naming_no_capability_fails_at_load(monkeypatch):
+    from queuekit.core.errors import KitError
+    from queuekit.stacks import registry
+    from tests.throwaway_stack import ThrowawayStack
+
+    broken = type("Broken", (ThrowawayStack,), {"name": "broken", "capabilities_since": {"4.0": {"nope": 1}}})
+    monkeypatch.setitem(registry.STACKS, "broken", broken)
+    with pytest.raises(KitError, match="unknown: nope"):
+        registry.load_stack("broken")
+
+
+def test_compare_judges_each_versions_column_by_the_capabilities_of_that_version(tmp_path, monkeypatch):
+    """Broker-free: a stub that says it is on RabbitMQ and declares replay from 4.0 on, but behaves as a queue
+    everywhere: its 3.10 column passes, its 4.3 column is judged by the 4.x declaration and fails."""
+    from queuekit.stacks import registry
+    from queuekit.stacks.stub import StubStack
+    from queuekit.suite.compare import compare
+
+    stub = StubStack.variant("stub-rabbit", broker="rabbitmq")
+    stub = type("StubRabbit", (stub,), {"capabilities_since": {"4.0": {"replayable": True}}})
+    monkeypatch.setitem(registry.STACKS, "stub-rabbit", stub)
+    monkeypatch.setenv("QUEUEKIT_HOME", str(tmp_path))
+    monkeypatch.setenv("QUEUEKIT_PORT_OFFSET", "9900")  # nothing listens there: the version check finds no node
+    monkeypatch.delenv("QUEUEKIT_RABBITMQ_VERSION", raising=False)
+    settings = Settings.from_env()
+    result = compare(settings, [BY_NAME["replay"]], ["stub-rabbit"], tmp_path / "run",
+                     versions={NEWEST_4: beside(settings, NEWEST_4)})
+    assert result.stacks == ["stub-rabbit", f"stub-rabbit@{NEWEST_4}"]
+    old, new = (result.cell("replay", s) for s in result.stacks)
+    assert old and new and (old.ok, old.expected["replayed"]) == (True, "== 0")
+    assert (new.ok, new.expected["replayed"], new.observed["replayed"]) == (False, "== 20", 0)
+    assert (tmp_path / "run" / "cells" / NEWEST_4 / "replay-stub-rabbit.json").exists()  # its own folder
