@@ -52,12 +52,13 @@ DELIVERY_LIMIT = 1  # quorum's x-delivery-limit here: returned more than once ->
 SLOW_S = 5.0  # the message's handler runs this long, so the kill lands inside it
 
 
-def crash_loop(ctx: Context) -> dict:
+def crash_loop(ctx: Context, most: int = KILLS) -> dict:
+    """Kill the worker holding the message ``most`` times at most (a new worker each time), then observe."""
     [msg] = WORKLOADS["signup"].make_messages(1, seed=52)
     poison = make_envelope(msg, {"fault": "slow", "seconds": SLOW_S})  # stands in for an OOM / segfault
     ctx.stack.publish("signup", [poison])
     kills = 0
-    for attempt in range(1, KILLS + 1):
+    for attempt in range(1, most + 1):
         def started_or_dead(n: int = attempt) -> bool:
             return len(ctx.ledger.attempts_for("signup", poison.key)) >= n or bool(ctx.stack.dead_letters("signup"))
 

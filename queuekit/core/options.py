@@ -39,8 +39,9 @@ class StackOptions:
     queue_max_length: int | None = None  # RabbitMQ x-max-length with overflow=reject-publish
     queue_type: QueueType = "classic"  # RabbitMQ x-queue-type (Kafka: ignored)
     # quorum queues: x-delivery-limit, how often the broker hands a message back (worker lost, requeue)
-    # before it dead-letters it. RabbitMQ 3.10 has no default (unlimited); framework retries are new messages.
-    delivery_limit: int = 3
+    # before it dead-letters it; framework retries are new messages. None: no x-delivery-limit, the broker's
+    # own default applies (RabbitMQ 3.10: unlimited; 4.0+: 20).
+    delivery_limit: int | None = 3
     # -- honoured by some stacks only (None: the stack's own default) ------------------------------------
     session_timeout_ms: int | None = None  # kafka, kafka_share, celery_kafka: how long a dead member keeps its share
     max_poll_interval_ms: int | None = None  # kafka, kafka_share, celery_kafka: a member slower than this is evicted

@@ -21,8 +21,10 @@ from queuekit.brokers.process import port_holder, port_open
 from queuekit.brokers.rabbitmq import RabbitMQ
 from queuekit.brokers.rabbitmq_root import beside, resolve_version, root_info
 from queuekit.core.config import LOOPBACK, Settings
-from queuekit.core.errors import KitError
+from queuekit.core.errors import KitError, WaitTimeout
+from queuekit.core.queue_types import DEAD_LETTER_DELIVERY_LIMIT
 from queuekit.core.waiting import wait_for
+from queuekit.stacks.rabbitmq import Management
 from queuekit.suite.compare import environment
 from queuekit.suite.runner import run_cell
 from scenarios import BY_NAME
@@ -117,12 +119,77 @@ def test_quorum_queues_cap_returns_at_20_by_default_and_43_counts_reject_not_nac
         connection.close()
 
 
+@pytest.mark.parametrize("dlq_limit", [None, DEAD_LETTER_DELIVERY_LIMIT])
+def test_a_dead_letter_past_the_default_limit_survives_a_peek_only_where_its_queue_has_a_limit(node, dlq_limit):
+    """A message the default limit dead-lettered brings x-delivery-count 21 into its quorum dead-letter queue;
+    without a limit of its own that queue's default (20) drops it at its first return — a management peek,
+    the kit's way of reading dead letters. So the kit's quorum dead-letter queues carry
+    ``DEAD_LETTER_DELIVERY_LIMIT`` (queuekit/core/queue_types.py)."""
+    connection = pika.BlockingConnection(pika.URLParameters(node.settings.pika_url))
+    channel, mgmt = connection.channel(), Management(node.settings)
+    queue, dlq = "qk.rabbit4.dlq-peek", f"qk.rabbit4.dlq-peek.{dlq_limit}"
+    try:
+        for q in (queue, dlq):
+            channel.queue_delete(q)
+        own = {"x-delivery-limit": dlq_limit} if dlq_limit else {}
+        channel.queue_declare(dlq, durable=True, arguments={"x-queue-type": "quorum", **own})
+        channel.queue_declare(queue, durable=True, arguments={  # no limit: 4.x's default of 20
+            "x-queue-type": "quorum", "x-dead-letter-exchange": "", "x-dead-letter-routing-key": dlq,
+            "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"})
+        channel.basic_publish("", queue, b"returned", pika.BasicProperties(delivery_mode=2))
+        wait_for(lambda: channel.queue_declare(queue, passive=True).method.message_count == 1, timeout=10,
+                 what="the message to be ready in the quorum queue")
+        returns = 0
+        while returns < 30 and (method := channel.basic_get(queue)[0]) is not None:
+            returns += 1
+            channel.basic_reject(method.delivery_tag, requeue=True)
+        [(_, headers)] = wait_for(lambda: mgmt.peek(dlq), timeout=10, what=f"the dead letter in {dlq}")  # 1st return
+        assert (returns, headers["x-delivery-count"]) == (21, 21)  # its count came along into the DLQ
+
+        def ready_again() -> bool:
+            return channel.queue_declare(dlq, passive=True).method.message_count == 1
+
+        if dlq_limit:
+            wait_for(ready_again, timeout=10, what=f"the peeked dead letter back in {dlq}")
+            assert len(mgmt.peek(dlq)) == 1  # and again: it stays
+        else:  # gone for good: not back within the time a return takes (well under a second here)
+            with pytest.raises(WaitTimeout):
+                wait_for(ready_again, timeout=5, what=f"the peeked dead letter back in {dlq}")
+    finally:
+        for q in (queue, dlq):
+            channel.queue_delete(q)
+        connection.close()
+
+
 @pytest.mark.parametrize("scenario,stack", [("work-distribution", "celery"), ("poison-crash-loop", "celery_quorum")])
 def test_celery_cells_on_4x(node, tmp_path, scenario, stack):
     """Celery (kombu's per-consumer QoS on 4.x) and a quorum queue's delivery limit, as the matrix runs them."""
     result = run_cell(BY_NAME[scenario], stack, node.settings, tmp_path)
     assert result.error is None, result.explain()
     assert result.ok, result.explain()
+
+
+def test_a_quorum_stack_without_a_limit_of_its_own_gets_the_nodes_default_through_its_framework(node, tmp_path):
+    """dramatiq_quorum with ``delivery_limit=None`` (no x-delivery-limit on its queues) and a message that takes
+    its worker down each time: 4.x returns it 20 times and dead-letters it at the 21st delivery (3.10 would
+    return it for ever). The expectation comes from the stack's capabilities on this node's version
+    (``capabilities_since``: default_delivery_limit 20 from 4.0), the observation from the ledger and the DLQ."""
+    from dataclasses import replace
+    from functools import partial
+
+    from queuekit.suite.model import ByCapability, always
+    from scenarios.poison import CRASH_LOOP, crash_loop
+
+    kills = 25  # more than the default allows: a node without it would still be redelivering
+    unset = replace(CRASH_LOOP, name="quorum-default-limit", run=partial(crash_loop, most=kills),
+                    options=replace(CRASH_LOOP.options, delivery_limit=None, max_retries=0),
+                    expect=[always(lost=0), ByCapability("default_delivery_limit", {
+                        20: {"attempts": 21, "kills": 21, "ended": "dead-letter", "dead_letters": 1}})])
+    result = run_cell(unset, "dramatiq_quorum", node.settings, tmp_path)
+    assert result.error is None, result.explain()
+    assert result.expected["attempts"] == "== 21", result.expected  # 4.x's capability, not 3.10's (none)
+    assert result.ok, result.explain()
+    assert "delivery_limit" in result.observed["dead_letter_reason"]  # the broker's own words (x-death)
 
 
 def _processes_of(node: RabbitMQ) -> list[psutil.Process]:
