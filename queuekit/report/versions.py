@@ -71,24 +71,42 @@ def within(results: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any]
     return pairs
 
 
+def _compared(before: dict[str, Any], after: dict[str, Any]) -> tuple[str, str, list[dict[str, Any]], str]:
+    """(older version, newer version, the differing cells explained, the sentence that counts them). Cells
+    whose meaning or check changed come first; those that differ in their numbers only (same meaning, same
+    check: a count that varies from run to run, such as order violations, looks like this) are marked."""
+    was, now = rabbitmq_version(before), rabbitmq_version(after)
+    rows = explained(version_changes(before, after), was, now)
+    for r in rows:
+        r["numbers_only"] = (r["before"]["meaning"], r["before"]["ok"]) == (r["after"]["meaning"], r["after"]["ok"])
+    rows.sort(key=lambda r: r["numbers_only"])
+    same = sum(1 for c in after["cells"] if cell_of(before, c["scenario"], c["stack"])) - len(rows)
+    only = sum(r["numbers_only"] for r in rows)
+    said = (f"{len(rows)} cells differ, {same} are the same; {len(rows) - only} differ in meaning or in meeting their "
+            f"expectation, {only} only in their numbers (same meaning, same check). A difference no known change "
+            "explains says \"unexplained\": a lead to run again, not a finding.")
+    return was, now, rows, said
+
+
+def _unexplained(row: dict[str, Any]) -> str:
+    return "unexplained (numbers only)" if row["numbers_only"] else "unexplained"
+
+
 def version_section(before: dict[str, Any], after: dict[str, Any], level: str = "##") -> str:
     """Markdown: a header naming both runs' broker versions, then one row per cell that differs, with the
     known change that explains it or "unexplained"."""
-    was, now = rabbitmq_version(before), rabbitmq_version(after)
-    rows = explained(version_changes(before, after), was, now)
-    same = sum(1 for c in after["cells"] if cell_of(before, c["scenario"], c["stack"])) - len(rows)
+    _, _, rows, said = _compared(before, after)
     lines = [f"{level} What changes from {broker_versions(before) or '?'} to {broker_versions(after) or '?'}", "",
-             f"{len(rows)} cells differ, {same} are the same (numbers that changed in bold). A difference no known "
-             "change explains says \"unexplained\": a lead to run again, not a finding.", ""]
+             said + " Numbers that changed are in bold.", ""]
     if rows:
         lines += ["| scenario | stack | before | after | explained by |", "|---|---|---|---|---|"]
         lines += [f"| {r['scenario']} | {r['stack']} | {_md(r['before'], r['changed'])} | {_md(r['after'], r['changed'])} "
-                  f"| {_why(r['explained_by'])} |" for r in rows]
+                  f"| {_why(r['explained_by']) or _unexplained(r)} |" for r in rows]
     return "\n".join(lines) + "\n"
 
 
 def _why(changes: list) -> str:
-    return "<br>".join(f"{k.since}: {k.what} ([source]({k.source}))" for k in changes) or "unexplained"
+    return "<br>".join(f"{k.since}: {k.what} ([source]({k.source}))" for k in changes)
 
 
 def section(results: dict[str, Any]) -> str:
@@ -101,17 +119,14 @@ def html_section(results: dict[str, Any]) -> str:
     esc = html.escape
     parts = []
     for before, after in within(results):
-        was, now = rabbitmq_version(before), rabbitmq_version(after)
-        rows = explained(version_changes(before, after), was, now)
-        same = sum(1 for c in after["cells"] if cell_of(before, c["scenario"], c["stack"])) - len(rows)
+        was, now, rows, said = _compared(before, after)
         body = "".join(
             f"<tr><th>{esc(r['scenario'])}</th><td>{esc(r['stack'])}</td><td>{esc(_md(r['before'], r['changed']))}</td>"
             f"<td>{esc(_md(r['after'], r['changed']))}</td><td>"
             + ("<br>".join(f'{esc(k.since)}: {esc(k.what)} (<a href="{esc(k.source)}">source</a>)'
-                           for k in r["explained_by"]) or "unexplained") + "</td></tr>" for r in rows)
+                           for k in r["explained_by"]) or esc(_unexplained(r))) + "</td></tr>" for r in rows)
         parts.append(f'<h2 id="versions-{esc(now)}">What changes from RabbitMQ {esc(was)} to {esc(now)}</h2>'
-                     f'<p class="lede">{len(rows)} cells differ, {same} are the same. A difference no known change '
-                     f"explains says \"unexplained\": a lead to run again, not a finding.</p>"
+                     f'<p class="lede">{esc(said)}</p>'
                      + (f"<table><tr><th>scenario</th><th>stack</th><th>{esc(was)}</th><th>{esc(now)}</th>"
                         f"<th>explained by</th></tr>{body}</table>" if rows else ""))
     return "".join(parts)
