@@ -37,7 +37,10 @@ def on_rabbitmq(stacks: Sequence[str]) -> list[str]:
 
 def parse(spec: str) -> list[str]:
     """ "3.10,4" -> ["3.10", "4.3"]: each resolved ("4" is the newest 4.x), in order, once."""
-    versions = [resolve_version(v.strip()) for v in spec.split(",") if v.strip()]
+    try:
+        versions = [resolve_version(v.strip()) for v in spec.split(",") if v.strip()]
+    except KitError as exc:
+        raise KitError(f"--rabbitmq {spec!r}: {exc.what}".replace("QUEUEKIT_RABBITMQ_VERSION=", ""), exc.fix) from None
     if not versions:
         raise KitError(f"--rabbitmq {spec!r} names no version", "e.g. --rabbitmq 3.10,4")
     return list(dict.fromkeys(versions))

@@ -153,3 +153,11 @@ def test_compare_judges_each_versions_column_by_the_capabilities_of_that_version
     assert old and new and (old.ok, old.expected["replayed"]) == (True, "== 0")
     assert (new.ok, new.expected["replayed"], new.observed["replayed"]) == (False, "== 20", 0)
     assert (tmp_path / "run" / "cells" / NEWEST_4 / "replay-stub-rabbit.json").exists()  # its own folder
+
+
+def test_an_unknown_version_in_the_list_is_refused_naming_the_option_and_the_choices():
+    from queuekit.core.errors import KitError
+
+    with pytest.raises(KitError) as err:
+        versions.parse("3.10,3.9")
+    assert str(err.value).startswith("--rabbitmq '3.10,3.9': '3.9' is not a version") and "4.3" in str(err.value)
