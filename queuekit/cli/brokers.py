@@ -36,8 +36,9 @@ def up(components: tuple[str, ...], topology: str | None) -> None:
 @TOPOLOGY
 @RABBITMQ_VERSION
 @click.option("--purge", is_flag=True,
-              help="On an external broker: delete what this install created there (its vhost, topics and groups, "
-                   "as recorded in $QUEUEKIT_HOME/manifest.json, by name) and empty the manifest.")
+              help="On an external broker: delete what this install created there, by name (its vhost, topics and "
+                   "groups as recorded in $QUEUEKIT_HOME/manifest.json, then emptied; its Redis keys as recorded "
+                   "in that Redis under the install's prefix).")
 def down(components: tuple[str, ...], topology: str | None, purge: bool) -> None:
     """Stop what the kit started (SIGTERM, then SIGKILL). External brokers are never stopped.
 

@@ -75,3 +75,14 @@ class KeySpace:
             deleted += self.client.unlink(*batch)  # by name; UNLINK frees memory off the main thread
             self.client.srem(self.registry, *batch)  # only what was deleted: a name recorded meanwhile stays
         return deleted
+
+
+def purge_install(client: Any, prefix: str, sweep: bool) -> int:
+    """``queuekit down --purge`` on an external Redis: every name recorded under ``prefix`` (the install's
+    own record and each stack's, ``<prefix><stack>:keys``), and with ``sweep`` every other key under it.
+    Returns how many keys existed."""
+    registries = [n.decode() if isinstance(n, bytes) else n
+                  for n in client.scan_iter(match=glob_escape(prefix) + "*" + REGISTRY, count=1000)]
+    spaces = [KeySpace(client, r[: -len(REGISTRY)]) for r in registries if r.startswith(prefix)]
+    deleted = sum(space.cleanup() for space in spaces if space.prefix != prefix)
+    return deleted + KeySpace(client, prefix).cleanup(sweep=sweep)

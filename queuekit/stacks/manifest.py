@@ -191,9 +191,28 @@ def purge_all(settings: Settings, say: Callable[[str], None]) -> list[dict]:
             gone += [e for e in doomed if _done(futures[e["name"]], KafkaError.UNKNOWN_TOPIC_OR_PART)]
         say(f"Kafka: deleted {sum(e in gone for e in topics)} topic(s) and {sum(e in gone for e in groups)} "
             f"group(s) of this install")
+    if settings.external_redis_url:
+        _purge_redis(settings, say)
     with manifest._locked() as current:
         current[:] = [e for e in current if e not in gone]
         return list(current)
+
+
+def _purge_redis(settings: Settings, say: Callable[[str], None]) -> None:
+    """A Redis keeps the kit's record in itself (``core/redis_keys.py``): every recorded name under the
+    install's prefix, and every other key under it when the prefix is the install's own ``qk:<install id>:``
+    (a prefix set with QUEUEKIT_REDIS_PREFIX may be shared: only recorded names are deleted there)."""
+    import os
+
+    from queuekit.core.redis_client import connect
+    from queuekit.core.redis_keys import purge_install
+
+    client = connect(settings)
+    try:
+        deleted = purge_install(client, settings.redis_prefix, sweep="QUEUEKIT_REDIS_PREFIX" not in os.environ)
+    finally:
+        client.close()
+    say(f"Redis: deleted {deleted} key(s) of this install under {settings.redis_prefix!r}")
 
 
 def _done(future, absent: int) -> bool:

@@ -205,3 +205,34 @@ def test_external_redis_cleanup_deletes_only_the_kits_recorded_keys(redis_kit, m
     pending = own.xpending(FOREIGN_PREFIX + "stream", "their-group")
     assert pending["pending"] == 2
     own.delete(*names)
+
+
+@pytest.mark.brokers
+def test_down_purge_on_an_external_redis_deletes_this_installs_keys_only(redis_kit, monkeypatch):
+    """`queuekit down --purge`: every stack's recorded keys and the strays under the install's prefix go;
+    foreign keys (another install's included) stay byte for byte, and the server is not stopped."""
+    from click.testing import CliRunner
+
+    from queuekit.cli import cli
+
+    own = Redis(redis_kit).client()
+    for stale in own.keys(FOREIGN_PREFIX + "*"):  # an earlier failed run's
+        own.delete(stale)
+    monkeypatch.setenv("QUEUEKIT_REDIS_URL", redis_kit.redis_url)
+    monkeypatch.setenv("QUEUEKIT_HOME", str(redis_kit.home))
+    monkeypatch.delenv("QUEUEKIT_REDIS_PREFIX", raising=False)
+    prefix = f"qk:{install_id(redis_kit.home)}:"
+    names = _foreign(own)
+    before = _snapshot(own, names)
+    stack_space = KeySpace(own, prefix + "somestack:")  # a Redis stack's own record (queuekit/stacks/redis.py)
+    stack_space.record(stack_space.key("queue"))
+    own.rpush(stack_space.key("queue"), "a task")
+    own.set(prefix + "a-frameworks-own-key", "unrecorded, under the install's prefix")
+
+    done = CliRunner().invoke(cli, ["down", "redis", "--purge"], catch_exceptions=False)
+    assert done.exit_code == 0, done.output
+    assert "Redis: deleted 2 key(s)" in done.output
+    assert list(own.scan_iter(match=prefix.replace(":", "\\:") + "*")) == []
+    assert _snapshot(own, names) == before
+    assert Redis(redis_kit).proc.pid()  # an external Redis is never stopped
+    own.delete(*names)
