@@ -114,6 +114,13 @@ def section(results: dict[str, Any]) -> str:
     return "\n".join(version_section(before, after) for before, after in within(results))
 
 
+def _html(look: dict[str, Any], changed: list[str]) -> str:
+    """One side of a row in HTML: meaning, check, key numbers, the changed ones in bold."""
+    nums = ", ".join(f"<b>{html.escape(f'{k}={short(v)}')}</b>" if k in changed else html.escape(f"{k}={short(v)}")
+                     for k, v in look["numbers"].items())
+    return f"{html.escape(look['meaning'])} {'✓' if look['ok'] else '✗'} {nums}".strip()
+
+
 def html_section(results: dict[str, Any]) -> str:
     """The same for report.html: per further version, a table of the differing cells and what explains them."""
     esc = html.escape
@@ -121,8 +128,8 @@ def html_section(results: dict[str, Any]) -> str:
     for before, after in within(results):
         was, now, rows, said = _compared(before, after)
         body = "".join(
-            f"<tr><th>{esc(r['scenario'])}</th><td>{esc(r['stack'])}</td><td>{esc(_md(r['before'], r['changed']))}</td>"
-            f"<td>{esc(_md(r['after'], r['changed']))}</td><td>"
+            f"<tr><th>{esc(r['scenario'])}</th><td>{esc(r['stack'])}</td><td>{_html(r['before'], r['changed'])}</td>"
+            f"<td>{_html(r['after'], r['changed'])}</td><td>"
             + ("<br>".join(f'{esc(k.since)}: {esc(k.what)} (<a href="{esc(k.source)}">source</a>)'
                            for k in r["explained_by"]) or esc(_unexplained(r))) + "</td></tr>" for r in rows)
         parts.append(f'<h2 id="versions-{esc(now)}">What changes from RabbitMQ {esc(was)} to {esc(now)}</h2>'

@@ -65,6 +65,7 @@ def test_the_report_says_what_changes_and_leaves_a_difference_nothing_explains_u
     assert "| work-distribution | rabbitmq_stream |" in section and section.rstrip().endswith("| unexplained (numbers only) |")
     page = write_reports(RUN, tmp_path)["html"].read_text()
     assert 'id="versions-4.3.6"' in page and "unexplained" in page
+    assert "<b>idle_workers=1</b>" in page and "**" not in page.split('id="versions-4.3.6"')[1].split("</table>")[0]
     assert 'data-stack="celery_quorum@4.3"' not in page.split('id="code-view"')[1]  # the code is shown once
 
 
