@@ -32,6 +32,7 @@ from .topology import FIELD
 from .topology import StreamRoute as Route
 
 log = logging.getLogger("redis_streams_app.consumers")
+RECONNECT_S = 0.5  # between attempts while Redis is unreachable
 BLOCK_MS = 500  # XREADGROUP BLOCK: how often an idle loop looks at its stop flag and for claimable entries
 MAX_FIELDS = 16  # an entry of ours has one field; more than this is refused before anything is read of it
 MAX_ENTRY_BYTES = 1024 * 1024  # field names and values together; the envelope's own limit (256 KiB) is checked after
@@ -54,22 +55,36 @@ class Service:
 
 
 def consume(svc: Service, stop: threading.Event) -> None:
-    """Until ``stop``: claimed entries first, then new ones; one at a time, in the order read."""
+    """Until ``stop``: claimed entries first, then new ones; one at a time, in the order read. Redis gone (a
+    restart, a failover): wait and go on; redis-py reconnects on the next command (through Sentinel in the
+    cluster topology: to the new primary). An entry in hand when the link broke stays pending: claimed again."""
+    import redis
+
     while not stop.is_set():
-        batch: list[tuple[bytes, dict, int]] = []
-        if svc.claims.due() and not svc.options.early_ack:  # NOACK entries are never pending: nothing to claim
-            batch = svc.claims.claim(svc.client, svc.options.prefetch)
-        if not batch:
-            batch = [(i, f, 1) for i, f in read_new(svc.client, svc.route, svc.consumer, svc.options.prefetch,
-                                                     BLOCK_MS, svc.options.early_ack)]
-        for entry_id, fields, deliveries in batch:
-            if stop.is_set():  # the rest of a prefetched batch stays pending: claimed after min_idle_ms
-                break
-            if svc.claims.over_limit(deliveries):
-                dead_letter(svc, entry_id, fields, f"delivered {deliveries} times (XPENDING delivery count), over "
-                                                   f"{svc.claims.limit}: its consumers died or outlived the lease")
-                continue
-            handle(svc, entry_id, fields, stop)
+        try:
+            consume_once(svc, stop)
+        except (redis.ConnectionError, redis.TimeoutError, redis.ReadOnlyError) as exc:  # a demoted primary: read-only
+            log.warning("%s: Redis unavailable (%s: %s); retrying in %.1f s", svc.consumer, type(exc).__name__,
+                        exc, RECONNECT_S)
+            stop.wait(RECONNECT_S)
+
+
+def consume_once(svc: Service, stop: threading.Event) -> None:
+    """One batch: claimed entries if any are due, else up to ``prefetch`` new ones (waiting up to BLOCK_MS)."""
+    batch: list[tuple[bytes, dict, int]] = []
+    if svc.claims.due() and not svc.options.early_ack:  # NOACK entries are never pending: nothing to claim
+        batch = svc.claims.claim(svc.client, svc.options.prefetch)
+    if not batch:
+        batch = [(i, f, 1) for i, f in read_new(svc.client, svc.route, svc.consumer, svc.options.prefetch,
+                                                 BLOCK_MS, svc.options.early_ack)]
+    for entry_id, fields, deliveries in batch:
+        if stop.is_set():  # the rest of a prefetched batch stays pending: claimed after min_idle_ms
+            return
+        if svc.claims.over_limit(deliveries):
+            dead_letter(svc, entry_id, fields, f"delivered {deliveries} times (XPENDING delivery count), over "
+                                               f"{svc.claims.limit}: its consumers died or outlived the lease")
+            continue
+        handle(svc, entry_id, fields, stop)
 
 
 # [handler:*] one entry: its envelope field, decoded, processed (retried in place), then forwarded / dead-lettered

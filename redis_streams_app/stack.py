@@ -75,6 +75,7 @@ class RedisStreamsStack(LogStack):
     libraries = ("redis",)
     cluster = ClusterPromise({}, "clients through Sentinel; asynchronous replication: an XADD confirmed by the "
                                  "old primary and not yet on a replica is lost at failover: measured")
+    bare_twin = "bare.redis_streams_worker:publish_backlog"
     retry_timing = RetryTiming(200, "finish", (0.2, None), (0.4, None))  # in place, after the failed attempt
 
     topology: Topology
