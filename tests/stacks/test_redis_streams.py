@@ -127,3 +127,19 @@ def test_every_key_is_under_the_stacks_prefix_and_purge_leaves_foreign_keys(fres
         assert {k: client.get(k) for k in foreign} == {k: v.encode() for k, v in foreign.items()}
     finally:
         client.delete(*foreign)
+
+
+def test_the_dashboard_card_reads_lag_pending_dead_letters_and_consumers(fresh_stack, ledger):
+    from redis_streams_app.observe import observe
+
+    stack = fresh_stack("redis_streams")
+    stack.start(["signup"], StackOptions(workers=2, max_retries=0))
+    poison, *good = signups(6, 65, {"fault": "always-fail"})
+    stack.publish("signup", [poison, *good])
+    wait_for(lambda: len(ledger.effects(service="signup")) == 5 and stack.dead_letters("signup"), timeout=30,
+             what="5 effects and the dead letter")
+    stack.drain("signup", timeout=20)
+    card = observe(stack.settings)["signup"]  # read from the broker: XINFO GROUPS / STREAM, XLEN, XREVRANGE
+    assert (card.backlog, card.in_flight, card.dead_letters, card.published, card.consumed) == (0, 0, 1, 6, 6)
+    assert card.consumers == 2 and card.reasons and "injected permanent failure" in card.reasons[-1]
+    assert "video" not in observe(stack.settings)  # not declared: no card
