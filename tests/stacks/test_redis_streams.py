@@ -143,3 +143,35 @@ def test_the_dashboard_card_reads_lag_pending_dead_letters_and_consumers(fresh_s
     assert (card.backlog, card.in_flight, card.dead_letters, card.published, card.consumed) == (0, 0, 1, 6, 6)
     assert card.consumers == 2 and card.reasons and "injected permanent failure" in card.reasons[-1]
     assert "video" not in observe(stack.settings)  # not declared: no card
+
+
+def test_on_an_external_redis_the_stack_keeps_to_its_install_prefix_and_leaves_foreign_keys(kit, ledger, monkeypatch):
+    """QUEUEKIT_REDIS_URL: keys under qk:<install id>:redis_streams: (workers too), foreign ones untouched,
+    including a stream named like the kit's own-server layout, with a group and pending entries."""
+    from queuekit.core.config import Settings
+    from queuekit.stacks.registry import load_stack
+
+    monkeypatch.setenv("QUEUEKIT_REDIS_URL", kit.redis_url)  # inherited by the workers the stack spawns
+    shared = Settings.from_env().with_(home=kit.home)
+    stack = load_stack("redis_streams")(shared, ledger.path)
+    client = stack.parts.client
+    assert shared.external("redis") and stack.parts.prefix == f"{shared.redis_prefix}redis_streams:" != "qk:redis_streams:"
+    foreign = "qk:redis_streams:signup"  # the kit's own-server name: on a shared server, someone else's
+    client.delete(foreign)
+    client.xadd(foreign, {b"envelope": b"theirs"})
+    client.xgroup_create(foreign, "signup", id="0")
+    client.xreadgroup("signup", "their-consumer", {foreign: ">"}, count=1)  # pending: theirs to settle
+    try:
+        stack.reset()
+        before = set(client.scan_iter(match="*"))
+        stack.start(["signup"], StackOptions(workers=1))
+        stack.publish("signup", signups(3, 66))
+        wait_for(lambda: len(ledger.effects(service="signup")) == 3, timeout=30, what="3 effects on the shared Redis")
+        made = {k.decode() for k in set(client.scan_iter(match="*")) - before}
+        assert made and all(k.startswith(stack.parts.prefix) for k in made), made
+        stack.reset()
+        assert not list(client.scan_iter(match=stack.parts.prefix + "*"))
+        assert client.xlen(foreign) == 1 and client.xpending(foreign, "signup")["pending"] == 1
+    finally:
+        stack.stop()
+        client.delete(foreign)
