@@ -4,7 +4,7 @@ from __future__ import annotations
 from queuekit.core.envelope import make_envelope
 from queuekit.core.options import StackOptions
 from queuekit.core.waiting import wait_for
-from queuekit.suite.model import AtLeast, Context, Scenario, always, by_capability
+from queuekit.suite.model import AtLeast, Context, Scenario, always, by_capability, for_stack
 from workloads import WORKLOADS
 
 from .observe import key_of
@@ -61,6 +61,11 @@ SCENARIO = Scenario(
             # count limit (max_retries + 1 = 4) archives it into the DLQ although its first run succeeded.
             record={"long_task_attempts": AtLeast(2), "long_task_dead_lettered": True, "quick_effects": N_QUICK},
         ),
+        # Finding of Redis Streams: Redis takes an XACK from any consumer of the group, so the first holder's late
+        # XACK settles the entry the claimer still runs; the delivery count never reaches the limit, nothing is
+        # dead-lettered (tests/stacks/test_redis_streams.py shows the XACK).
+        for_stack("redis_streams", "Redis accepts the lapsed holder's XACK: the claimed entry is settled, not "
+                  "dead-lettered", long_task_dead_lettered=False),
         # No competing consumers (a 3.10 stream): both workers read the long task, so it runs once per worker.
         by_capability("competing_consumers", no={"long_task_attempts": 2}),
     ],

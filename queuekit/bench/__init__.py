@@ -9,8 +9,9 @@ Per stack and mode (noop, io, cpu), ``repeats`` times each, in one run:
   work with the same knobs (the stack's declared ``bare_twin``, a program of the
   top-level ``bare`` package); harness overhead = 1 - stack/bare;
 * references: the raw Python client (pika consume+ack, confluent-kafka poll +
-  store), a Kafka consumer written for throughput (batch consume, one commit per
-  batch), and the broker's own tool (PerfTest, Producer/ConsumerPerformance).
+  store, redis-py XREADGROUP + XACK), a Kafka consumer written for throughput (batch
+  consume, one commit per batch), and the broker's own tool (PerfTest,
+  Producer/ConsumerPerformance, redis-benchmark); Redis's only when a stack on Redis is benched.
 
 Rates are steady state (middle 80% of completions of a backlog published
 before the workers start), reported as median and min-max over the repeats.
@@ -37,7 +38,7 @@ from typing import Any
 
 import bare
 from queuekit.bench import measure
-from queuekit.bench.baselines import kafka_baseline, kafka_batch_baseline, rabbitmq_baseline
+from queuekit.bench.baselines import kafka_baseline, kafka_batch_baseline, rabbitmq_baseline, redis_baseline
 from queuekit.bench.ceilings import ceilings, versions
 from queuekit.core.config import Settings
 from queuekit.core.envelope import encode
@@ -59,6 +60,7 @@ class BenchConfig:
     n_slow: int = 800  # io and cpu modes: 4 slots x 5 ms caps them near 800 msgs/s; CPU per message is their number
     raw_n_rabbitmq: int = 5000  # a reference: 10k took ~1 min per repeat on a busy machine (confirm per publish)
     raw_n_kafka: int = 200000
+    raw_n_redis: int = 50000  # only when a stack on Redis is benched (``on_redis``)
     repeats: int = 3
     workers: int = 2
     concurrency: int = 2
@@ -79,10 +81,16 @@ class BenchConfig:
     @classmethod
     def quick(cls) -> BenchConfig:
         """About two minutes: one repeat, noop only, one point per curve (CI: shape, not numbers)."""
-        return cls(n_min=500, n_max=2000, n_calibrate=0, raw_n_rabbitmq=2000, raw_n_kafka=30000, repeats=1,
+        return cls(n_min=500, n_max=2000, n_calibrate=0, raw_n_rabbitmq=2000, raw_n_kafka=30000, raw_n_redis=10000,
+                   repeats=1,
                    modes=("noop",), ceiling_seconds=3, ceiling_backlog=15_000, ceiling_records=50000,
                    ceiling_min_seconds=0.0, scaling_workers=(1,),
                    scaling_sizes=(), loads=(0.5,), latency_seconds=2.0)
+
+    @property
+    def on_redis(self) -> bool:
+        """Is a stack on Redis benched? Then Redis gets its raw client and its tool beside RabbitMQ's and Kafka's."""
+        return any(load_stack(s).capabilities.broker == "redis" for s in self.stacks)
 
     @property
     def slots(self) -> int:
@@ -116,7 +124,8 @@ def run_bench(settings: Settings, cfg: BenchConfig, workdir: Path, say: Callable
                               "started": time.strftime("%Y-%m-%d %H:%M:%S"), "load_before": os.getloadavg()}
     result["ceilings"] = ceilings(settings, slots=cfg.slots, prefetch=cfg.prefetch, size=size,
                                   seconds=cfg.ceiling_seconds, records=cfg.ceiling_records, say=say,
-                                  backlog=cfg.ceiling_backlog, min_seconds=cfg.ceiling_min_seconds)
+                                  backlog=cfg.ceiling_backlog, min_seconds=cfg.ceiling_min_seconds,
+                                  redis=cfg.on_redis)
     result["raw"] = raw_clients(settings, cfg, size, say)
     result["stacks"] = {}
     took = result["part_seconds"] = {"ceilings+raw": round(time.monotonic() - started, 1)}
@@ -204,6 +213,8 @@ def raw_clients(settings: Settings, cfg: BenchConfig, size: int, say: Callable[[
         ("rabbitmq", cfg.raw_n_rabbitmq, lambda n: rabbitmq_baseline(settings, [payload] * n, cfg.slots, cfg.prefetch)),
         ("kafka", cfg.raw_n_kafka, lambda n: kafka_baseline(settings, [payload] * n, cfg.slots)),
         ("kafka_batch", cfg.raw_n_kafka, lambda n: kafka_batch_baseline(settings, [payload] * n, cfg.slots)),
+        *([("redis", cfg.raw_n_redis, lambda n: redis_baseline(settings, [payload] * n, cfg.slots, cfg.prefetch))]
+          if cfg.on_redis else []),
     ):
         say(f"raw client: {name}, {cfg.repeats} x {n} msgs, {cfg.slots} consumer processes")
         runs = [measure_once(n) for _ in range(cfg.repeats)]

@@ -2,7 +2,8 @@
 
 Same message size, same persistence and acknowledgement as the stacks (durable
 queue, persistent messages, manual ack after "processing"; Kafka acks=all,
-offsets stored after processing), same number of consumer processes. A stack's
+offsets stored after processing; Redis: a stream and a consumer group, XACK
+after "processing", on the kit's AOF-everysec server), same number of consumer processes. A stack's
 rate divided by its broker's baseline is the framework's cost.
 """
 from __future__ import annotations
@@ -181,6 +182,63 @@ def kafka_baseline(settings: Settings, payloads: list[bytes], consumers: int,
     return publish_s, window
 
 
+def _redis_consumer(settings: Settings, stream: str, prefetch: int, stop_after: int, out: mp.Queue) -> None:
+    from queuekit.core.redis_client import connect
+
+    client = connect(settings)
+    first = last = 0.0
+    n = 0
+    name = f"c{mp.current_process().pid}"
+    idle = 0
+    while n < stop_after and idle < 2:  # 2 s without an entry: the backlog is drained (as pika's inactivity_timeout)
+        # COUNT = the stacks' prefetch; BLOCK 1 s (under the client's 2 s socket timeout)
+        reply = client.xreadgroup("g", name, {stream: ">"}, count=prefetch, block=1000)
+        idle = 0 if reply else idle + 1
+        if not reply:
+            continue
+        for entry_id, _fields in reply[0][1]:
+            if not first:
+                first = time.time()
+            client.xack(stream, "g", entry_id)  # XACK after "processing" (nothing), one per entry: at-least-once
+            n, last = n + 1, time.time()
+    out.put((first, last, n))
+    client.close()
+
+
+def redis_baseline(settings: Settings, payloads: list[bytes], consumers: int, prefetch: int) -> tuple[float, Window]:
+    """A Redis Streams consumer group, raw redis-py: XADD from ``bare.PUBLISHERS`` threads, pipelined by 1,000 as the
+    redis_streams stack publishes (each reply is the confirmation; timed), then ``consumers`` processes of
+    XREADGROUP COUNT prefetch + XACK per entry drain it. The stream is under the install's Redis prefix, deleted by name."""
+    from queuekit.core.redis_client import connect
+    from queuekit.core.redis_keys import KeySpace
+
+    client = connect(settings)
+    space = KeySpace(client, settings.redis_prefix)
+    stream = space.key("bench", "raw", uuid.uuid4().hex[:6])
+    space.record(stream)
+    client.xgroup_create(stream, "g", id="0", mkstream=True)
+
+    def send(part: list[bytes]) -> None:  # each thread its own client
+        own = connect(settings)
+        for i in range(0, len(part), 1000):
+            pipe = own.pipeline(transaction=False)
+            for body in part[i:i + 1000]:
+                pipe.xadd(stream, {b"envelope": body})
+            pipe.execute()
+        own.close()
+
+    try:
+        t0 = time.monotonic()
+        in_parallel(send, payloads)
+        publish_s = time.monotonic() - t0
+        window = _consume_in_processes(_redis_consumer, (settings, stream, prefetch, len(payloads)), consumers)
+    finally:
+        client.unlink(stream)
+        client.srem(space.registry, stream)
+        client.close()
+    return publish_s, window
+
+
 def _consume_in_processes(target, args: tuple, count: int) -> Window:
     """``count`` consumer processes (like the stacks' workers), each reporting (first, last, n)."""
     ctx = mp.get_context("spawn")
@@ -201,4 +259,4 @@ def _window(results: list[tuple[float, float, int]]) -> Window:
     return Window(min(r[0] for r in got), max(r[1] for r in got), sum(r[2] for r in got))
 
 
-__all__ = ["Window", "rabbitmq_baseline", "kafka_baseline", "kafka_batch_baseline"]
+__all__ = ["Window", "rabbitmq_baseline", "kafka_baseline", "kafka_batch_baseline", "redis_baseline"]

@@ -15,6 +15,14 @@ The stacks and raw clients drain a backlog published before any consumer runs, s
   a fresh group: a ceiling over 1 s of reading is mostly start-up. ``fetch_seconds`` says how long the
   reported read lasted.
 
+* Redis ``redis-benchmark`` (Debian's redis-tools), in two runs on one stream: ``records`` XADDs of a
+  ``size``-byte field from ``slots`` clients, not pipelined (``-P 1``: one request, one reply, as each of
+  the stacks' consumers works), fill it (the publish ceiling); then ``records`` ``XREADGROUP ... COUNT 1
+  NOACK`` from ``slots`` clients read it back, one entry per request (the consume ceiling: a read and its
+  acknowledgement in one command, so an upper bound for a consumer that XACKs apart). redis-benchmark
+  takes a password only on its command line, where any local user could read it: the run uses a
+  throwaway ACL user without one, allowed XADD and XREADGROUP on that one stream only, deleted after.
+
 Jars come from Maven Central once (``tools-pom.xml``, one profile per tool)
 into the kit's cache, like the broker's (``queuekit/brokers/kafka.py``).
 """
@@ -170,8 +178,54 @@ def kafka_perf(settings: Settings, libs: Path, *, partitions: int, size: int, re
             "fetch_seconds": round(fetch_s, 2), "join_seconds": round(float(fields["rebalance.time.ms"]) / 1000, 2)}
 
 
+def redis_benchmark(settings: Settings, *, clients: int, size: int, records: int) -> dict:
+    from urllib.parse import urlsplit
+
+    from queuekit.core.redis_client import connect
+
+    tool = shutil.which("redis-benchmark")
+    if tool is None:
+        raise KitError("'redis-benchmark' was not found on PATH", "install it: apt-get install -y redis-tools")
+    if settings.external_redis_url or settings.clustered:
+        raise KitError("the redis-benchmark ceiling runs on the kit's own single Redis only (it makes an ACL user)",
+                       "bench the Redis stacks in the single topology, without QUEUEKIT_REDIS_URL")
+    client, tag = connect(settings), uuid.uuid4().hex[:6]
+    user, stream = f"qk-bench-{tag}", f"{settings.redis_prefix}bench:tool:{tag}"
+    # nopass: redis-benchmark would show a password in the process list. Nothing but these two commands on this
+    # one key (no CONFIG GET: the tool says it could not fetch the config, and goes on).
+    client.acl_setuser(user, enabled=True, nopass=True, commands=["+xadd", "+xreadgroup", "+ping"], keys=[stream])
+    url = urlsplit(settings.redis_url)
+    common = ["-h", url.hostname or "127.0.0.1", "-p", str(url.port or 6379), "--user", user, "-a", "nopass",
+              "-c", str(clients), "-n", str(records), "-P", "1", "--csv"]
+
+    def rate(*command: str) -> float:
+        done = subprocess.run([tool, *common, *command], capture_output=True, text=True, timeout=600)
+        rows = [line for line in done.stdout.splitlines() if line.startswith('"') and not line.startswith('"test"')]
+        if done.returncode != 0 or not rows:
+            raise KitError(f"redis-benchmark failed: {(done.stdout + done.stderr).strip()[-300:]}", "see above")
+        return float(rows[-1].split(",")[1].strip('"'))
+
+    try:
+        client.xgroup_create(stream, "g", id="0", mkstream=True)
+        publish_rate = rate("XADD", stream, "*", "envelope", "x" * size)
+        filled = client.xlen(stream)
+        consume_rate = rate("XREADGROUP", "GROUP", "g", "c", "COUNT", "1", "NOACK", "STREAMS", stream, ">")
+    finally:
+        client.acl_deluser(user)
+        client.unlink(stream)
+        client.close()
+    return {"tool": f"redis-benchmark {_redis_version()}", "publish_rate": publish_rate, "rate": consume_rate,
+            "records": filled, "args": " ".join(common[4:6] + common[8:]) + " (user without password, one stream)"}
+
+
+def _redis_version() -> str:
+    done = subprocess.run(["redis-benchmark", "--version"], capture_output=True, text=True)
+    return _found(r"redis-benchmark ([\d.]+)", done.stdout + done.stderr)
+
+
 def ceilings(settings: Settings, *, slots: int, prefetch: int, size: int, seconds: int, records: int,
-             say: Callable[[str], None], backlog: int = 100_000, min_seconds: float = 10.0) -> dict[str, Any]:
+             say: Callable[[str], None], backlog: int = 100_000, min_seconds: float = 10.0,
+             redis: bool = False) -> dict[str, Any]:
     say(f"ceiling: RabbitMQ PerfTest, {backlog} x {size} B published first, then {slots} consumers "
         f"(prefetch {prefetch}) drain it for {seconds} s")
     libs = resolve(settings, "perftest", say)
@@ -187,4 +241,9 @@ def ceilings(settings: Settings, *, slots: int, prefetch: int, size: int, second
         f"{f', read for at least {min_seconds:g} s after the join' if min_seconds else ''}")
     kafka = kafka_perf(settings, resolve(settings, "kafka-tools", say), partitions=slots, size=size, records=records,
                        min_seconds=min_seconds)
-    return {"rabbitmq": rabbit, "kafka": kafka}
+    out = {"rabbitmq": rabbit, "kafka": kafka}
+    if redis:  # only when a stack on Redis is benched
+        n = min(records, 200_000)
+        say(f"ceiling: redis-benchmark, {n} XADDs of {size} B from {slots} clients, then {n} XREADGROUP NOACK")
+        out["redis"] = redis_benchmark(settings, clients=slots, size=size, records=n)
+    return out

@@ -52,7 +52,9 @@ def tables(result: dict[str, Any]) -> list[Table]:
     refs.caption = (f"raw pika {raw['rabbitmq']['rate']['median']:,.0f}, raw confluent-kafka "
                     f"{raw['kafka']['rate']['median']:,.0f}, Kafka batch consumer (written for throughput) "
                     f"{raw['kafka_batch']['rate']['median']:,.0f} = {raw['kafka_batch']['ratio_to_raw']:.2f}x raw; "
-                    f"PerfTest {ceil['rabbitmq']['rate']:,.0f}, ConsumerPerformance {ceil['kafka']['rate']:,.0f}")
+                    f"PerfTest {ceil['rabbitmq']['rate']:,.0f}, ConsumerPerformance {ceil['kafka']['rate']:,.0f}"
+                    + (f"; raw redis-py {raw['redis']['rate']['median']:,.0f}, redis-benchmark {ceil['redis']['rate']:,.0f}"
+                       if "redis" in raw else ""))
 
     curves = Table(title="noop curves (msgs/s; latency from intended send time, open loop)")
     for col in ("stack", "by worker processes", "by payload bytes", "load", "offered", "p50 ms", "p99 ms"):
@@ -86,7 +88,10 @@ def chart(result: dict[str, Any], stem: Path) -> list[Path]:
              "raw confluent-kafka": result["raw"]["kafka"]["rate"]["median"],
              "kafka batch consumer": result["raw"]["kafka_batch"]["rate"]["median"],
              "PerfTest": result["ceilings"]["rabbitmq"]["rate"], "ConsumerPerformance": result["ceilings"]["kafka"]["rate"]}
-    for (name, rate), style in zip(lines.items(), ("--", "--", ":", "-.", "-.")):
+    if "redis" in result["raw"]:
+        lines.update({"raw redis-py": result["raw"]["redis"]["rate"]["median"],
+                      "redis-benchmark": result["ceilings"]["redis"]["rate"]})
+    for (name, rate), style in zip(lines.items(), ("--", "--", ":", "-.", "-.", "--", "-.")):
         ax1.axhline(rate, linestyle=style, linewidth=1, color="grey")
         ax1.annotate(name, (len(stacks) - 0.6, rate), fontsize=7, color="grey", va="bottom")
     ax1.set_yscale("log")
@@ -160,6 +165,11 @@ def markdown(result: dict[str, Any]) -> str:
               f"{fmt(raw['kafka_batch']['rate'])} | {raw['kafka_batch']['publish_rate']['median']:,.0f} |",
               f"| {ceil['rabbitmq']['tool']} | {ceil['rabbitmq']['rate']:,.0f} | {ceil['rabbitmq']['publish_rate']:,.0f} |",
               f"| {ceil['kafka']['tool']} | {ceil['kafka']['rate']:,.0f} | {ceil['kafka']['publish_rate']:,.0f} |"]
+    if "redis" in raw:
+        lines += [f"| raw redis-py XREADGROUP + XACK | {fmt(raw['redis']['rate'])} | "
+                  f"{raw['redis']['publish_rate']['median']:,.0f} |",
+                  f"| {ceil['redis']['tool']} (XREADGROUP NOACK / XADD, -P 1) | {ceil['redis']['rate']:,.0f} | "
+                  f"{ceil['redis']['publish_rate']:,.0f} |"]
     sizes = [k for k in next(iter(result["stacks"].values()))["scaling"]["payload_bytes"]]
     workers = [k for k in next(iter(result["stacks"].values()))["scaling"]["workers"]]
     lines += ["", "| noop msgs/s | " + " | ".join(f"{w} worker(s)" for w in workers) + " | "

@@ -47,7 +47,7 @@ def bench(quick: bool, count: int | None, repeats: int | None, stacks: tuple[str
         changes["modes"] = tuple(dict.fromkeys(("noop", *modes)))  # noop feeds the references and the curves
     cfg = replace(cfg, **changes)
     s = settings()
-    brokers.up(s, ("rabbitmq", "kafka"), say)
+    brokers.up(s, ("rabbitmq", "kafka", *(("redis",) if cfg.on_redis else ())), say)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"bench-{stamp}.json"

@@ -8,7 +8,7 @@ Each ``Hostile`` is one input and where it must end on each stack:
 * ``via="envelope"``: the bytes are an envelope (or what should have been one); the suite
   publishes them twice, through the kit (``Stack.publish_raw``) and straight onto the wire
   in the stack's own framing (pika / confluent-kafka);
-* ``via="celery" | "dramatiq" | "kafka"``: framework-protocol abuse, a frame built for that
+* ``via="celery" | "dramatiq" | "kafka" | "redis_streams"``: framework-protocol abuse, a frame built for that
   stack only (``<app package>/raw_publisher.py`` builds it), published on the wire.
 
 ``ends``: ``"dead: <reason substring>"`` (in the dead-letter place, with that reason),
@@ -405,6 +405,23 @@ CORPUS: list[Hostile] = [
 
     # -- nothing at all: no room for a marker, so its dead letter is found as an empty payload -----------
     Hostile("empty-body", "encoding", "envelope", "dead: not JSON", b""),
+
+    # -- Redis stream entries that are not the redis_streams stack's one-field entry (XADD takes any field/value
+    # pairs, a name twice included): none may kill a consumer or stall the group ----------------------------------
+    Hostile("streams-no-envelope-field", "protocol", "redis_streams", "dead: no 'envelope' field",
+            frame={"fields": [(b"m", marker("streams-no-envelope-field").encode()),
+                              (b"body", good("streams-no-envelope-field"))]}),
+    Hostile("streams-binary-field-name", "protocol", "redis_streams", "effect",
+            frame={"fields": [(b"\xff\xfe\x00", b"\x80\x81"), (b"envelope", good("streams-binary-field-name"))]}),
+    # redis-py reads an entry's pairs into a dict: a field given twice reads as its last value (the first ignored)
+    Hostile("streams-envelope-twice", "protocol", "redis_streams", "effect",
+            frame={"fields": [(b"envelope", marker("streams-envelope-twice").encode() + b" {"),
+                              (b"envelope", good("streams-envelope-twice"))]}),
+    Hostile("streams-many-fields", "size", "redis_streams", "dead: fields, over 16",
+            frame={"fields": [(b"envelope", good("streams-many-fields"))]
+                   + [(f"f{i}".encode(), b"x") for i in range(10_000)]}),
+    Hostile("streams-huge-field", "size", "redis_streams", "dead: over the 1048576-byte limit",
+            frame={"fields": [(b"envelope", good("streams-huge-field")), (b"pad", bytes(2 << 20))]}),
 
     # -- RabbitMQ stream entries rstream cannot decode, written on the stream protocol (stock rstream drops
     # each with the rest of its chunk, and the reader's offset moves past them) ------------------------------

@@ -23,7 +23,7 @@ import threading
 import time
 import uuid
 
-from queuekit.brokers.faults import kafka_isr, kafka_partition_leader, rabbit_queue_leader
+from queuekit.brokers.faults import kafka_isr, kafka_partition_leader, rabbit_queue_leader, redis_primary
 from queuekit.core.config import Settings
 from queuekit.core.envelope import make_envelope
 from queuekit.core.ledger import Ledger
@@ -84,6 +84,8 @@ class StackProbe:
     def leader(self) -> int:
         if self.broker == "kafka":
             return kafka_partition_leader(self.settings, self.target)
+        if self.broker == "redis":  # one primary holds every key: the one the Sentinels' majority names
+            return redis_primary(self.settings)
         return rabbit_queue_leader(self.settings, self.target)
 
     def start(self, rec: Recorder, stop: threading.Event) -> list[threading.Thread]:
