@@ -43,6 +43,7 @@ from .middleware import kit_middleware
 log = logging.getLogger("dramatiq_app.redis_broker")
 
 NAMESPACE = "dramatiq_redis"  # the stack's name: its keys are <install prefix>dramatiq_redis:…
+PRODUCER = f"{NAMESPACE}-producer"  # the driver's broker: it heartbeats on enqueue too, but consumes nothing
 # [semantics:ack-timing] a dead worker's fetched messages go back after 10 s without its heartbeat (Dramatiq: 60 s):
 # the crash scenarios settle in seconds; a worker silent longer (paused, cut off, a slow failover) has its messages
 # run a second time (the ledger's idempotency key keeps one effect)

@@ -11,7 +11,7 @@ from queuekit.stacks.observe import Observation
 from workloads import WORKLOADS
 
 from . import topology
-from .redis_broker import HEARTBEAT_TIMEOUT_MS, namespace
+from .redis_broker import HEARTBEAT_TIMEOUT_MS, PRODUCER, namespace
 from .redis_view import RedisView
 
 
@@ -20,7 +20,7 @@ def observe(settings: Settings) -> dict[str, Observation]:
     try:
         view = RedisView(client, namespace(settings))
         held = view.ack_sets()
-        workers = len(view.live_workers(HEARTBEAT_TIMEOUT_MS))
+        workers = len(view.live_workers(HEARTBEAT_TIMEOUT_MS) - {PRODUCER})
         out = {}
         for workload in WORKLOADS:
             work = topology.work_queues(workload)

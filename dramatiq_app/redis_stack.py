@@ -42,7 +42,7 @@ from queuekit.stacks.reset import release_dead_letters
 from workloads import WORKLOADS
 
 from . import actors, frames, topology
-from .redis_broker import NAMESPACE, KitRedisBroker, make_redis_broker, namespace
+from .redis_broker import NAMESPACE, PRODUCER, KitRedisBroker, make_redis_broker, namespace
 from .redis_view import RedisView
 from .stack import DramatiqStack
 
@@ -84,7 +84,7 @@ class DramatiqRedisStack(DramatiqStack):
     @property
     def sender(self) -> KitRedisBroker:
         if self._sender is None:
-            self._sender = make_redis_broker(self.options, self.settings, name=f"{NAMESPACE}-producer")
+            self._sender = make_redis_broker(self.options, self.settings, name=PRODUCER)
         return self._sender
 
     @property

@@ -10,7 +10,7 @@ import uuid
 import pytest
 from helpers import signups
 
-from dramatiq_app import actors, topology
+from dramatiq_app import actors, redis_observe, topology
 from dramatiq_app.redis_broker import HEARTBEAT_TIMEOUT_MS, namespace
 from queuekit.core.envelope import encode
 from queuekit.core.options import StackOptions
@@ -63,6 +63,8 @@ def test_a_fetched_message_stays_in_its_workers_ack_set_until_the_actor_returned
     held = stack.in_flight()
     assert held == {stack.worker_name(0): 1}, held  # fetched: in the ack set, its data still in Q.msgs
     assert stack.backlog("signup") == 1 and stack.replay("signup") == 0  # nothing left in the list to fetch
+    card = redis_observe.observe(kit)["signup"]  # the dashboard's view of the same keys
+    assert (card.backlog, card.in_flight, card.dead_letters, card.consumers) == (1, 1, 0, 1), card
     wait_for(lambda: ledger.effects(service="signup"), timeout=20, what="the effect")
     wait_for(lambda: stack.backlog("signup") == 0, timeout=10, what="the ack: SREM + HDEL")
     assert stack.in_flight() == {stack.worker_name(0): 0} or stack.in_flight() == {}
