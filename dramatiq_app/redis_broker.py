@@ -11,7 +11,7 @@ Lua call, so each step below is atomic on the primary):
   time) + ``Q.XQ.msgs``, kept ``dead_message_ttl`` (7 days);
 * maintenance, on ``MAINTENANCE_CHANCE`` in a million commands on a queue: the ack sets of workers
   whose heartbeat is older than ``heartbeat_timeout`` go back to the tail of that queue (dramatiq #77;
-  before it, #46 / #64: a 7-day deadline). Nothing takes a message from a live worker: its consumer of
+  before it a fixed ~7-day deadline, #64 / #70). Nothing takes a message from a live worker: its consumer of
   ``Q.DQ`` keeps polling (so heartbeating) while an actor runs, however long.
 
 The kit's additions (the RabbitMQ broker's, in Redis's terms): every fetched frame is checked

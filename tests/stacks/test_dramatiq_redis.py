@@ -71,7 +71,7 @@ def test_a_fetched_message_stays_in_its_workers_ack_set_until_the_actor_returned
 
 
 def test_a_killed_workers_message_comes_back_only_after_the_heartbeat_timeout(stack, ledger, kit):
-    """dramatiq #46/#64/#77: no ack set is returned when a worker dies, only when another consumer's maintenance
+    """dramatiq #64/#70/#77: no ack set is returned when a worker dies, only when another consumer's maintenance
     finds its heartbeat older than ``heartbeat_timeout`` (the kit's 10 s)."""
     stack.start(["signup"], StackOptions(workers=2, prefetch=1))
     [env] = signups(1, 43, {"fault": "slow", "seconds": 1.0})
