@@ -40,8 +40,6 @@ from dramatiq import Message
 from dramatiq.brokers.rabbitmq import DEAD_MESSAGE_TTL, RabbitmqBroker, _RabbitmqConsumer, _RabbitmqMessage
 from dramatiq.common import q_name, xq_name
 from dramatiq.errors import BrokerConnectionError, ConnectionClosed
-from dramatiq.middleware import Middleware, MiddlewareError, default_middleware
-from dramatiq.middleware.retries import Retries
 
 from queuekit.core.config import Settings, settings
 from queuekit.core.options import StackOptions
@@ -49,6 +47,7 @@ from queuekit.core.queue_types import dead_letter_queue_arguments, work_queue_ar
 from queuekit.core.worker_env import this_worker
 
 from . import frames
+from .middleware import kit_middleware
 from .topology import extra_queue_arguments
 
 log = logging.getLogger("dramatiq_app.broker")
@@ -159,32 +158,10 @@ class QueuekitBroker(RabbitmqBroker):
         return self.channel.queue_declare(queue=xq_name(queue_name), durable=True, arguments=arguments)
 
 
-class RequireLedger(Middleware):
-    """A worker without QUEUEKIT_LEDGER would consume and then dead-letter every message ("no ledger
-    path"): fail at boot instead, naming the variable (``dramatiq dramatiq_app.actors`` by hand).
-    Runs only in workers: a producer never boots a worker."""
-
-    def before_worker_boot(self, broker, worker) -> None:
-        try:
-            this_worker("dramatiq").ledger  # noqa: B018  raises ValueError naming QUEUEKIT_LEDGER
-        except ValueError as exc:
-            raise MiddlewareError(str(exc)) from None  # Dramatiq only logs other errors and boots anyway
-
-
 def make_broker(options: StackOptions, config: Settings | None = None, name: str = "dramatiq") -> QueuekitBroker:
     """``name`` labels the AMQP connections in the management API (which worker holds what)."""
     config = config or settings()
-    # The defaults (AgeLimit, TimeLimit, ShutdownNotifications, Callbacks, Pipelines, Retries); Dramatiq 2.x
-    # no longer includes Prometheus, the filter only guards against a version that does (its own HTTP server).
-    middleware = [m() for m in default_middleware if m.__name__ != "Prometheus" and m is not Retries]
-    middleware.insert(0, RequireLedger())
-    # [semantics:retries] Dramatiq's Retries middleware: exponential backoff through Q.DQ, then the message is failed
-    # to .XQ
-    middleware.append(Retries(
-        max_retries=options.max_retries,  # not Dramatiq's 20: then the message is failed -> .XQ
-        min_backoff=max(1, options.backoff_ms),  # 0 would mean Dramatiq's default 15 s; delay = this * 2**retry * U[1,2)
-        max_backoff=max(1, options.backoff_ms) * 2 ** (options.max_retries + 1),  # not 7 days; never caps our curve
-    ))
+    middleware = kit_middleware(options)
     broker = QueuekitBroker(
         # cluster: every node, in order (pika tries the next when one refuses): reconnecting is measured
         url=config.pika_urls if config.clustered else config.pika_url,
@@ -199,6 +176,16 @@ def make_broker(options: StackOptions, config: Settings | None = None, name: str
     return broker
 
 
+def this_process_broker() -> dramatiq.Broker:
+    """The worker's broker: RabbitMQ, or Redis when the stack's options say so (dramatiq_redis)."""
+    me = this_worker("dramatiq")
+    if me.options.transport == "redis":
+        from .redis_broker import make_redis_broker  # only the Redis variant's workers need it
+
+        return make_redis_broker(me.options, name=me.name)
+    return make_broker(me.options, name=me.name)
+
+
 dramatiq.set_encoder(dramatiq.JSONEncoder())  # the default, stated: never the PickleEncoder
-broker = make_broker(this_worker("dramatiq").options, name=this_worker("dramatiq").name)
+broker = this_process_broker()
 dramatiq.set_broker(broker)

@@ -41,6 +41,9 @@ OPTIONAL_FIELDS = ("message_id", "message_timestamp")  # Dramatiq fills them in
 OPTIONS: dict[str, tuple[type, ...]] = {
     "retries": (int,), "traceback": (str, type(None)), "requeue_timestamp": (int,), "eta": (int, float, type(None)),
     "pipe_target": (dict, type(None)), "pipe_ignore": (bool,),
+    # RedisBroker's name of the message in its queue hash (dramatiq_redis: its consumer checks that it names the
+    # frame's own field, redis_broker.py); ignored on RabbitMQ
+    "redis_message_id": (str,),
 }
 
 

@@ -76,9 +76,9 @@ class DramatiqStack(Stack):
     # -- what the harness needs to know (queuekit/stacks/declaration.py) --
     raw_publisher = "dramatiq_app.raw_publisher:RawPublisher"  # Dramatiq messages over AMQP with pika
     observer = "dramatiq_app.observe"
-    by_hand = "dramatiq_app.by_hand"
+    by_hand: ClassVar[str | None] = "dramatiq_app.by_hand"
     libraries = ("dramatiq", "pika")
-    client_loggers = ("pika", "dramatiq")
+    client_loggers: ClassVar[tuple[str, ...]] = ("pika", "dramatiq")
     cluster = ClusterPromise({}, "classic queue on one node: no replica; reconnecting is Dramatiq's (measured)")
     bare_twin: ClassVar[str | None] = "bare.dramatiq_worker:publish_backlog"
     retry_timing = RetryTiming(100, "start", (0.09, 0.5), (0.19, None))  # backoff * 2**n * U[1, 2), via the .DQ

@@ -231,7 +231,8 @@ def references(result: dict[str, Any], stack: str) -> dict[str, Any]:
     broker = load_stack(stack).capabilities.broker
     mine = result["stacks"][stack]["modes"]["noop"]
     rate = mine["stack"]["rate"]["median"]
-    refs = {"broker_tool": result["ceilings"][broker]["rate"], "raw_client": result["raw"][broker]["rate"]["median"],
+    tool, raw = result["ceilings"].get(broker), result["raw"].get(broker)  # None: not measured for this broker (Redis yet)
+    refs = {"broker_tool": tool["rate"] if tool else None, "raw_client": raw["rate"]["median"] if raw else None,
             "bare_framework": mine["bare"]["rate"]["median"] if mine["bare"] else None}
     return {name: {"rate": ref, "stack_ratio": round(rate / ref, 4) if ref else None} for name, ref in refs.items()}
 

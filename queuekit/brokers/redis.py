@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import shutil
 import subprocess
 import time
@@ -64,9 +65,17 @@ def install_redis(say: Say, binary: str = REDIS_SERVER) -> None:
 
 
 def acl_lines(settings: Settings, rights: str = ACL_RIGHTS) -> list[str]:
-    """The config's users: ``default`` off (no anonymous client), the kit's user by password hash."""
+    """The config's users: ``default`` behind a password nobody knows (no anonymous client), the kit's user by
+    password hash.
+
+    Not ``user default off``: Redis 7.0 replays the AOF as the default user and re-checks its rights at each
+    EXEC, so with the default user off every MULTI/EXEC in the AOF (and every Lua script's writes, which the AOF
+    keeps as MULTI/EXEC: Dramatiq's enqueue, kombu's and RQ's pipelines) is dropped on restart, silently
+    (redis/redis #14541, fixed by #14545 after 7.0; valkey #3983). The default user keeps the kit's rights, so
+    the replay passes, and a random password that is never stored, so no client can be it."""
     digest = hashlib.sha256(settings.redis_password.encode()).hexdigest()  # the config never holds the password
-    return ["user default off resetchannels -@all",
+    nobody = hashlib.sha256(secrets.token_bytes(32)).hexdigest()  # the hash of a password thrown away at once
+    return [f"user default on #{nobody} resetchannels {rights}",
             f"user {settings.redis_user} on #{digest} {rights}"]
 
 

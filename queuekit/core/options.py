@@ -23,7 +23,7 @@ QueueType = Literal["classic", "quorum"]
 LongTask = Literal["block", "pause-resume"]
 AckMode = Literal["record", "batch"]  # kafka_share: see kafka_share_app/acks.py
 CrashAt = Literal["after-effect", "after-output"]
-Transport = Literal["amqp", "confluentkafka"]
+Transport = Literal["amqp", "confluentkafka", "redis"]
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ STACKS: dict[str, str | type[Stack]] = {
     "celery_quorum": "celery_app.stack:CeleryQuorumStack",  # the same app on quorum queues
     "dramatiq": "dramatiq_app.stack:DramatiqStack",
     "dramatiq_quorum": "dramatiq_app.stack:DramatiqQuorumStack",
+    "dramatiq_redis": "dramatiq_app.redis_stack:DramatiqRedisStack",  # the same actors on Dramatiq's RedisBroker
     "kafka": "kafka_app.stack:KafkaStack",
     "kafka_share": "kafka_share_app.stack:KafkaShareStack",
     "rabbitmq_stream": "rabbitmq_stream_app.stack:RabbitMQStreamStack",

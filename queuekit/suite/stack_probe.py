@@ -8,7 +8,8 @@ the Stack template:
                  (the ``tracking`` workload, one Kafka partition, the idempotency guard OFF
                  so every delivery that reaches the handler leaves an effect: duplicates count)
     leader       the leader of ``fault_target(SERVICE)``: a quorum queue's leader, a classic
-                 queue's node, a topic's partition 0 leader, from the broker's own metadata
+                 queue's node, a topic's partition 0 leader, from the broker's own metadata; on
+                 Redis the primary the Sentinels name (it holds every key)
     start        a producer thread publishing one ``TrackEvent`` (user = key, seq per user) per
                  ``stack.publish`` call: returned and confirmed = confirmed; refused or raised =
                  failed (the stack's own confirms / acks=all / retries decide); and a thread
@@ -82,10 +83,10 @@ class StackProbe:
             raise
 
     def leader(self) -> int:
+        if self.broker == "redis":
+            return redis_primary(self.settings)  # one primary holds every key: the Sentinels' answer
         if self.broker == "kafka":
             return kafka_partition_leader(self.settings, self.target)
-        if self.broker == "redis":  # one primary holds every key: the one the Sentinels' majority names
-            return redis_primary(self.settings)
         return rabbit_queue_leader(self.settings, self.target)
 
     def start(self, rec: Recorder, stop: threading.Event) -> list[threading.Thread]:
