@@ -42,16 +42,23 @@ mmdebstrap:
 	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mmdebstrap >/dev/null; } \
 	  || { echo "mmdebstrap is missing: run sudo apt-get install -y mmdebstrap" >&2; exit 1; }
 
-# The suite: lint, import contracts and types (mypy over every package), everything but the scenario matrix, then the matrix in two lanes
-# (RabbitMQ cells and Kafka cells side by side; see tests/scenarios/test_scenarios.py). PYTEST_ARGS reaches both runs.
-# The brokers are started once for both runs and left running (`make down` stops them).
+# The suite: lint, import contracts and types (mypy over every package), then what shares the single-node brokers
+# one test at a time (unit, brokers, e2e), then the per-stack suites and the 3-node clusters with one xdist worker
+# per lane: each broker's cells, and the clusters on their own namespaces, side by side (tests/conftest.py
+# broker_lane). PYTEST_ARGS reaches both runs. The brokers are started once for both runs and left running
+# (`make down` stops them).
+LANES = $(BIN)/python -c 'import sys; sys.path.insert(0, "tests"); from conftest import lane_count; print(lane_count())'
+CLUSTER_TESTS = tests/brokers/test_cluster.py tests/brokers/test_faults.py tests/brokers/test_redis_cluster.py \
+                tests/scenarios/test_cluster_faults.py
+LANE_TESTS = tests/contract tests/stacks tests/scenarios/test_scenarios.py $(CLUSTER_TESTS)
+
 test: setup browser kcat mmdebstrap
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 	$(BIN)/queuekit up
-	$(BIN)/pytest --durations=15 --ignore=tests/contract --ignore=tests/stacks --ignore=tests/scenarios/test_scenarios.py $(PYTEST_ARGS)
-	$(BIN)/pytest --durations=15 -n 2 tests/contract tests/stacks tests/scenarios/test_scenarios.py $(PYTEST_ARGS)
+	$(BIN)/pytest --durations=15 $(addprefix --ignore=,$(LANE_TESTS)) $(PYTEST_ARGS)
+	$(BIN)/pytest --durations=15 -n $$($(LANES)) $(LANE_TESTS) $(PYTEST_ARGS)
 
 bench: setup
 	$(BIN)/queuekit bench $(BENCH_ARGS)

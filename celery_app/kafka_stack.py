@@ -27,35 +27,27 @@ read from the ``.dlq`` topics by a reader that never commits.
 """
 from __future__ import annotations
 
-import base64
-import json
-import uuid
 from dataclasses import replace
 from pathlib import Path
 
 from celery import group
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from confluent_kafka.admin import NewTopic
 
 from queuekit.core.config import Settings
 from queuekit.core.options import StackOptions
 from queuekit.core.waiting import wait_for
-from queuekit.stacks import manifest
 from queuekit.stacks.base import DeadLetter, PublishReport
 from queuekit.stacks.capabilities import Capabilities
 from queuekit.stacks.declaration import ClusterPromise, RetryTiming
-from queuekit.stacks.kafka import Admin, read_until
+from queuekit.stacks.kafka import Admin
 from queuekit.stacks.manifest import KitObject
 from workloads import WORKLOADS
 
-from . import kafka, topology
+from . import kafka, kafka_topics, topology
 from .app import make_app
 from .dead_letters import dead_letter
 from .kafka_observe import group_of
 from .stack import CeleryStack
-
-REPLAY_GROUPS = f"{topology.PREFIX}replay."  # replay()'s throwaway groups: celery.replay.<hex>
-READER_GROUP = f"{topology.PREFIX}reader"  # the dead-letter reader (assign() only: never joins, never commits)
 
 
 class CeleryKafkaStack(CeleryStack):
@@ -126,7 +118,7 @@ class CeleryKafkaStack(CeleryStack):
 
     # -- the template's hooks -------------------------------------------------------------
     def _topics(self, workloads) -> list[str]:
-        return [name for s in topology.services(workloads) for name in (topology.queue_name(s), topology.dlq_name(s))]
+        return kafka_topics.topics(workloads)
 
     def declare(self) -> None:
         """The topics with ``options.partitions`` partitions (kombu would create them with 1) and the broker's
@@ -140,7 +132,7 @@ class CeleryKafkaStack(CeleryStack):
 
     def _groups(self) -> dict[str, tuple[str, int]]:
         live = len(self.worker_pids())
-        return {_group(q): (q, live) for q in self._consumed_queues()}
+        return {group_of(q): (q, live) for q in self._consumed_queues()}
 
     def consumers_ready(self) -> bool:
         return self.admin.groups_ready(self._groups())
@@ -149,22 +141,18 @@ class CeleryKafkaStack(CeleryStack):
         return self.admin.describe_groups(list(self._groups()))
 
     def kit_objects(self) -> list[KitObject]:
-        services = topology.services()
-        groups = [_group(topology.queue_name(s)) for s in services] + [READER_GROUP]
-        return [KitObject("kafka", "topic", t) for t in self._topics(WORKLOADS)] + [KitObject("kafka", "group", g)
-                                                                                  for g in groups]
+        return [KitObject("kafka", "topic", t) for t in self._topics(WORKLOADS)] + [
+            KitObject("kafka", "group", g) for g in kafka_topics.kit_groups()]
 
     def purge(self) -> None:
         """Our topics and groups BY NAME (never a foreign celery.* one), and the throwaway replay groups;
         a dead-letter topic holding records only as ``queuekit.stacks.reset`` allows."""
-        services = topology.services()
-        self.admin.delete_kit_objects(
-            self._topics(WORKLOADS), [_group(topology.queue_name(s)) for s in services] + [READER_GROUP],
-            REPLAY_GROUPS, [topology.dlq_name(s) for s in services])
+        self.admin.delete_kit_objects(self._topics(WORKLOADS), kafka_topics.kit_groups(), kafka_topics.REPLAY_GROUPS,
+                                      [topology.dlq_name(s) for s in topology.services()])
 
     # -- the broker's view ------------------------------------------------------------------
     def _subscriptions(self, workload: str) -> list[tuple[str, str]]:
-        return [(_group(topology.queue_name(s)), topology.queue_name(s)) for s in WORKLOADS[workload].services]
+        return [(group_of(topology.queue_name(s)), topology.queue_name(s)) for s in WORKLOADS[workload].services]
 
     def backlog(self, workload: str) -> int:
         """The groups' lag: records not yet committed (a commit covers everything fetched before it)."""
@@ -179,47 +167,13 @@ class CeleryKafkaStack(CeleryStack):
         return {}  # pull-based: the broker does not track deliveries per consumer
 
     def dead_letters(self, workload: str) -> list[DeadLetter]:
-        found: list[DeadLetter] = []
+        """Each service's ``.dlq`` topic read from the beginning by a reader that never commits."""
         metadata = self.admin.topics()
-        for service in WORKLOADS[workload].services:
-            topic = topology.dlq_name(service)
-            if topic not in metadata:
-                continue
-            for record in self._read(topic, list(metadata[topic].partitions)):
-                body, headers = _kombu_record(record.value())
-                found.append(dead_letter(service, body, headers))
-        return found
+        return [dead_letter(service, *kafka_topics.kombu_record(record.value()))
+                for service in WORKLOADS[workload].services if (topic := topology.dlq_name(service)) in metadata
+                for record in kafka_topics.read(self.settings, topic, list(metadata[topic].partitions))]
 
     def replay(self, workload: str, timeout: float = 20.0) -> int:
         """A brand-new group on the entry topic, from the earliest offset: how many records it reads."""
         topic = topology.queue_name(topology.entry_services(workload)[0])
-        replay_group = f"{REPLAY_GROUPS}{uuid.uuid4().hex[:8]}"
-        manifest.record(self.settings, [KitObject("kafka", "group", replay_group)])  # a shared broker: purge deletes it by name
-        reader = Consumer({"bootstrap.servers": self.settings.kafka_bootstrap, "enable.auto.commit": False,
-                           "group.id": replay_group, "auto.offset.reset": "earliest"})
-        try:
-            reader.subscribe([topic])  # a real group member, as a new Celery deployment would be
-            return len(read_until(reader, topic, self.admin.partitions(topic), timeout))
-        finally:
-            reader.close()
-
-    def _read(self, topic: str, partitions: list[int]) -> list:
-        reader = Consumer({"bootstrap.servers": self.settings.kafka_bootstrap, "group.id": READER_GROUP,
-                           "enable.auto.commit": False})  # assign() only: never joins, never commits
-        try:
-            reader.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-            return read_until(reader, topic, partitions, timeout=30)
-        finally:
-            reader.close()
-
-
-def _group(queue: str) -> str:
-    return group_of(queue)  # kombu's confluentkafka transport: one group per queue, not configurable
-
-
-def _kombu_record(value: bytes) -> tuple[bytes, dict]:
-    """A kombu virtual-transport record: JSON ``{"body", "headers", "properties": {"body_encoding"}}``."""
-    doc = json.loads(value)
-    body = doc.get("body", "")
-    raw = base64.b64decode(body) if doc.get("properties", {}).get("body_encoding") == "base64" else body.encode()
-    return raw, doc.get("headers") or {}
+        return kafka_topics.replay(self.settings, topic, self.admin.partitions(topic), timeout)

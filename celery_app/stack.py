@@ -17,7 +17,7 @@ What each option does here:
                    reject_on_worker_lost: acked after the task returns, redelivered when the worker dies.
 * ``queue_max_length``  ``x-max-length`` + ``x-overflow=reject-publish`` on the entry queue(s) (both
                    tracking queues); the broker nacks what does not fit and ``publish`` counts it refused.
-* ``queue_type``   ``classic`` (default) or ``quorum`` (``celery_quorum`` sets it; see that class and
+* ``queue_type``   ``classic`` (default) or ``quorum`` (``celery_quorum`` sets it; see quorum.py and
                    topology.py): x-queue-type on every queue, topic ``celery.tasks``, native delays.
 * ``delivery_limit``  quorum only: ``x-delivery-limit`` (broker redeliveries before it dead-letters).
 * ``partitions``  unused; ``task_events=False``: no Flower task events, ``loglevel``:
@@ -31,29 +31,23 @@ Dead letters: ``celery.<service>.dlq``, holding the original envelope bytes and 
 """
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import ClassVar
 
-from amqp.exceptions import MessageNacked
-from celery import Celery, chain
+from celery import Celery
 from kombu import Queue, binding
-from kombu.exceptions import OperationalError
-from kombu.transport.native_delayed_delivery import CELERY_DELAYED_DELIVERY_EXCHANGE, MAX_LEVEL, level_name
 
 from queuekit.core.config import Settings
 from queuekit.core.envelope import Envelope, encode
-from queuekit.core.options import StackOptions
 from queuekit.stacks.base import DeadLetter, PublishReport, Stack
 from queuekit.stacks.capabilities import Capabilities
-from queuekit.stacks.declaration import NO_LOSS, ClusterPromise, RetryTiming
+from queuekit.stacks.declaration import ClusterPromise, RetryTiming
 from queuekit.stacks.manifest import KitObject
 from queuekit.stacks.rabbitmq import Management
 from workloads import WORKLOADS
 
-from . import topology
+from . import producer, topology
 from .app import make_app
 from .dead_letters import dead_letter
 
@@ -116,22 +110,17 @@ class CeleryStack(Stack):
             self.app = None
 
     def kit_objects(self) -> list[KitObject]:
-        delayed = [level_name(level) for level in range(MAX_LEVEL + 1)]
-        queues = [n for s in topology.services() for n in (topology.queue_name(s), topology.dlq_name(s))] + delayed
-        exchanges = [e.name for e in topology.EXCHANGES] + delayed + [CELERY_DELAYED_DELIVERY_EXCHANGE]
-        return [KitObject("rabbitmq", "queue", q) for q in queues] + [KitObject("rabbitmq", "exchange", e)
-                                                                     for e in exchanges]
+        work, dead = topology.kit_queues()
+        return [KitObject("rabbitmq", "queue", q) for q in work + dead] + [
+            KitObject("rabbitmq", "exchange", e) for e in topology.kit_exchanges()]
 
     def purge(self) -> None:
-        """Our queues and exchanges BY NAME (never a foreign celery.* one, nor Celery's own celery.pidbox),
-        and kombu's native delayed-delivery topology a quorum run declared (kombu fixes those names). A
-        dead-letter queue holding messages only as ``queuekit.stacks.reset`` allows. Deleted, never
-        redeclared: a queue's type is fixed, so classic -> quorum (or back) only works on a clean slate
-        (else 406 PRECONDITION_FAILED)."""
-        dlqs = [topology.dlq_name(s) for s in topology.services()]
-        delayed = [level_name(level) for level in range(MAX_LEVEL + 1)]
-        self.mgmt.delete_kit_queues([topology.queue_name(s) for s in topology.services()] + dlqs + delayed, dlqs)
-        for exchange in [e.name for e in topology.EXCHANGES] + delayed + [CELERY_DELAYED_DELIVERY_EXCHANGE]:
+        """Our queues and exchanges BY NAME (``topology.kit_queues`` / ``kit_exchanges``). A dead-letter queue
+        holding messages only as ``queuekit.stacks.reset`` allows. Deleted, never redeclared: a queue's type is
+        fixed, so classic -> quorum (or back) only works on a clean slate (else 406 PRECONDITION_FAILED)."""
+        work, dead = topology.kit_queues()
+        self.mgmt.delete_kit_queues(work + dead, dead)
+        for exchange in topology.kit_exchanges():
             self.mgmt.delete_exchange(exchange)
 
     # -- producing -----------------------------------------------------------------
@@ -146,27 +135,11 @@ class CeleryStack(Stack):
         self._send(workload, [argument])
 
     def _send(self, workload: str, arguments: list) -> PublishReport:
-        began = time.monotonic()
-        confirmed = refused = 0
-        with self._app().producer_or_acquire() as producer:
-            for argument in arguments:
-                try:
-                    # retry: reconnect on a lost connection (a broker restart); a nack is not retried
-                    self._signature(workload, argument).apply_async(producer=producer, retry=True)
-                    confirmed += 1
-                except OperationalError as exc:  # Celery wraps the nack that confirm_publish raised
-                    if not isinstance(exc.__cause__, MessageNacked):
-                        raise
-                    refused += 1  # the broker refused it (x-overflow=reject-publish): counted, not retried
-        # one broker message per task: a chain's next steps and the fanout's copies are made later, not here
-        return PublishReport(confirmed, refused, time.monotonic() - began, broker_messages=confirmed)
+        """One task (or chain) per argument, each waiting for its publisher confirm (producer.py)."""
+        return producer.send(self._app(), lambda argument: self._signature(workload, argument), arguments)
 
     def _signature(self, workload: str, argument):
-        spec = WORKLOADS[workload]
-        if spec.shape == "pipeline":  # a chain: each later step gets the previous result prepended to its args
-            return chain(*[self._app().signature(topology.task_name(s), args=[argument]) for s in spec.services])
-        # work queue: one task; fan-out: ONE task message that the fanout exchange copies per service
-        return self._app().signature(topology.task_name(spec.services[0]), args=[argument])
+        return producer.signature(self._app(), workload, argument)
 
     # -- the broker's view -------------------------------------------------------------
     def _work_queues(self, workload: str) -> list[str]:
@@ -204,34 +177,3 @@ class CeleryStack(Stack):
     def fault_target(self, service: str) -> str:
         """The queue ``service``'s task is routed to: the cluster scenarios hurt its leader / home node."""
         return topology.queue_name(service)
-
-
-class CeleryQuorumStack(CeleryStack):
-    """The same Celery app and tasks on quorum queues (``queue_type="quorum"``): what changes.
-
-    * queues: ``x-queue-type=quorum``, ``x-delivery-limit`` = ``options.delivery_limit`` (RabbitMQ 3.10
-      has no default, 4.0+ one of 20: the kit always sets its own), ``x-dead-letter-strategy=at-least-once``
-      with ``x-overflow=reject-publish``;
-      the dead-letter queues are quorum too (see ``queuekit.core.queue_types``).
-    * a worker lost mid-task: RabbitMQ returns the message and counts it (``x-delivery-count``); past the
-      limit the broker dead-letters it to ``celery.<service>.dlq`` (reason ``delivery_limit``) instead of
-      handing it to the next worker forever. Celery's own retries are new messages: not counted.
-    * ``prefetch``: static per consumer (no global QoS; Celery logs "Global QoS is disabled").
-    * retries: Celery's native delayed delivery (``celery_delayed_*`` queues, ``celery.tasks`` a topic
-      exchange), in whole seconds >= 1 (``topology.retry_countdown``); the waiting retry sits in the
-      broker, not unacked in the worker.
-    """
-
-    name = "celery_quorum"
-    capabilities = replace(CeleryStack.capabilities, delivery_limit=True)  # x-delivery-limit
-    # RabbitMQ 4.0 gave quorum queues a default delivery limit of 20 (3.10: unlimited): what a queue declared
-    # without the kit's x-delivery-limit gets (tests/brokers/test_rabbitmq4.py observes it with pika)
-    capabilities_since = {"4.0": {"default_delivery_limit": 20}}
-    variant_of = "celery"
-    own_vhost = True  # it declares celery's queue names: in compare its cells run on a vhost of their own
-    cluster = ClusterPromise(NO_LOSS, "quorum queue + kombu confirm_publish + task_acks_late")
-    bare_twin = None  # the bench compares the framework's twin with the celery column
-    retry_timing = RetryTiming()  # native delayed delivery in whole seconds: the lower bounds only
-
-    def prepare_options(self, options: StackOptions) -> StackOptions:
-        return replace(options, queue_type="quorum")

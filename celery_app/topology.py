@@ -55,6 +55,7 @@ import math
 from collections.abc import Iterable
 
 from kombu import Exchange, Queue, binding
+from kombu.transport.native_delayed_delivery import CELERY_DELAYED_DELIVERY_EXCHANGE, MAX_LEVEL, level_name
 
 from queuekit.core.config import kafka_prefix
 from queuekit.core.options import StackOptions
@@ -133,6 +134,24 @@ def dead_letter_queue(service: str, options: StackOptions) -> Queue:
 
 def services(workloads: Iterable[str] = WORKLOADS) -> list[str]:
     return [service for workload in workloads for service in WORKLOADS[workload].services]
+
+
+def kit_queues() -> tuple[list[str], list[str]]:
+    """Every queue the kit may have declared on RabbitMQ, BY NAME (never a foreign celery.* one, nor Celery's
+    own celery.pidbox): the work queues and kombu's delayed-delivery queues (a quorum run declares those;
+    kombu fixes their names), and the dead-letter queues."""
+    work = [queue_name(s) for s in services()] + delayed_names()
+    return work, [dlq_name(s) for s in services()]
+
+
+def kit_exchanges() -> list[str]:
+    """Our exchanges and kombu's delayed-delivery ones, BY NAME."""
+    return [e.name for e in EXCHANGES] + delayed_names() + [CELERY_DELAYED_DELIVERY_EXCHANGE]
+
+
+def delayed_names() -> list[str]:
+    """kombu's native delayed delivery: a queue and an exchange per level, celery_delayed_<0..27>."""
+    return [level_name(level) for level in range(MAX_LEVEL + 1)]
 
 
 def task_queues(options: StackOptions) -> list[Queue]:

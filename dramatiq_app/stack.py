@@ -27,7 +27,7 @@ Options on this stack:
   channel error and retries 6 times (reconnecting each time) before raising
   ``ConnectionClosed``: ``publish`` counts that envelope as refused.
 * ``queue_type``: ``classic`` or ``quorum`` (``dramatiq_quorum`` sets it): x-queue-type and its
-  arguments on Q, Q.DQ and Q.XQ, declared by ``broker.QueuekitBroker`` (see DramatiqQuorumStack).
+  arguments on Q, Q.DQ and Q.XQ, declared by ``broker.QueuekitBroker`` (see quorum.py).
 * ``delivery_limit``: quorum only, ``x-delivery-limit`` on Q and Q.DQ.
 * ``partitions``: Kafka only, ignored.
 
@@ -38,19 +38,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import ClassVar
 
 import pika.exceptions
 
 from queuekit.core.envelope import Envelope, encode
-from queuekit.core.options import StackOptions
 from queuekit.stacks.base import DeadLetter, PublishReport, Stack
 from queuekit.stacks.capabilities import Capabilities
-from queuekit.stacks.declaration import NO_LOSS, ClusterPromise, RetryTiming
+from queuekit.stacks.declaration import ClusterPromise, RetryTiming
 from queuekit.stacks.manifest import KitObject
 from queuekit.stacks.rabbitmq import Management
-from workloads import WORKLOADS
 
 from . import actors, topology
 from .broker import QueuekitBroker, make_broker
@@ -122,14 +119,13 @@ class DramatiqStack(Stack):
             self._producer = None
 
     def kit_objects(self) -> list[KitObject]:
-        names = [q for w in WORKLOADS for q in (*topology.consumed_queues(w), *topology.dead_letter_queues(w))]
-        return [KitObject("rabbitmq", "queue", q) for q in dict.fromkeys(names)]
+        work, dead = topology.kit_queues()
+        return [KitObject("rabbitmq", "queue", q) for q in work + dead]
 
     def purge(self) -> None:
-        # our queues BY NAME, with their .DQ and .XQ (never a foreign dramatiq.* one); no exchanges (default only);
-        # a dead-letter queue holding messages only as queuekit.stacks.reset allows
-        work = [q for w in WORKLOADS for q in topology.consumed_queues(w)]
-        dead = [q for w in WORKLOADS for q in topology.dead_letter_queues(w)]
+        # our queues BY NAME (topology.kit_queues); a dead-letter queue holding messages only as
+        # queuekit.stacks.reset allows
+        work, dead = topology.kit_queues()
         self.mgmt.delete_kit_queues(work + dead, dead)
 
     def publish(self, workload: str, envelopes: Sequence[Envelope]) -> PublishReport:
@@ -175,33 +171,3 @@ class DramatiqStack(Stack):
     def fault_target(self, service: str) -> str:
         """The queue ``service``'s actor consumes: the cluster scenarios hurt its leader / home node."""
         return topology.queue_name(service)
-
-
-class DramatiqQuorumStack(DramatiqStack):
-    """The same actors on quorum queues, as a Dramatiq 2.2 user would do it (no built-in support):
-    ``QueuekitBroker`` adds ``x-queue-type=quorum`` + ``x-delivery-limit`` + at-least-once
-    dead-lettering (``x-overflow=reject-publish``) to Dramatiq's declarations of Q and Q.DQ, and the
-    type to Q.XQ. Everything Dramatiq relies on exists on quorum queues in 3.10: per-queue DLX
-    (nack -> .XQ), queue TTL on .XQ, per-consumer prefetch (Dramatiq never asks for global QoS);
-    ``x-max-priority`` (Dramatiq's ``max_priority``) would not, and stays unset.
-
-    What changes: a message handed back (worker lost, or prefetched by a worker that stops: Dramatiq
-    leaves those unacked and RabbitMQ returns them when the connection closes) is counted, and a retry
-    waiting in Q.DQ held by a stopping worker too; past ``delivery_limit`` RabbitMQ moves it to
-    Q.XQ itself (reason ``delivery_limit`` in x-death, no traceback). Retries are new messages via
-    Q.DQ: not counted.
-    """
-
-    name = "dramatiq_quorum"
-    capabilities = replace(DramatiqStack.capabilities, delivery_limit=True)  # x-delivery-limit
-    # RabbitMQ 4.0 gave quorum queues a default delivery limit of 20 (3.10: unlimited): what a queue declared
-    # without the kit's x-delivery-limit gets (tests/brokers/test_rabbitmq4.py observes it with pika)
-    capabilities_since = {"4.0": {"default_delivery_limit": 20}}
-    variant_of = "dramatiq"
-    cluster = ClusterPromise(NO_LOSS, "quorum queue + Dramatiq's publisher confirms + ack after the actor",
-                             ci_faults=("kill",))
-    bare_twin = None  # the bench compares the framework's twin with the dramatiq column
-    retry_timing = RetryTiming()  # not measured on quorum queues: the lower bounds only
-
-    def prepare_options(self, options: StackOptions) -> StackOptions:
-        return replace(options, queue_type="quorum")

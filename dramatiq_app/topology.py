@@ -43,6 +43,14 @@ def dead_letter_queues(workload: str) -> list[str]:
     return [queue_name(s) + ".XQ" for s in WORKLOADS[workload].services]
 
 
+def kit_queues() -> tuple[list[str], list[str]]:
+    """Every queue the kit may have declared, BY NAME (work queues with their .DQ; the .XQ dead letters), over
+    all workloads: what ``reset`` deletes, never a foreign ``dramatiq.*`` queue. No exchanges (default only)."""
+    work = [q for w in WORKLOADS for q in consumed_queues(w)]
+    dead = [q for w in WORKLOADS for q in dead_letter_queues(w)]
+    return list(dict.fromkeys(work)), list(dict.fromkeys(dead))
+
+
 def extra_queue_arguments(options: StackOptions) -> dict[str, dict]:
     """Arguments added to Dramatiq's own declaration of the entry queues (not their .DQ/.XQ).
 

@@ -79,8 +79,9 @@ def consume(svc: Service, stop: threading.Event) -> None:
             continue
         # [semantics:ack-timing] default: handle, THEN store the offset (at-least-once); early_ack commits it before
         # handling (at-most-once)
-        if svc.options.early_ack:
-            commit_before_handling(svc.consumer, msg)  # early_ack: committed BEFORE handling: at-most-once
+        if svc.options.early_ack and not commit_before_handling(svc.consumer, msg):  # at-most-once: committed first
+            rewind(svc.consumer, msg)  # not committed: not handled; read again after the rebalance, by us or not
+            continue
         work(svc, msg)  # handle it, THEN store its offset / commit it with the outputs' transaction
     svc.consumer.close()  # commits the stored offsets and leaves the group (a rebalance now, not in 6 s)
 
@@ -241,6 +242,14 @@ def subscribe(svc: Service, topic: str, forget: Callable[[list[TopicPartition]],
 
     hooks = {"on_assign": svc.paused.assigned} if svc.paused else {}  # pause what arrives mid-task
     svc.consumer.subscribe([topic], on_revoke=on_revoke, on_lost=on_lost, **hooks)
+
+
+def rewind(consumer: Consumer, msg: Message) -> None:
+    """Fetch ``msg`` again (its partition's position had moved past it), unless the partition is gone already."""
+    try:
+        consumer.seek(TopicPartition(*where(msg)))
+    except KafkaException as exc:  # revoked meanwhile: its new owner starts from the committed offset
+        log.info("rewind to %s/%d@%d not done: %s", *where(msg), exc)
 
 
 def next_record(consumer: Consumer, timeout: float) -> Message | None:

@@ -157,15 +157,38 @@ def store(consumer: Consumer, msg: Message) -> None:
         log.warning("%s/%d@%d handled after its partition moved: its new owner re-delivers it", *where(msg))
 
 
-def commit_before_handling(consumer: Consumer, msg: Message) -> None:
-    """At-most-once (``early_ack``): the offset past ``msg`` is stored AND committed synchronously before the
-    handler runs, so a crash mid-handler skips the record — the broker already knows it as consumed. (Storing
-    alone would leave the commit to the 200 ms auto-commit timer: a crash before it fires re-delivers.)"""
-    store(consumer, msg)
-    commit_stored(consumer)
+def commit_before_handling(consumer: Consumer, msg: Message) -> bool:
+    """At-most-once (``early_ack``): commit the offset past ``msg`` synchronously, and say whether the group
+    coordinator took it. Only then may the handler run: a crash mid-handler skips the record, since the broker
+    already knows it as consumed. (Storing alone would leave the commit to the 200 ms auto-commit timer: a
+    crash before it fires re-delivers.)
+
+    False: the commit failed, so the record must NOT be handled here. A synchronous commit fails when the
+    group no longer counts this member as the partition's owner: evicted after a missed session timeout
+    (2 s here: a starved heartbeat on a loaded machine; UNKNOWN_MEMBER_ID, seen in a full run's worker logs),
+    gone past max.poll.interval.ms (_ASSIGNMENT_LOST), or a rebalance that moved on without it. The old code
+    logged that and handled the record anyway, with its offset uncommitted, so the next owner re-read it:
+    the one mechanism found that explains the early-ack cell's single lost 0 in CI (tests/stacks/test_kafka.py
+    shows the failing commit on the real broker). The caller seeks back to the record: the next poll rejoins
+    or serves the rebalance and returns the record again if the partition is still ours (the commit is tried
+    again), or its new owner reads it from the committed offset."""
+    topic, partition, offset = where(msg)
+    past = TopicPartition(topic, partition, offset + 1)
+    try:
+        consumer.store_offsets(offsets=[past])  # the same offset, so auto-commit never moves it back
+        # [semantics:offset-commit] early_ack: committed and ACKNOWLEDGED by the coordinator before the handler
+        done = consumer.commit(offsets=[past], asynchronous=False)
+    except KafkaException as exc:  # the request failed: rebalance in progress, revoked (_STATE), coordinator moved
+        log.warning("%s/%d@%d: early commit not done (%s): not handled here", topic, partition, offset, exc)
+        return False
+    if refused := [tp.error for tp in done or [] if tp.error is not None]:  # per-partition answer
+        log.warning("%s/%d@%d: early commit refused (%s): not handled here", topic, partition, offset, refused[0])
+        return False
+    return True
 
 
 def commit_stored(consumer: Consumer) -> None:
+    """Commit what was stored (on revoke: before the partitions move, so their next owner starts after it)."""
     try:
         consumer.commit(asynchronous=False)
     except KafkaException as exc:

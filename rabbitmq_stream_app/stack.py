@@ -55,10 +55,10 @@ from queuekit.stacks.base import DeadLetter, PublishReport, Stack
 from queuekit.stacks.capabilities import Capabilities
 from queuekit.stacks.declaration import ClusterPromise
 from queuekit.stacks.manifest import KitObject
-from workloads import WORKLOADS
 
 from . import topology
 from .admin import StreamAdmin
+from .dead_letters import dead_letter
 
 SETTLE_READS = 2  # drain: zero lag on this many reads in a row (the tail watcher trails an append by milliseconds)
 
@@ -124,12 +124,12 @@ class RabbitMQStreamStack(Stack):
             self._admin.close()  # the watcher, producer and offset reader; the loop thread stays for the next run
 
     def kit_objects(self) -> list[KitObject]:
-        return [KitObject("rabbitmq", "queue", s) for s in dict.fromkeys(s for w in WORKLOADS for s in topology.streams(w))]
+        return [KitObject("rabbitmq", "queue", s) for s in topology.kit_streams()]
 
     def purge(self) -> None:
         """The kit's streams BY NAME, with the offsets and producer sequences stored in them (never a
         foreign ``stream.*`` one); a dead-letter stream holding entries only as queuekit.stacks.reset allows."""
-        every = [s for w in WORKLOADS for s in topology.streams(w)]
+        every = topology.kit_streams()
         self.admin.delete(every, [s for s in every if s.endswith(".dlq")])
 
     # -- producing -----------------------------------------------------------------
@@ -171,14 +171,8 @@ class RabbitMQStreamStack(Stack):
 
     def dead_letters(self, workload: str) -> list[DeadLetter]:
         """Every entry of the workload's dead-letter streams, read by a reader that stores no offset."""
-        found = []
-        for route in topology.routes(workload):
-            for _, msg in self.admin.read(route.dlq):
-                props = {_text(k): _text(v) for k, v in (msg.application_properties or {}).items()}
-                body = msg.body if isinstance(msg.body, (bytes, bytearray)) else b""  # an empty body reads as None
-                found.append(DeadLetter(service=props.get("service") or route.service, payload=bytes(body),
-                                        reason=props.get("reason", "")))
-        return found
+        return [dead_letter(route.service, msg) for route in topology.routes(workload)
+                for _, msg in self.admin.read(route.dlq)]
 
     def in_flight(self) -> dict[str, int]:
         """Nothing is acknowledged per message on a stream: progress is the stored offset (see ``lag``)."""
@@ -192,6 +186,3 @@ class RabbitMQStreamStack(Stack):
         """The stream ``service`` reads: the cluster scenarios hurt its leader."""
         return topology.Route(service).source
 
-
-def _text(value) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

@@ -64,6 +64,11 @@ def streams(workload: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def kit_streams() -> list[str]:
+    """Every stream the kit may have declared, over all workloads (dead-letter streams included), BY NAME."""
+    return list(dict.fromkeys(s for w in WORKLOADS for s in streams(w)))
+
+
 def read_streams(workload: str) -> list[str]:
     """The streams the workload's readers consume (not the dead-letter ones)."""
     return list(dict.fromkeys(r.source for r in routes(workload)))

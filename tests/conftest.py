@@ -26,7 +26,7 @@ def kit() -> Settings:
     settings.home.mkdir(parents=True, exist_ok=True)
     try:
         with open(settings.home / "pytest-up.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # pytest -n 2: one worker starts the brokers, the other finds them up
+            fcntl.flock(lock, fcntl.LOCK_EX)  # pytest -n <lanes>: one worker starts the brokers, the others find them up
             started = brokers.up(settings, say=lambda msg: print(f"[queuekit] {msg}"))
     except KitError as exc:
         if os.environ.get("CI"):
@@ -91,17 +91,27 @@ def fresh_stack(kit, ledger):
 
 
 # -- broker lanes under xdist ------------------------------------------------------------------------
-# ``make test`` runs the per-stack suites (contract, stacks, scenarios) with ``pytest -n 2``: one worker
-# per broker. Tests of a RabbitMQ stack and tests of a Kafka stack share no queue, topic or process, so
-# they run side by side; tests of one broker run one at a time on one worker (they reset that broker).
+# ``make test`` runs the per-stack suites (contract, stacks, scenarios) and the cluster tests with
+# ``pytest -n <lanes>`` (``lane_count``): one worker per lane. Tests of a RabbitMQ stack, of a Kafka stack and
+# of a Redis stack share no queue, topic, key or process, so they run side by side; the 3-node clusters run
+# on namespaces and addresses of their own, so they are one more lane. Tests of one lane run one at a time on
+# one worker (they reset that broker).
+CLUSTER_LANE = "cluster"
+
+
 def broker_lane(nodeid: str) -> str:
-    """The broker a test's stack declares (``capabilities.broker``), found from the test's id
-    ("…[kafka_share-signup]", "…scenario-replay-celery]") or, for a framework-only file whose ids name no
-    stack, from its file name: the longest stack name it starts with ("test_kafka_transactions.py": kafka),
-    else a broker it names ("test_rabbitmq_queue_types.py": rabbitmq)."""
+    """The lane of a test: ``cluster`` for the cluster topology (a file named ``*cluster*``, or a test named
+    ``test_cluster_*``: they use the ``cluster_kit`` fixture); else the broker a test's stack declares
+    (``capabilities.broker``), found from the test's id ("…[kafka_share-signup]", "…scenario-replay-celery]")
+    or, for a framework-only file whose ids name no stack, from its file name: the longest stack name it
+    starts with ("test_kafka_transactions.py": kafka), else a broker it names ("test_rabbitmq_queue_types.py":
+    rabbitmq)."""
     from queuekit.brokers import NAMES
     from queuekit.stacks.registry import load_stack, stack_names
 
+    path, _, test = nodeid.partition("::")
+    if "cluster" in path.rsplit("/", 1)[-1] or test.startswith("test_cluster_"):
+        return CLUSTER_LANE
     names = set(stack_names())
     params = nodeid.partition("[")[2].rstrip("]")
     for token in params.replace("scenario-", "").split("-")[::-1]:  # a scenario id ends with its stack
@@ -115,6 +125,14 @@ def broker_lane(nodeid: str) -> str:
         return broker
     raise ValueError(f"{nodeid}: no broker lane: name the file test_<stack>_….py or test_<broker>_….py, "
                      f"or put the stack's name in its test ids")
+
+
+def lane_count() -> int:
+    """One xdist worker per lane: every broker a registered stack declares, and the cluster lane
+    (``make test`` passes it to ``-n``; a lane with no test selected leaves its worker idle)."""
+    from queuekit.stacks.registry import load_stack, stack_names
+
+    return len({load_stack(name).capabilities.broker for name in stack_names()}) + 1
 
 
 def pytest_xdist_make_scheduler(config, log):

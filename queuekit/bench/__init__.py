@@ -220,6 +220,7 @@ def raw_clients(settings: Settings, cfg: BenchConfig, size: int, say: Callable[[
         runs = [measure_once(n) for _ in range(cfg.repeats)]
         out[name] = {"rate": measure.spread([w.rate for _, w in runs]),
                      "publish_rate": measure.spread([n / p for p, _ in runs]), "n": n,
+                     "window_share": [round(w.window_share, 3) for _, w in runs],
                      "received": [w.count for _, w in runs]}
     raw = out["kafka"]["rate"]["median"]
     out["kafka_batch"]["ratio_to_raw"] = round(out["kafka_batch"]["rate"]["median"] / raw, 3) if raw else None

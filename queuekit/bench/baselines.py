@@ -3,31 +3,38 @@
 Same message size, same persistence and acknowledgement as the stacks (durable
 queue, persistent messages, manual ack after "processing"; Kafka acks=all,
 offsets stored after processing; Redis: a stream and a consumer group, XACK
-after "processing", on the kit's AOF-everysec server), same number of consumer processes. A stack's
-rate divided by its broker's baseline is the framework's cost.
+after "processing", on the kit's AOF-everysec server), same number of consumer
+processes, and the rate taken the same way (``measure.steady``: while every
+consumer process was working, between the trimmed quantiles of completions). A
+stack's rate divided by its broker's baseline is the framework's cost.
 """
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import time
 import uuid
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from bare import RDKAFKA_LOG, in_parallel
 from queuekit.core.config import Settings
 
+if TYPE_CHECKING:
+    from confluent_kafka import Consumer, TopicPartition
+
 
 @dataclass(frozen=True)
 class Window:
-    """First receive to last ack across every consumer process."""
+    """A raw run's numbers, taken like a stack's (``measure.steady``): completions per second inside the
+    steady window (every consumer process working, trimmed quantiles), and how many records were read."""
 
-    first: float
-    last: float
+    rate: float
     count: int
+    window_share: float
 
-    @property
-    def rate(self) -> float:
-        return self.count / (self.last - self.first) if self.last > self.first else 0.0
+
+Done = list[tuple[object, float]]  # (the record's identity, when its ack/offset store returned), per consumer
 
 
 def _rabbit_consumer(url: str, queue: str, prefetch: int, stop_after: int, out: mp.Queue) -> None:
@@ -36,18 +43,15 @@ def _rabbit_consumer(url: str, queue: str, prefetch: int, stop_after: int, out: 
     conn = pika.BlockingConnection(pika.URLParameters(url))
     ch = conn.channel()
     ch.basic_qos(prefetch_count=prefetch)  # the same in-flight bound the stacks use
-    first = last = 0.0
-    n = 0
-    for method, _props, _body in ch.consume(queue, inactivity_timeout=2):
+    done: Done = []
+    for method, _props, _body in ch.consume(queue, inactivity_timeout=IDLE_S):  # no join: idle from the start
         if method is None:
             break
-        if not first:
-            first = time.time()
         ch.basic_ack(method.delivery_tag)  # manual ack after "processing" (nothing): at-least-once
-        n, last = n + 1, time.time()
-        if n >= stop_after:
+        done.append(((os.getpid(), len(done)), time.time()))
+        if len(done) >= stop_after:
             break
-    out.put((first, last, n))
+    out.put((os.getpid(), done))
     conn.close()
 
 
@@ -84,20 +88,18 @@ def _kafka_consumer(bootstrap: str, topic: str, group: str, total: int, out: mp.
 
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest",
                   "enable.auto.offset.store": False, "log_level": 0})
-    c.subscribe([topic])
-    first = last = 0.0
-    n = 0
-    idle_since = time.monotonic()
-    while polling(first, idle_since):
+    member = Member(c)
+    c.subscribe([topic], on_assign=member.assigned, on_revoke=member.revoked)
+    done: Done = []
+    got = False
+    while member.polling(got):
         msg = c.poll(0.5)
+        got = msg is not None and not msg.error()
         if msg is None or msg.error():
             continue
-        idle_since = time.monotonic()
-        if not first:
-            first = time.time()
         c.store_offsets(msg)  # offset stored after "processing": at-least-once, as the stack does
-        n, last = n + 1, time.time()
-    out.put((first, last, n))
+        done.append(((msg.partition(), msg.offset()), time.time()))
+    out.put((os.getpid(), done))
     c.close()
 
 
@@ -113,39 +115,71 @@ def _kafka_batch_consumer(bootstrap: str, topic: str, group: str, total: int, ou
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest",
                   "enable.auto.commit": False,  # committed by us, once per batch, after the batch's work
                   "fetch.min.bytes": 65536, "fetch.wait.max.ms": 50, "log_level": 0})
-    c.subscribe([topic])
-    first = last = 0.0
-    n = 0
-    idle_since = time.monotonic()
-    while polling(first, idle_since):
-        batch = c.consume(num_messages=BATCH, timeout=0.5)
-        if not batch:
-            continue
-        idle_since = time.monotonic()
-        if not first:
-            first = time.time()
-        for msg in batch:
+    member = Member(c)
+    c.subscribe([topic], on_assign=member.assigned, on_revoke=member.revoked)
+    done: Done = []
+    handled: list[object] = []  # (partition, offset) of each record of the last batch
+    while member.polling(got=bool(handled)):
+        handled = []
+        for msg in c.consume(num_messages=BATCH, timeout=0.5):
             if msg.error():
                 continue
             doc = json.loads(msg.value() or b"{}")  # the same work as the bare programs: parse, build, compute
             welcome_email(SignupRequested(**doc["body"]))
-            n += 1
+            handled.append((msg.partition(), msg.offset()))
+        if not handled:
+            continue
         # After the whole batch's work: a crash before this re-delivers the batch (at-least-once).
         c.commit(asynchronous=False)
-        last = time.time()
-    out.put((first, last, n))
+        now = time.time()  # a batch's records complete together, at its commit
+        done += [(where, now) for where in handled]
+    out.put((os.getpid(), done))
     c.close()
 
 
 BATCH = 1000  # records per consume() call and per commit
-IDLE_S = 2.0  # a consumer that saw nothing this long has drained its partitions
-JOIN_S = 60.0  # before its first record a member waits for the group's join (seconds on a loaded machine)
+IDLE_S = 2.0  # a consumer that saw nothing this long (once it has partitions) has drained them
+JOIN_S = 60.0  # how long a member may wait for the group's join (seconds on a loaded machine)
 
 
-def polling(first: float, idle_since: float) -> bool:
-    """Keep polling: up to JOIN_S for the first record (the join is not idleness: a member that gave up
-    after IDLE_S there read nothing, and the raw rate came out 0 in a CI run), then until IDLE_S without one."""
-    return time.monotonic() - idle_since < (IDLE_S if first else JOIN_S)
+class Member:
+    """When a raw group member is done. The join is not idleness: the idle limit counts from the assignment
+    (an IDLE_S from the start read nothing in a CI run: 0 msgs/s). A member assigned nothing, or whose
+    partitions hold nothing past its position (the others drained the backlog before it joined), is done at
+    once: waiting for a first record there waited out the whole JOIN_S (quick bench e2e 114 -> 232 s)."""
+
+    def __init__(self, consumer: Consumer):
+        self.consumer = consumer
+        self.partitions: list[TopicPartition] | None = None  # None until assigned (and again between revoke and assign)
+        self.join_by = time.monotonic() + JOIN_S
+        self.idle_since = 0.0
+
+    def assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.partitions, self.idle_since = partitions, time.monotonic()
+
+    def revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.partitions, self.join_by = None, time.monotonic() + JOIN_S  # a rebalance: wait for the next assignment
+
+    def polling(self, got: bool) -> bool:
+        now = time.monotonic()
+        if got:
+            self.idle_since = now
+        if self.partitions is None:
+            return now < self.join_by
+        if not got and (not self.partitions or self.nothing_left()):
+            return False
+        return now - self.idle_since < IDLE_S
+
+    def nothing_left(self) -> bool:
+        """Every assigned partition read up to its high watermark (from our position, else the committed one)."""
+        for tp in self.partitions or []:
+            low, high = self.consumer.get_watermark_offsets(tp, timeout=5)
+            [at] = self.consumer.position([tp])
+            if at.offset < 0:  # nothing fetched yet: where the group left it, else the start (offset reset earliest)
+                [at] = self.consumer.committed([tp], timeout=5)
+            if max(at.offset, low) < high:
+                return False
+        return True
 
 
 def kafka_batch_baseline(settings: Settings, payloads: list[bytes], consumers: int) -> tuple[float, Window]:
@@ -186,22 +220,19 @@ def _redis_consumer(settings: Settings, stream: str, prefetch: int, stop_after: 
     from queuekit.core.redis_client import connect
 
     client = connect(settings)
-    first = last = 0.0
-    n = 0
+    done: Done = []
     name = f"c{mp.current_process().pid}"
     idle = 0
-    while n < stop_after and idle < 2:  # 2 s without an entry: the backlog is drained (as pika's inactivity_timeout)
-        # COUNT = the stacks' prefetch; BLOCK 1 s (under the client's 2 s socket timeout)
+    while len(done) < stop_after and idle < IDLE_S:  # IDLE_S without an entry: drained (as pika's inactivity_timeout)
+        # COUNT = the stacks' prefetch; BLOCK 1 s (under the client's 2 s socket timeout); no join: idle from the start
         reply = client.xreadgroup("g", name, {stream: ">"}, count=prefetch, block=1000)
         idle = 0 if reply else idle + 1
         if not reply:
             continue
         for entry_id, _fields in reply[0][1]:
-            if not first:
-                first = time.time()
             client.xack(stream, "g", entry_id)  # XACK after "processing" (nothing), one per entry: at-least-once
-            n, last = n + 1, time.time()
-    out.put((first, last, n))
+            done.append((entry_id, time.time()))
+    out.put((os.getpid(), done))
     client.close()
 
 
@@ -240,7 +271,7 @@ def redis_baseline(settings: Settings, payloads: list[bytes], consumers: int, pr
 
 
 def _consume_in_processes(target, args: tuple, count: int) -> Window:
-    """``count`` consumer processes (like the stacks' workers), each reporting (first, last, n)."""
+    """``count`` consumer processes (like the stacks' workers), each reporting (pid, its completions)."""
     ctx = mp.get_context("spawn")
     out: mp.Queue = ctx.Queue()
     procs = [ctx.Process(target=target, args=(*args, out)) for _ in range(count)]
@@ -252,11 +283,13 @@ def _consume_in_processes(target, args: tuple, count: int) -> Window:
     return _window(results)
 
 
-def _window(results: list[tuple[float, float, int]]) -> Window:
-    got = [r for r in results if r[2]]
-    if not got:
-        return Window(0.0, 0.0, 0)
-    return Window(min(r[0] for r in got), max(r[1] for r in got), sum(r[2] for r in got))
+def _window(results: list[tuple[int, Done]]) -> Window:
+    """The same steady window as a stack's (timings rows: key, sent, started, finished, cpu, thread, pid)."""
+    from queuekit.bench.measure import steady
+
+    rows = [(key, None, None, at, None, 0, pid) for pid, done in results for key, at in done]
+    numbers = steady(rows)
+    return Window(numbers["rate"], len(rows), numbers["window_share"])
 
 
 __all__ = ["Window", "rabbitmq_baseline", "kafka_baseline", "kafka_batch_baseline", "redis_baseline"]

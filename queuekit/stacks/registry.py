@@ -21,9 +21,9 @@ if TYPE_CHECKING:
 # (``monkeypatch.setitem(STACKS, "stub", StubStack)``): the in-memory StubStack is never listed here.
 STACKS: dict[str, str | type[Stack]] = {
     "celery": "celery_app.stack:CeleryStack",
-    "celery_quorum": "celery_app.stack:CeleryQuorumStack",  # the same app on quorum queues
+    "celery_quorum": "celery_app.quorum:CeleryQuorumStack",  # the same app on quorum queues
     "dramatiq": "dramatiq_app.stack:DramatiqStack",
-    "dramatiq_quorum": "dramatiq_app.stack:DramatiqQuorumStack",
+    "dramatiq_quorum": "dramatiq_app.quorum:DramatiqQuorumStack",
     "dramatiq_redis": "dramatiq_app.redis_stack:DramatiqRedisStack",  # the same actors on Dramatiq's RedisBroker
     "kafka": "kafka_app.stack:KafkaStack",
     "kafka_share": "kafka_share_app.stack:KafkaShareStack",

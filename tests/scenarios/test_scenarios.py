@@ -5,11 +5,11 @@ or ``pytest -k scenario-ordering`` pick a slice. A cell passes when what it
 observed matches what the scenario declares for that stack; the observation
 is written as JSON and printed on a mismatch.
 
-One test class per broker lane (``TestRabbitmqLane``, ``TestKafkaLane``):
-``pytest -n 2 --dist loadscope`` (what ``make test`` runs) gives each class
-its own worker, so cells of one broker run one at a time (they reset the
-same broker) while a RabbitMQ cell and a Kafka cell, which share nothing,
-run side by side. (xdist's ``loadgroup`` did not keep groups together under
+One test class per broker lane (``TestRabbitmqLane``, ``TestKafkaLane``, …):
+``make test`` runs ``pytest -n <lanes>`` with the broker-lane scheduler of
+``tests/conftest.py``, one worker per lane, so cells of one broker run one
+at a time (they reset the same broker) while a RabbitMQ cell and a Kafka
+cell, which share nothing, run side by side. (xdist's ``loadgroup`` did not keep groups together under
 pytest 9.2 + xdist 3.8 here, so the lanes are classes.)
 """
 from __future__ import annotations

@@ -5,12 +5,17 @@ transactions, fencing and long tasks in test_kafka_transactions.py.
 """
 from __future__ import annotations
 
-from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+import uuid
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
+from confluent_kafka.admin import NewTopic
 from helpers import BAD_TYPE, signups
 
 from kafka_app import clients
 from kafka_app.consumers import header
+from kafka_app.offsets import commit_before_handling
 from kafka_app.stack import KafkaStack
+from queuekit.core.config import kafka_prefix
 from queuekit.core.options import StackOptions
 from queuekit.core.waiting import wait_for
 
@@ -55,3 +60,40 @@ def test_poison_and_exhausted_retries_reach_the_dlq_topic_with_their_story(kafka
     assert header(exhausted, "attempts") == "3" and header(exhausted, "service") == "signup"
     assert header(exhausted, "original-topic") == "qk.signup"  # not the retry topic it last came from
     assert kafka.dead_letters("signup") == kafka.dead_letters("signup")  # reading does not consume
+
+
+def test_an_early_commit_that_fails_says_so_and_leaves_the_record_to_the_groups_next_owner(kafka):
+    """early_ack's promise: the handler runs only once the coordinator took the commit
+    (``offsets.commit_before_handling``). Here the member has left the group, as after a handler longer than
+    max.poll.interval.ms (a heartbeat starved past the 2 s session on a loaded machine ends the same way,
+    UNKNOWN_MEMBER_ID): the commit fails, the function says so, and the record stays uncommitted for the
+    group. The old code logged the failure and handled the record anyway."""
+    topic = f"{kafka_prefix()}test.early-commit.{uuid.uuid4().hex[:6]}"
+    kafka.admin.client.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+    group = f"{topic}.g"
+    producer = Producer({"bootstrap.servers": kafka.settings.kafka_bootstrap})
+    for value in (b"first", b"second"):
+        producer.produce(topic, value)
+    producer.flush(10)
+    member = Consumer(clients.consumer_config(kafka.settings, group, "early", StackOptions(max_poll_interval_ms=2000)))
+
+    def record() -> Message | None:
+        msg = member.poll(0.2)
+        return msg if msg is not None and not msg.error() else None
+
+    def members() -> int:
+        return len(kafka.admin.client.describe_consumer_groups([group])[group].result(10).members)
+
+    try:
+        member.subscribe([topic])
+        first = wait_for(record, timeout=30, what=f"the first record of {topic}")
+        assert commit_before_handling(member, first) is True  # a member of the group: committed, handle it
+        second = wait_for(record, timeout=30, what="the second record")
+        # no poll() while "handling" it, past max.poll.interval.ms: librdkafka takes the member out of the group
+        wait_for(lambda: members() == 0, timeout=30, what=f"{group} without members", describe=lambda: f"{members()}")
+        assert commit_before_handling(member, second) is False  # not committed: the caller must not handle it
+        [committed] = member.committed([TopicPartition(topic, 0)], timeout=10)
+        assert committed.offset == second.offset()  # past the first record only: the second is the group's still
+    finally:
+        member.close()
+        kafka.admin.client.delete_topics([topic])

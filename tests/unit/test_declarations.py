@@ -146,3 +146,15 @@ def test_test_lanes_derive_from_the_declared_broker(throwaway):
     assert broker_lane("tests/stacks/test_rabbitmq_queue_types.py::test_x") == "rabbitmq"  # a broker it names
     with pytest.raises(ValueError, match="no broker lane"):
         broker_lane("tests/stacks/test_something_else.py::test_x")
+
+
+def test_the_cluster_topology_is_a_lane_of_its_own_and_every_lane_gets_a_worker(throwaway):
+    from conftest import CLUSTER_LANE, broker_lane, lane_count
+
+    # cluster fault cases name a stack in their ids, but run on the 3-node clusters, not on the stack's broker
+    assert broker_lane("tests/scenarios/test_cluster_faults.py::test_cluster_fault[celery_quorum-kill]") == CLUSTER_LANE
+    assert broker_lane("tests/brokers/test_faults.py::test_cluster_fault_kafka_leader[pause]") == CLUSTER_LANE
+    assert broker_lane("tests/brokers/test_redis_cluster.py::test_redis_cluster_down_leaves_x") == CLUSTER_LANE
+    assert broker_lane("tests/scenarios/test_scenarios.py::TestKafkaLane::test_scenario[scenario-x-kafka]") == "kafka"
+    declared = {registry.load_stack(name).capabilities.broker for name in registry.stack_names()}
+    assert lane_count() == len(declared) + 1 and "memory" in declared  # the throwaway stack's broker counts too

@@ -1,0 +1,46 @@
+"""The producer side of the Celery stacks: a workload's envelope as Celery tasks, published with confirms.
+
+kombu's ``confirm_publish`` makes each ``apply_async`` wait for the broker's
+publisher confirm; a nack (a full queue with ``x-overflow=reject-publish``)
+comes back as an ``OperationalError`` caused by ``MessageNacked``.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from amqp.exceptions import MessageNacked
+from celery import Celery, chain
+from kombu.exceptions import OperationalError
+
+from queuekit.stacks.base import PublishReport
+from workloads import WORKLOADS
+
+from . import topology
+
+
+def send(app: Celery, signature_of: Callable, arguments: list) -> PublishReport:
+    """Apply ``signature_of(argument)`` for each argument over one producer; count confirmed and refused."""
+    began = time.monotonic()
+    confirmed = refused = 0
+    with app.producer_or_acquire() as producer:
+        for argument in arguments:
+            try:
+                # retry: reconnect on a lost connection (a broker restart); a nack is not retried
+                signature_of(argument).apply_async(producer=producer, retry=True)
+                confirmed += 1
+            except OperationalError as exc:  # Celery wraps the nack that confirm_publish raised
+                if not isinstance(exc.__cause__, MessageNacked):
+                    raise
+                refused += 1  # the broker refused it (x-overflow=reject-publish): counted, not retried
+    # one broker message per task: a chain's next steps and the fanout's copies are made later, not here
+    return PublishReport(confirmed, refused, time.monotonic() - began, broker_messages=confirmed)
+
+
+def signature(app: Celery, workload: str, argument):
+    """The task(s) one envelope becomes."""
+    spec = WORKLOADS[workload]
+    if spec.shape == "pipeline":  # a chain: each later step gets the previous result prepended to its args
+        return chain(*[app.signature(topology.task_name(s), args=[argument]) for s in spec.services])
+    # work queue: one task; fan-out: ONE task message that the fanout exchange copies per service
+    return app.signature(topology.task_name(spec.services[0]), args=[argument])
