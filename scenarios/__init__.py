@@ -8,6 +8,7 @@ from queuekit.suite.model import Scenario
 
 from . import (
                back_pressure,
+               broker_kill,
                broker_restart,
                crash,
                duplicates,
@@ -42,6 +43,7 @@ SCENARIOS: list[Scenario] = [
     exactly_once.SCENARIO,
     rebalance.SCENARIO,
     broker_restart.SCENARIO,
+    broker_kill.SCENARIO,
     long_task.BLOCKING,
     long_task.PAUSE_RESUME,
     more_consumers.SCENARIO,

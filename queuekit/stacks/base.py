@@ -212,6 +212,24 @@ class Stack(ABC):
         component.stop(lambda _: None)
         component.start(lambda _: None)
 
+    def kill_broker(self) -> None:
+        """SIGKILL the broker this stack uses (its whole process tree: no shutdown hook runs), wait until its
+        ports are free, and start it again on the same data directory.
+
+        Only for single brokers the kit manages (a cluster's nodes are hurt one at a time: ``inject_fault``);
+        clients are expected to reconnect by themselves."""
+        from queuekit import brokers  # the driver's broker control; not needed by the stacks otherwise
+
+        [component] = brokers.components(self.settings, (self.broker,))
+        kill = getattr(component, "kill", None)  # the kit's own single-node brokers; not External, not a cluster
+        if kill is None:
+            raise KitError(f"{self.name}: the kit cannot SIGKILL its {self.broker} broker "
+                           f"({type(component).__name__}, topology {self.settings.topology})",
+                           "kill_broker needs a single broker the kit started (queuekit up)")
+        if not kill(lambda _: None):
+            raise KitError(f"{self.name}: no {self.broker} process of the kit's to kill", "start it: queuekit up")
+        component.start(lambda _: None)
+
     def inject_fault(self, kind: str, node: int):
         """Cluster topology: hurt node ``node`` of this stack's broker (kill | pause | partition |
         partition-clients; queuekit/brokers/faults.py). Returns the record ``heal_fault`` takes."""
