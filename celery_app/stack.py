@@ -28,6 +28,8 @@ chain transcode | thumbnail | notify (each step's result is the next one's first
 tracking event is one task message to the fanout exchange ``celery.tracking`` (see topology.py).
 Dead letters: ``celery.<service>.dlq``, holding the original envelope bytes and a reason header
 (see tasks.py); ``dead_letters`` peeks them through the management API.
+``publish_delayed``: ``apply_async(countdown=…)``; held unacked by a worker until due on classic queues,
+by the broker on quorum queues (Celery's native delayed delivery, see CeleryQuorumStack).
 """
 from __future__ import annotations
 
@@ -73,6 +75,7 @@ class CeleryStack(Stack):
         transactions=False,
         pull_based=False,  # the broker pushes up to prefetch; a bounded queue nacks the publisher
         evicts_slow_consumer=False,  # consumer_timeout is 30 min here: a long task is just long
+        delayed="framework",  # countdown/eta: the worker takes the task at once and holds it unacked until due
     )
     # -- what the harness needs to know (queuekit/stacks/declaration.py) --
     raw_publisher = "celery_app.raw_publisher:RawPublisher"  # task frames over AMQP with pika
@@ -138,6 +141,13 @@ class CeleryStack(Stack):
     def publish(self, workload: str, envelopes: Sequence[Envelope]) -> PublishReport:
         return self._send(workload, [encode(env).decode() for env in envelopes])
 
+    def publish_delayed(self, workload: str, envelopes: Sequence[Envelope], delay_s: float) -> PublishReport:
+        """``apply_async(countdown=delay_s)``. Classic queues: the task is delivered at once and the worker
+        keeps it unacked (raising its QoS) until its eta. Quorum queues: Celery's native delayed delivery
+        routes it through kombu's ``celery_delayed_*`` TTL queues on int(countdown) whole seconds, so the
+        broker holds it; the worker still checks the eta it carries."""
+        return self._send(workload, [encode(env).decode() for env in envelopes], countdown=delay_s)
+
     def publish_raw(self, workload: str, payload: bytes) -> None:
         try:
             argument: str | bytes = payload.decode("utf-8")
@@ -145,14 +155,15 @@ class CeleryStack(Stack):
             argument = payload  # kombu's JSON carries bytes as {"__type__": "base64", ...}
         self._send(workload, [argument])
 
-    def _send(self, workload: str, arguments: list) -> PublishReport:
+    def _send(self, workload: str, arguments: list, countdown: float | None = None) -> PublishReport:
         began = time.monotonic()
         confirmed = refused = 0
         with self._app().producer_or_acquire() as producer:
             for argument in arguments:
                 try:
                     # retry: reconnect on a lost connection (a broker restart); a nack is not retried
-                    self._signature(workload, argument).apply_async(producer=producer, retry=True)
+                    self._signature(workload, argument).apply_async(producer=producer, retry=True,
+                                                                    countdown=countdown)
                     confirmed += 1
                 except OperationalError as exc:  # Celery wraps the nack that confirm_publish raised
                     if not isinstance(exc.__cause__, MessageNacked):
@@ -222,7 +233,8 @@ class CeleryQuorumStack(CeleryStack):
     """
 
     name = "celery_quorum"
-    capabilities = replace(CeleryStack.capabilities, delivery_limit=True)  # x-delivery-limit
+    # x-delivery-limit; a countdown goes through kombu's native delayed delivery: the broker holds it until due
+    capabilities = replace(CeleryStack.capabilities, delivery_limit=True, delayed="broker")
     variant_of = "celery"
     own_vhost = True  # it declares celery's queue names: in compare its cells run on a vhost of their own
     cluster = ClusterPromise(NO_LOSS, "quorum queue + kombu confirm_publish + task_acks_late")

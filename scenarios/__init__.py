@@ -11,6 +11,7 @@ from . import (
                broker_kill,
                broker_restart,
                crash,
+               delayed,
                duplicates,
                exactly_once,
                fan_out,
@@ -48,6 +49,7 @@ SCENARIOS: list[Scenario] = [
     long_task.PAUSE_RESUME,
     more_consumers.SCENARIO,
     lease_expiry.SCENARIO,
+    delayed.SCENARIO,
 ]
 
 BY_NAME = {s.name: s for s in SCENARIOS}

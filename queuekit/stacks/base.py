@@ -26,7 +26,8 @@ What a subclass implements:
 * ``declare`` the topology; ``consumers_ready`` from the broker's own view;
   ``purge``; ``close_clients``;
 * ``publish`` returns only after the broker confirmed (or refused) every
-  message; ``publish_raw`` sends bytes as they are;
+  message; ``publish_raw`` sends bytes as they are; optionally
+  ``publish_delayed`` (the base refuses: ``NoDelayedDelivery``);
 * ``drain`` polls the broker's view until nothing of the workload is ready or
   in flight and raises ``WaitTimeout`` naming what is left; ``backlog``;
   ``in_flight``; ``dead_letters`` reads the dead-letter place without
@@ -42,7 +43,7 @@ from typing import Any, ClassVar
 
 from queuekit.core.config import Settings
 from queuekit.core.envelope import Envelope
-from queuekit.core.errors import KitError
+from queuekit.core.errors import KitError, NoDelayedDelivery
 from queuekit.core.ledger import LEDGER_ENV, Ledger
 from queuekit.core.options import StackOptions, options_env
 from queuekit.core.waiting import wait_for
@@ -299,6 +300,13 @@ class Stack(ABC):
     @abstractmethod
     def publish(self, workload: str, envelopes: Sequence[Envelope]) -> PublishReport:
         """Send to the workload's entry point; return once the broker confirmed (or refused) each."""
+
+    def publish_delayed(self, workload: str, envelopes: Sequence[Envelope], delay_s: float) -> PublishReport:
+        """Like ``publish``, each message due ``delay_s`` seconds from now (an ETA / countdown / delay), held
+        by the framework or the broker until then (``capabilities.delayed`` says which). A stack without a
+        delayed delivery of its own refuses, naming itself: the scenario reports that, never a silent pass."""
+        raise NoDelayedDelivery(f"no delayed delivery on {self.name}",
+                                "its capabilities declare delayed='none'; publish at the due time instead")
 
     @abstractmethod
     def publish_raw(self, workload: str, payload: bytes) -> None:
