@@ -81,8 +81,7 @@ SCENARIO = Scenario(
         for_stack("celery_kafka", "kombu's Kafka transport: one confirmed task lost across a broker restart in some runs",
                   lost=AtMost(1)),
     ],
-    kinds={"lost": "loss", "in_flight_lost": "loss", "duplicate_effects": "duplicate", "redelivered": "retry",
-           "in_flight_rerun": "retry"},
+    kinds={"lost": "loss", "in_flight_lost": "loss", "duplicate_effects": "duplicate"},  # re-runs: info
     run=run,
     needs_kit_brokers=True,
 )
