@@ -49,15 +49,21 @@ def run(ctx: Context) -> dict:
     recovered_s = time.monotonic() - killed_at
     # Every task done, or 45 s without a new one: a confirmed task that never runs is the finding ("lost").
     wait_while_progressing(lambda: len(done({e.key for e in envelopes})), N, timeout=120, stall=45)
-    ctx.stack.drain("signup", timeout=60)
-    seen = delivery(ctx, envelopes, "signup")
     attempts = ctx.ledger.attempts(service="signup")
     effects = {e.key for e in ctx.ledger.effects(service="signup")}
+    try:
+        ctx.stack.drain("signup", timeout=30)
+        seen, broker_view = delivery(ctx, envelopes, "signup"), "ok"
+    except Exception as exc:  # noqa: BLE001 - a queue that did not come back is an observation, not a kit error
+        # (RabbitMQ 3.10: a quorum queue whose process could not be restarted answers reads with noproc / 400)
+        seen = {"lost": N - len(effects & {e.key for e in envelopes}), "duplicates": len(ctx.ledger.duplicates("signup"))}
+        broker_view = f"{type(exc).__name__}: {exc}"[:200]
     return {
         "confirmed": confirmed,
         "lost": seen["lost"],
         "duplicate_effects": seen["duplicates"],
-        "redelivered": len(attempts) - N,  # attempts beyond one per message: work handed out again
+        "broker_view_after_kill": broker_view,  # "ok": the stack's drain and dead-letter reads answer again
+        "redelivered": len(attempts) - len({a.key for a in attempts}),  # attempts beyond one per message started
         "in_flight_at_kill": len(in_flight),
         "in_flight_rerun": sum(1 for k in in_flight if sum(a.key == k for a in attempts) > 1),
         "in_flight_lost": len(in_flight - effects),
@@ -73,13 +79,24 @@ SCENARIO = Scenario(
              "happens to the work in flight, and how long until the stack works again?",
     workload="signup",
     expect=[
-        always(confirmed=N, lost=0, duplicate_effects=0, in_flight_lost=0, redelivered=Anything(),
+        always(confirmed=N, lost=0, duplicate_effects=0, in_flight_lost=0, broker_view_after_kill="ok",
+               redelivered=Anything(),
                in_flight_at_kill=Anything(), in_flight_rerun=Anything(), broker_back_s=Anything(),
                recovered_s=AtMost(90)),
         # One framework's finding (as in broker-restart): Celery over kombu's confluentkafka transport lost one
         # confirmed task across a Kafka restart in some runs, mechanism not found (docs/findings.md). At most one.
         for_stack("celery_kafka", "kombu's Kafka transport: one confirmed task lost across a broker restart in some runs",
                   lost=AtMost(1)),
+        # RabbitMQ 3.10 (Ra 2.2), seen on this stack in 3 of 4 runs on 2026-12-05 — every run but the first
+        # after a fresh `queuekit up`; it passed on 4.3, and celery_quorum passed 3 of 3 on 3.10: its quorum
+        # queues, deleted and declared again by the cell's reset seconds before the kill, "could not be restarted
+        # {error,enoent}" after it (the node's log), so each queue exists without a process: reads fail (noproc),
+        # publishes are refused, its messages are unavailable (seen: 20 of 40 confirmed, 30 without an effect).
+        # Recorded, not asserted.
+        # Declared on the one stack it was seen on; a capability for "quorum queues on 3.10" does not exist.
+        for_stack("dramatiq_quorum", "RabbitMQ 3.10: a quorum queue re-declared seconds before a node SIGKILL may "
+                  "not restart (Ra: enoent)", confirmed=Anything(), lost=Anything(), in_flight_lost=Anything(),
+                  recovered_s=Anything(), broker_view_after_kill=Anything()),
     ],
     kinds={"lost": "loss", "in_flight_lost": "loss", "duplicate_effects": "duplicate"},  # re-runs: info
     run=run,
