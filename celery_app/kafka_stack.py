@@ -71,6 +71,9 @@ class CeleryKafkaStack(CeleryStack):
         # evicted: with its prefetch full, kombu does not call poll() until the task is acked (not measured).
         evicts_slow_consumer=False,
         work_sharing_beyond_partitions=False,  # one consumer group per topic
+        # countdown/eta: the worker reads the record at once and holds the task unacked (its offset uncommitted:
+        # the kit's ack commits only up to the first unacked record) until due
+        delayed="framework",
     )
     # -- what the harness needs to know (queuekit/stacks/declaration.py) --
     raw_publisher = "celery_app.raw_publisher:KafkaRawPublisher"  # the record kombu's transport writes
@@ -111,8 +114,8 @@ class CeleryKafkaStack(CeleryStack):
         return group(self._app().signature(topology.TRACKING_TASK, args=[argument], **topology.to_queue(s, self.options))
                      for s in spec.services)
 
-    def _send(self, workload: str, arguments: list) -> PublishReport:
-        report = super()._send(workload, arguments)
+    def _send(self, workload: str, arguments: list, countdown: float | None = None) -> PublishReport:
+        report = super()._send(workload, arguments, countdown)
         copies = len(WORKLOADS[workload].services) if WORKLOADS[workload].shape == "fan-out" else 1
         return replace(report, broker_messages=report.confirmed * copies)
 

@@ -19,15 +19,16 @@ from workloads import WORKLOADS
 from . import topology
 
 
-def send(app: Celery, signature_of: Callable, arguments: list) -> PublishReport:
-    """Apply ``signature_of(argument)`` for each argument over one producer; count confirmed and refused."""
+def send(app: Celery, signature_of: Callable, arguments: list, countdown: float | None = None) -> PublishReport:
+    """Apply ``signature_of(argument)`` for each argument over one producer; count confirmed and refused.
+    ``countdown``: each task is due that many seconds from now (``publish_delayed``)."""
     began = time.monotonic()
     confirmed = refused = 0
     with app.producer_or_acquire() as producer:
         for argument in arguments:
             try:
                 # retry: reconnect on a lost connection (a broker restart); a nack is not retried
-                signature_of(argument).apply_async(producer=producer, retry=True)
+                signature_of(argument).apply_async(producer=producer, retry=True, countdown=countdown)
                 confirmed += 1
             except OperationalError as exc:  # Celery wraps the nack that confirm_publish raised
                 if not isinstance(exc.__cause__, MessageNacked):

@@ -30,7 +30,8 @@ class CeleryQuorumStack(CeleryStack):
     """
 
     name = "celery_quorum"
-    capabilities = replace(CeleryStack.capabilities, delivery_limit=True)  # x-delivery-limit
+    # x-delivery-limit; a countdown goes through kombu's native delayed delivery: the broker holds it until due
+    capabilities = replace(CeleryStack.capabilities, delivery_limit=True, delayed="broker")
     # RabbitMQ 4.0 gave quorum queues a default delivery limit of 20 (3.10: unlimited): what a queue declared
     # without the kit's x-delivery-limit gets (tests/brokers/test_rabbitmq4.py observes it with pika)
     capabilities_since = {"4.0": {"default_delivery_limit": 20}}

@@ -28,6 +28,8 @@ chain transcode | thumbnail | notify (each step's result is the next one's first
 tracking event is one task message to the fanout exchange ``celery.tracking`` (see topology.py).
 Dead letters: ``celery.<service>.dlq``, holding the original envelope bytes and a reason header
 (see tasks.py); ``dead_letters`` peeks them through the management API.
+``publish_delayed``: ``apply_async(countdown=…)``; held unacked by a worker until due on classic queues,
+by the broker on quorum queues (Celery's native delayed delivery, see CeleryQuorumStack).
 """
 from __future__ import annotations
 
@@ -67,6 +69,7 @@ class CeleryStack(Stack):
         transactions=False,
         pull_based=False,  # the broker pushes up to prefetch; a bounded queue nacks the publisher
         evicts_slow_consumer=False,  # consumer_timeout is 30 min here: a long task is just long
+        delayed="framework",  # countdown/eta: the worker takes the task at once and holds it unacked until due
     )
     # -- what the harness needs to know (queuekit/stacks/declaration.py) --
     raw_publisher = "celery_app.raw_publisher:RawPublisher"  # task frames over AMQP with pika
@@ -127,6 +130,13 @@ class CeleryStack(Stack):
     def publish(self, workload: str, envelopes: Sequence[Envelope]) -> PublishReport:
         return self._send(workload, [encode(env).decode() for env in envelopes])
 
+    def publish_delayed(self, workload: str, envelopes: Sequence[Envelope], delay_s: float) -> PublishReport:
+        """``apply_async(countdown=delay_s)``. Classic queues: the task is delivered at once and the worker
+        keeps it unacked (raising its QoS) until its eta. Quorum queues: Celery's native delayed delivery
+        routes it through kombu's ``celery_delayed_*`` TTL queues on int(countdown) whole seconds, so the
+        broker holds it; the worker still checks the eta it carries."""
+        return self._send(workload, [encode(env).decode() for env in envelopes], countdown=delay_s)
+
     def publish_raw(self, workload: str, payload: bytes) -> None:
         try:
             argument: str | bytes = payload.decode("utf-8")
@@ -134,9 +144,9 @@ class CeleryStack(Stack):
             argument = payload  # kombu's JSON carries bytes as {"__type__": "base64", ...}
         self._send(workload, [argument])
 
-    def _send(self, workload: str, arguments: list) -> PublishReport:
+    def _send(self, workload: str, arguments: list, countdown: float | None = None) -> PublishReport:
         """One task (or chain) per argument, each waiting for its publisher confirm (producer.py)."""
-        return producer.send(self._app(), lambda argument: self._signature(workload, argument), arguments)
+        return producer.send(self._app(), lambda argument: self._signature(workload, argument), arguments, countdown)
 
     def _signature(self, workload: str, argument):
         return producer.signature(self._app(), workload, argument)

@@ -129,13 +129,14 @@ class QueuekitBroker(RabbitmqBroker):
         arguments = {**self._build_queue_arguments(queue_name), **self.queue_arguments.get(queue_name, {})}
         return self.channel.queue_declare(queue=queue_name, durable=True, arguments=arguments)
 
-    def enqueue_confirmed(self, messages: list[Message]) -> bool:
+    def enqueue_confirmed(self, messages: list[Message], delay_ms: int | None = None) -> bool:
         """Enqueue each, each waiting for its publisher confirm; False if RabbitMQ refused one. A full queue
         (x-overflow=reject-publish) nacks the publish; Dramatiq takes the nack for a channel error, retries
-        6 times (reconnecting each time) and raises ConnectionClosed wrapping the NackError."""
+        6 times (reconnecting each time) and raises ConnectionClosed wrapping the NackError. ``delay_ms``:
+        Dramatiq's delay (an ``eta`` option, the message sent to ``Q.DQ``; a worker holds it until then)."""
         for message in messages:
             try:
-                self.enqueue(message)
+                self.enqueue(message, delay=delay_ms)
             except ConnectionClosed as exc:
                 if isinstance(exc.message, pika.exceptions.NackError):  # refused: counted by the caller, not retried
                     return False

@@ -63,6 +63,9 @@ class DramatiqRedisStack(DramatiqStack):
         pull_based=True,  # consumers fetch with LPOP; an unbounded list never refuses the producer
         evicts_slow_consumer=False,
         lease="none",  # heartbeats are per worker process: a live worker keeps what it fetched
+        # a delayed message waits in Q.DQ, but a worker fetches it at once and holds it until its eta (its ack
+        # set): Redis keeps it, only the framework knows when it is due
+        delayed="framework",
     )
     raw_publisher = "dramatiq_app.raw_publisher:RedisRawPublisher"  # the message hash + queue list, as enqueue writes
     observer = "dramatiq_app.redis_observe"

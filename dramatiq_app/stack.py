@@ -32,7 +32,8 @@ Options on this stack:
 * ``partitions``: Kafka only, ignored.
 
 ``publish`` counts envelopes: tracking sends one message per subscriber actor (no
-native fan-out); an envelope is confirmed only when every copy was.
+native fan-out); an envelope is confirmed only when every copy was. ``publish_delayed``:
+Dramatiq's ``delay`` (the message waits in ``.DQ``, held unacked by a worker until its eta).
 """
 from __future__ import annotations
 
@@ -69,6 +70,7 @@ class DramatiqStack(Stack):
         transactions=False,
         pull_based=False,  # basic.qos prefetch; a bounded queue nacks the publisher
         evicts_slow_consumer=False,  # consumer_timeout is 30 min here: a long task is just long
+        delayed="framework",  # delay -> Q.DQ; a worker holds it unacked until its eta, then enqueues it to Q
     )
     # -- what the harness needs to know (queuekit/stacks/declaration.py) --
     raw_publisher = "dramatiq_app.raw_publisher:RawPublisher"  # Dramatiq messages over AMQP with pika
@@ -129,10 +131,19 @@ class DramatiqStack(Stack):
         self.mgmt.delete_kit_queues(work + dead, dead)
 
     def publish(self, workload: str, envelopes: Sequence[Envelope]) -> PublishReport:
+        return self._send(workload, envelopes)
+
+    def publish_delayed(self, workload: str, envelopes: Sequence[Envelope], delay_s: float) -> PublishReport:
+        """Dramatiq's ``send_with_options(delay=…)``: the message goes to ``Q.DQ`` with an ``eta``; a worker's
+        delay-queue consumer takes it at once and keeps it unacked in memory until the eta, then enqueues it
+        to ``Q`` and acks it (dramatiq/worker.py ``handle_delayed_messages``): framework-held."""
+        return self._send(workload, envelopes, delay_ms=round(delay_s * 1000))
+
+    def _send(self, workload: str, envelopes: Sequence[Envelope], delay_ms: int | None = None) -> PublishReport:
         t0, confirmed, refused, sent = time.monotonic(), 0, 0, 0
         for env in envelopes:
             messages = actors.entry_messages(workload, encode(env))  # tracking: one per subscriber actor
-            ok = self.producer.enqueue_confirmed(messages)  # each waits for its publisher confirm
+            ok = self.producer.enqueue_confirmed(messages, delay_ms)  # each waits for its publisher confirm
             confirmed, refused, sent = confirmed + ok, refused + (not ok), sent + len(messages) * ok
         return PublishReport(confirmed=confirmed, refused=refused, seconds=time.monotonic() - t0, broker_messages=sent)
 

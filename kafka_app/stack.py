@@ -76,6 +76,9 @@ class KafkaStack(KafkaLogStack):
         evicts_slow_consumer=True,  # a handler longer than max.poll.interval.ms gets its member evicted
         work_sharing_beyond_partitions=False,  # a partition has one reader per group: extra members idle
         lease="member",  # past max.poll.interval.ms the member is evicted and its partitions move
+        # No delayed delivery: the retry topic holds a record until its not-before time, but only the kit's own
+        # retries, capped at backoff_ms * 2**max_retries from now (consumers.not_before): not an API for "due at".
+        delayed="none",
     )
     # -- what the harness needs to know (queuekit/stacks/declaration.py) --
     raw_publisher = "kafka_app.raw_publisher:RawPublisher"

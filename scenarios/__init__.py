@@ -8,8 +8,10 @@ from queuekit.suite.model import Scenario
 
 from . import (
                back_pressure,
+               broker_kill,
                broker_restart,
                crash,
+               delayed,
                duplicates,
                exactly_once,
                fan_out,
@@ -46,6 +48,11 @@ SCENARIOS: list[Scenario] = [
     long_task.PAUSE_RESUME,
     more_consumers.SCENARIO,
     lease_expiry.SCENARIO,
+    delayed.SCENARIO,
+    # Last: a RabbitMQ 3.10 node SIGKILLed may fail to restart quorum queues re-declared just before (Ra:
+    # "could not be restarted {error,enoent}"), and later restarts of that node were seen failing for the same
+    # queue names: no scenario that restarts the broker runs after this one (docs/findings.md).
+    broker_kill.SCENARIO,
 ]
 
 BY_NAME = {s.name: s for s in SCENARIOS}

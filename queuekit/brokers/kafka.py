@@ -23,7 +23,7 @@ from queuekit.core.errors import KitError
 from queuekit.core.waiting import wait_for
 
 from .base import Say, Status
-from .process import ManagedProcess, elapsed, ensure_ports_free
+from .process import ManagedProcess, elapsed, ensure_ports_free, wait_ports_free
 
 POM = Path(__file__).with_name("kafka-pom.xml")
 HEAP = os.environ.get("QUEUEKIT_KAFKA_HEAP", "-Xms256m -Xmx768m")
@@ -201,6 +201,18 @@ class Kafka:
         self.proc.wait_ready(self.ready, timeout=READY_TIMEOUT,
                              what=f"Kafka to answer a metadata request on {self.settings.kafka_bootstrap}")
         say(f"Kafka ready in {elapsed(t0)}")
+        return True
+
+    def kill(self, say: Say) -> bool:
+        """SIGKILL the JVM (no controlled shutdown: the next start recovers the log segments) and wait until
+        its ports are free. Kafka never fsyncs per write (``log.flush.interval.messages`` unset): what it
+        acknowledged sits in the page cache, which a process kill does not lose (a power cut would)."""
+        if self.proc.pid() is None:
+            return False
+        self.proc.kill("Kafka")
+        p = self.settings.ports
+        wait_ports_free(LOOPBACK, {"Kafka": p.kafka, "KRaft controller": p.kafka_controller}, "the killed Kafka")
+        say("Kafka killed (SIGKILL)")
         return True
 
     def stop(self, say: Say) -> bool:

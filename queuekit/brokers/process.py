@@ -46,6 +46,14 @@ def port_holder(port: int) -> str:
     return "another process"
 
 
+def wait_ports_free(host: str, ports: dict[str, int], what: str, timeout: float = 30.0) -> None:
+    """Poll until nothing listens on ``ports`` any more: a SIGKILLed process's sockets close a moment after
+    its memory is released (CI saw a killed RabbitMQ's AMQP port still taken), and a start checks them."""
+    taken = lambda: {label: port for label, port in ports.items() if port_open(host, port)}  # noqa: E731
+    wait_for(lambda: not taken(), timeout=timeout, what=f"{what}'s ports to be free",
+             describe=lambda: ", ".join(f"{label} {port} held by {port_holder(port)}" for label, port in taken().items()))
+
+
 def ensure_ports_free(host: str, ports: dict[str, int], env_hint: str) -> None:
     """Refuse to start when a port we need is already taken by someone else."""
     for label, port in ports.items():

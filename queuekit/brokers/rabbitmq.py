@@ -27,7 +27,7 @@ from queuekit.core.errors import KitError
 from queuekit.core.waiting import wait_for
 
 from .base import Say, Status
-from .process import ManagedProcess, elapsed, ensure_ports_free, port_open
+from .process import ManagedProcess, elapsed, ensure_ports_free, port_open, wait_ports_free
 from .rabbitmq_root import HOST_VERSION, in_root, provision_root, resolve_version, root_dir, root_info
 
 RABBIT_BIN = Path(os.environ.get("QUEUEKIT_RABBITMQ_BIN", "/usr/lib/rabbitmq/bin"))
@@ -229,6 +229,22 @@ class RabbitMQ:
         if (self.dir / "epmd.ours").read_text() == "yes" and (epmd := self._epmd()):
             # epmd daemonizes away from the node; stop it when it was ours to leave no port behind.
             subprocess.run([*epmd, "-kill"], env=self._env(), capture_output=True)
+        return True
+
+    def kill(self, say: Say) -> bool:
+        """SIGKILL the node's whole tree (a crash: no shutdown hook, nothing flushed by RabbitMQ itself) and wait
+        until its ports are free, so ``start`` can follow. What the kernel already holds (written files in the
+        page cache) survives, as it does for any process crash on a machine that stays up."""
+        if self.proc.pid() is None:
+            return False
+        self.proc.kill("RabbitMQ")
+        p = self.settings.ports
+        wait_ports_free(LOOPBACK, {"AMQP": p.amqp, "management": p.rabbit_mgmt, "stream": p.rabbit_stream,
+                                   "distribution": p.rabbit_dist, "prometheus": p.rabbit_prometheus}, "the killed RabbitMQ")
+        if (self.dir / "epmd.ours").read_text() == "yes" and (epmd := self._epmd()):
+            # as in stop: the next start starts (and owns) epmd again, so `queuekit down` still stops it
+            subprocess.run([*epmd, "-kill"], env=self._env(), capture_output=True)
+        say("RabbitMQ killed (SIGKILL)")
         return True
 
     def _running_version(self) -> str:

@@ -27,7 +27,7 @@ from queuekit.core.errors import KitError
 from queuekit.core.redis_client import redacted
 
 from .base import Say, Status
-from .process import ManagedProcess, elapsed, ensure_ports_free
+from .process import ManagedProcess, elapsed, ensure_ports_free, wait_ports_free
 
 REDIS_SERVER = os.environ.get("QUEUEKIT_REDIS_SERVER", "redis-server")
 READY_TIMEOUT = 30.0
@@ -164,6 +164,18 @@ class Redis:
         self.proc.wait_ready(self.ready, timeout=READY_TIMEOUT,
                              what=f"Redis to answer an authenticated PING on {LOOPBACK}:{port}")
         say(f"Redis ready in {elapsed(t0)}")
+        return True
+
+    def kill(self, say: Say) -> bool:
+        """SIGKILL redis-server (no final AOF fsync) and wait until its port is free. With ``appendfsync
+        everysec`` Redis write()s its AOF buffer before it sends the replies of that event-loop turn (unless a
+        slow background fsync makes it postpone the write, up to 2 s) and fsyncs once a second: a process kill
+        keeps what was written (the page cache), a power cut may lose up to a second or two of it."""
+        if self.proc.pid() is None:
+            return False
+        self.proc.kill("Redis")
+        wait_ports_free(LOOPBACK, {"Redis": self.settings.ports.redis}, "the killed Redis")
+        say("Redis killed (SIGKILL)")
         return True
 
     def stop(self, say: Say) -> bool:

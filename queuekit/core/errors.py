@@ -13,3 +13,7 @@ class KitError(RuntimeError):
 
 class WaitTimeout(KitError, TimeoutError):
     """A polled condition did not become true before its deadline."""
+
+
+class NoDelayedDelivery(KitError):
+    """``Stack.publish_delayed`` on a stack without a delayed delivery (``capabilities.delayed == "none"``)."""

@@ -26,7 +26,8 @@ What a subclass implements:
 * ``declare`` the topology; ``consumers_ready`` from the broker's own view;
   ``purge``; ``close_clients``;
 * ``publish`` returns only after the broker confirmed (or refused) every
-  message; ``publish_raw`` sends bytes as they are;
+  message; ``publish_raw`` sends bytes as they are; optionally
+  ``publish_delayed`` (the base refuses: ``NoDelayedDelivery``);
 * ``drain`` polls the broker's view until nothing of the workload is ready or
   in flight and raises ``WaitTimeout`` naming what is left; ``backlog``;
   ``in_flight``; ``dead_letters`` reads the dead-letter place without
@@ -42,7 +43,7 @@ from typing import Any, ClassVar
 
 from queuekit.core.config import Settings
 from queuekit.core.envelope import Envelope
-from queuekit.core.errors import KitError
+from queuekit.core.errors import KitError, NoDelayedDelivery
 from queuekit.core.ledger import LEDGER_ENV, Ledger
 from queuekit.core.options import StackOptions, options_env
 from queuekit.core.waiting import wait_for
@@ -220,6 +221,24 @@ class Stack(ABC):
         component.stop(lambda _: None)
         component.start(lambda _: None)
 
+    def kill_broker(self) -> None:
+        """SIGKILL the broker this stack uses (its whole process tree: no shutdown hook runs), wait until its
+        ports are free, and start it again on the same data directory.
+
+        Only for single brokers the kit manages (a cluster's nodes are hurt one at a time: ``inject_fault``);
+        clients are expected to reconnect by themselves."""
+        from queuekit import brokers  # the driver's broker control; not needed by the stacks otherwise
+
+        [component] = brokers.components(self.settings, (self.broker,))
+        kill = getattr(component, "kill", None)  # the kit's own single-node brokers; not External, not a cluster
+        if kill is None:
+            raise KitError(f"{self.name}: the kit cannot SIGKILL its {self.broker} broker "
+                           f"({type(component).__name__}, topology {self.settings.topology})",
+                           "kill_broker needs a single broker the kit started (queuekit up)")
+        if not kill(lambda _: None):
+            raise KitError(f"{self.name}: no {self.broker} process of the kit's to kill", "start it: queuekit up")
+        component.start(lambda _: None)
+
     def inject_fault(self, kind: str, node: int):
         """Cluster topology: hurt node ``node`` of this stack's broker (kill | pause | partition |
         partition-clients; queuekit/brokers/faults.py). Returns the record ``heal_fault`` takes."""
@@ -289,6 +308,13 @@ class Stack(ABC):
     @abstractmethod
     def publish(self, workload: str, envelopes: Sequence[Envelope]) -> PublishReport:
         """Send to the workload's entry point; return once the broker confirmed (or refused) each."""
+
+    def publish_delayed(self, workload: str, envelopes: Sequence[Envelope], delay_s: float) -> PublishReport:
+        """Like ``publish``, each message due ``delay_s`` seconds from now (an ETA / countdown / delay), held
+        by the framework or the broker until then (``capabilities.delayed`` says which). A stack without a
+        delayed delivery of its own refuses, naming itself: the scenario reports that, never a silent pass."""
+        raise NoDelayedDelivery(f"no delayed delivery on {self.name}",
+                                "its capabilities declare delayed='none'; publish at the due time instead")
 
     @abstractmethod
     def publish_raw(self, workload: str, payload: bytes) -> None:

@@ -53,10 +53,20 @@ class Capabilities:
     # broker, and not settable per queue on 3.10); "member" — the whole member is evicted after
     # max.poll.interval.ms and its partitions move; "record" — each record's acquisition lock expires
     # (share.record.lock.duration.ms) and that record alone is delivered again, while its handler still runs.
+    # "record" also covers a broker that re-delivers one message after a timeout while its worker runs on (Celery
+    # on Redis: visibility_timeout; Redis Streams: XAUTOCLAIM of an entry pending longer than min-idle-time).
+    # "none" also covers a lease that only matters once the worker is gone (Dramatiq on Redis: a dead worker's
+    # messages are requeued after its heartbeat stops; RQ: a job runs until its own job_timeout kills it).
     lease: Literal["none", "member", "record"] = "none"
     # The returns a message gets from the broker when the kit sets no limit of its own (None: unlimited).
     # RabbitMQ 4.0+ quorum queues: 20 (a stack declares it in ``capabilities_since``, not here).
     default_delivery_limit: int | None = None
+    # Who holds a delayed / ETA message until it is due (the delayed-survives scenario): "none" — no delayed
+    # delivery (``publish_delayed`` refuses); "framework" — a worker fetches it and keeps it, unacked, until
+    # its time (Celery's ETA on classic queues and on Kafka, Dramatiq's delay queue); "broker" —
+    # the broker keeps it until due and only then hands it to a worker (kombu's native delayed delivery on
+    # quorum queues, RQ's scheduled-job registry, a delayed-message exchange).
+    delayed: Literal["none", "framework", "broker"] = "none"
 
     @classmethod
     def names(cls) -> tuple[str, ...]:

@@ -1,0 +1,145 @@
+"""Delayed / ETA tasks across a worker restart and a broker restart: kept or lost, early or late.
+
+``publish_delayed`` (Celery ``countdown``, Dramatiq ``delay``, RQ ``enqueue_in``, …) is a Stack method a stack
+implements only where it has a delayed delivery of its own; ``capabilities.delayed`` says who holds the
+message until it is due:
+
+* "framework": a worker fetches it at once and keeps it, unacknowledged, until its time (Celery's ETA on
+  classic queues, Dramatiq's delay queue: the consumer holds it in memory, then enqueues it and acks). A worker
+  that stops or dies hands it back (the broker requeues the unacked delivery): kept, if the broker keeps it.
+* "broker": the broker keeps it until due (kombu's native delayed delivery on quorum queues: TTL queues
+  that dead-letter into the work queue; RQ's scheduled registry): a worker restart does not touch it.
+* "none": ``publish_delayed`` refuses (``NoDelayedDelivery``); the cell observes that refusal and says "n/a".
+
+Two phases in one cell, each with its own batch: the workers restarted (SIGTERM, then new ones) before the batch
+is due; then the broker restarted (graceful, as in broker-restart) before the next one is due. Observed per phase:
+lost (no effect, not dead-lettered), duplicate effects, early (a run that started before its due time: a
+countdown rounded down would show here), late (started more than ``LATE_S`` after it was due).
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from queuekit.core.envelope import Envelope, make_envelope
+from queuekit.core.errors import NoDelayedDelivery, WaitTimeout
+from queuekit.core.waiting import wait_for, wait_while_progressing
+from queuekit.suite.model import Anything, Context, Kind, Scenario, by_capability
+from workloads import WORKLOADS
+
+from .observe import delivery
+
+N = 8  # per phase
+DELAY_S = 5  # whole seconds: kombu's native delayed delivery routes on int(countdown)
+HOLD_S = 5.0  # at most this long for the workers to take the batch (framework-held) before the restart
+EARLY_SLACK_S = 0.01  # clock granularity: Dramatiq's eta is in whole milliseconds
+LATE_S = 15.0  # a run starting later than due + this is "late" (a restart's time counts: measured under load)
+
+
+def _phase(ctx: Context, name: str, seed: int, restart: Callable[[], None]) -> dict:
+    envelopes = [make_envelope(m) for m in WORKLOADS["signup"].make_messages(N, seed=seed)]
+    due = time.time() + DELAY_S  # no message may start before this (each is due DELAY_S after its publish)
+    confirmed = ctx.stack.publish_delayed("signup", envelopes, DELAY_S).confirmed
+    held = _held_by_workers(ctx)
+    restart()
+    keys = {e.key for e in envelopes}
+    started = time.time()
+    wait_while_progressing(lambda: len(keys & {e.key for e in ctx.ledger.effects(service="signup")}), N,
+                           timeout=max(0.0, due - started) + LATE_S + 30, stall=max(0.0, due - started) + LATE_S)
+    return {f"{name}_{key}": value for key, value in _count(ctx, envelopes, due, confirmed, held).items()}
+
+
+def _held_by_workers(ctx: Context) -> int:
+    """Deliveries the workers hold unacked once the batch was taken (framework-held: N; broker-held: 0), read
+    from the broker's view; waits at most HOLD_S for the workers to take it, then says what it saw."""
+    total = lambda: sum(ctx.stack.in_flight().values())  # noqa: E731
+    try:
+        return wait_for(lambda: total() >= N and total(), timeout=HOLD_S, what="workers holding the batch")
+    except WaitTimeout:
+        return total()
+
+
+def _count(ctx: Context, envelopes: list[Envelope], due: float, confirmed: int, held: int) -> dict:
+    keys = {e.key for e in envelopes}
+    first_start: dict[str, float] = {}
+    for a in ctx.ledger.attempts(service="signup"):
+        if a.key in keys:
+            first_start[a.key] = min(first_start.get(a.key, a.started_at), a.started_at)
+    seen = delivery(ctx, envelopes, "signup")
+    return {
+        "confirmed": confirmed,
+        "held_by_workers": held,
+        "lost": seen["lost"],
+        "duplicate_effects": seen["duplicates"],
+        "early": sum(1 for t in first_start.values() if t < due - EARLY_SLACK_S),
+        "late": sum(1 for t in first_start.values() if t > due + LATE_S),
+        "last_start_after_due_s": round(max(first_start.values()) - due, 1) if first_start else None,
+    }
+
+
+def run(ctx: Context) -> dict:
+    try:
+        observed = _phase(ctx, "worker_restart", 181, lambda: _restart_workers(ctx))
+    except NoDelayedDelivery as exc:  # the stack has no delayed delivery: not a pass, a "does not apply"
+        return {"delayed_delivery": "n/a", "why": str(exc)}
+    observed |= _phase(ctx, "broker_restart", 182, lambda: _restart_broker(ctx))
+    ctx.stack.drain("signup", timeout=60)
+    return {"delayed_delivery": "kept" if not observed["worker_restart_lost"] + observed["broker_restart_lost"]
+            else "lost", **observed}
+
+
+def _restart_broker(ctx: Context) -> None:
+    """restart_broker (SIGTERM, then start), then until the stack's own reads answer: a Kafka that answers
+    metadata may still refuse offsets for a moment (partitions without a leader yet), and tasks a worker held
+    may all have run by then, so the counting would be the first read."""
+    ctx.stack.restart_broker()
+    wait_for(lambda: _answers(ctx), timeout=60, what="the restarted broker to answer the stack's backlog read")
+
+
+def _answers(ctx: Context) -> bool:
+    try:
+        ctx.stack.backlog("signup")
+        return True
+    except Exception:  # noqa: BLE001 - any client error right after a restart means "not yet"
+        return False
+
+
+def _restart_workers(ctx: Context) -> None:
+    """Every worker stopped (SIGTERM: a warm shutdown hands back what it holds), then as many new ones."""
+    live = len(ctx.stack.worker_pids())
+    for index in range(live):
+        ctx.stack.stop_worker(index)
+    for _ in range(live):
+        ctx.stack.add_worker()
+
+
+_KINDS: tuple[tuple[str, Kind], ...] = (("lost", "loss"), ("duplicate_effects", "duplicate"))
+_KEPT = {f"{phase}_{key}": 0 for phase in ("worker_restart", "broker_restart")
+         for key in ("lost", "duplicate_effects", "early")}
+_RECORDED = {f"{phase}_{key}": Anything() for phase in ("worker_restart", "broker_restart")
+             for key in ("late", "held_by_workers", "last_start_after_due_s")}
+
+SCENARIO = Scenario(
+    name="delayed-survives",
+    concept="Delayed delivery: who holds an ETA task until it is due",
+    question=f"{N} tasks due in {DELAY_S} s, the workers restarted before they are due; {N} more, the broker "
+             "restarted before they are due: kept or lost, early or late?",
+    workload="signup",
+    expect=[
+        by_capability(
+            "delayed",
+            none={"delayed_delivery": "n/a"},
+            # The worker holds it unacked: a stopped worker's deliveries are requeued, a restarted durable
+            # broker still has them. Kept, never early (the worker checks the ETA again), maybe late.
+            framework={"delayed_delivery": "kept", "worker_restart_confirmed": N, "broker_restart_confirmed": N,
+                       **_KEPT, **_RECORDED},
+            # The broker holds it until due: the workers never saw it; a durable broker keeps it across restarts.
+            broker={"delayed_delivery": "kept", "worker_restart_confirmed": N, "broker_restart_confirmed": N,
+                    **_KEPT, **_RECORDED},
+        ),
+    ],
+    kinds={f"{phase}_{key}": kind for phase in ("worker_restart", "broker_restart")
+           for key, kind in _KINDS},
+    run=run,
+    needs_kit_brokers=True,
+)
