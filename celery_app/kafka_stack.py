@@ -27,8 +27,6 @@ read from the ``.dlq`` topics by a reader that never commits.
 """
 from __future__ import annotations
 
-import base64
-import json
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -50,7 +48,7 @@ from workloads import WORKLOADS
 
 from . import kafka, topology
 from .app import make_app
-from .dead_letters import dead_letter
+from .dead_letters import dead_letter, virtual_message
 from .kafka_observe import group_of
 from .stack import CeleryStack
 
@@ -186,7 +184,7 @@ class CeleryKafkaStack(CeleryStack):
             if topic not in metadata:
                 continue
             for record in self._read(topic, list(metadata[topic].partitions)):
-                body, headers = _kombu_record(record.value())
+                body, headers = virtual_message(record.value())
                 found.append(dead_letter(service, body, headers))
         return found
 
@@ -216,10 +214,3 @@ class CeleryKafkaStack(CeleryStack):
 def _group(queue: str) -> str:
     return group_of(queue)  # kombu's confluentkafka transport: one group per queue, not configurable
 
-
-def _kombu_record(value: bytes) -> tuple[bytes, dict]:
-    """A kombu virtual-transport record: JSON ``{"body", "headers", "properties": {"body_encoding"}}``."""
-    doc = json.loads(value)
-    body = doc.get("body", "")
-    raw = base64.b64decode(body) if doc.get("properties", {}).get("body_encoding") == "base64" else body.encode()
-    return raw, doc.get("headers") or {}

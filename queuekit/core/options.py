@@ -23,7 +23,7 @@ QueueType = Literal["classic", "quorum"]
 LongTask = Literal["block", "pause-resume"]
 AckMode = Literal["record", "batch"]  # kafka_share: see kafka_share_app/acks.py
 CrashAt = Literal["after-effect", "after-output"]
-Transport = Literal["amqp", "confluentkafka"]
+Transport = Literal["amqp", "confluentkafka", "redis"]
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class StackOptions:
     task_events: bool = True  # celery*: Flower task events (the bench turns them off, as a plain app has them)
     loglevel: str = "INFO"  # celery*: the worker's log level
     # -- internal switches: set by the kit, not a user's knob ---------------------------------------------
-    transport: Transport = "amqp"  # celery_app: "confluentkafka" is the celery_kafka stack (set by its prepare)
+    transport: Transport = "amqp"  # celery_app: "confluentkafka" is celery_kafka, "redis" celery_redis (their prepare)
     stock_framework: bool = False  # the framework-drops scenario: the framework's own consumer, not the kit's
     crash_at: CrashAt = "after-effect"  # the exactly-once scenario: where its victim crashes
 

@@ -1,0 +1,87 @@
+"""Celery over Redis: kombu's ``redis://`` (or ``sentinel://``) transport, configured for the same app.
+
+The tasks, routes and queues are celery_app's own; only the broker URL and the
+transport options change (``make_app`` applies ``overrides`` when
+``options.transport`` is ``"redis"``, which ``CeleryRedisStack`` sets).
+
+What the transport does (kombu 5.7 ``kombu/transport/redis.py``, a virtual transport):
+
+* a queue is a Redis LIST; a publish is LPUSH of kombu's JSON message (body base64), a
+  consumer BRPOPs it; a direct exchange's bindings are a SET ``_kombu.binding.<exchange>``;
+* acks are emulated: a delivered message is copied into the HASH ``unacked`` (tag -> message)
+  and the ZSET ``unacked_index`` (tag -> delivery time); an ack removes both entries;
+* an entry older than ``visibility_timeout`` is pushed back onto its queue by whichever
+  consumer's sweep (``restore_visible``) finds it first: the worker that holds it may still be
+  running it. Nothing counts these redeliveries (no delivery count: no broker dead-lettering);
+* a fanout exchange is PUB/SUB: only a consumer subscribed at that moment receives a copy
+  (not stored, lost when nobody listens); the stack sends producer-side copies instead;
+* ``global_keyprefix`` puts every key (lists, bindings, unacked, pub/sub channels) under
+  ``<install prefix>celery_redis:``: the stack's purge and compare's other Redis stacks rely on it.
+"""
+from __future__ import annotations
+
+from typing import Any, Final
+from urllib.parse import quote
+
+from queuekit.core.config import Settings
+from queuekit.core.options import StackOptions
+from queuekit.core.redis_client import SERVICE, SOCKET_TIMEOUT
+
+TRANSPORT: Final = "redis"
+NAMESPACE: Final = "celery_redis"  # the stack's name: its keys are <install prefix>celery_redis:…
+# A task still running after this long is handed to another worker (kombu's default: 1 hour). 3 s is below the
+# lease-expiry scenario's 5 s task, so the suite shows the redelivery within its time, and above the 2 s a
+# prefetched task waits behind the back-pressure scenario's first task. In production: longer than any task
+# AND any countdown/eta (the worker holds an eta task unacked until it is due).
+VISIBILITY_TIMEOUT_S: Final = 3
+RESTORE_SWEEP_S: Final = 1  # how often each worker looks for expired unacked entries (kombu: 10 s x throttle 10)
+
+
+def wanted(options: StackOptions) -> bool:
+    return options.transport == TRANSPORT
+
+
+def key_prefix(settings: Settings) -> str:
+    """kombu's ``global_keyprefix``: the install's Redis prefix + the stack's name (``qk:celery_redis:``);
+    the same string as ``RedisParts(settings, "celery_redis").prefix`` on the harness side."""
+    return f"{settings.redis_prefix}{NAMESPACE}:"
+
+
+def broker_url(settings: Settings) -> str:
+    """The kit's single node or an external URL as is; in the cluster topology kombu's ``sentinel://`` list (one
+    per Sentinel) carrying the ACL user and password for the primary it finds (no secret on a command line:
+    the URL is built in each process from the 0600 credentials file)."""
+    if settings.clustered and not settings.external_redis_url:
+        auth = f"{quote(settings.redis_user, safe='')}:{quote(settings.redis_password, safe='')}@"
+        return ";".join(f"sentinel://{auth}{host}:{port}/0" for host, port in settings.redis_sentinels)
+    return settings.redis_url
+
+
+def overrides(options: StackOptions, settings: Settings) -> dict[str, Any]:
+    """Celery settings that differ from the RabbitMQ app's (make_app applies them last)."""
+    transport: dict[str, Any] = {
+        # [topology:*@celery_redis] every key kombu makes (queue lists, bindings, unacked, pub/sub channels) under
+        # the stack's own prefix: compare runs four Redis stacks side by side, and an external Redis is shared
+        "global_keyprefix": key_prefix(settings),
+        # [semantics:ack-timing@celery_redis] an unacked message older than this is restored to its queue, delivered
+        # again, even while its worker is still running it (acks_late: the ack comes after the task)
+        "visibility_timeout": VISIBILITY_TIMEOUT_S,
+        "unacked_restore_interval": RESTORE_SWEEP_S,
+        "unacked_restore_throttle": 1,  # scan on every sweep (kombu: every 10th)
+        # a paused or cut-off primary is noticed in 2 s, as by every other client of the kit (core/redis_client)
+        "socket_timeout": SOCKET_TIMEOUT, "socket_connect_timeout": SOCKET_TIMEOUT,
+        "health_check_interval": 5,  # kombu also drops a BRPOP connection whose reply is this overdue
+    }
+    if settings.clustered and not settings.external_redis_url:
+        transport.update({
+            "master_name": SERVICE,  # the name the Sentinels monitor the primary under
+            # the Sentinels refuse anyone but the kit's ACL user
+            "sentinel_kwargs": {"username": settings.redis_user, "password": settings.redis_password,
+                                "socket_timeout": SOCKET_TIMEOUT},
+        })
+    return {
+        "broker_transport_options": transport,
+        # [semantics:prefetch@celery_redis] kombu's virtual QoS: at most prefetch x concurrency messages delivered
+        # and not acked per worker; each sits in the unacked hash meanwhile and its visibility clock runs
+        "worker_prefetch_multiplier": options.prefetch,
+    }
