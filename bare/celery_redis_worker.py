@@ -32,7 +32,7 @@ app.conf.update(
 )
 
 
-@app.task(name="bare.work")
+@app.task(name="bare.work", shared=False)  # not in Celery's shared registry: bare.celery_worker has one too
 def bare_work(payload: str) -> None:
     work(payload)
 

@@ -42,4 +42,4 @@ def observe(settings: Settings) -> dict[str, Observation]:
 
 
 def links(settings: Settings) -> dict[str, str]:
-    return {"Flower": settings.flower_url}  # the kit's Flower (see docs/redis.md: which broker it watches)
+    return {"Flower": settings.flower_redis_url}  # the kit's second Flower, watching the Redis workers

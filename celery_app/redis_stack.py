@@ -14,10 +14,14 @@ What each option does here (beside ``CeleryStack``'s list):
   bound: the publisher is never refused, the backlog grows).
 * ``partitions``: unused.
 
-The lease: ``visibility_timeout`` = 3 s (``redis.VISIBILITY_TIMEOUT_S``), swept every second. A task
-still running after 3 s is pushed back onto its queue and run again by another worker while the
-first still runs it; nothing counts these redeliveries, so they never dead-letter. An eta/countdown
-is held unacked in the worker: one longer than the visibility timeout is delivered twice too.
+* ``record_lock_ms``: the per-message lease, kombu's ``visibility_timeout`` (default 10 s,
+  ``redis.VISIBILITY_TIMEOUT_S``; the lease-expiry scenario sets 2 s), swept every second.
+
+The lease: a task still running after the visibility timeout is pushed back onto its queue and run
+again by another worker while the first still runs it; nothing counts these redeliveries, so they
+never dead-letter. A SIGKILLed worker's tasks come back the same way (acks_late), after the same
+timeout. An eta/countdown is held unacked in the worker: one longer than the timeout is delivered
+again meanwhile, to the next worker, and runs once per holder at its eta.
 
 Key layout (every key under ``<install prefix>celery_redis:``, kombu's ``global_keyprefix``):
 ``celery.<service>`` (a LIST per queue; ``celery.<service>\\x06\\x16<n>`` for priority n > 0),
@@ -34,6 +38,8 @@ replies, expiring); pub/sub channels ``/0.celery.pidbox`` and ``/0.celeryev…``
 """
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -41,6 +47,7 @@ from celery import Celery, group
 from kombu.utils.json import loads
 
 from queuekit.core.config import Settings
+from queuekit.core.envelope import Envelope, encode
 from queuekit.core.options import StackOptions
 from queuekit.stacks.base import DeadLetter, PublishReport
 from queuekit.stacks.capabilities import Capabilities
@@ -111,6 +118,18 @@ class CeleryRedisStack(CeleryStack):
         report = super()._send(workload, arguments)
         copies = len(WORKLOADS[workload].services) if WORKLOADS[workload].shape == "fan-out" else 1
         return replace(report, broker_messages=report.confirmed * copies)
+
+    def publish_delayed(self, workload: str, envelopes: Sequence[Envelope], delay_s: float) -> PublishReport:
+        """Celery's countdown: pushed at once, held UNACKED by the worker that takes it until it is due (the
+        framework delays, not Redis). A delay beyond the visibility timeout is restored and delivered again
+        meanwhile, to the next worker in turn (Celery's documented caveat on Redis)."""
+        began = time.monotonic()
+        with self._app().producer_or_acquire() as producer:
+            for env in envelopes:
+                self._signature(workload, encode(env).decode()).apply_async(producer=producer, retry=True,
+                                                                            countdown=delay_s)
+        copies = len(WORKLOADS[workload].services) if WORKLOADS[workload].shape == "fan-out" else 1
+        return PublishReport(len(envelopes), 0, time.monotonic() - began, broker_messages=len(envelopes) * copies)
 
     # -- the template's hooks -------------------------------------------------------------
     def consumers_ready(self) -> bool:

@@ -47,7 +47,8 @@ class StackOptions:
     transactional: bool = False  # kafka: consume-transform-produce in one Kafka transaction per record
     transaction_timeout_ms: int | None = None  # kafka (transactional): a dead worker's open transaction is aborted after this
     long_task: LongTask = "block"  # kafka: handle in the poll loop, or pause the partitions and keep polling
-    record_lock_ms: int | None = None  # kafka_share: share.record.lock.duration.ms of the workload's groups
+    # the per-message lease: kafka_share's share.record.lock.duration.ms, celery_redis's visibility_timeout
+    record_lock_ms: int | None = None
     ack: AckMode = "record"  # kafka_share: acknowledgements sent per record, or one commit per poll batch (acks.py)
     batch_records: int = 500  # kafka_share, ack="batch": max.poll.records, the records one commit settles
     task_events: bool = True  # celery*: Flower task events (the bench turns them off, as a plain app has them)

@@ -8,7 +8,8 @@ the Stack template:
                  (the ``tracking`` workload, one Kafka partition, the idempotency guard OFF
                  so every delivery that reaches the handler leaves an effect: duplicates count)
     leader       the leader of ``fault_target(SERVICE)``: a quorum queue's leader, a classic
-                 queue's node, a topic's partition 0 leader, from the broker's own metadata
+                 queue's node, a topic's partition 0 leader, the Redis primary the Sentinels name,
+                 from the broker's own metadata
     start        a producer thread publishing one ``TrackEvent`` (user = key, seq per user) per
                  ``stack.publish`` call: returned and confirmed = confirmed; refused or raised =
                  failed (the stack's own confirms / acks=all / retries decide); and a thread
@@ -23,7 +24,7 @@ import threading
 import time
 import uuid
 
-from queuekit.brokers.faults import kafka_isr, kafka_partition_leader, rabbit_queue_leader
+from queuekit.brokers.faults import kafka_isr, kafka_partition_leader, rabbit_queue_leader, redis_primary
 from queuekit.core.config import Settings
 from queuekit.core.envelope import make_envelope
 from queuekit.core.ledger import Ledger
@@ -84,6 +85,8 @@ class StackProbe:
     def leader(self) -> int:
         if self.broker == "kafka":
             return kafka_partition_leader(self.settings, self.target)
+        if self.broker == "redis":  # one primary holds every key: the Sentinels' current one
+            return redis_primary(self.settings)
         return rabbit_queue_leader(self.settings, self.target)
 
     def start(self, rec: Recorder, stop: threading.Event) -> list[threading.Thread]:
