@@ -68,7 +68,6 @@ UNACKED, UNACKED_INDEX, UNACKED_MUTEX = "unacked", "unacked_index", "unacked_mut
 
 class CeleryRedisStack(CeleryStack):
     name = "celery_redis"
-    hostile_outcomes = {}
     capabilities = Capabilities(
         broker="redis",
         native_fanout=False,  # Redis fanout is PUB/SUB, lost when nobody listens: producer-side copies instead
@@ -101,7 +100,7 @@ class CeleryRedisStack(CeleryStack):
 
     def _app(self) -> Celery:
         if self.app is None:
-            self.app = make_app(self.options, broker_url=redis.broker_url(self.settings))
+            self.app = make_app(self.options, config=self.settings)  # the driver's settings: single or cluster
         return self.app
 
     # -- producing: no durable fanout here -------------------------------------------------------
