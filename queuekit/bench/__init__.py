@@ -220,7 +220,9 @@ def references(result: dict[str, Any], stack: str) -> dict[str, Any]:
     broker = load_stack(stack).capabilities.broker
     mine = result["stacks"][stack]["modes"]["noop"]
     rate = mine["stack"]["rate"]["median"]
-    refs = {"broker_tool": result["ceilings"][broker]["rate"], "raw_client": result["raw"][broker]["rate"]["median"],
+    # a broker without a measured tool or raw client yet (Redis): no reference, not a KeyError after the runs
+    refs = {"broker_tool": result["ceilings"].get(broker, {}).get("rate"),
+            "raw_client": result["raw"].get(broker, {}).get("rate", {}).get("median"),
             "bare_framework": mine["bare"]["rate"]["median"] if mine["bare"] else None}
     return {name: {"rate": ref, "stack_ratio": round(rate / ref, 4) if ref else None} for name, ref in refs.items()}
 
