@@ -103,6 +103,10 @@ class RedisRawPublisher:
         pass  # the stack's own client (RedisParts), closed with the stack
 
     def send(self, item: Hostile, queue: str = QUEUE) -> None:
+        raw = frame_spec(item, "celery_redis").get("item")  # celery_redis's own inputs: items kombu cannot read
+        if raw is not None:
+            self.stack.parts.client.lpush(self.stack.parts.key(queue), raw)
+            return
         task_id, headers, body, content_type = task_frame(item)
         if frame_spec(item, "celery").get("revoke"):
             RawPublisher._revoke(self, task_id)  # type: ignore[arg-type]  # Celery's remote control: pub/sub on Redis

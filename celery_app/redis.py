@@ -85,7 +85,13 @@ def overrides(options: StackOptions, settings: Settings) -> dict[str, Any]:
             "sentinel_kwargs": {"username": settings.redis_user, "password": settings.redis_password,
                                 "socket_timeout": SOCKET_TIMEOUT},
         })
+    from . import redis_transport  # registers the kit's transport aliases with kombu
+
     return {
+        # kombu's Redis transport with unreadable list items dead-lettered, not fatal (redis_transport.py)
+        # (options.stock_framework, the framework-drops scenario: kombu's own, which dies on them)
+        "broker_transport": None if options.stock_framework
+        else redis_transport.SENTINEL_ALIAS if "master_name" in transport else redis_transport.ALIAS,
         "broker_transport_options": transport,
         # [semantics:prefetch@celery_redis] kombu's virtual QoS: at most prefetch x concurrency messages delivered
         # and not acked per worker; each sits in the unacked hash meanwhile and its visibility clock runs
