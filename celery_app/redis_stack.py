@@ -1,9 +1,11 @@
-"""CeleryRedisStack: the same Celery app and tasks over Redis (kombu's ``redis://`` transport).
+"""CeleryRedisStack: the same Celery app and tasks over Redis (kombu's Redis transport).
 
 "Celery + Redis", the setup most Celery teams run. One setting changes
 (``options.transport = "redis"``: broker URL and transport options,
 ``celery_app/redis.py``); tasks.py, topology.py and worker.py are celery_app's
-own: ``task_acks_late`` + ``task_reject_on_worker_lost`` as on RabbitMQ.
+own: ``task_acks_late`` + ``task_reject_on_worker_lost`` as on RabbitMQ. The transport is kombu's with
+one change (``redis_transport.py``): a list item kombu cannot read is dead-lettered with its reason
+instead of making the worker exit (stock kombu's behaviour, observed).
 
 What each option does here (beside ``CeleryStack``'s list):
 
@@ -13,7 +15,6 @@ What each option does here (beside ``CeleryStack``'s list):
 * ``queue_max_length``, ``queue_type``, ``delivery_limit``: RabbitMQ only, ignored (a Redis list has no
   bound: the publisher is never refused, the backlog grows).
 * ``partitions``: unused.
-
 * ``record_lock_ms``: the per-message lease, kombu's ``visibility_timeout`` (default 10 s,
   ``redis.VISIBILITY_TIMEOUT_S``; the lease-expiry scenario sets 2 s), swept every second.
 

@@ -4,7 +4,7 @@ Stock kombu 5.7 (``redis.Channel._brpop_read``) BRPOPs an item and decodes it in
 worker's event loop: an item that is not kombu's JSON message (``not json {``, a JSON list, an
 object without ``properties.delivery_tag``, a body that does not decode) raises there, Celery
 logs "Unrecoverable error" and the worker process exits, and the item, already popped, is gone
-(observed: ``tests/stacks/test_celery_redis.py``). Here each item is checked the way
+(``tests/stacks/test_celery_redis.py``). Here each item is checked the way
 celery_kafka's records are (``kafka_transport.record_problem``, kombu's own ``Channel.Message``
 included) before kombu delivers it; one it cannot read is pushed, with the reason, onto its
 queue's ``.dlq`` list and the worker carries on. Everything else is kombu's, unchanged.

@@ -111,3 +111,24 @@ def test_a_countdown_beyond_the_visibility_timeout_is_delivered_to_several_worke
     stack.drain("signup", timeout=30)
     assert len(ledger.attempts_for("signup", env.key)) >= 2
     assert len(effects()) == 1
+
+
+@pytest.mark.parametrize("stock", [True, False], ids=["stock-kombu", "kit-transport"])
+def test_an_item_that_is_not_kombus_json(stock, stack, ledger):
+    """Stock kombu decodes each BRPOPed item in the worker's event loop: one non-JSON item and the worker exits
+    ("Unrecoverable error"), the item gone. The kit's transport (celery_app/redis_transport.py) dead-letters it
+    with its reason and the worker goes on to the next task."""
+    stack.start(["signup"], StackOptions(workers=1, stock_framework=stock))
+    stack.parts.client.lpush(stack.parts.key(topology.queue_name("signup")), b"hostile-not-json {")
+    [env] = [make_envelope(m) for m in WORKLOADS["signup"].make_messages(1, seed=61)]
+    if stock:
+        wait_for(lambda: not stack.worker_pids(), timeout=30, what="the stock worker to exit")
+        assert stack.parts.client.llen(stack.parts.key(topology.queue_name("signup"))) == 0  # popped, gone
+        assert stack.dead_letters("signup") == []
+        return
+    stack.publish("signup", [env])
+    wait_for(lambda: any(e.key == env.key for e in ledger.effects(service="signup")), timeout=30,
+             what="the next task's effect")
+    [dead] = stack.dead_letters("signup")
+    assert dead.payload == b"hostile-not-json {" and dead.reason.startswith("not a kombu record: JSONDecodeError")
+    assert len(stack.worker_pids()) == 1
