@@ -11,17 +11,21 @@ from __future__ import annotations
 
 from celery import Celery
 
-from queuekit.core.config import settings
+from queuekit.core.config import Settings, settings
 from queuekit.core.options import StackOptions
 from queuekit.core.worker_env import this_worker
 
-from . import compression, kafka, topology
+from . import compression, kafka, redis, topology
 
 
-def make_app(options: StackOptions, *, broker_url: str | None = None, include: tuple[str, ...] = ()) -> Celery:
-    """``options.transport == "confluentkafka"``: the same app over Kafka (see kafka.py)."""
+def make_app(options: StackOptions, *, broker_url: str | None = None, include: tuple[str, ...] = (),
+             config: Settings | None = None) -> Celery:
+    """``options.transport``: "confluentkafka" is the same app over Kafka (kafka.py), "redis" over Redis (redis.py).
+    ``config``: the kit's settings (the driver's own, e.g. the cluster topology's); default: this process's."""
+    config = config or settings()
     # RabbitMQ: every node's URL, ";"-joined: kombu's failover list (one URL on a single node)
-    default_url = kafka.broker_url(settings()) if kafka.wanted(options) else ";".join(settings().amqp_urls)
+    default_url = (kafka.broker_url(config) if kafka.wanted(options)
+                   else redis.broker_url(config) if redis.wanted(options) else ";".join(config.amqp_urls))
     app = Celery("queuekit", broker=broker_url or default_url, include=list(include))
     app.conf.update(
         task_serializer="json",
@@ -67,6 +71,8 @@ def make_app(options: StackOptions, *, broker_url: str | None = None, include: t
     )
     if kafka.wanted(options):
         app.conf.update(kafka.overrides(options))
+    if redis.wanted(options):
+        app.conf.update(redis.overrides(options, config))  # Sentinel options and key prefix: the same settings
     if not options.stock_framework:
         compression.install()  # kombu inflates a 'compression' header's body as it reads it: bounded here
     return app

@@ -17,12 +17,13 @@ from .worker import argv
 
 def declare(settings: Settings, workloads: Sequence[str], options: StackOptions) -> None:
     """Exchanges, work queues and dead-letter queues: a worker declares only the queues it consumes."""
-    from . import kafka
+    from . import kafka, redis
     from .app import make_app
 
     if kafka.wanted(options):
         return  # over Kafka the worker creates its topics itself (kombu, ``num_partitions`` = options.partitions)
-    app = make_app(options, broker_url=settings.amqp_url)
+    # celery_redis: the bindings are SETs in Redis, under the stack's prefix (redis.py)
+    app = make_app(options, config=settings) if redis.wanted(options) else make_app(options, broker_url=settings.amqp_url)
     with app.connection_for_write() as conn:
         topology.declare(conn.default_channel, workloads, options)
 

@@ -6,6 +6,9 @@ one of them is read without raising. The frame parsing is ``frames.py``.
 """
 from __future__ import annotations
 
+import base64
+import json
+
 from queuekit.stacks.base import DeadLetter
 from queuekit.stacks.rabbitmq import x_death
 
@@ -24,3 +27,12 @@ def dead_letter(service: str, body: bytes, headers: dict) -> DeadLetter:
         return DeadLetter(service, frames.task_argument(body), f"{x_death(headers)} by the Celery worker: {what}")
     except Exception as exc:  # noqa: BLE001 - a reader of dead letters must read every one of them
         return DeadLetter(service, body, f"unreadable dead letter: {type(exc).__name__}: {exc}"[:300])
+
+
+def virtual_message(value: bytes | str) -> tuple[bytes, dict]:
+    """(body, headers) of a message as kombu's virtual transports store it (a Kafka record, a Redis list item):
+    JSON ``{"body", "headers", "properties": {"body_encoding"}}``."""
+    doc = json.loads(value)
+    body = doc.get("body", "")
+    raw = base64.b64decode(body) if doc.get("properties", {}).get("body_encoding") == "base64" else body.encode()
+    return raw, doc.get("headers") or {}

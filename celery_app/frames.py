@@ -51,6 +51,7 @@ HEADER_TYPES: dict[str, tuple[type, ...]] = {
     "stamps": (dict, type(None)), "replaced_task_nesting": (int, type(None)),
 }
 ON_KAFKA = str(app.conf.broker_url or "").startswith(f"{kafka.SCHEME}://")  # celery_kafka's workers
+ON_REDIS = str(app.conf.broker_url or "").split("://")[0] in ("redis", "rediss", "sentinel")  # celery_redis's
 _task_consumer = None  # the worker's kombu Consumer (set by RememberTaskConsumer)
 
 
@@ -91,8 +92,9 @@ def _dead_letter_route(queue: str) -> dict:
 
     RabbitMQ: ``celery.dlx`` under the queue's name (bound to its ``.dlq``). Kafka (kombu's virtual
     transport): no DLX exchange exists outside the memory of the connection that declared it, so by the
-    ``.dlq`` topic's name through the default exchange, as ``topology.to_queue`` routes retries there."""
-    if ON_KAFKA:
+    ``.dlq`` topic's name through the default exchange, as ``topology.to_queue`` routes retries there;
+    on Redis (kombu's other virtual transport) the same way, by the ``.dlq`` list's name."""
+    if ON_KAFKA or ON_REDIS:
         return {"exchange": "", "routing_key": topology.dlq_name(topology.service_of_queue(queue))}
     return {"exchange": topology.DLX.name, "routing_key": queue}
 
@@ -222,7 +224,7 @@ def dead_letter_frame(message, reason: str, *, settle: bool = True) -> bool:
                              content_type="application/octet-stream", content_encoding="binary",
                              delivery_mode=2, headers=headers, retry=True)  # confirm_publish: broker has it
     except Exception as exc:  # noqa: BLE001 - not published: the queue's DLX keeps it instead
-        # (on Kafka there is no DLX: kombu's reject(requeue=False) commits like an ack, the frame is lost)
+        # (on Kafka and Redis there is no DLX: kombu's reject(requeue=False) is an ack there, the frame is lost)
         logger.error("dead letter not published (%r): rejecting the frame to the DLX", exc)
         if settle:
             message.reject_log_error(logger, (Exception,))

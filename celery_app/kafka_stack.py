@@ -30,13 +30,12 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from celery import group
 from confluent_kafka.admin import NewTopic
 
 from queuekit.core.config import Settings
 from queuekit.core.options import StackOptions
 from queuekit.core.waiting import wait_for
-from queuekit.stacks.base import DeadLetter, PublishReport
+from queuekit.stacks.base import DeadLetter
 from queuekit.stacks.capabilities import Capabilities
 from queuekit.stacks.declaration import ClusterPromise, RetryTiming
 from queuekit.stacks.kafka import Admin
@@ -47,10 +46,11 @@ from . import kafka, kafka_topics, topology
 from .app import make_app
 from .dead_letters import dead_letter
 from .kafka_observe import group_of
+from .producer import ProducerSideFanout  # no fanout exchange on this transport: a copy per subscriber
 from .stack import CeleryStack
 
 
-class CeleryKafkaStack(CeleryStack):
+class CeleryKafkaStack(ProducerSideFanout, CeleryStack):
     name = "celery_kafka"
     hostile_outcomes = {
         # kombu base64-encodes the task message into its record (1.3 MB): the producer refuses it
@@ -103,21 +103,6 @@ class CeleryKafkaStack(CeleryStack):
         if self.app is None:
             self.app = make_app(self.options, broker_url=kafka.broker_url(self.settings))
         return self.app
-
-    # -- producing: no fanout exchange here ------------------------------------------------------
-    def _signature(self, workload: str, argument):
-        spec = WORKLOADS[workload]
-        if spec.shape != "fan-out":
-            return super()._signature(workload, argument)
-        # The transport drops a publish to a fanout exchange without an error (tests/stacks/test_celery_kafka.py),
-        # so the producer sends one task per subscriber queue, as a Dramatiq user does: two records per event.
-        return group(self._app().signature(topology.TRACKING_TASK, args=[argument], **topology.to_queue(s, self.options))
-                     for s in spec.services)
-
-    def _send(self, workload: str, arguments: list, countdown: float | None = None) -> PublishReport:
-        report = super()._send(workload, arguments, countdown)
-        copies = len(WORKLOADS[workload].services) if WORKLOADS[workload].shape == "fan-out" else 1
-        return replace(report, broker_messages=report.confirmed * copies)
 
     # -- the template's hooks -------------------------------------------------------------
     def _topics(self, workloads) -> list[str]:

@@ -6,8 +6,6 @@ celery_app's queues, and how a dead letter is read back out of a kombu record.
 """
 from __future__ import annotations
 
-import base64
-import json
 import uuid
 from collections.abc import Iterable
 
@@ -20,6 +18,7 @@ from queuekit.stacks.manifest import KitObject
 from workloads import WORKLOADS
 
 from . import topology
+from .dead_letters import virtual_message
 from .kafka_observe import group_of
 
 REPLAY_GROUPS = f"{topology.PREFIX}replay."  # replay()'s throwaway groups: celery.replay.<hex>
@@ -60,9 +59,6 @@ def replay(settings: Settings, topic: str, partitions: list[int], timeout: float
 
 
 def kombu_record(value: bytes | None) -> tuple[bytes, dict]:
-    """A kombu virtual-transport record: JSON ``{"body", "headers", "properties": {"body_encoding"}}``
-    (a record without a value, which kombu never writes, reads as an empty body)."""
-    doc = json.loads(value or b"{}")
-    body = doc.get("body", "")
-    raw = base64.b64decode(body) if doc.get("properties", {}).get("body_encoding") == "base64" else body.encode()
-    return raw, doc.get("headers") or {}
+    """A kombu virtual-transport record (``dead_letters.virtual_message``); a record without a value, which
+    kombu never writes, reads as an empty body."""
+    return virtual_message(value or b"{}")

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from amqp.exceptions import MessageNacked
-from celery import Celery, chain
+from celery import Celery, chain, group
 from kombu.exceptions import OperationalError
 
 from queuekit.stacks.base import PublishReport
@@ -45,3 +46,22 @@ def signature(app: Celery, workload: str, argument):
         return chain(*[app.signature(topology.task_name(s), args=[argument]) for s in spec.services])
     # work queue: one task; fan-out: ONE task message that the fanout exchange copies per service
     return app.signature(topology.task_name(spec.services[0]), args=[argument])
+
+
+class ProducerSideFanout:
+    """For a Celery transport without a durable fanout (kombu's Kafka transport drops a fanout publish; Redis's
+    fanout is PUB/SUB, lost when nobody listens): the producer sends one task per subscriber queue, as a Dramatiq
+    user does, and counts one broker message per copy. Mixed in before ``CeleryStack``."""
+
+    def _signature(self, workload: str, argument):
+        spec = WORKLOADS[workload]
+        if spec.shape != "fan-out":
+            return super()._signature(workload, argument)  # type: ignore[misc]
+        app, options = self._app(), self.options  # type: ignore[attr-defined]
+        return group(app.signature(topology.TRACKING_TASK, args=[argument], **topology.to_queue(s, options))
+                     for s in spec.services)
+
+    def _send(self, workload: str, arguments: list, countdown: float | None = None) -> PublishReport:
+        report = super()._send(workload, arguments, countdown)  # type: ignore[misc]
+        copies = len(WORKLOADS[workload].services) if WORKLOADS[workload].shape == "fan-out" else 1
+        return replace(report, broker_messages=report.confirmed * copies)

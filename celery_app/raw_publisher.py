@@ -7,7 +7,8 @@ removes one), args, kwargs, embed, a raw body, a content type, or a revoke of it
 
 On RabbitMQ (celery, celery_quorum) with pika; on Kafka (celery_kafka) as the record kombu's
 confluentkafka transport writes: the topic is the queue's name, the value kombu's virtual-transport
-JSON ``{"body" (base64), "content-type", "content-encoding", "headers", "properties"}``.
+JSON ``{"body" (base64), "content-type", "content-encoding", "headers", "properties"}``; on Redis
+(celery_redis) that same JSON pushed onto the queue's list.
 """
 from __future__ import annotations
 
@@ -87,3 +88,31 @@ class KafkaRawPublisher(KafkaWire):
                                  "body_encoding": "base64", "delivery_tag": str(uuid.uuid4()),
                                  "delivery_info": {"exchange": "", "routing_key": queue}}}
         self.produce(queue, raw if raw is not None else json.dumps(record).encode(), compress=own.get("compress"))
+
+
+class RedisRawPublisher:
+    """redis-py onto the queue's list as kombu's Redis transport writes it: LPUSH of its JSON message
+    (``{"body" (base64), "content-type", "content-encoding", "headers", "properties"}``), under the stack's
+    key prefix. The reply to LPUSH is the broker's acceptance: there is nothing else to confirm."""
+
+    def __init__(self, stack):
+        self.stack = stack
+        self.last: str | None = None
+
+    def close(self) -> None:
+        pass  # the stack's own client (RedisParts), closed with the stack
+
+    def send(self, item: Hostile, queue: str = QUEUE) -> None:
+        raw = frame_spec(item, "celery_redis").get("item")  # celery_redis's own inputs: items kombu cannot read
+        if raw is not None:
+            self.stack.parts.client.lpush(self.stack.parts.key(queue), raw)
+            return
+        task_id, headers, body, content_type = task_frame(item)
+        if frame_spec(item, "celery").get("revoke"):
+            RawPublisher._revoke(self, task_id)  # type: ignore[arg-type]  # Celery's remote control: pub/sub on Redis
+        message = {"body": base64.b64encode(body).decode(), "content-encoding": "utf-8", "content-type": content_type,
+                   "headers": headers,
+                   "properties": {"correlation_id": task_id, "reply_to": "", "delivery_mode": 2, "priority": 0,
+                                  "body_encoding": "base64", "delivery_tag": str(uuid.uuid4()),
+                                  "delivery_info": {"exchange": "", "routing_key": queue}}}
+        self.stack.parts.client.lpush(self.stack.parts.key(queue), json.dumps(message))

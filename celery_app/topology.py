@@ -62,7 +62,7 @@ from queuekit.core.options import StackOptions
 from queuekit.core.queue_types import dead_letter_queue_arguments, work_queue_arguments
 from workloads import WORKLOADS
 
-from . import kafka
+from . import kafka, redis
 
 
 def _prefix() -> str:
@@ -120,7 +120,8 @@ def work_queue(service: str, options: StackOptions) -> Queue:
         args.update({"x-max-length": options.queue_max_length, "x-overflow": "reject-publish"})
     name = queue_name(service)
     tasks = tasks_exchange(options)
-    if WORKLOADS[workload].shape == "fan-out":  # reachable both by the fanout and by name (retries)
+    if WORKLOADS[workload].shape == "fan-out" and not redis.wanted(options):  # by the fanout and by name (retries)
+        # (on Redis a fanout exchange is PUB/SUB, lost when nobody listens: celery_redis sends per-queue copies)
         # (kombu drops a Queue's exchange when it has bindings: both bindings are listed)
         return Queue(name, [binding(tasks, routing_key=name), binding(TRACKING)], routing_key=name, durable=True,
                      queue_arguments=args)
@@ -169,10 +170,11 @@ def routes() -> dict[str, dict]:
 def to_queue(service: str, options: StackOptions) -> dict:
     """Publish options that reach exactly this service's queue, overriding any route (the fanout's)."""
     name = queue_name(service)
-    if kafka.wanted(options):
+    if kafka.wanted(options) or redis.wanted(options):
         # kombu's virtual transport keeps bindings in the memory of the connection that declared them; a
         # producer's pooled connection may not have, and a publish to celery.tasks then reaches no topic,
-        # silently (observed). The default exchange routes by queue name alone.
+        # silently (observed). The default exchange routes by queue name alone (on Redis, where the bindings are
+        # a SET in Redis, too: a retry then never depends on a binding a purge may have removed).
         return {"queue": name, "exchange": "", "exchange_type": "direct", "routing_key": name}
     tasks = tasks_exchange(options)
     return {"queue": name, "exchange": tasks.name, "exchange_type": tasks.type, "routing_key": name}

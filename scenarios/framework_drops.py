@@ -130,6 +130,9 @@ SCENARIO = Scenario(
         for_stack("celery_kafka", "stock kombu's confluentkafka transport parses and builds every record outside any "
                   "error handling: a record that is not its JSON, or of the wrong types, makes every worker exit",
                   stock_workers_died=AtLeast(1)),
+        for_stack("celery_redis", "stock kombu's Redis transport decodes each item it BRPOPs inside the worker's event "
+                  "loop: an item that is not its JSON makes the worker exit, the item already popped",
+                  stock_workers_died=AtLeast(1)),
         for_stack("kafka", "no stock consumer: confluent-kafka hands every record to the kit's own loop",
                   stock_vanished=0, stock_workers_died=0),
     ],

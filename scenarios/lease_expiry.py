@@ -67,10 +67,12 @@ def run(ctx: Context) -> dict:
 SCENARIO = Scenario(
     name="lease-expiry",
     concept="Leases: record locks, max.poll.interval.ms, consumer_timeout",
-    question=f"A {TASK_S:g} s task with a {RECORD_LOCK_MS} ms record lock (share groups) or a {POLL_INTERVAL_MS} ms "
+    question=f"A {TASK_S:g} s task with a {RECORD_LOCK_MS} ms record lock (share groups) or visibility timeout "
+             f"(Celery on Redis) or a {POLL_INTERVAL_MS} ms "
              "max.poll.interval.ms (consumer groups): how often does it run, how many effects, where does it end?",
     workload="signup",
-    # record_lock_ms: read by the share-group stack only (a share group's own setting); the others ignore it.
+    # record_lock_ms: the per-message lease, read by share groups (share.record.lock.duration.ms) and celery_redis
+    # (kombu's visibility_timeout); the others ignore it.
     options=StackOptions(workers=2, partitions=2, max_retries=3, record_lock_ms=RECORD_LOCK_MS),
     options_when={"evicts_slow_consumer": {"max_poll_interval_ms": POLL_INTERVAL_MS, "session_timeout_ms": 2000}},
     expect=[
@@ -101,6 +103,11 @@ SCENARIO = Scenario(
         # dead-lettered (tests/stacks/test_redis_streams.py shows the XACK).
         for_stack("redis_streams", "Redis accepts the lapsed holder's XACK: the claimed entry is settled, not "
                   "dead-lettered", long_task_dead_lettered=False),
+        # Celery on Redis's own finding (celery #2599, #5935): kombu restores an unacked message past its visibility
+        # timeout without counting the delivery (no delivery count on Redis), so the task runs again each cycle
+        # and never dead-letters; the first run's ack then clears the rerun's unacked entry (tests/stacks/).
+        for_stack("celery_redis", "kombu's visibility timeout re-runs the task uncounted: never dead-lettered",
+                  long_task_dead_lettered=False),
         # No competing consumers (a 3.10 stream): both workers read the long task, so it runs once per worker.
         by_capability("competing_consumers", no={"long_task_attempts": 2, "runs_while_first_running": 1,
                                                  "runs_after_first": 0}),

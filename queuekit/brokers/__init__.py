@@ -17,12 +17,12 @@ from queuekit.core.errors import KitError
 
 from .base import Component, Say, Status
 from .external import External
-from .flower import Flower
+from .flower import Flower, FlowerRedis
 from .kafka import Kafka
 from .rabbitmq import RabbitMQ
 from .redis import Redis
 
-NAMES = ("rabbitmq", "kafka", "redis", "flower")  # start order: Flower needs RabbitMQ
+NAMES = ("rabbitmq", "kafka", "redis", "flower", "flower-redis")  # start order: each Flower needs its broker
 
 
 def components(settings: Settings, names: tuple[str, ...] | None = None) -> list[Component]:
@@ -30,7 +30,8 @@ def components(settings: Settings, names: tuple[str, ...] | None = None) -> list
     ``queuekit up flower`` asks for one; without Redis in an external/docker mode that names none
     with QUEUEKIT_REDIS_URL: an external kit that only uses RabbitMQ and Kafka has no Redis to check)."""
     wanted = names or tuple(n for n in NAMES if (n != "flower" or not settings.external("rabbitmq"))
-                            and (n != "redis" or settings.mode == "local" or settings.external_redis_url))
+                            and (n not in ("redis", "flower-redis") or settings.mode == "local"
+                                 or settings.external_redis_url))
     unknown = set(wanted) - set(NAMES)
     if unknown:
         raise KitError(f"unknown component(s): {', '.join(sorted(unknown))}", f"choose from {', '.join(NAMES)}")
@@ -53,6 +54,7 @@ def components(settings: Settings, names: tuple[str, ...] | None = None) -> list
     built["kafka"] = External(kafka, "QUEUEKIT_KAFKA_BOOTSTRAP") if settings.external("kafka") else kafka
     built["redis"] = External(Redis(settings), "QUEUEKIT_REDIS_URL") if settings.external("redis") else Redis(settings)
     built["flower"] = Flower(settings)
+    built["flower-redis"] = FlowerRedis(settings)  # the celery_redis workers' (a Flower watches one broker)
     return [built[n] for n in NAMES if n in wanted]
 
 

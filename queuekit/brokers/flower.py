@@ -1,8 +1,13 @@
-"""Flower (from PyPI), Celery's monitor, started by the kit against the kit's RabbitMQ.
+"""Flower (from PyPI), Celery's monitor, started by the kit: one against the kit's RabbitMQ, one against its Redis.
 
-It reads task events from the broker and queue lengths from the management
-API (``--broker_api``). Credentials reach it through FLOWER_* environment
-variables, so they do not show in ``ps``.
+A Flower instance watches the workers of ONE broker (it reads their task events
+from it): ``Flower`` the ``celery`` / ``celery_quorum`` workers on RabbitMQ (queue
+lengths from the management API, ``--broker_api``), ``FlowerRedis`` the
+``celery_redis`` workers (``celery_app.app`` configured with ``transport="redis"``:
+the same broker URL, Sentinel options and key prefix as those workers; Flower reads
+queue lengths from Redis itself). Credentials reach both through FLOWER_* and
+the kit's own environment variables, so they do not show in ``ps``; both take the
+install's one generated Flower login.
 """
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ import time
 import httpx
 
 from queuekit.core.config import LOOPBACK, Settings
+from queuekit.core.options import StackOptions, options_env
 
 from .base import Say, Status
 from .process import ManagedProcess, elapsed, ensure_ports_free
@@ -25,8 +31,16 @@ class Flower:
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.dir = settings.run_dir / "flower"
-        self.proc = ManagedProcess("flower", self.dir)
+        self.dir = settings.run_dir / self.name
+        self.proc = ManagedProcess(self.name, self.dir)
+
+    @property
+    def url(self) -> str:
+        return self.settings.flower_url
+
+    @property
+    def port(self) -> int:
+        return self.settings.ports.flower
 
     def _env(self) -> dict[str, str]:
         s = self.settings
@@ -42,11 +56,11 @@ class Flower:
 
     def ready(self) -> bool:
         # /healthcheck is Flower's unauthenticated liveness endpoint.
-        return httpx.get(f"{self.settings.flower_url}/healthcheck", timeout=2).text.strip() == "OK"
+        return httpx.get(f"{self.url}/healthcheck", timeout=2).text.strip() == "OK"
 
     def _auth_ok(self) -> bool:
         """Does the running Flower take this install's basic-auth credentials?"""
-        r = httpx.get(f"{self.settings.flower_url}/api/workers", params={"refresh": "false"},
+        r = httpx.get(f"{self.url}/api/workers", params={"refresh": "false"},
                       auth=self.settings.flower_auth, timeout=5)
         return r.status_code != 401
 
@@ -54,10 +68,9 @@ class Flower:
         pid = self.proc.pid()
         try:
             healthy = self.ready()
-            return Status(self.name, self.settings.flower_url, "kit" if pid else "unmanaged", healthy, pid,
-                          _flower_version())
+            return Status(self.name, self.url, "kit" if pid else "unmanaged", healthy, pid, _flower_version())
         except httpx.HTTPError as exc:
-            return Status(self.name, self.settings.flower_url, "kit" if pid else "stopped", False, pid,
+            return Status(self.name, self.url, "kit" if pid else "stopped", False, pid,
                           detail=str(exc)[:120])
 
     def start(self, say: Say) -> bool:
@@ -65,23 +78,42 @@ class Flower:
             self.proc.wait_ready(self.ready, timeout=READY_TIMEOUT, what="Flower (already started) to answer")
             if self._auth_ok():
                 return False
-            say("Flower runs with other credentials than this install's: restarting it")
+            say(f"{self.name} runs with other credentials than this install's: restarting it")
             self.proc.stop(timeout=15)
-        ensure_ports_free(LOOPBACK, {"Flower": self.settings.ports.flower}, "set QUEUEKIT_PORT_OFFSET")
+        ensure_ports_free(LOOPBACK, {self.name: self.port}, "set QUEUEKIT_PORT_OFFSET")
         t0 = time.monotonic()
-        say(f"starting Flower on {self.settings.flower_url}…")
+        say(f"starting {self.name} on {self.url}…")
         self.proc.spawn([sys.executable, "-m", "celery", "-A", "celery_app.app", "flower",
-                         f"--address={LOOPBACK}", f"--port={self.settings.ports.flower}"],
+                         f"--address={LOOPBACK}", f"--port={self.port}"],
                         env=self._env())
-        self.proc.wait_ready(self.ready, timeout=READY_TIMEOUT, what=f"Flower to answer on {self.settings.flower_url}")
-        say(f"Flower ready in {elapsed(t0)}")
+        self.proc.wait_ready(self.ready, timeout=READY_TIMEOUT, what=f"{self.name} to answer on {self.url}")
+        say(f"{self.name} ready in {elapsed(t0)}")
         return True
 
     def stop(self, say: Say) -> bool:
         if self.proc.stop(timeout=15):
-            say("Flower stopped")
+            say(f"{self.name} stopped")
             return True
         return False
+
+
+class FlowerRedis(Flower):
+    """The celery_redis workers' Flower: ``celery_app.app`` over Redis (its broker URL, Sentinel options and
+    ``global_keyprefix`` come from ``celery_app/redis.py``, as in those workers); no management API."""
+
+    name = "flower-redis"
+
+    @property
+    def url(self) -> str:
+        return self.settings.flower_redis_url
+
+    @property
+    def port(self) -> int:
+        return self.settings.ports.flower_redis
+
+    def _env(self) -> dict[str, str]:
+        env = {k: v for k, v in super()._env().items() if k != "FLOWER_BROKER_API"}
+        return {**env, **options_env(StackOptions(transport="redis"))}  # the app celery_redis's workers run
 
 
 def _flower_version() -> str:

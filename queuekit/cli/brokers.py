@@ -23,7 +23,8 @@ COMPONENTS = click.Choice(brokers.NAMES)
 def up(components: tuple[str, ...], topology: str | None) -> None:
     """Provision (first run) and start the brokers; reuse whatever already runs.
 
-    COMPONENTS: any of rabbitmq, kafka, redis, flower (default: all; no Flower in the cluster topology).
+    COMPONENTS: any of rabbitmq, kafka, redis, flower, flower-redis (default: all; no Flower in the cluster
+    topology).
     """
     s = kit_settings(topology)
     started = brokers.up(s, components or None, say)

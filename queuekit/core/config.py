@@ -169,6 +169,7 @@ class Ports:
     kafka: int = 9092
     kafka_controller: int = 9093
     flower: int = 5555
+    flower_redis: int = 5556  # a second Flower, watching the celery_redis workers on Redis
     rabbit_prometheus: int = 15692  # RabbitMQ's rabbitmq_prometheus plugin: /metrics
     dashboard: int = 8050  # queuekit dashboard
     redis: int = 6379
@@ -371,6 +372,10 @@ class Settings:
     @property
     def flower_url(self) -> str:
         return f"http://{LOOPBACK}:{self.ports.flower}"
+
+    @property
+    def flower_redis_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.ports.flower_redis}"
 
     @property
     def flower_auth(self) -> tuple[str, str]:

@@ -48,15 +48,16 @@ class StackOptions:
     transactional: bool = False  # kafka: consume-transform-produce in one Kafka transaction per record
     transaction_timeout_ms: int | None = None  # kafka (transactional): a dead worker's open transaction is aborted after this
     long_task: LongTask = "block"  # kafka: handle in the poll loop, or pause the partitions and keep polling
-    # kafka_share: share.record.lock.duration.ms of the workload's groups; the lease on one held message, which a
-    # stack with lease="record" maps to its own setting (the lease-expiry scenario sets it for every stack)
+    # the per-message lease, which a stack with lease="record" maps to its own setting: kafka_share's
+    # share.record.lock.duration.ms, celery_redis's visibility_timeout, redis_streams' XAUTOCLAIM min-idle time
+    # (the lease-expiry scenario sets it for every stack)
     record_lock_ms: int | None = None
     ack: AckMode = "record"  # kafka_share: acknowledgements sent per record, or one commit per poll batch (acks.py)
     batch_records: int = 500  # kafka_share, ack="batch": max.poll.records, the records one commit settles
     task_events: bool = True  # celery*: Flower task events (the bench turns them off, as a plain app has them)
     loglevel: str = "INFO"  # celery*: the worker's log level
     # -- internal switches: set by the kit, not a user's knob ---------------------------------------------
-    transport: Transport = "amqp"  # celery_app: "confluentkafka" is the celery_kafka stack (set by its prepare)
+    transport: Transport = "amqp"  # celery_app: "confluentkafka" is celery_kafka, "redis" celery_redis (their prepare)
     stock_framework: bool = False  # the framework-drops scenario: the framework's own consumer, not the kit's
     crash_at: CrashAt = "after-effect"  # the exactly-once scenario: where its victim crashes
 

@@ -30,6 +30,7 @@ STACKS: dict[str, str | type[Stack]] = {
     "rabbitmq_stream": "rabbitmq_stream_app.stack:RabbitMQStreamStack",
     "celery_kafka": "celery_app.kafka_stack:CeleryKafkaStack",  # the Celery app over kombu's confluentkafka
     "redis_streams": "redis_streams_app.stack:RedisStreamsStack",  # plain redis-py consumer groups
+    "celery_redis": "celery_app.redis_stack:CeleryRedisStack",  # the Celery app over kombu's Redis transport
 }
 
 _checked: set[type] = set()  # classes whose declarations passed (checked once per process)

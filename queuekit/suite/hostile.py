@@ -312,6 +312,16 @@ CORPUS: list[Hostile] = [
     Hostile("celery-kafka-record-no-properties", "protocol", "celery_kafka", "dead: no properties.delivery_tag",
             frame={"record": js({"body": marker("celery-kafka-record-no-properties")})}),
 
+    # -- list items on a celery_redis queue that are not kombu's JSON (stock kombu: the worker exits, the item is gone)
+    Hostile("celery-redis-item-not-json", "protocol", "celery_redis", "dead: not a kombu record: JSONDecodeError",
+            frame={"item": marker("celery-redis-item-not-json").encode() + b" {"}),
+    Hostile("celery-redis-item-array", "protocol", "celery_redis", "dead: not a kombu record: a JSON list",
+            frame={"item": js([marker("celery-redis-item-array")])}),
+    Hostile("celery-redis-item-no-properties", "protocol", "celery_redis", "dead: no properties.delivery_tag",
+            frame={"item": js({"body": marker("celery-redis-item-no-properties")})}),
+    Hostile("celery-redis-body-not-base64", "protocol", "celery_redis", "dead: the body does not decode",
+            frame={"item": kombu_record("celery-redis-body-not-base64", body="abc")}),
+
     # -- Dramatiq protocol abuse (frames on dramatiq.signup) ------------------------------------
     Hostile("dramatiq-retries-string", "protocol", "dramatiq", "dead: option 'retries' is str",
             good("dramatiq-retries-string", FAIL_ONCE), {"fields": {"options": {"retries": "2"}}}),

@@ -43,20 +43,20 @@ def second_kit(tmp_path: Path) -> Settings:
 @pytest.mark.brokers  # starts a kit of its own: not part of the broker-free subset
 def test_down_leaves_no_process_and_no_port(second_kit):
     s = second_kit
-    assert brokers.up(s) == ["rabbitmq", "kafka", "redis", "flower"]
+    assert brokers.up(s) == ["rabbitmq", "kafka", "redis", "flower", "flower-redis"]
     pids = {name: pid for name, pid in _pids(s).items()}
     assert all(pids.values()), pids
     assert oct(s.run_dir.stat().st_mode & 0o777) == "0o700"  # state, logs, configs: owner only
     assert oct((s.run_dir / "rabbitmq" / "rabbitmq.conf").stat().st_mode & 0o777) == "0o600"  # holds the password
     trees = [p for pid in pids.values() for p in [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]]
 
-    assert brokers.down(s) == ["flower", "redis", "kafka", "rabbitmq"]
+    assert brokers.down(s) == ["flower-redis", "flower", "redis", "kafka", "rabbitmq"]
 
     alive = [p for p in trees if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     assert alive == [], f"still running after down: {[(p.pid, p.name()) for p in alive]}"
     p = s.ports
     bound = [port for port in (p.amqp, p.rabbit_mgmt, p.rabbit_stream, p.rabbit_dist, p.kafka,
-                               p.kafka_controller, p.flower, p.redis) if port_open(LOOPBACK, port)]
+                               p.kafka_controller, p.flower, p.flower_redis, p.redis) if port_open(LOOPBACK, port)]
     assert bound == [], f"ports still bound after down: {bound}"
 
 

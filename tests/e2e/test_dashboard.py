@@ -145,3 +145,29 @@ def _prometheus(sampler) -> list[str]:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(sampler)
     return generate_latest(registry).decode().splitlines()
+
+
+@pytest.mark.parametrize("name", ["celery_redis"])
+def test_the_celery_redis_card_reads_its_own_lists(kit, fresh_stack, name):
+    """celery_redis's card: the dead-letter list and the unacked hash of its own key prefix (celery_app/redis_observe.py),
+    not the RabbitMQ queues of the celery column."""
+    from queuekit.core.options import StackOptions
+    from queuekit.live.dashboard import Sampler
+
+    stack = fresh_stack(name)
+    stack.start(["signup"], StackOptions(workers=1))
+    stack.publish_raw("signup", b"not json {")
+    sampler = Sampler(kit, (name,))
+
+    def signup_card() -> dict:
+        sampler.sample()
+        [card] = sampler.state()["stacks"]
+        return next(w for w in card["workloads"] if w["name"] == "signup")
+
+    wait_for(lambda: signup_card()["dead_letters"] == 1, timeout=60, what=f"1 dead letter on {name}'s card",
+             describe=lambda: str(signup_card()))
+    assert len(stack.dead_letters("signup")) == 1  # the stack's own reading of its dead-letter list agrees
+    wait_for(lambda: signup_card()["backlog"] == 0 and signup_card()["in_flight"] == 0, timeout=30,
+             what="an empty list and unacked hash on the card", describe=lambda: str(signup_card()))
+    metrics = "\n".join(line for line in _prometheus(sampler) if f'stack="{name}",workload="signup"' in line)
+    assert f'queuekit_dead_letters{{stack="{name}",workload="signup"}} 1.0' in metrics, metrics
