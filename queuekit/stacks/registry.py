@@ -28,6 +28,7 @@ STACKS: dict[str, str | type[Stack]] = {
     "kafka_share": "kafka_share_app.stack:KafkaShareStack",
     "rabbitmq_stream": "rabbitmq_stream_app.stack:RabbitMQStreamStack",
     "celery_kafka": "celery_app.kafka_stack:CeleryKafkaStack",  # the Celery app over kombu's confluentkafka
+    "rq": "rq_app.stack:RQStack",
 }
 
 _checked: set[type] = set()  # classes whose declarations passed (checked once per process)
