@@ -4,7 +4,7 @@
 A job's single argument is the encoded envelope as a JSON string; a pipeline step gets the previous
 step's result as its second. Delivery semantics, all RQ's own unless marked:
 
-* returns -> RQ marks the job finished (and, ``result_ttl=0``, deletes its hash): there is no ack, the job
+* returns -> RQ marks the job finished (its hash expires after ``RESULT_TTL_S``): there is no ack, the job
   left ``rq:queue:<q>`` when a worker popped it and sits in the started registry while it runs;
 * raises -> with retries left RQ schedules it again after ``Retry.intervals``; then it moves to the
   failed-job registry with its traceback (``exc_info``): that registry is the stack's dead-letter place;
@@ -33,6 +33,11 @@ from queuekit.core.worker_env import this_worker
 SERIALIZER = JSONSerializer  # never RQ's default pickle, on every side
 JOB_TIMEOUT_S = 20  # RQ's job timeout: a job running longer is killed (SIGALRM) and fails like any exception
 NEVER_RETRY = (MalformedMessage, PermanentError)
+# How long a finished job's hash stays. Not 0 (delete at once): rq 3.0.0 deletes through
+# ExecutionRegistry.get_executions, which raises on an execution hash already expired (a SIGKILLed run's),
+# so a retried job's SUCCESS became a failure, was retried again and ended failed (measured; rq/rq#2436
+# changes get_executions to drop missing executions). With a TTL RQ only sets an expiry.
+RESULT_TTL_S = 60
 
 
 class KitJob(Job):
@@ -86,8 +91,8 @@ def retry_for(options: StackOptions) -> Retry | None:
 def enqueue(connection, service: str, args: tuple, options: StackOptions) -> Job:
     """One job for ``service``'s queue; returns once Redis stored it (RQ's enqueue is one MULTI/EXEC)."""
     queue = Queue(service, connection=connection, serializer=SERIALIZER, job_class=KitJob)
-    # result_ttl=0: a finished job's hash is deleted at once (nothing reads results); failures are kept
-    return queue.enqueue(STEPS[service], *args, retry=retry_for(options), job_timeout=JOB_TIMEOUT_S, result_ttl=0)
+    return queue.enqueue(STEPS[service], *args, retry=retry_for(options), job_timeout=JOB_TIMEOUT_S,
+                         result_ttl=RESULT_TTL_S)
 
 
 def _process(service: str, arg: Any, upstream: Any = None) -> dict:

@@ -23,7 +23,7 @@ Options on this stack:
 
 * Supports Fanout: No (the producer enqueues one job per subscriber queue)
 * Supports per-key order: No (whichever worker is free pops the next job)
-* Supports replay: No (a finished job's hash is deleted, ``result_ttl=0``; a list pop is gone)
+* Supports replay: No (a popped job id is gone from the list; a finished job's hash expires after 60 s)
 * Dead letters: RQ's FailedJobRegistry (``rq:failed:<queue>``), with the traceback's last line
 * Delayed jobs: ``publish_delayed`` = ``Queue.enqueue_in``, moved by the scheduler process
 """
@@ -55,7 +55,7 @@ class RQStack(Stack):
         broker="redis",
         native_fanout=False,  # RQ has no fan-out: one job per subscriber queue, enqueued by the producer
         per_key_order=False,  # a queue hands the next job to whichever worker is free
-        replayable=False,  # a popped job is gone from the list; a finished one's hash is deleted
+        replayable=False,  # a popped job is gone from the list; a finished one's hash expires
         dead_letter="native",  # RQ moves a job out of retries to its FailedJobRegistry itself
         ack_on_receipt_possible=False,  # RQ has no ack to send early: the job is "started" until it ends
         transactions=False,
@@ -143,7 +143,7 @@ class RQStack(Stack):
             for service in topology.entry_services(workload):
                 self._queue(service).enqueue_in(timedelta(seconds=delay_s), jobs.STEPS[service], arg,
                                                 retry=jobs.retry_for(self.options), job_timeout=jobs.JOB_TIMEOUT_S,
-                                                result_ttl=0)
+                                                result_ttl=jobs.RESULT_TTL_S)
                 sent += 1
         return PublishReport(confirmed=len(envelopes), seconds=time.monotonic() - t0, broker_messages=sent)
 
