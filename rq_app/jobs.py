@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from rq import Queue, Retry, get_current_job
-from rq.exceptions import DeserializationError, NoSuchJobError
+from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
@@ -50,11 +50,24 @@ class KitJob(Job):
         try:
             super().restore(raw_data)
             self._retries_left_read = self.retries_left
-        except NoSuchJobError:
-            raise  # no 'data' field at all: RQ skips the id (a finding, docs/redis.md)
-        except Exception as exc:  # a field RQ cannot parse (timeout "x", retries_left "y"): RQ's worker would quit
-            self.refusal = f"unreadable job hash: {type(exc).__name__}: {exc}"
+        except Exception as exc:
+            # A field RQ cannot parse (timeout "x", retries_left "y"): RQ's own worker quits on it ("found an
+            # unhandled exception, quitting..."). No 'data' field: RQ drops the popped id silently
+            # (NoSuchJobError). Either way the kit fails the job instead, with the reason, the hash kept.
+            raw = {k.decode(): v for k, v in raw_data.items()}
+            self.refusal = ("job hash has no 'data' field" if isinstance(exc, NoSuchJobError)
+                            else f"unreadable job hash: {type(exc).__name__}: {exc}")
+            if "data" not in raw:
+                self.data = b""
+            self.origin = raw.get("origin", b"").decode("utf-8", "replace")
             self.timeout, self.retries_left, self.retry_intervals = JOB_TIMEOUT_S, None, None
+        if self.refusal is None:
+            try:
+                SERIALIZER.loads(self.data)  # the call, decoded now: a pickle is refused, never unpickled
+            except Exception as exc:  # noqa: BLE001 - whatever the bytes are, the job fails with the reason
+                self.refusal = f"job data is not JSON (the kit never unpickles): {exc!r}"[:300]
+        if self.refusal is not None:  # RQ reads func_name before func: give it a name, never the data's
+            self._func_name, self._instance, self._args, self._kwargs = "refused", None, (), {}
         foreign = [f"{what} {name!r}" for what, name in (("success callback", self._success_callback_name),
                                                          ("failure callback", self._failure_callback_name),
                                                          ("stopped callback", self._stopped_callback_name)) if name]
@@ -70,10 +83,7 @@ class KitJob(Job):
         if self.refusal:
             raise MalformedMessage(self.refusal)
         self.retries_left = 0  # a frame that is not the kit's is never retried (set back below when it is)
-        try:
-            name = self.func_name  # decodes 'data' with SERIALIZER (JSON): a pickle is never unpickled
-        except DeserializationError as exc:
-            raise MalformedMessage(f"job data is not JSON (the kit never unpickles): {exc.__cause__!r}"[:300]) from None
+        name = self.func_name
         if self.instance is not None or name not in FUNCTIONS:
             raise MalformedMessage(f"not a kit job: function {name!r}")
         self.retries_left = self._retries_left_read

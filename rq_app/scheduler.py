@@ -10,6 +10,7 @@ killed worker does not stall the retries of the others.
 from __future__ import annotations
 
 import logging
+import time
 
 from rq import Queue
 from rq.scheduler import RQScheduler
@@ -27,8 +28,14 @@ def main() -> None:
     redis = connection(settings())
     queues = [Queue(q, connection=redis, serializer=SERIALIZER) for q in all_queues()]
     scheduler = RQScheduler(queues, connection=redis, interval=INTERVAL_S, serializer=SERIALIZER)
-    scheduler.acquire_locks()
-    scheduler.work()  # until SIGTERM (RQScheduler's own handler)
+    while True:
+        try:
+            scheduler.acquire_locks()
+            scheduler.work()  # until SIGTERM (RQScheduler's own handler)
+            return
+        except redis.exceptions.RedisError as exc:  # RQScheduler dies on a Redis restart (BusyLoadingError, ...)
+            logging.getLogger(__name__).warning("RQ's scheduler quit (%r); starting it again in 1 s", exc)
+            time.sleep(1.0)  # a paced retry while Redis is away, not a readiness wait
 
 
 if __name__ == "__main__":

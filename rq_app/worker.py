@@ -7,14 +7,17 @@ dramatiq worker runs ``dramatiq.Worker`` in-process), and saves a fork per job. 
 (SIGALRM in this process). Scheduled jobs (retries, ``enqueue_in``) are moved by the stack's one scheduler
 process (``scheduler.py``), not by a worker (``--with-scheduler``): see there why.
 
-SIGTERM: RQ's warm shutdown (the running job finishes, then the worker registers its death).
+SIGTERM: RQ's warm shutdown (the running job finishes, then the worker registers its death). RQ's own work
+loop quits on a Redis error outside its blocking pop (a broker restart): this process starts it again.
 """
 from __future__ import annotations
 
 import logging
 import os
 import sys
+import time
 
+from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker
 from rq.job import Job
 
@@ -27,6 +30,7 @@ from .topology import connection, queue_name
 
 WORKER_TTL_S = 10  # RQ's worker key TTL; the blocking pop wakes every WORKER_TTL_S - 5 s to refresh it
 MAINTENANCE_S = 2  # how often a worker cleans the registries: finds abandoned jobs (RQ's default 600 s)
+RESTART_S = 1.0  # pause before the work loop is started again after RQ quit it
 LEASE_GRACE_S = 5  # RQ gives a started job timeout + 60 s before it counts as abandoned; the kit 5 s
 
 
@@ -49,7 +53,22 @@ def main(workloads: list[str]) -> None:
                        job_class=KitJob, worker_ttl=WORKER_TTL_S, maintenance_interval=MAINTENANCE_S)
     if me.options.early_ack:
         logging.getLogger(__name__).warning("early_ack ignored: RQ has no acknowledgement to send early")
-    worker.work(logging_level="INFO")
+    log = logging.getLogger(__name__)
+    while True:
+        try:
+            worker.work(logging_level="INFO")
+        except (RedisError, ValueError) as exc:  # teardown fails while Redis is away; then RQ refuses the name
+            log.warning("RQ's work loop failed: %r", exc)
+        if worker._shutdown_requested_date is not None:  # SIGTERM / SIGINT: RQ's warm shutdown is done
+            break
+        # RQ's work loop quits on a Redis error outside its blocking pop (e.g. the broker restarting: "found an
+        # unhandled exception, quitting..."): start it again, as a supervisor (systemd, Kubernetes) would
+        log.warning("RQ's work loop quit; starting it again in %s s", RESTART_S)
+        time.sleep(RESTART_S)  # a paced retry, not a readiness wait: work() itself fails fast while Redis is down
+        try:
+            worker.register_death()  # its own teardown could not (Redis away): RQ refuses a live name twice
+        except RedisError:
+            pass  # still away: work() fails again and we come back here
 
 
 if __name__ == "__main__":
