@@ -61,12 +61,16 @@ class RQStack(Stack):
         transactions=False,
         pull_based=True,  # workers pop; nothing refuses a producer (an RQ queue has no length limit)
         evicts_slow_consumer=False,  # a long job is killed at its job timeout (20 s), not taken away
+        # A job whose worker died is retried as AbandonedJobError against the same Retry.max as a failure:
+        # past max_retries it goes to the failed registry, however often the handler itself raised (0 times)
+        delivery_limit=True,
     )
     raw_publisher = "rq_app.raw_publisher:RawPublisher"  # RQ job hashes written with redis-py
     observer = "rq_app.observe"
     libraries = ("rq", "redis")
     client_loggers = ("rq.worker", "rq.scheduler")
     cluster = None  # not yet run through the Sentinel faults (docs/redis.md, section rq)
+    bare_twin = "bare.rq_worker:publish_backlog"
     # Retry n waits backoff * 2**n s after the failure, rounded up to the scheduler's 1 s tick
     retry_timing = RetryTiming(200, "finish", (0.2, 2.5), (0.4, None))
 
