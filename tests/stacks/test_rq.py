@@ -97,3 +97,19 @@ def test_an_external_redis_needs_a_database_named_for_rq(kit, monkeypatch):
     assert topology.database(kit) == 7  # the setting wins on the kit's own Redis too
     monkeypatch.delenv(topology.DB_ENV)
     assert topology.database(kit) == topology.KIT_DB
+
+
+def test_a_delayed_job_waits_in_the_scheduled_registry_until_due(stack, ledger):
+    """``publish_delayed`` = ``Queue.enqueue_in``: the job waits in Redis (``rq:scheduled:<q>``), and the stack's
+    scheduler process moves it to its queue when due."""
+    stack.start(["signup"], StackOptions(workers=1))
+    [later] = signups(1, 63)
+    sent_at = time.time()
+    assert stack.publish_delayed("signup", [later], delay_s=3.0).confirmed == 1
+    assert stack.client.zcard("rq:scheduled:signup") == 1 and stack.backlog("signup") == 1
+    [attempt] = wait_for(lambda: ledger.attempts_for("signup", later.key), timeout=30, what="the delayed job run")
+    # RQ stores the due time in whole seconds (the scheduled registry's score), rounded down: up to 1 s early
+    # (measured 2.94 s for 3.0), then the scheduler's 1 s tick
+    assert 2.0 <= attempt.started_at - sent_at < 3.0 + 1.0 + 2.0
+    stack.drain("signup", timeout=30)
+    assert [e.key for e in ledger.effects(service="signup")] == [later.key]
