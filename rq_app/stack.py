@@ -40,7 +40,6 @@ from queuekit.core.waiting import wait_for
 from queuekit.stacks.base import DeadLetter, PublishReport, Stack
 from queuekit.stacks.capabilities import Capabilities
 from queuekit.stacks.declaration import RetryTiming
-from workloads import WORKLOADS
 
 from . import dead_letters, jobs, topology
 from .scheduler_process import SchedulerProcess
@@ -193,6 +192,3 @@ class RQStack(Stack):
 
     def fault_target(self, service: str) -> str:
         return f"rq:queue:{topology.queue_name(service)}"
-
-
-assert set(WORKLOADS)  # the workloads module is the source of every queue name above
