@@ -35,8 +35,10 @@ def connect(settings: Settings, socket_timeout: float = SOCKET_TIMEOUT, **kwargs
     if settings.clustered and not settings.external_redis_url:
         return sentinel(settings, socket_timeout).master_for(SERVICE, socket_timeout=socket_timeout,
                                                              socket_connect_timeout=socket_timeout, **kwargs)
-    return redis.Redis.from_url(settings.redis_url, socket_timeout=socket_timeout,
-                                socket_connect_timeout=socket_timeout, **kwargs)
+    url = settings.redis_url
+    if "db" in kwargs:  # redis-py's from_url lets the URL's /<db> win over a db= keyword: put it in the URL
+        url = urlsplit(url)._replace(path=f"/{int(kwargs.pop('db'))}").geturl()
+    return redis.Redis.from_url(url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout, **kwargs)
 
 
 def redacted(url: str) -> str:

@@ -31,6 +31,7 @@ STACKS: dict[str, str | type[Stack]] = {
     "celery_kafka": "celery_app.kafka_stack:CeleryKafkaStack",  # the Celery app over kombu's confluentkafka
     "redis_streams": "redis_streams_app.stack:RedisStreamsStack",  # plain redis-py consumer groups
     "celery_redis": "celery_app.redis_stack:CeleryRedisStack",  # the Celery app over kombu's Redis transport
+    "rq": "rq_app.stack:RQStack",  # RQ, the simplest Python queue, JSON only, on a database of its own
 }
 
 _checked: set[type] = set()  # classes whose declarations passed (checked once per process)

@@ -7,8 +7,8 @@ Each ``Hostile`` is one input and where it must end on each stack:
 
 * ``via="envelope"``: the bytes are an envelope (or what should have been one); the suite
   publishes them twice, through the kit (``Stack.publish_raw``) and straight onto the wire
-  in the stack's own framing (pika / confluent-kafka);
-* ``via="celery" | "dramatiq" | "kafka" | "redis_streams"``: framework-protocol abuse, a frame built for that
+  in the stack's own framing (pika / confluent-kafka / redis-py);
+* ``via="celery" | "dramatiq" | "kafka" | "redis_streams" | "rq" | ...``: framework-protocol abuse, a frame built for that
   stack only (``<app package>/raw_publisher.py`` builds it), published on the wire.
 
 ``ends``: ``"dead: <reason substring>"`` (in the dead-letter place, with that reason),
@@ -176,6 +176,30 @@ def dramatiq_message(actor: str, *args: Any, **options: Any) -> dict:
 def records(*bodies: bytes) -> bytes:
     """The inside of a stream sub-entry batch: each record as a 4-byte size, then its bytes."""
     return b"".join(len(b).to_bytes(4, "big") + b for b in bodies)
+
+
+class _Touch:
+    """Unpickling this creates the file at ``path``: the proof a pickle was loaded (it never must be)."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+UNPICKLED_PROOF = "/tmp/queuekit-hostile-rq-pickle-was-unpickled"  # exists only if a worker unpickled the input
+
+
+def touching_pickle(name: str, path: str = UNPICKLED_PROOF) -> bytes:
+    """A pickled job call ``(marker, open(path, "w"))``: harmless unless someone unpickles it."""
+    return pickle.dumps((marker(name), _Touch(path)))
+
+
+def rq_call(name: str, function: str = "rq_app.jobs.signup", instance: Any = None, arg: Any = None,
+            **kwargs: Any) -> dict:
+    """An RQ job call ``[function, instance, args, kwargs]`` carrying ``good(name)`` (or ``arg``)."""
+    return {"call": [function, instance, [good(name).decode() if arg is None else arg], kwargs]}
 
 
 # A transient failure (only in a worker with the harness's faults on: the framework-drops scenario) makes
@@ -460,6 +484,32 @@ CORPUS: list[Hostile] = [
     Hostile("stream-zstd-batch", "protocol", "rabbitmq_stream", "dead: compression type 4",
             frame={"sub_batch": {"data": marker("stream-zstd-batch").encode() + b"\x28\xb5\x2f\xfd", "count": 1,
                                  "declared": 64, "kind": 4}}),
+
+    # -- RQ job hashes written straight into RQ's database (rq:job:<id> + its id on rq:queue:signup) ----------
+    # RQ imports whatever function and callbacks a hash names, and its default serializer is pickle: the kit's
+    # KitJob (rq_app/jobs.py) runs only its own functions, decodes JSON only, and fails anything else
+    Hostile("rq-pickle", "protocol", "rq", "dead: job data is not JSON (the kit never unpickles)",
+            frame={"data": touching_pickle("rq-pickle")}),
+    Hostile("rq-foreign-function", "protocol", "rq", "dead: not a kit job: function 'os.system'",
+            frame=rq_call("rq-foreign-function", "os.system", arg=f"touch {UNPICKLED_PROOF}-os-system "
+                          f"# {marker('rq-foreign-function')}")),
+    Hostile("rq-instance", "protocol", "rq", "dead: not a kit job", frame=rq_call("rq-instance", instance={"x": 1})),
+    Hostile("rq-unknown-kwarg", "protocol", "rq", "dead: unexpected keyword argument 'admin'",
+            frame=rq_call("rq-unknown-kwarg", admin=True)),
+    Hostile("rq-arg-is-list", "protocol", "rq", "dead: job argument is list",
+            frame=rq_call("rq-arg-is-list", arg=[marker("rq-arg-is-list")])),
+    Hostile("rq-failure-callback", "canvas", "rq", "dead: failure callback 'os.system'",
+            frame={**rq_call("rq-failure-callback"), "fields": {"failure_callback_name": "os.system"}}),
+    Hostile("rq-success-callback", "canvas", "rq", "dead: success callback 'subprocess.getoutput'",
+            frame={**rq_call("rq-success-callback"), "fields": {"success_callback_name": "subprocess.getoutput"}}),
+    Hostile("rq-webhook", "canvas", "rq", "dead: webhooks",
+            frame={**rq_call("rq-webhook"), "fields": {"webhooks": json.dumps(
+                [{"url": "http://127.0.0.1:9/hook", "job_status": "failed"}])}}),
+    # each of these makes a stock RQ worker quit ("found an unhandled exception, quitting...")
+    Hostile("rq-timeout-garbage", "protocol", "rq", "dead: unreadable job hash",
+            frame={**rq_call("rq-timeout-garbage"), "fields": {"timeout": "forever"}}),
+    Hostile("rq-retries-garbage", "protocol", "rq", "dead: unreadable job hash",
+            frame={**rq_call("rq-retries-garbage"), "fields": {"retries_left": "many"}}),
 ]
 
 
