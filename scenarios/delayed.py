@@ -146,7 +146,8 @@ SCENARIO = Scenario(
         # RabbitMQ the dropped connection returns those unacked deliveries; on Redis they stay in the LIVE worker's
         # ack set, which maintenance requeues only once that worker's heartbeat stops: not run while it lives
         # (observed: 8 of 8 held across a Redis restart, none run, 8 still unsettled a minute later). Recorded.
-        # RQ's own finding (rq 3.0): enqueue_in scores the job in its ScheduledJobRegistry by a whole-second
+        # RQ's own finding (rq 3.0, registry.py ScheduledJobRegistry.schedule: calendar.timegm(utctimetuple())):
+        # enqueue_in scores the job in its ScheduledJobRegistry by a whole-second
         # timestamp, so the scheduler may move it to its queue up to a second before it is due (observed: all 8
         # started ~0.1 s early in one run, on time in another). Early is recorded for rq, not asserted.
         for_stack("rq", "RQ schedules in whole seconds: a delayed job may start up to 1 s before it is due",
