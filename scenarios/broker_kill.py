@@ -87,6 +87,15 @@ SCENARIO = Scenario(
         # confirmed task across a Kafka restart in some runs, mechanism not found (docs/findings.md). At most one.
         for_stack("celery_kafka", "kombu's Kafka transport: one confirmed task lost across a broker restart in some runs",
                   lost=AtMost(1)),
+        # Dramatiq on Redis's own finding (dramatiq 2.2.1, worker.py ``_ConsumerThread.run``): on a broker connection
+        # error the worker replaces its consumer, and what the old one had fetched but not handed out (its prefetch,
+        # its delay queue) is dropped from memory. On RabbitMQ the dropped connection returns those deliveries; on
+        # Redis they stay in the LIVE worker's ack set, which Dramatiq's maintenance requeues only once that
+        # worker's heartbeat stops: not run while it lives (2026-12-05: 2 of 40, one per worker, still held 30 s
+        # later). At most one prefetched and one delayed message per worker (prefetch 1, 2 workers).
+        for_stack("dramatiq_redis", "a Redis connection error strands what a live worker's consumer had fetched: "
+                  "Dramatiq drops it from memory and only a dead worker's ack set is requeued", lost=AtMost(4),
+                  broker_view_after_kill=Anything()),
         # RabbitMQ 3.10 (Ra 2.2), seen on this stack in 3 of 4 runs on 2026-12-05 — every run but the first
         # after a fresh `queuekit up`; it passed on 4.3, and celery_quorum passed 3 of 3 on 3.10: its quorum
         # queues, deleted and declared again by the cell's reset seconds before the kill, "could not be restarted

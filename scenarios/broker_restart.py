@@ -43,6 +43,14 @@ SCENARIO = Scenario(
         # (docs/findings.md). Declared as at most one, so a larger loss still fails the cell.
         for_stack("celery_kafka", "kombu's Kafka transport: one confirmed task lost across a broker restart in some runs",
                   lost=AtMost(1)),
+        # Dramatiq on Redis's own finding (dramatiq 2.2.1, worker.py ``_ConsumerThread.run``): on a broker connection
+        # error the worker replaces its consumer, and what the old one had fetched but not handed out (its prefetch,
+        # its delay queue) is dropped from memory. On RabbitMQ the dropped connection returns those deliveries; on
+        # Redis they stay in the LIVE worker's ack set, which Dramatiq's maintenance requeues only once that
+        # worker's heartbeat stops: not run while it lives (2026-12-05: 2 of 40, one per worker, still held 30 s
+        # later). At most one prefetched and one delayed message per worker (prefetch 1, 2 workers).
+        for_stack("dramatiq_redis", "a Redis connection error strands what a live worker's consumer had fetched: "
+                  "Dramatiq drops it from memory and only a dead worker's ack set is requeued", lost=AtMost(4)),
     ],
     kinds={"lost": "loss", "duplicate_effects": "duplicate"},
     run=run,

@@ -68,6 +68,12 @@ class Capabilities:
     # quorum queues, RQ's scheduled-job registry, a delayed-message exchange).
     delayed: Literal["none", "framework", "broker"] = "none"
 
+    # A delivery leaves the broker before the consumer's unacked record of it is written, in two steps
+    # (kombu's Redis transport: BRPOP pops the message, then its QoS HSETs it into the unacked hash): a consumer
+    # SIGKILLed between the two loses that message, acks_late or not. The chaos kill loop allows at most one such
+    # loss per kill on these stacks and none elsewhere.
+    popped_before_tracked: bool = False
+
     @classmethod
     def names(cls) -> tuple[str, ...]:
         return tuple(f.name for f in fields(cls))

@@ -42,7 +42,10 @@ def second_kit_env(kit, tmp_path) -> dict[str, str]:
             "QUEUEKIT_AMQP_URL": f"amqp://{quote(user, safe='')}:{quote(password, safe='')}@{host}:{port}/",
             "QUEUEKIT_RABBIT_MGMT_URL": kit.mgmt_url, "QUEUEKIT_RABBIT_STREAM_PORT": str(kit.rabbit_stream_port),
             "QUEUEKIT_KAFKA_BOOTSTRAP": kit.kafka_bootstrap,
-            "QUEUEKIT_KAFKA_PREFIX": PREFIX, "QUEUEKIT_KAFKA_SHARE_PREFIX": SHARE_PREFIX}
+            "QUEUEKIT_KAFKA_PREFIX": PREFIX, "QUEUEKIT_KAFKA_SHARE_PREFIX": SHARE_PREFIX,
+            # the session's Redis by URL: the second kit keeps to its install's prefix (qk:<install id>:), and RQ,
+            # whose keys carry no prefix, to a database the first kit does not use (its own RQ is in database 1)
+            "QUEUEKIT_REDIS_URL": kit.redis_url, "QUEUEKIT_RQ_DB": "2"}
 
 
 @pytest.fixture(autouse=True)
