@@ -21,7 +21,10 @@ def _cell(results: dict[str, Any], scenario: str, stack: str, key: str | None) -
     if cell is None or cell.get("skipped"):
         return "–"
     m, _ = meaning(cell)
-    value = short((cell.get("observed") or {}).get(key)) if key else ""
+    raw = (cell.get("observed") or {}).get(key) if key else None
+    if key and raw is None:  # the cell observed no such number (a scenario that does not apply: "n/a")
+        return "n/a" + (" ✗" if cell.get("mismatches") or cell.get("error") else "")
+    value = short(raw) if key else ""
     text = f"{WORD[m]} {value}".strip() if m != "designed" else value or WORD[m]
     return STYLE.get(m, "{}").format(text) + (" ✗" if cell.get("mismatches") or cell.get("error") else "")
 
