@@ -26,10 +26,11 @@ NAMES = ("rabbitmq", "kafka", "redis", "flower", "flower-redis")  # start order:
 
 
 def components(settings: Settings, names: tuple[str, ...] | None = None) -> list[Component]:
-    """The components named (default: all; without a local Flower when RabbitMQ is external:
-    ``queuekit up flower`` asks for one; without Redis in an external/docker mode that names none
-    with QUEUEKIT_REDIS_URL: an external kit that only uses RabbitMQ and Kafka has no Redis to check)."""
+    """The components named (default: all; without a local Flower when its broker is external:
+    ``queuekit up flower`` / ``flower-redis`` asks for one; without Redis in an external/docker mode that names
+    none with QUEUEKIT_REDIS_URL: an external kit that only uses RabbitMQ and Kafka has no Redis to check)."""
     wanted = names or tuple(n for n in NAMES if (n != "flower" or not settings.external("rabbitmq"))
+                            and (n != "flower-redis" or not settings.external("redis"))
                             and (n not in ("redis", "flower-redis") or settings.mode == "local"
                                  or settings.external_redis_url))
     unknown = set(wanted) - set(NAMES)
