@@ -157,6 +157,13 @@ def test_steady_cpu_per_message_counts_between_samples():
     assert steady(rows)["cpu_us"] == pytest.approx(10.0)
 
 
+def test_steady_cpu_falls_back_to_the_whole_run_when_the_window_holds_under_two_samples():
+    # 101 completions, samples only at the first and the last row: the trimmed window holds none of them
+    # (a fast consumer's whole backlog inside one sampling interval), so CPU per message is the run's
+    rows = [(f"k{i}", 0.0, 0.0, i * 0.001, i * 10e-6 if i in (0, 100) else None, 7, 1) for i in range(101)]
+    assert steady(rows)["cpu_us"] == pytest.approx(10.0)
+
+
 def test_the_steady_window_opens_when_the_last_slot_starts_and_closes_when_the_first_runs_dry():
     # slot A (pid 1) works alone for 2 s at 100/s, then B (pid 2) joins: both at 100/s until A stops at 6 s
     a = [(f"a{i}", 0.0, 0.0, i * 0.01, None, 7, 1) for i in range(601)]
