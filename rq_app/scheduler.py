@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 
+import redis
 from rq import Queue
 from rq.scheduler import RQScheduler
 
@@ -25,9 +26,9 @@ INTERVAL_S = 1  # how often due jobs are moved: retry and delay times are rounde
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s rq-scheduler %(name)s %(levelname)s %(message)s")
-    redis = connection(settings())
-    queues = [Queue(q, connection=redis, serializer=SERIALIZER) for q in all_queues()]
-    scheduler = RQScheduler(queues, connection=redis, interval=INTERVAL_S, serializer=SERIALIZER)
+    client = connection(settings())
+    queues = [Queue(q, connection=client, serializer=SERIALIZER) for q in all_queues()]
+    scheduler = RQScheduler(queues, connection=client, interval=INTERVAL_S, serializer=SERIALIZER)
     while True:
         try:
             scheduler.acquire_locks()

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import os
 
+from redis import Redis
+
 from queuekit.core.config import Settings
 from queuekit.core.errors import KitError
 from queuekit.core.redis_client import connect
@@ -39,7 +41,7 @@ def database(settings: Settings) -> int:
         raise KitError(f"{DB_ENV}={raw!r} is not a database number", f"set {DB_ENV} to an integer") from None
 
 
-def connection(settings: Settings):
+def connection(settings: Settings) -> Redis:
     """A redis-py client of RQ's database on the primary (Sentinel's ``master_for(db=N)`` in the cluster).
     RQ stores bytes: no ``decode_responses``."""
     return connect(settings, db=database(settings))

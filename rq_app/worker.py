@@ -45,11 +45,11 @@ class KitWorker(SimpleWorker):
 def main(workloads: list[str]) -> None:
     me = this_worker("rq")
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {me.name} %(name)s %(levelname)s %(message)s")
-    redis = connection(settings())
-    queues = [Queue(queue_name(s), connection=redis, serializer=SERIALIZER, job_class=KitJob)
+    client = connection(settings())
+    queues = [Queue(queue_name(s), connection=client, serializer=SERIALIZER, job_class=KitJob)
               for w in workloads for s in WORKLOADS[w].services]
     # [semantics:prefetch] none: a worker pops one job id (LMOVE) only when it is free, and holds only that one
-    worker = KitWorker(queues, connection=redis, name=f"{me.name}.{os.getpid()}", serializer=SERIALIZER,
+    worker = KitWorker(queues, connection=client, name=f"{me.name}.{os.getpid()}", serializer=SERIALIZER,
                        job_class=KitJob, worker_ttl=WORKER_TTL_S, maintenance_interval=MAINTENANCE_S)
     if me.options.early_ack:
         logging.getLogger(__name__).warning("early_ack ignored: RQ has no acknowledgement to send early")
