@@ -74,6 +74,7 @@ class CeleryKafkaStack(ProducerSideFanout, CeleryStack):
         # countdown/eta: the worker reads the record at once and holds the task unacked (its offset uncommitted:
         # the kit's ack commits only up to the first unacked record) until due
         delayed="framework",
+        retry_delay="coarse",  # the worker gets the retried task when its poll cycle comes round, not at the countdown
     )
     # -- what the harness needs to know (queuekit/stacks/declaration.py) --
     raw_publisher = "celery_app.raw_publisher:KafkaRawPublisher"  # the record kombu's transport writes

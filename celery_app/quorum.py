@@ -31,7 +31,8 @@ class CeleryQuorumStack(CeleryStack):
 
     name = "celery_quorum"
     # x-delivery-limit; a countdown goes through kombu's native delayed delivery: the broker holds it until due
-    capabilities = replace(CeleryStack.capabilities, delivery_limit=True, delayed="broker")
+    capabilities = replace(CeleryStack.capabilities, delivery_limit=True, delayed="broker",
+                           retry_delay="coarse")  # native delayed delivery: whole seconds, >= 1 s
     # RabbitMQ 4.0 gave quorum queues a default delivery limit of 20 (3.10: unlimited): what a queue declared
     # without the kit's x-delivery-limit gets (tests/brokers/test_rabbitmq4.py observes it with pika)
     capabilities_since = {"4.0": {"default_delivery_limit": 20}}

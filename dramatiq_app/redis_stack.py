@@ -66,6 +66,7 @@ class DramatiqRedisStack(DramatiqStack):
         # a delayed message waits in Q.DQ, but a worker fetches it at once and holds it until its eta (its ack
         # set): Redis keeps it, only the framework knows when it is due
         delayed="framework",
+        retry_delay="jittered",  # Retries middleware: min_backoff * 2**n * U[1, 2) (compute_backoff's jitter)
     )
     raw_publisher = "dramatiq_app.raw_publisher:RedisRawPublisher"  # the message hash + queue list, as enqueue writes
     observer = "dramatiq_app.redis_observe"

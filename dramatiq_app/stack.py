@@ -71,6 +71,7 @@ class DramatiqStack(Stack):
         pull_based=False,  # basic.qos prefetch; a bounded queue nacks the publisher
         evicts_slow_consumer=False,  # consumer_timeout is 30 min here: a long task is just long
         delayed="framework",  # delay -> Q.DQ; a worker holds it unacked until its eta, then enqueues it to Q
+        retry_delay="jittered",  # Retries middleware: min_backoff * 2**n * U[1, 2) (compute_backoff's jitter)
     )
     # -- what the harness needs to know (queuekit/stacks/declaration.py) --
     raw_publisher = "dramatiq_app.raw_publisher:RawPublisher"  # Dramatiq messages over AMQP with pika

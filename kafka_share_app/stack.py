@@ -79,6 +79,7 @@ class KafkaShareStack(KafkaLogStack):
         work_sharing_beyond_partitions=True,  # a partition can be assigned to several members
         delivery_limit=True,  # share.delivery.count.limit: the broker archives (dead-letters) after N deliveries
         lease="record",  # the per-record acquisition lock; the client cannot renew it
+        retry_delay="immediate",  # RELEASE makes the record available again at once (KIP-932 has no delay)
     )
     # -- what the harness needs to know (queuekit/stacks/declaration.py) --
     raw_publisher = "kafka_share_app.raw_publisher:RawPublisher"

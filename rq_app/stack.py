@@ -66,6 +66,7 @@ class RQStack(Stack):
         # enqueue_in: the job waits in RQ's ScheduledJobRegistry (a sorted set in Redis) and the scheduler moves it
         # to its queue when due; no worker holds it meanwhile, so a worker restart does not touch it
         delayed="broker",
+        retry_delay="coarse",  # the scheduler moves due jobs every INTERVAL_S (1 s): sub-second waits all read ~1 s
     )
     raw_publisher = "rq_app.raw_publisher:RawPublisher"  # RQ job hashes written with redis-py
     observer = "rq_app.observe"

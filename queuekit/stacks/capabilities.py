@@ -67,6 +67,13 @@ class Capabilities:
     # the broker keeps it until due and only then hands it to a worker (kombu's native delayed delivery on
     # quorum queues, RQ's scheduled-job registry, a delayed-message exchange).
     delayed: Literal["none", "framework", "broker"] = "none"
+    # How a retry's wait follows the countdown the kit asks for (backoff_ms * 2**n; the retry-backoff scenario):
+    # "exact" — a timer or not-before time at the countdown (late under load, never early); "jittered" — drawn at
+    # random from a doubling window (Dramatiq: backoff * 2**n * U[1, 2), so two adjacent windows meet and the
+    # second retry can start sooner than the first); "coarse" — rounded to a tick or poll cycle of a second or so
+    # (RQ's scheduler, kombu's native delayed delivery, kombu's Kafka polling): flat below a second;
+    # "immediate" — the broker redelivers at once, with no delay at all (a RELEASEd share-group record).
+    retry_delay: Literal["exact", "jittered", "coarse", "immediate"] = "exact"
 
     # A delivery leaves the broker before the consumer's unacked record of it is written, in two steps
     # (kombu's Redis transport: BRPOP pops the message, then its QoS HSETs it into the unacked hash): a consumer
