@@ -19,6 +19,7 @@ An entry is one field ``envelope`` holding the envelope's JSON bytes (``FIELD``)
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -89,12 +90,12 @@ class Topology:
         names = [s for r in self.routes(workload) for s in (r.source, r.sink, r.dlq_topic) if s]
         return list(dict.fromkeys(names))
 
-    def kit_streams(self) -> list[str]:
-        """Every stream the stack makes, over all workloads: what purge deletes, and nothing else."""
-        return list(dict.fromkeys(s for w in WORKLOADS for s in self.streams(w)))
+    def kit_streams(self, workloads: Iterable[str] = WORKLOADS) -> list[str]:
+        """Every stream the stack makes for ``workloads``: what purge deletes, and nothing else."""
+        return list(dict.fromkeys(s for w in workloads for s in self.streams(w)))
 
-    def dead_letter_streams(self) -> list[str]:
-        return [r.dlq_topic for w in WORKLOADS for r in self.routes(w)]
+    def dead_letter_streams(self, workloads: Iterable[str] = WORKLOADS) -> list[str]:
+        return [r.dlq_topic for w in workloads for r in self.routes(w)]
 
 
 def declare(client, routes: list[StreamRoute]) -> None:
