@@ -21,10 +21,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import cached_property
 
 from queuekit.core.config import Settings
-from queuekit.core.execute import handler_for, next_service
+from queuekit.core.routes import LogRoute
 from workloads import WORKLOADS
 
 NAMESPACE = "redis_streams"  # the stack's name: its keys are <install prefix>redis_streams:…
@@ -41,21 +40,12 @@ def prefix_of(settings: Settings) -> str:
 
 
 @dataclass(frozen=True)
-class StreamRoute:
+class StreamRoute(LogRoute):
     """Where one service reads (``source``: the stream of the event it consumes), forwards (``sink``)
-    and dead-letters (``dlq_topic``); ``group`` is its consumer group on ``source``."""
+    and dead-letters (``dlq_topic``); ``group`` is its consumer group on ``source``. ``LogRoute``'s rule
+    for ``source`` and ``sink``, with the prefix a field: it is the install's, known only at run time."""
 
-    service: str
-    prefix: str
-
-    @cached_property  # asked per entry by a pipeline step's consumer
-    def source(self) -> str:
-        return self.prefix + handler_for(self.service).consumes
-
-    @cached_property
-    def sink(self) -> str | None:
-        after = next_service(self.service)
-        return self.prefix + handler_for(after).consumes if after else None
+    prefix: str  # type: ignore[misc]  # LogRoute's class-wide prefix, per instance here (not a constant)
 
     @property
     def group(self) -> str:
