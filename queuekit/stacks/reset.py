@@ -32,10 +32,14 @@ class Purged:
 
     def deleted(self, kind: str, names: Iterable[str]) -> None:
         """``names`` of ``kind`` existed and are deleted (call with what the broker listed, not what was asked)."""
+        bucket = self.objects.setdefault(kind, [])
+        seen = set(bucket)  # a reset of RQ's queues may name thousands of jobs
         for name in names:
-            bucket = self.objects.setdefault(kind, [])
-            if name not in bucket:
+            if name not in seen:
                 bucket.append(name)
+                seen.add(name)
+        if not bucket:
+            del self.objects[kind]
 
     def dead(self, held: Mapping[str, int]) -> None:
         """These dead-letter places (name -> messages) are deleted with their messages."""

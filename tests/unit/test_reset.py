@@ -51,4 +51,6 @@ def test_one_line_per_kind_with_names_and_count_and_the_dead_letters_with_their_
         "reset x/signup: deleted 2 queue(s): a, b",
         "reset x/signup: deleted 10 topic(s): t0, t1, t2, t3, t4, t5, t6, t7, … (+2 more)",
         "reset x/signup: deleted dead letters: a.dlq (3 messages)"]
-    assert Purged().lines("x/video") == ["reset x/video: nothing of it on the broker"]
+    nothing = Purged()
+    nothing.deleted("queue", [])  # asked to delete names that did not exist
+    assert nothing.lines("x/video") == ["reset x/video: nothing of it on the broker"]
