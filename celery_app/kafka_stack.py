@@ -27,6 +27,7 @@ read from the ``.dlq`` topics by a reader that never commits.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -40,6 +41,7 @@ from queuekit.stacks.capabilities import Capabilities
 from queuekit.stacks.declaration import ClusterPromise, RetryTiming
 from queuekit.stacks.kafka import Admin
 from queuekit.stacks.manifest import KitObject
+from queuekit.stacks.reset import Purged, only
 from workloads import WORKLOADS
 
 from . import kafka, kafka_topics, topology
@@ -129,15 +131,19 @@ class CeleryKafkaStack(ProducerSideFanout, CeleryStack):
     def describe_consumers(self) -> str:
         return self.admin.describe_groups(list(self._groups()))
 
-    def kit_objects(self) -> list[KitObject]:
-        return [KitObject("kafka", "topic", t) for t in self._topics(WORKLOADS)] + [
-            KitObject("kafka", "group", g) for g in kafka_topics.kit_groups()]
+    def kit_objects(self, workloads: Sequence[str] = tuple(WORKLOADS)) -> list[KitObject]:
+        return [KitObject("kafka", "topic", t) for t in self._topics(workloads)] + [
+            KitObject("kafka", "group", g) for g in kafka_topics.kit_groups(workloads)]
 
-    def purge(self) -> None:
-        """Our topics and groups BY NAME (never a foreign celery.* one), and the throwaway replay groups;
-        a dead-letter topic holding records only as ``queuekit.stacks.reset`` allows."""
-        self.admin.delete_kit_objects(self._topics(WORKLOADS), kafka_topics.kit_groups(), kafka_topics.REPLAY_GROUPS,
-                                      [topology.dlq_name(s) for s in topology.services()])
+    def purge(self, workloads: Sequence[str] = tuple(WORKLOADS)) -> Purged:
+        """The topics and groups of ``workloads`` BY NAME (never a foreign celery.* one); the dead-letter
+        reader's group and the throwaway replay groups only with every workload."""
+        purged = Purged()
+        every = set(workloads) == set(WORKLOADS)
+        self.admin.delete_kit_objects(self._topics(workloads), only(workloads, kafka_topics.kit_groups),
+                                      kafka_topics.REPLAY_GROUPS if every else None,
+                                      [topology.dlq_name(s) for s in topology.services(workloads)], purged)
+        return purged
 
     # -- the broker's view ------------------------------------------------------------------
     def _subscriptions(self, workload: str) -> list[tuple[str, str]]:

@@ -29,9 +29,10 @@ def topics(workloads: Iterable[str] = WORKLOADS) -> list[str]:
     return [name for s in topology.services(workloads) for name in (topology.queue_name(s), topology.dlq_name(s))]
 
 
-def kit_groups() -> list[str]:
-    """Every group the kit's consumers use (replay groups aside: ``REPLAY_GROUPS``)."""
-    return [group_of(topology.queue_name(s)) for s in topology.services()] + [READER_GROUP]
+def kit_groups(workloads: Iterable[str] = WORKLOADS) -> list[str]:
+    """Every group the kit's consumers of ``workloads`` use, and the dead-letter reader's (every workload's);
+    replay groups aside: ``REPLAY_GROUPS``."""
+    return [group_of(topology.queue_name(s)) for s in topology.services(workloads)] + [READER_GROUP]
 
 
 def read(settings: Settings, topic: str, partitions: list[int]) -> list[Message]:

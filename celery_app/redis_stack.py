@@ -53,7 +53,7 @@ from queuekit.stacks.base import DeadLetter, PublishReport
 from queuekit.stacks.capabilities import Capabilities
 from queuekit.stacks.declaration import ClusterPromise, RetryTiming
 from queuekit.stacks.redis import RedisParts
-from queuekit.stacks.reset import release_dead_letters
+from queuekit.stacks.reset import Purged
 from workloads import WORKLOADS
 
 from . import redis, topology
@@ -134,20 +134,33 @@ class CeleryRedisStack(ProducerSideFanout, CeleryStack):
         super().close_clients()
         self.parts.close()
 
-    def kit_objects(self):
+    def kit_objects(self, workloads: Sequence[str] = tuple(WORKLOADS)):
         return []  # no manifest on Redis: every key is under the stack's own prefix (RedisParts)
 
     def _lists(self, queues: list[str]) -> list[str]:
         return [self.parts.key(q) + (f"{SEP}{p}" if p else "") for q in queues for p in PRIORITY_STEPS]
 
-    def purge(self) -> None:
-        """Every key under ``qk:celery_redis:`` (the lists by name, then kombu's own bookkeeping by a SCAN of
-        the prefix), never one outside it; dead letters only with reset's warning line."""
-        services = topology.services()
-        dlqs = {topology.dlq_name(s): self.parts.client.llen(self.parts.key(topology.dlq_name(s))) for s in services}
-        release_dead_letters(self.settings, "redis", dlqs)
-        names = self._lists([topology.queue_name(s) for s in services] + list(dlqs))
-        self.parts.purge(names + [self.parts.key(k) for k in (UNACKED, UNACKED_INDEX, UNACKED_MUTEX)], sweep=True)
+    def purge(self, workloads: Sequence[str] = tuple(WORKLOADS)) -> Purged:
+        """The lists of ``workloads`` by name (queues and dead letters, counted) and their entries in kombu's
+        unacked hash; with every workload also every other key under ``qk:celery_redis:`` (kombu's own
+        bookkeeping, by a SCAN of the prefix). Never a key outside the prefix."""
+        purged, client = Purged(), self.parts.client
+        services = topology.services(workloads)
+        dlqs = {topology.dlq_name(s): client.llen(self.parts.key(topology.dlq_name(s))) for s in services}
+        purged.dead(dlqs)
+        queues = [topology.queue_name(s) for s in services]
+        self.parts.delete(self._lists(queues + list(dlqs)), purged, kind="list")
+        if set(workloads) == set(WORKLOADS):
+            unacked = [self.parts.key(k) for k in (UNACKED, UNACKED_INDEX, UNACKED_MUTEX)]
+            purged.sweep(self.parts.prefix, self.parts.purge(unacked, sweep=True))
+            return purged
+        # a message of these queues held unacked (a worker killed mid-task) would come back after reset
+        held = [tag for tag, e in client.hgetall(self.parts.key(UNACKED)).items() if loads(e)[2] in queues]
+        if held:
+            client.hdel(self.parts.key(UNACKED), *held)
+            client.zrem(self.parts.key(UNACKED_INDEX), *held)
+            purged.deleted("unacked message", [t.decode() if isinstance(t, bytes) else t for t in held])
+        return purged
 
     # -- the broker's view ------------------------------------------------------------------
     def _queues(self, workload: str) -> list[str]:

@@ -47,6 +47,7 @@ from queuekit.stacks.capabilities import Capabilities
 from queuekit.stacks.declaration import ClusterPromise, RetryTiming
 from queuekit.stacks.manifest import KitObject
 from queuekit.stacks.rabbitmq import Management
+from queuekit.stacks.reset import Purged, only
 from workloads import WORKLOADS
 
 from . import producer, topology
@@ -112,19 +113,22 @@ class CeleryStack(Stack):
             self.app.close()
             self.app = None
 
-    def kit_objects(self) -> list[KitObject]:
-        work, dead = topology.kit_queues()
+    def kit_objects(self, workloads: Sequence[str] = tuple(WORKLOADS)) -> list[KitObject]:
+        work, dead = topology.kit_queues(workloads)
         return [KitObject("rabbitmq", "queue", q) for q in work + dead] + [
-            KitObject("rabbitmq", "exchange", e) for e in topology.kit_exchanges()]
+            KitObject("rabbitmq", "exchange", e) for e in topology.kit_exchanges(workloads)]
 
-    def purge(self) -> None:
-        """Our queues and exchanges BY NAME (``topology.kit_queues`` / ``kit_exchanges``). A dead-letter queue
-        holding messages only as ``queuekit.stacks.reset`` allows. Deleted, never redeclared: a queue's type is
-        fixed, so classic -> quorum (or back) only works on a clean slate (else 406 PRECONDITION_FAILED)."""
-        work, dead = topology.kit_queues()
-        self.mgmt.delete_kit_queues(work + dead, dead)
-        for exchange in topology.kit_exchanges():
-            self.mgmt.delete_exchange(exchange)
+    def purge(self, workloads: Sequence[str] = tuple(WORKLOADS)) -> Purged:
+        """Our queues and exchanges of ``workloads`` BY NAME (``topology.kit_queues`` / ``kit_exchanges``), the
+        shared ones only with every workload. Deleted, never redeclared: a queue's type is fixed, so classic ->
+        quorum (or back) only works on a clean slate (else 406 PRECONDITION_FAILED; ``celery.tasks`` changes type
+        too: a one-workload reset keeps it, and ``queuekit run`` resets every workload after such a refusal)."""
+        purged = Purged()
+        work = only(workloads, lambda ws: topology.kit_queues(ws)[0])
+        dead = only(workloads, lambda ws: topology.kit_queues(ws)[1])
+        self.mgmt.delete_kit_queues(work + dead, dead, purged)
+        self.mgmt.delete_exchanges_named(only(workloads, topology.kit_exchanges), purged)
+        return purged
 
     # -- producing -----------------------------------------------------------------
     def publish(self, workload: str, envelopes: Sequence[Envelope]) -> PublishReport:

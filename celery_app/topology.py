@@ -137,17 +137,19 @@ def services(workloads: Iterable[str] = WORKLOADS) -> list[str]:
     return [service for workload in workloads for service in WORKLOADS[workload].services]
 
 
-def kit_queues() -> tuple[list[str], list[str]]:
-    """Every queue the kit may have declared on RabbitMQ, BY NAME (never a foreign celery.* one, nor Celery's
-    own celery.pidbox): the work queues and kombu's delayed-delivery queues (a quorum run declares those;
-    kombu fixes their names), and the dead-letter queues."""
-    work = [queue_name(s) for s in services()] + delayed_names()
-    return work, [dlq_name(s) for s in services()]
+def kit_queues(workloads: Iterable[str] = WORKLOADS) -> tuple[list[str], list[str]]:
+    """Every queue the kit may have declared on RabbitMQ for ``workloads``, BY NAME (never a foreign celery.*
+    one, nor Celery's own celery.pidbox): the work queues and kombu's delayed-delivery queues (a quorum run
+    declares those, shared by every workload; kombu fixes their names), and the dead-letter queues."""
+    work = [queue_name(s) for s in services(workloads)] + delayed_names()
+    return work, [dlq_name(s) for s in services(workloads)]
 
 
-def kit_exchanges() -> list[str]:
-    """Our exchanges and kombu's delayed-delivery ones, BY NAME."""
-    return [e.name for e in EXCHANGES] + delayed_names() + [CELERY_DELAYED_DELIVERY_EXCHANGE]
+def kit_exchanges(workloads: Iterable[str] = WORKLOADS) -> list[str]:
+    """Our exchanges and kombu's delayed-delivery ones, BY NAME: ``celery.tasks``, ``celery.dlx`` and the
+    delayed ones serve every workload, ``celery.tracking`` the tracking fan-out only."""
+    own = [e.name for e in EXCHANGES if e is not TRACKING or "tracking" in workloads]
+    return own + delayed_names() + [CELERY_DELAYED_DELIVERY_EXCHANGE]
 
 
 def delayed_names() -> list[str]:

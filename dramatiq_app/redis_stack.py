@@ -32,17 +32,18 @@ from typing import ClassVar
 
 from queuekit.core.envelope import Envelope, encode
 from queuekit.core.options import StackOptions
+from queuekit.core.redis_keys import glob_escape
 from queuekit.core.waiting import wait_for
 from queuekit.stacks.base import DeadLetter, PublishReport, Stack
 from queuekit.stacks.capabilities import Capabilities
 from queuekit.stacks.declaration import ClusterPromise
 from queuekit.stacks.manifest import KitObject
 from queuekit.stacks.redis import RedisParts
-from queuekit.stacks.reset import release_dead_letters
+from queuekit.stacks.reset import Purged
 from workloads import WORKLOADS
 
 from . import actors, frames, topology
-from .redis_broker import NAMESPACE, PRODUCER, KitRedisBroker, make_redis_broker, namespace
+from .redis_broker import NAMESPACE, PRODUCER, KitRedisBroker, make_redis_broker, namespace, reasons_key
 from .redis_view import RedisView
 from .stack import DramatiqStack
 
@@ -99,7 +100,7 @@ class DramatiqRedisStack(DramatiqStack):
     def declare(self) -> None:
         return None  # Redis has nothing to declare: enqueue makes the keys
 
-    def kit_objects(self) -> list[KitObject]:
+    def kit_objects(self, workloads: Sequence[str] = tuple(WORKLOADS)) -> list[KitObject]:
         return []  # the keyspace is the prefix's (RedisParts), not named objects in the manifest
 
     def consumers_ready(self) -> bool:
@@ -117,12 +118,23 @@ class DramatiqRedisStack(DramatiqStack):
             self._sender = None
         self.parts.close()
 
-    def purge(self) -> None:
-        """Every key under the stack's prefix, by name (dead letters with a warning); never another's."""
-        queues = [q for w in WORKLOADS for q in topology.consumed_queues(w)]
-        release_dead_letters(self.settings, "redis", {f"{q}.XQ": self.view.dead_count([q]) for q in queues
-                                                      if not q.endswith(".DQ")})
-        self.parts.purge(sweep=True)
+    def purge(self, workloads: Sequence[str] = tuple(WORKLOADS)) -> Purged:
+        """The keys of ``workloads``' queues by name (``redis_view.py``'s layout: the list, the message hashes,
+        .DQ, .XQ with the reasons, the ack sets; dead letters counted); with every workload also every other
+        key under the stack's prefix (heartbeats). Never another's."""
+        purged, ns = Purged(), self.view.ns
+        queues = [q for w in workloads for q in topology.consumed_queues(w) if not q.endswith(".DQ")]
+        purged.dead({f"{q}.XQ": self.view.dead_count([q]) for q in queues})
+        names = [f"{ns}:{q}{suffix}" for q in queues
+                 for suffix in ("", ".msgs", ".DQ", ".DQ.msgs", ".XQ", ".XQ.msgs")] + [reasons_key(ns, q) for q in queues]
+        acks = {f"{q}.DQ" for q in queues} | set(queues)  # an ack set is <ns>:__acks__.<broker id>.<queue>
+        found = self.parts.client.scan_iter(match=glob_escape(f"{ns}:__acks__.") + "*", count=1000)
+        names += [key for key in (k.decode() if isinstance(k, bytes) else k for k in found)
+                  if key.partition("@")[2].partition(".")[2] in acks]
+        self.parts.delete(names, purged)
+        if set(workloads) == set(WORKLOADS):
+            purged.sweep(self.parts.prefix, self.parts.purge(sweep=True))
+        return purged
 
     def _enqueue(self, workload: str, payload: bytes, delay_ms: int | None = None) -> int:
         messages = actors.entry_messages(workload, payload)  # tracking: one per subscriber actor

@@ -49,6 +49,8 @@ from queuekit.stacks.capabilities import Capabilities
 from queuekit.stacks.declaration import ClusterPromise, RetryTiming
 from queuekit.stacks.manifest import KitObject
 from queuekit.stacks.rabbitmq import Management
+from queuekit.stacks.reset import Purged
+from workloads import WORKLOADS
 
 from . import actors, topology
 from .broker import QueuekitBroker, make_broker
@@ -121,15 +123,17 @@ class DramatiqStack(Stack):
             self._producer.close()  # it remembers which queues it declared: a new run declares again
             self._producer = None
 
-    def kit_objects(self) -> list[KitObject]:
-        work, dead = topology.kit_queues()
+    def kit_objects(self, workloads: Sequence[str] = tuple(WORKLOADS)) -> list[KitObject]:
+        work, dead = topology.kit_queues(workloads)
         return [KitObject("rabbitmq", "queue", q) for q in work + dead]
 
-    def purge(self) -> None:
-        # our queues BY NAME (topology.kit_queues); a dead-letter queue holding messages only as
-        # queuekit.stacks.reset allows
-        work, dead = topology.kit_queues()
-        self.mgmt.delete_kit_queues(work + dead, dead)
+    def purge(self, workloads: Sequence[str] = tuple(WORKLOADS)) -> Purged:
+        # the queues of these workloads BY NAME (topology.kit_queues; no queue is shared between workloads),
+        # dead letters counted in what reset reports
+        purged = Purged()
+        work, dead = topology.kit_queues(workloads)
+        self.mgmt.delete_kit_queues(work + dead, dead, purged)
+        return purged
 
     def publish(self, workload: str, envelopes: Sequence[Envelope]) -> PublishReport:
         return self._send(workload, envelopes)

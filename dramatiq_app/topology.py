@@ -12,6 +12,8 @@ to the default exchange with the queue name as routing key.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from queuekit.core.options import StackOptions
 from workloads import WORKLOADS
 
@@ -43,11 +45,11 @@ def dead_letter_queues(workload: str) -> list[str]:
     return [queue_name(s) + ".XQ" for s in WORKLOADS[workload].services]
 
 
-def kit_queues() -> tuple[list[str], list[str]]:
-    """Every queue the kit may have declared, BY NAME (work queues with their .DQ; the .XQ dead letters), over
-    all workloads: what ``reset`` deletes, never a foreign ``dramatiq.*`` queue. No exchanges (default only)."""
-    work = [q for w in WORKLOADS for q in consumed_queues(w)]
-    dead = [q for w in WORKLOADS for q in dead_letter_queues(w)]
+def kit_queues(workloads: Iterable[str] = WORKLOADS) -> tuple[list[str], list[str]]:
+    """Every queue the kit may have declared for ``workloads``, BY NAME (work queues with their .DQ; the .XQ dead
+    letters): what ``reset`` deletes, never a foreign ``dramatiq.*`` queue. No exchanges (default only)."""
+    work = [q for w in workloads for q in consumed_queues(w)]
+    dead = [q for w in workloads for q in dead_letter_queues(w)]
     return list(dict.fromkeys(work)), list(dict.fromkeys(dead))
 
 

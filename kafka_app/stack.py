@@ -47,6 +47,7 @@ over the last commit marker.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -56,6 +57,8 @@ from queuekit.stacks.capabilities import Capabilities
 from queuekit.stacks.declaration import NO_LOSS, ClusterPromise, RetryTiming
 from queuekit.stacks.kafka import Admin, KafkaLogStack, Publisher, read_until
 from queuekit.stacks.manifest import KitObject, record
+from queuekit.stacks.reset import Purged
+from workloads import WORKLOADS
 
 from . import clients, topology
 from .consumers import header
@@ -115,15 +118,19 @@ class KafkaStack(KafkaLogStack):
             expected[route.retry_group] = (route.retry_topic, live)
         return expected
 
-    def kit_objects(self) -> list[KitObject]:
-        return ([KitObject("kafka", "topic", t) for t in topology.kit_topics()]
-                + [KitObject("kafka", "group", g) for g in topology.kit_groups()])
+    def kit_objects(self, workloads: Sequence[str] = tuple(WORKLOADS)) -> list[KitObject]:
+        return ([KitObject("kafka", "topic", t) for t in topology.kit_topics(workloads)]
+                + [KitObject("kafka", "group", g) for g in topology.kit_groups(workloads)])
 
-    def purge(self) -> None:
-        """The kit's groups and topics BY NAME (never a foreign one sharing the prefix), waiting until they
-        are gone; a DLQ topic still holding records only as ``queuekit.stacks.reset`` allows."""
-        self.admin.delete_kit_objects(topology.kit_topics(), topology.kit_groups(), topology.REPLAY_GROUPS,
-                                      topology.dead_letter_topics())
+    def purge(self, workloads: Sequence[str] = tuple(WORKLOADS)) -> Purged:
+        """The groups and topics of ``workloads`` BY NAME (no workload shares one; never a foreign one sharing
+        the prefix), waiting until they are gone; the throwaway replay groups only with every workload."""
+        purged = Purged()
+        every = set(workloads) == set(WORKLOADS)
+        self.admin.delete_kit_objects(topology.kit_topics(workloads), topology.kit_groups(workloads),
+                                      topology.REPLAY_GROUPS if every else None,
+                                      topology.dead_letter_topics(workloads), purged)
+        return purged
 
     # -- the broker's view -----------------------------------------------------------
     def new_reader(self):

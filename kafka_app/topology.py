@@ -15,6 +15,8 @@ records share a partition and keep their order.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -79,18 +81,18 @@ def topics(workload: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def kit_topics() -> list[str]:
-    """Every topic the kit creates, over all workloads: what reset may delete, and nothing else."""
-    return list(dict.fromkeys(t for w in WORKLOADS for t in topics(w)))
+def kit_topics(workloads: Iterable[str] = WORKLOADS) -> list[str]:
+    """Every topic the kit creates for ``workloads``: what reset may delete, and nothing else."""
+    return list(dict.fromkeys(t for w in workloads for t in topics(w)))
 
 
-def kit_groups() -> list[str]:
-    """Every consumer group the kit's consumers join (replay groups aside: ``REPLAY_GROUPS``)."""
-    return list(dict.fromkeys(g for w in WORKLOADS for g, _ in subscriptions(w)))
+def kit_groups(workloads: Iterable[str] = WORKLOADS) -> list[str]:
+    """Every consumer group the kit's consumers of ``workloads`` join (replay groups aside: ``REPLAY_GROUPS``)."""
+    return list(dict.fromkeys(g for w in workloads for g, _ in subscriptions(w)))
 
 
-def dead_letter_topics() -> list[str]:
-    return [r.dlq_topic for w in WORKLOADS for r in routes(w)]
+def dead_letter_topics(workloads: Iterable[str] = WORKLOADS) -> list[str]:
+    return [r.dlq_topic for w in workloads for r in routes(w)]
 
 
 def declare(admin: AdminClient, names: list[str], partitions: int, timeout: float = 30.0) -> None:

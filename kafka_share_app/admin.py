@@ -21,6 +21,7 @@ from queuekit.core.options import StackOptions
 from queuekit.core.waiting import wait_for
 from queuekit.stacks.kafka import DELETE_TIMEOUT, REQUEST_TIMEOUT, Admin
 from queuekit.stacks.manifest import KitObject, owned, record
+from queuekit.stacks.reset import Purged
 
 from . import clients, topology, wire
 
@@ -147,22 +148,29 @@ class ShareAdmin(Admin):
             consumer.close()
 
     # -- cleanup: only what the kit created, by name ---------------------------------------------
-    def delete_groups_and_topics(self, topics: Sequence[str], groups: Sequence[str], replay_prefix: str) -> None:
-        """Delete these share groups and topics BY NAME, and the throwaway replay groups (``replay_prefix``;
-        on a shared broker only those this install recorded), nothing else."""
+    def delete_groups_and_topics(self, topics: Sequence[str], groups: Sequence[str], replay_prefix: str | None,
+                                 dead_letter_topics: Sequence[str], purged: Purged) -> None:
+        """Delete these share groups and topics BY NAME, and with ``replay_prefix`` the throwaway replay groups
+        (on a shared broker only those this install recorded), nothing else; what existed, and the records each
+        dead-letter topic held, noted in ``purged``."""
+        listed = self.topics()
+        purged.dead({t: self._records(t, listed[t]) for t in dead_letter_topics if t in listed})
+        purged.deleted("share group", self._groups(groups, replay_prefix))
         wait_for(lambda: self._delete_groups(groups, replay_prefix), timeout=DELETE_TIMEOUT,
                  what="the kit's share groups to be deleted",
                  describe=lambda: f"groups left: {self._groups(groups, replay_prefix)}")
         existing = self.topics()
-        self.delete_topics([t for t in topics if t in existing])
+        doomed = [t for t in topics if t in existing]
+        self.delete_topics(doomed)
+        purged.deleted("topic", doomed)
 
-    def _groups(self, groups: Sequence[str], replay_prefix: str) -> list[str]:
+    def _groups(self, groups: Sequence[str], replay_prefix: str | None) -> list[str]:
         listed = wire.list_share_groups(self.bootstrap)
         replays = owned(self.settings, [KitObject("kafka", "group", g) for g in listed
-                                        if g.startswith(replay_prefix) and g not in groups])
+                                        if replay_prefix and g.startswith(replay_prefix) and g not in groups])
         return [g for g in listed if g in groups] + [o.name for o in replays]
 
-    def _delete_groups(self, groups: Sequence[str], replay_prefix: str) -> bool:
+    def _delete_groups(self, groups: Sequence[str], replay_prefix: str | None) -> bool:
         """One round: DeleteGroups works on share groups too; one with members (a SIGKILLed member still
         timing out) waits for the next round."""
         self.delete_groups_once(self._groups(groups, replay_prefix))

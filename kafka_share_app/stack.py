@@ -47,6 +47,7 @@ records neither acknowledged nor archived), summed over the workload's groups.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from queuekit.stacks.base import DeadLetter
@@ -54,6 +55,7 @@ from queuekit.stacks.capabilities import Capabilities
 from queuekit.stacks.declaration import NO_LOSS, ClusterPromise, RetryTiming
 from queuekit.stacks.kafka import KafkaLogStack, Publisher
 from queuekit.stacks.manifest import KitObject, Listed
+from queuekit.stacks.reset import Purged
 from workloads import WORKLOADS
 
 from . import clients, topology, wire
@@ -112,9 +114,9 @@ class KafkaShareStack(KafkaLogStack):
         for route in routes:
             self.admin.configure_group(route.group, group_config(route, self.options))
 
-    def kit_objects(self) -> list[KitObject]:
-        routes = [r for w in WORKLOADS for r in topology.routes(w)]
-        topics = dict.fromkeys([t for w in WORKLOADS for t in topology.topics(w)] + [r.dlq_topic for r in routes])
+    def kit_objects(self, workloads: Sequence[str] = tuple(WORKLOADS)) -> list[KitObject]:
+        routes = [r for w in workloads for r in topology.routes(w)]
+        topics = dict.fromkeys([t for w in workloads for t in topology.topics(w)] + [r.dlq_topic for r in routes])
         return [KitObject("kafka", "topic", t) for t in topics] + [KitObject("kafka", "group", r.group) for r in routes]
 
     def listed_objects(self, brokers: set[str]) -> Listed:
@@ -125,12 +127,18 @@ class KafkaShareStack(KafkaLogStack):
             found["kafka"] |= {("group", g) for g in wire.list_share_groups(self.settings.kafka_bootstrap)}
         return found
 
-    def purge(self) -> None:
-        """The kit's share groups and topics BY NAME (never a foreign one sharing the prefix), and the throwaway
-        replay groups (on a shared broker only those this install recorded)."""
-        objects = self.kit_objects()
+    def purge(self, workloads: Sequence[str] = tuple(WORKLOADS)) -> Purged:
+        """The share groups and topics of ``workloads`` BY NAME (no workload shares one; never a foreign one
+        sharing the prefix), and, with every workload, the throwaway replay groups (on a shared broker only
+        those this install recorded)."""
+        purged = Purged()
+        objects = self.kit_objects(workloads)
+        every = set(workloads) == set(WORKLOADS)
         self.admin.delete_groups_and_topics([o.name for o in objects if o.kind == "topic"],
-                                            [o.name for o in objects if o.kind == "group"], topology.REPLAY_GROUPS)
+                                            [o.name for o in objects if o.kind == "group"],
+                                            topology.REPLAY_GROUPS if every else None,
+                                            [r.dlq_topic for w in workloads for r in topology.routes(w)], purged)
+        return purged
 
     # -- the broker's view -----------------------------------------------------------
     def new_reader(self):

@@ -35,6 +35,7 @@ from queuekit.core.config import Settings
 from queuekit.core.errors import KitError
 from queuekit.core.waiting import wait_for
 from queuekit.stacks.rabbitmq import Management
+from queuekit.stacks.reset import Purged
 
 from . import clients
 from .entries import Entry, decode_entry
@@ -85,10 +86,10 @@ class StreamAdmin:
     async def _on_tail(self, _msg: bytes, ctx: MessageContext) -> None:
         self.tails[ctx.stream] = max(self.tails.get(ctx.stream, -1), ctx.offset)
 
-    def delete(self, names: list[str], dead_letter_streams: list[str]) -> None:
+    def delete(self, names: list[str], dead_letter_streams: list[str], purged: Purged) -> None:
         """These streams, by name (with their stored offsets and producer sequences), never a foreign one
-        sharing the prefix; a dead-letter stream holding entries only as ``queuekit.stacks.reset`` allows."""
-        self.mgmt.delete_kit_queues(names, dead_letter_streams)
+        sharing the prefix; what existed, and the entries each dead-letter stream held, noted in ``purged``."""
+        self.mgmt.delete_kit_queues(names, dead_letter_streams, purged, kind="stream")
         wait_for(lambda: not {q.name for q in self.mgmt.queues()} & set(names), timeout=30,
                  what="the kit's streams deleted")
 

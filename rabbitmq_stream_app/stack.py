@@ -55,6 +55,8 @@ from queuekit.stacks.base import DeadLetter, PublishReport, Stack
 from queuekit.stacks.capabilities import Capabilities
 from queuekit.stacks.declaration import ClusterPromise
 from queuekit.stacks.manifest import KitObject
+from queuekit.stacks.reset import Purged
+from workloads import WORKLOADS
 
 from . import topology
 from .admin import StreamAdmin
@@ -123,14 +125,16 @@ class RabbitMQStreamStack(Stack):
         if self._admin is not None:
             self._admin.close()  # the watcher, producer and offset reader; the loop thread stays for the next run
 
-    def kit_objects(self) -> list[KitObject]:
-        return [KitObject("rabbitmq", "queue", s) for s in topology.kit_streams()]
+    def kit_objects(self, workloads: Sequence[str] = tuple(WORKLOADS)) -> list[KitObject]:
+        return [KitObject("rabbitmq", "queue", s) for s in topology.kit_streams(workloads)]
 
-    def purge(self) -> None:
-        """The kit's streams BY NAME, with the offsets and producer sequences stored in them (never a
-        foreign ``stream.*`` one); a dead-letter stream holding entries only as queuekit.stacks.reset allows."""
-        every = topology.kit_streams()
-        self.admin.delete(every, [s for s in every if s.endswith(".dlq")])
+    def purge(self, workloads: Sequence[str] = tuple(WORKLOADS)) -> Purged:
+        """The streams of ``workloads`` BY NAME (no stream is shared between workloads), with the offsets and
+        producer sequences stored in them (never a foreign ``stream.*`` one); dead-letter entries counted."""
+        purged = Purged()
+        every = topology.kit_streams(workloads)
+        self.admin.delete(every, [s for s in every if s.endswith(".dlq")], purged)
+        return purged
 
     # -- producing -----------------------------------------------------------------
     def publish(self, workload: str, envelopes: Sequence[Envelope]) -> PublishReport:

@@ -22,6 +22,8 @@ each other's position, so each keeps its own — a reader is a "group of one".
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from queuekit.core.routes import LogRoute
 from workloads import WORKLOADS
 
@@ -64,9 +66,9 @@ def streams(workload: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def kit_streams() -> list[str]:
-    """Every stream the kit may have declared, over all workloads (dead-letter streams included), BY NAME."""
-    return list(dict.fromkeys(s for w in WORKLOADS for s in streams(w)))
+def kit_streams(workloads: Iterable[str] = WORKLOADS) -> list[str]:
+    """Every stream the kit may have declared for ``workloads`` (dead-letter streams included), BY NAME."""
+    return list(dict.fromkeys(s for w in workloads for s in streams(w)))
 
 
 def read_streams(workload: str) -> list[str]:

@@ -39,6 +39,7 @@ groups and consumers live inside their stream. Broker view: ``backlog`` is, per 
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from queuekit.stacks.base import DeadLetter
@@ -46,7 +47,8 @@ from queuekit.stacks.capabilities import Capabilities
 from queuekit.stacks.declaration import ClusterPromise, RetryTiming
 from queuekit.stacks.log import LogStack
 from queuekit.stacks.redis import RedisParts
-from queuekit.stacks.reset import release_dead_letters
+from queuekit.stacks.reset import Purged
+from workloads import WORKLOADS
 
 from .admin import StreamAdmin, text
 from .topology import NAMESPACE, StreamRoute, Topology, declare
@@ -115,12 +117,15 @@ class RedisStreamsStack(LogStack):
     def close_clients(self) -> None:
         self.parts.close()
 
-    def purge(self) -> None:
-        """The stack's streams BY NAME (their groups go with them), and any other key under its prefix; dead
-        letters still held only as ``queuekit.stacks.reset`` allows."""
-        client = self.parts.client
-        release_dead_letters(self.settings, "redis", {s: client.xlen(s) for s in self.topology.dead_letter_streams()})
-        self.parts.purge(self.topology.kit_streams())
+    def purge(self, workloads: Sequence[str] = tuple(WORKLOADS)) -> Purged:
+        """The streams of ``workloads`` BY NAME (their groups go with them; no stream serves two workloads;
+        dead-letter entries counted); with every workload also any other key under the stack's prefix."""
+        purged, client = Purged(), self.parts.client
+        purged.dead({s: client.xlen(s) for s in self.topology.dead_letter_streams(workloads)})
+        self.parts.delete(self.topology.kit_streams(workloads), purged, kind="stream")
+        if set(workloads) == set(WORKLOADS):
+            purged.sweep(self.parts.prefix, self.parts.purge())
+        return purged
 
     # -- the broker's view -----------------------------------------------------------
     def in_flight(self) -> dict[str, int]:

@@ -19,11 +19,11 @@ An entry is one field ``envelope`` holding the envelope's JSON bytes (``FIELD``)
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import cached_property
 
 from queuekit.core.config import Settings
-from queuekit.core.execute import handler_for, next_service
+from queuekit.core.routes import LogRoute
 from workloads import WORKLOADS
 
 NAMESPACE = "redis_streams"  # the stack's name: its keys are <install prefix>redis_streams:…
@@ -40,21 +40,12 @@ def prefix_of(settings: Settings) -> str:
 
 
 @dataclass(frozen=True)
-class StreamRoute:
+class StreamRoute(LogRoute):
     """Where one service reads (``source``: the stream of the event it consumes), forwards (``sink``)
-    and dead-letters (``dlq_topic``); ``group`` is its consumer group on ``source``."""
+    and dead-letters (``dlq_topic``); ``group`` is its consumer group on ``source``. ``LogRoute``'s rule
+    for ``source`` and ``sink``, with the prefix a field: it is the install's, known only at run time."""
 
-    service: str
-    prefix: str
-
-    @cached_property  # asked per entry by a pipeline step's consumer
-    def source(self) -> str:
-        return self.prefix + handler_for(self.service).consumes
-
-    @cached_property
-    def sink(self) -> str | None:
-        after = next_service(self.service)
-        return self.prefix + handler_for(after).consumes if after else None
+    prefix: str  # type: ignore[misc]  # LogRoute's class-wide prefix, per instance here (not a constant)
 
     @property
     def group(self) -> str:
@@ -89,12 +80,12 @@ class Topology:
         names = [s for r in self.routes(workload) for s in (r.source, r.sink, r.dlq_topic) if s]
         return list(dict.fromkeys(names))
 
-    def kit_streams(self) -> list[str]:
-        """Every stream the stack makes, over all workloads: what purge deletes, and nothing else."""
-        return list(dict.fromkeys(s for w in WORKLOADS for s in self.streams(w)))
+    def kit_streams(self, workloads: Iterable[str] = WORKLOADS) -> list[str]:
+        """Every stream the stack makes for ``workloads``: what purge deletes, and nothing else."""
+        return list(dict.fromkeys(s for w in workloads for s in self.streams(w)))
 
-    def dead_letter_streams(self) -> list[str]:
-        return [r.dlq_topic for w in WORKLOADS for r in self.routes(w)]
+    def dead_letter_streams(self, workloads: Iterable[str] = WORKLOADS) -> list[str]:
+        return [r.dlq_topic for w in workloads for r in self.routes(w)]
 
 
 def declare(client, routes: list[StreamRoute]) -> None:

@@ -40,6 +40,8 @@ from queuekit.core.waiting import wait_for
 from queuekit.stacks.base import DeadLetter, PublishReport, Stack
 from queuekit.stacks.capabilities import Capabilities
 from queuekit.stacks.declaration import RetryTiming
+from queuekit.stacks.reset import Purged
+from workloads import WORKLOADS
 
 from . import dead_letters, jobs, topology
 from .scheduler_process import SchedulerProcess
@@ -118,19 +120,25 @@ class RQStack(Stack):
             self._client.close()
             self._client = None
 
-    def purge(self) -> None:
-        """RQ's keys of the kit's queues, by name (queue, its intermediate list, registries, their jobs and
-        results); never FLUSHDB, never a key of another queue."""
-        for queue in topology.all_queues():
+    def purge(self, workloads: Sequence[str] = tuple(WORKLOADS)) -> Purged:
+        """RQ's keys of the queues of ``workloads`` (no queue serves two), by name (queue, its intermediate list,
+        registries, their jobs and results; the failed registry's jobs counted as dead letters); never FLUSHDB,
+        never a key of another queue."""
+        purged = Purged()
+        for queue in dict.fromkeys(q for w in workloads for q in map(topology.queue_name, topology.services(w))):
             lists = [f"rq:queue:{queue}", f"rq:queue:{queue}:intermediate"]
             registries = [f"rq:{r}:{queue}" for r in REGISTRIES]
             ids = {i for key in lists for i in self.client.lrange(key, 0, -1)}
             ids |= {i for key in registries for i in self.client.zrange(key, 0, -1)}
+            purged.dead({f"rq:failed:{queue}": self.client.zcard(f"rq:failed:{queue}")})
+            purged.deleted("key", [k for k in [*lists, *registries] if self.client.exists(k)])
+            purged.deleted("job", sorted(i.decode() for i in ids))
             doomed = [*lists, *registries, f"rq:scheduler-lock:{queue}"]
             doomed += [f"rq:{kind}:{i.decode()}" for i in ids for kind in ("job", "results", "executions")]
             for at in range(0, len(doomed), 500):
                 self.client.unlink(*doomed[at:at + 500])
             self.client.srem("rq:queues", f"rq:queue:{queue}")
+        return purged
 
     def publish(self, workload: str, envelopes: Sequence[Envelope]) -> PublishReport:
         t0, sent = time.monotonic(), 0

@@ -35,6 +35,10 @@ def run(stack: str, workload: str, count: int, workers: int, malformed: int, tim
         queue_type: QueueType | None) -> None:
     """Publish N messages of WORKLOAD on STACK, show progress until all settled, then print the tally.
 
+    First it resets WORKLOAD on STACK only: that workload's queues / topics / groups / keys and its dead
+    letters (made by hand included) are deleted, one line per kind saying what; another workload's stay.
+    See docs/by-hand.md.
+
     Example: queuekit run kafka tracking -n 1000 --workers 2 --malformed 3
     """
     from queuekit.suite import client_logs

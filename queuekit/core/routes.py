@@ -1,9 +1,9 @@
-"""Where a service reads and writes in the log-based apps: one log (Kafka topic, RabbitMQ stream) per event.
+"""Where a service reads and writes in the log-based apps: one log (Kafka topic, RabbitMQ or Redis stream) per event.
 
 Each service reads the log named for the event it consumes (``Handler.consumes``): a pipeline step's
 output is the next step's input, and the services of a fan-out share one log. The apps subclass
-``LogRoute`` with their own prefix (``qk.``, ``qks.``, ``stream.``) and add what only they have
-(retry topics, consumer groups, offset references).
+``LogRoute`` with their own prefix (``qk.``, ``qks.``, ``stream.``; ``redis_streams_app`` makes it a field,
+the install's key prefix) and add what only they have (retry topics, consumer groups, offset references).
 """
 from __future__ import annotations
 

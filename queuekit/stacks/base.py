@@ -15,8 +15,9 @@ The lifecycle rule, written once (subclasses do not override these):
   consumes (``consumers_ready``).
 * ``stop()`` is idempotent: SIGTERM the workers (a warm shutdown: they finish
   or hand back what they hold), then close the driver's own clients.
-* ``reset()`` = ``stop()`` then ``purge()``: only what the kit created, so any
-  scenario runs in any order.
+* ``reset(workloads)`` = ``stop()`` then ``purge(workloads)``: only what the kit created for those
+  workloads (default: every workload), so any scenario runs in any order and ``queuekit run`` leaves
+  another workload's dead letters alone; returns (and logs) what it deleted (``queuekit.stacks.reset``).
 * ``kill_worker`` / ``add_worker`` / ``stop_worker`` / ``kill_worker_holding``
   act on worker processes by index; a worker's identity is data
   (``worker_name(index)``), never parsed from a string.
@@ -36,7 +37,7 @@ What a subclass implements:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -48,12 +49,14 @@ from queuekit.core.ledger import LEDGER_ENV, Ledger
 from queuekit.core.options import StackOptions, options_env
 from queuekit.core.waiting import wait_for
 from queuekit.core.worker_env import FAULTS_ENV  # "1": the workers act out the harness's fault directives
+from workloads import WORKLOADS
 
 from . import manifest
 from .capabilities import Capabilities, on_version
 from .declaration import ClusterPromise, RetryTiming
 from .manifest import KitObject
 from .pool import WorkerPool
+from .reset import Purged
 
 READY_TIMEOUT = 60.0  # seconds for every worker to consume after a start / join
 
@@ -152,10 +155,21 @@ class Stack(ABC):
             self.pool = None
         self.close_clients()
 
-    def reset(self) -> None:
+    def reset(self, workloads: Sequence[str] = (), say: Callable[[str], None] | None = None) -> Purged:
+        """Stop, then delete what the kit created for ``workloads`` (every workload when empty), dead letters
+        included; an object another workload uses too stays unless every workload is reset. What was deleted
+        goes to ``say``, one line per kind (else to the ``queuekit.reset`` log: dead letters as a warning)."""
         self.stop()
-        manifest.claim(self.settings, self.kit_objects(), self.listed_objects)  # purge deletes these: never foreign
-        self.purge()
+        chosen = tuple(dict.fromkeys(workloads)) or tuple(WORKLOADS)
+        manifest.claim(self.settings, self.kit_objects(chosen), self.listed_objects)  # purge deletes these: never foreign
+        purged = self.purge(chosen)
+        where = f"{self.name}/{','.join(chosen) if workloads else 'every workload'}"
+        if say is None:
+            purged.log(where)
+        else:
+            for line in purged.lines(where):
+                say(line)
+        return purged
 
     def _spawn(self, index: int) -> None:
         self._running().spawn(self._running().python(self.worker_module, *self.workloads), index)
@@ -287,11 +301,13 @@ class Stack(ABC):
         return ""
 
     @abstractmethod
-    def purge(self) -> None:
-        """Delete what the kit created for this stack (queues, topics, groups), by name; idempotent."""
+    def purge(self, workloads: Sequence[str] = tuple(WORKLOADS)) -> Purged:
+        """Delete what the kit created for ``workloads`` on this stack (queues, topics, groups, keys), by name,
+        and say what existed; an object another workload uses too only when ``workloads`` is every one
+        (``queuekit.stacks.reset.only``); idempotent."""
 
-    def kit_objects(self) -> list[KitObject]:
-        """Every named object this stack may create on its broker and ``purge`` deletes, over all workloads.
+    def kit_objects(self, workloads: Sequence[str] = tuple(WORKLOADS)) -> list[KitObject]:
+        """Every named object this stack may create on its broker for ``workloads``: what ``purge`` deletes.
         On an external broker they are claimed in this install's manifest before anything is declared or
         deleted (``queuekit.stacks.manifest``). None: a stack without a broker (StubStack)."""
         return []

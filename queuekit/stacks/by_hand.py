@@ -101,7 +101,7 @@ def _through_the_stack(settings: Settings, stack: str, workloads: Sequence[str],
 
 def _declare_switching_types(instance, declare) -> None:
     """Declare; if the kit's queues/exchanges of this stack exist with another type (classic <-> quorum),
-    RabbitMQ refuses the redeclare (406 PRECONDITION_FAILED): delete them as reset() does, declare anew.
+    RabbitMQ refuses the redeclare (406 PRECONDITION_FAILED): reset every workload of the stack, declare anew.
     On an external broker the stack's names are claimed first (``manifest.claim``): never a foreign object's."""
     manifest.claim(instance.settings, instance.kit_objects(), instance.listed_objects)
     try:
@@ -109,7 +109,7 @@ def _declare_switching_types(instance, declare) -> None:
     except Exception as exc:  # noqa: BLE001 - only the type-switch case is handled, the rest re-raised
         if "PRECONDITION_FAILED" not in str(exc):
             raise
-        instance.purge()
+        instance.reset()  # every workload's (the exchanges are shared), saying what it deletes: dead letters too
         declare()
 
 

@@ -35,7 +35,7 @@ from queuekit.core.waiting import wait_for
 from queuekit.stacks.base import PublishReport
 from queuekit.stacks.log import LogStack
 from queuekit.stacks.manifest import KitObject, owned
-from queuekit.stacks.reset import release_dead_letters
+from queuekit.stacks.reset import Purged
 
 LOG = logging.getLogger("queuekit.kafka.admin")
 REQUEST_TIMEOUT = 10.0  # seconds per admin request: a poll fails fast and is retried
@@ -204,17 +204,20 @@ class Admin:
         return int(self.client.describe_configs([resource])[resource].result()["group.min.session.timeout.ms"].value)
 
     # -- cleanup: only what the kit created, by name ---------------------------------------------
-    def delete_kit_objects(self, topics: Sequence[str], groups: Sequence[str], group_prefix: str,
-                           dead_letter_topics: Sequence[str]) -> None:
-        """Delete these topics and groups (and groups starting ``group_prefix``: the kit's throwaway replay
-        groups), nothing else; dead letters still held only as ``queuekit.stacks.reset`` allows."""
+    def delete_kit_objects(self, topics: Sequence[str], groups: Sequence[str], group_prefix: str | None,
+                           dead_letter_topics: Sequence[str], purged: Purged) -> None:
+        """Delete these topics and groups (and, with ``group_prefix``, the groups starting with it: the kit's
+        throwaway replay groups), nothing else; what existed, and the records each dead-letter topic held,
+        noted in ``purged``."""
         existing = self.topics()
-        release_dead_letters(self.settings, "kafka",
-                             {t: self._records(t, existing[t]) for t in dead_letter_topics if t in existing})
+        purged.dead({t: self._records(t, existing[t]) for t in dead_letter_topics if t in existing})
+        purged.deleted("group", self._groups(groups, group_prefix))
         wait_for(lambda: self._delete_groups(groups, group_prefix), timeout=DELETE_TIMEOUT,
                  what="the kit's consumer groups to be deleted",
                  describe=lambda: f"groups left: {self._groups(groups, group_prefix)}")
-        self.delete_topics([t for t in topics if t in existing])
+        doomed = [t for t in topics if t in existing]
+        self.delete_topics(doomed)
+        purged.deleted("topic", doomed)
 
     def delete_topics(self, names: Sequence[str]) -> None:
         """Delete these topics (one already gone is fine) and wait until the broker no longer lists them."""
@@ -234,15 +237,15 @@ class Admin:
         starts = self.client.list_offsets({tp: OffsetSpec.earliest() for tp in tps}, request_timeout=REQUEST_TIMEOUT)
         return sum(ends[tp].result().offset - starts[tp].result().offset for tp in tps)
 
-    def _groups(self, groups: Sequence[str], prefix: str) -> list[str]:
+    def _groups(self, groups: Sequence[str], prefix: str | None) -> list[str]:
         """Of the listed groups: these, and the throwaway ones starting ``prefix`` (on a shared broker only
         those this install recorded: by name, never a foreign group sharing the prefix)."""
         listed = [g.group_id for g in self.client.list_consumer_groups().result(timeout=10).valid]
         throwaway = owned(self.settings, [KitObject("kafka", "group", g) for g in listed
-                                          if g.startswith(prefix) and g not in groups])
+                                          if prefix and g.startswith(prefix) and g not in groups])
         return [g for g in listed if g in groups] + [o.name for o in throwaway]
 
-    def _delete_groups(self, groups: Sequence[str], prefix: str) -> bool:
+    def _delete_groups(self, groups: Sequence[str], prefix: str | None) -> bool:
         """One round: delete what can be; a group with members (still timing out) waits for the next."""
         self.delete_groups_once(self._groups(groups, prefix))
         return not self._groups(groups, prefix)

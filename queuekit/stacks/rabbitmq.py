@@ -15,7 +15,7 @@ import httpx
 
 from queuekit.core.config import Settings
 from queuekit.core.waiting import wait_for
-from queuekit.stacks.reset import release_dead_letters
+from queuekit.stacks.reset import Purged
 
 
 @dataclass(frozen=True)
@@ -69,20 +69,27 @@ class Management:
         r.raise_for_status()
         return [(base64.b64decode(m["payload"]), (m.get("properties") or {}).get("headers") or {}) for m in r.json()]
 
-    def delete_kit_queues(self, names: list[str], dead_letter_queues: list[str]) -> None:
-        """Delete exactly these queues (reset); a dead-letter queue holding messages only as
-        ``queuekit.stacks.reset`` allows (never silently, never on a shared broker unasked)."""
+    def delete_kit_queues(self, names: list[str], dead_letter_queues: list[str], purged: Purged,
+                          kind: str = "queue") -> None:
+        """Delete exactly these queues (reset), noting in ``purged`` those that existed and the messages
+        each dead-letter queue held (never silently)."""
         present = {q.name: q for q in self.queues()}
-        release_dead_letters(self.settings, "rabbitmq",
-                             {n: present[n].backlog for n in dead_letter_queues if n in present})
+        purged.dead({n: present[n].backlog for n in dead_letter_queues if n in present})
         for name in names:
             if name in present:
-                self.http.delete(f"/queues/{self.vhost}/{quote(name, safe='')}")
+                r = self.http.delete(f"/queues/{self.vhost}/{quote(name, safe='')}")
+                if r.status_code not in (204, 404):
+                    r.raise_for_status()
+        purged.deleted(kind, [n for n in names if n in present])
 
-    def delete_exchange(self, name: str) -> None:
-        r = self.http.delete(f"/exchanges/{self.vhost}/{quote(name, safe='')}")
-        if r.status_code not in (204, 404):
-            r.raise_for_status()
+    def delete_exchanges_named(self, names: list[str], purged: Purged) -> None:
+        """Delete these exchanges by name, noting those that existed."""
+        for name in names:
+            r = self.http.delete(f"/exchanges/{self.vhost}/{quote(name, safe='')}")
+            if r.status_code == 204:
+                purged.deleted("exchange", [name])
+            elif r.status_code != 404:
+                r.raise_for_status()
 
     def delete_queues(self, prefix: str) -> None:
         for q in self.queues(prefix):

@@ -10,7 +10,10 @@ framework's key layout; what they share is here once:
   stack's purge never touches another's keys while compare runs them side by side; ``purge``
   deletes by name, never FLUSHDB;
 * ``RedisParts.purge(names)``: the stack's own names (and the recorded ones), plus, with
-  ``sweep``, unrecorded keys under the prefix that the framework made on its own.
+  ``sweep``, unrecorded keys under the prefix that the framework made on its own (a reset of
+  every workload);
+* ``RedisParts.delete(names, purged)``: only these names (a reset of some workloads), noted in
+  ``purged`` when they existed.
 
 A framework whose keys cannot carry the prefix (RQ names its keys ``rq:…``) keeps to a database
 of its own instead, and says so in its stack's docstring.
@@ -23,6 +26,8 @@ from typing import Any
 from queuekit.core.config import Settings
 from queuekit.core.redis_client import connect
 from queuekit.core.redis_keys import KeySpace
+
+from .reset import Purged
 
 
 class RedisParts:
@@ -59,6 +64,22 @@ class RedisParts:
         if own:
             keys.record(*own)
         return keys.cleanup(sweep=sweep)
+
+    def delete(self, names: Iterable[str], purged: Purged, kind: str = "key") -> None:
+        """Delete exactly ``names`` (those under the prefix; never a key outside it) and take them off the
+        record; note in ``purged`` those that existed."""
+        keys = self.keys
+        own = list(dict.fromkeys(n for n in names if keys.owns(n)))
+        if not own:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for name in own:
+            pipe.exists(name)
+        existed = [name for name, n in zip(own, pipe.execute(), strict=True) if n]
+        for at in range(0, len(own), 500):
+            self.client.unlink(*own[at:at + 500])  # by name
+            self.client.srem(keys.registry, *own[at:at + 500])
+        purged.deleted(kind, existed)
 
     def close(self) -> None:
         if self._client is not None:

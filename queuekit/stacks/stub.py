@@ -41,6 +41,7 @@ from workloads import WORKLOADS
 from .base import DeadLetter, PublishReport, Stack
 from .capabilities import Capabilities
 from .pool import WorkerPool
+from .reset import Purged
 from .threads import ThreadWorker, ThreadWorkers, WorkerKilled
 
 STUB_CAPABILITIES = Capabilities(
@@ -115,12 +116,18 @@ class StubStack(Stack):
     def consumers_ready(self) -> bool:
         return all(t.is_alive() or w.returncode is not None for w in self._threads().workers for t in w.threads)
 
-    def purge(self) -> None:
+    def purge(self, workloads: Sequence[str] = tuple(WORKLOADS)) -> Purged:
+        """The messages, dead letters and replay log of ``workloads``; another workload's stay."""
+        purged = Purged()
+        services = {s for w in workloads for s in WORKLOADS[w].services}
         with self.cond:
-            self.messages.clear()
-            self.dead.clear()
-            self.log.clear()
+            purged.deleted("queue", sorted({d.service for d in self.messages if d.service in services}))
+            self.messages[:] = [d for d in self.messages if d.service not in services]
+            purged.dead({w: len(self.dead.pop(w, [])) for w in workloads})
+            for w in workloads:
+                self.log.pop(w, None)
             self.cond.notify_all()
+        return purged
 
     def restart_broker(self) -> None:
         """Nothing to restart: the in-memory broker keeps every message, as durable queues would."""

@@ -12,7 +12,6 @@ from queuekit.core.envelope import make_envelope
 from queuekit.core.errors import KitError, WaitTimeout
 from queuekit.core.ledger import Ledger
 from queuekit.core.options import QueueType, StackOptions
-from queuekit.stacks.manifest import present
 from queuekit.stacks.registry import load_stack
 from workloads import WORKLOADS
 
@@ -42,7 +41,8 @@ def quick_run(settings: Settings, stack_name: str, workload: str, n: int, worker
               timeout: float, progress: Progress | None = None, queue_type: QueueType | None = None,
               say: Callable[[str], None] = lambda _: None) -> RunSummary:
     """``queue_type`` (RabbitMQ stacks): "classic" or "quorum"; None keeps the stack's own (celery_quorum: quorum).
-    ``say`` gets one line naming what the reset deletes (dead letters made by hand included)."""
+    The reset before the run deletes only ``workload``'s objects (its queues / topics / groups / keys and its dead
+    letters, made by hand included); ``say`` gets one line per kind deleted, names and count."""
     spec = WORKLOADS[workload]
     runs = private_dir(settings.home / "runs")  # ledgers: owner only
     ledger = Ledger(runs / f"{stack_name}-{workload}-{int(time.time())}.db")
@@ -52,12 +52,19 @@ def quick_run(settings: Settings, stack_name: str, workload: str, n: int, worker
                        "use --queue-type only with a RabbitMQ stack (celery, dramatiq)")
     stack = stack_cls(settings, ledger.path)
     envelopes = [make_envelope(m) for m in spec.make_messages(n, seed=int(time.time()))]  # before timing
-    doomed = present(stack.kit_objects(), stack.listed_objects)
-    say(f"reset deletes {len(doomed)} object(s) of {stack_name}: " + ", ".join(f"{o.kind} {o.name}" for o in doomed)
-        if doomed else f"reset: nothing of {stack_name} on the broker yet")
-    stack.reset()  # deletes the stack's queues: a switch classic <-> quorum never meets the old declaration
+    stack.reset([workload], say)  # this workload's objects only: another workload's dead letters stay
     options = StackOptions(workers=workers) if queue_type is None else StackOptions(workers=workers, queue_type=queue_type)
-    stack.start([workload], options)
+    try:
+        stack.start([workload], options)
+    except Exception as exc:
+        if "PRECONDITION_FAILED" not in str(exc):
+            raise
+        # classic <-> quorum: an object every workload shares (Celery's celery.tasks) exists with the other type
+        # and RabbitMQ refuses to redeclare it (406); only a reset of every workload deletes it
+        say(f"{stack_name}/{workload}: {stack_name}'s shared objects exist with another queue type: resetting "
+            f"every workload")
+        stack.reset(say=say)
+        stack.start([workload], options)
     try:
         t0 = time.monotonic()
         report = stack.publish(workload, envelopes)
