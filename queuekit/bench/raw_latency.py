@@ -104,7 +104,7 @@ def _kafka_consumer(bootstrap: str, topic: str, timings_dir: str, stop) -> None:
     c.close()
 
 
-def _stream_consumer(endpoint: dict, stream: str, timings_dir: str, stop) -> None:
+def _stream_consumer(endpoint: dict, stream: str, credit: int, timings_dir: str, stop) -> None:
     from rstream import Consumer, ConsumerOffsetSpecification, OffsetType
 
     rec = _Recorder(timings_dir)
@@ -117,7 +117,7 @@ def _stream_consumer(endpoint: dict, stream: str, timings_dir: str, stop) -> Non
             rec.done(body, time.time(), ctx.timestamp / 1000)  # ctx.timestamp: the chunk's, in ms
             # nothing stored: a raw reader keeps its position in memory (the stack stores offsets)
 
-        await consumer.subscribe(stream, on_message, initial_credit=STREAM_CREDIT,
+        await consumer.subscribe(stream, on_message, initial_credit=credit,
                                  offset_specification=ConsumerOffsetSpecification(OffsetType.FIRST, None))
         rec.ready()
         while not stop.is_set():
@@ -291,6 +291,7 @@ class KafkaRun(RawRun):
 class StreamRun(RawRun):
     client = "rstream"
     reads_all = True  # a 3.10 stream has no competing consumers: each reader reads all, as the stack's workers
+    credit = STREAM_CREDIT
 
     def declare(self) -> None:
         from rstream import Producer
@@ -309,7 +310,7 @@ class StreamRun(RawRun):
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(60)
 
     def consumer(self) -> tuple[Callable, tuple]:
-        return _stream_consumer, (self.endpoint, self.name)
+        return _stream_consumer, (self.endpoint, self.name, self.credit)
 
     async def _send(self, bodies: list[bytes]) -> None:
         confirmed = asyncio.Event()
