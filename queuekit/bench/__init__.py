@@ -17,7 +17,9 @@ Rates are steady state (middle 80% of completions of a backlog published
 before the workers start), reported as median and min-max over the repeats.
 Then, per stack (noop): throughput vs worker processes and vs payload size,
 and latency p50/p99 vs offered load at fractions of the stack's measured max
-(open loop: a paced producer, latency from the intended send time).
+(open loop: a paced producer, latency from the intended send time), with its
+raw client's curve at the same rates (``raw_latency``) and median ms per hop of
+a sample of messages (``measure.hop_medians``).
 
 Fairness controls, recorded in ``fairness``: the same worker processes x
 slots, prefetch, late ack / offset stored after the work, publisher confirms /
