@@ -25,7 +25,7 @@ from queuekit.core.config import Settings
 from queuekit.core.envelope import MAX_STRING, Envelope, encode, make_envelope
 from queuekit.core.ledger import RECORD_ENV, TIMINGS, Ledger
 from queuekit.core.options import StackOptions
-from queuekit.core.timings import collect, count
+from queuekit.core.timings import collect, count, read_hops
 from queuekit.core.waiting import wait_for
 from queuekit.stacks.registry import load_stack
 from workloads import WORKLOADS
@@ -198,7 +198,7 @@ class StackRun:
         return env.body.idempotency_key  # what ``core.process`` records
 
     def hops(self) -> dict[str, tuple[float | None, float | None]]:
-        return {}  # a stack's append and fetch times stay inside its framework (not recorded)
+        return read_hops(self.timings_dir)  # from adapters that stamp deliveries (core.timings.delivery)
 
     def wait(self, n: int, timeout: float = 600) -> list[tuple]:
         """Until ``n`` messages were completed (by every worker that handles each) since the start; every row."""
@@ -269,7 +269,7 @@ class Plan:
     planned: list[float]
     envelopes: list[Envelope]
     payloads: list[bytes]  # encoded, for raw clients (empty for a stack: its publish encodes)
-    published: dict[int, float] = field(default_factory=dict)  # sampled index -> when its publish call began
+    published: dict[int, float] = field(default_factory=dict)  # index -> when its publish call began
 
 
 def plan(rate: float, seconds: float, seed: int, max_messages: int, encoded: bool = False) -> Plan:
@@ -301,9 +301,8 @@ def play(run: Paced, schedule: Plan) -> tuple[float, list[float]]:
                 continue
             batch, mine = mine[:due], mine[due:]
             sent_late.append(now - planned[batch[0]])  # how far behind schedule this send started
-            for i in batch:
-                if i % SAMPLE_EVERY == 0:
-                    schedule.published[i] = now  # the hop "published": when its publish call began
+            for i in batch:  # every one: an adapter samples by its broker position, not by this index
+                schedule.published[i] = now  # the hop "published": when its publish call began
             run.send(k, schedule, batch)  # everything due, in one call
 
     threads = [threading.Thread(target=producer, args=(k,)) for k in range(run.publishers)]
@@ -315,18 +314,23 @@ def play(run: Paced, schedule: Plan) -> tuple[float, list[float]]:
 
 
 def hop_medians(run: Paced, schedule: Plan, rows: list[tuple]) -> dict[str, Any]:
-    """Median milliseconds between consecutive stamps (``HOPS``) of the sampled messages; a stamp this
-    client cannot see (RabbitMQ has no append time; a stack's fetch is inside its framework) is skipped,
-    so its hop spans the gap ("published->started"). Broker stamps have millisecond resolution."""
+    """Median milliseconds between consecutive stamps (``HOPS``) of the sampled messages: those a consumer
+    stamped (``run.hops``: a raw consumer's flagged ones, a stamping adapter's 1 in ``HOP_EVERY``), else
+    every ``SAMPLE_EVERY``-th of the schedule. A stamp this client cannot see (RabbitMQ has no append
+    time; a framework's fetch is inside it) is skipped, so its hop spans the gap ("published->started").
+    Broker stamps have millisecond resolution."""
     by_key = {r[0]: r for r in rows}
     seen = run.hops()
+    index = {run.key(env): i for i, env in enumerate(schedule.envelopes)}
+    keys = [k for k in seen if k in index] or [run.key(schedule.envelopes[i])
+                                                for i in range(0, len(schedule.envelopes), SAMPLE_EVERY)]
     chains = []
-    for i, at in schedule.published.items():
-        key = run.key(schedule.envelopes[i])
-        if key not in by_key:
+    for key in keys:
+        i = index[key]
+        if key not in by_key or i not in schedule.published:
             continue
         appended, fetched = seen.get(key, (None, None))
-        chains.append((schedule.planned[i], at, appended, fetched, by_key[key][2], by_key[key][3]))
+        chains.append((schedule.planned[i], schedule.published[i], appended, fetched, by_key[key][2], by_key[key][3]))
     gaps: dict[str, list[float]] = {}
     for chain in chains:
         stamps = [(name, t) for name, t in zip(HOPS, chain) if t is not None]

@@ -15,7 +15,8 @@ Hop timestamps on 1 message in ``measure.SAMPLE_EVERY`` (flagged in its headers 
 built; an unflagged message costs one empty-dict test): the broker's append time where the protocol
 carries one (Kafka: the raw topic is created with ``LogAppendTime``; streams: the chunk's timestamp;
 Redis: the entry id's milliseconds; RabbitMQ's AMQP 0.9.1 carries none) and when the client handed the
-message over (fetched), appended to ``<timings>/hops/<pid>.jsonl`` as they happen.
+message over (fetched), appended to ``<timings>/hops/<pid>.raw.jsonl`` as they happen (read like a stack's:
+``core.timings.read_hops``).
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ from queuekit.bench import measure
 from queuekit.core.config import Settings
 from queuekit.core.envelope import Envelope
 from queuekit.core.errors import KitError
-from queuekit.core.timings import Timings, collect, count
+from queuekit.core.timings import Timings, collect, count, read_hops
 from queuekit.core.waiting import wait_for
 
 POLL_S = 0.2  # an idle consumer looks at its stop flag this often (never while messages flow)
@@ -50,7 +51,7 @@ class _Recorder:
     def __init__(self, timings_dir: str):
         self.dir = Path(timings_dir)
         self.timings = Timings.for_dir(self.dir)
-        self.hop_file = open(self.dir / "hops" / f"{os.getpid()}.jsonl", "a", buffering=1)  # noqa: SIM115 - process-long
+        self.hop_file = open(self.dir / "hops" / f"{os.getpid()}.raw.jsonl", "a", buffering=1)  # noqa: SIM115 - process-long
 
     def ready(self, yes: bool = True) -> None:
         marker = self.dir / "ready" / str(os.getpid())
@@ -221,13 +222,7 @@ class RawRun:
         return collect(self.timings_dir)
 
     def hops(self) -> dict[str, tuple[float | None, float | None]]:
-        seen: dict[str, tuple[float | None, float | None]] = {}
-        for path in (self.timings_dir / "hops").glob("*.jsonl"):
-            for line in path.read_text().splitlines():
-                key, appended, fetched = json.loads(line)
-                if key not in seen or fetched < (seen[key][1] or fetched):  # a stream's first reader
-                    seen[key] = (appended, fetched)
-        return seen
+        return read_hops(self.timings_dir)
 
 
 class PikaRun(RawRun):

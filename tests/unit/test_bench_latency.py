@@ -111,3 +111,28 @@ def test_the_report_puts_each_raw_curve_under_its_stack():
     assert "| ↳ raw confluent-kafka (for kafka) | appended->fetched 1.2 |" in lines
     assert "| celery | – |" in lines  # a stack without hops says so
     assert len(report.tables(result)[2].rows) == sum(len(s["latency"]) for s in result["stacks"].values()) + 4
+
+
+def test_a_sampled_delivery_carries_its_stamps_to_the_completion_it_records(tmp_path):
+    import asyncio
+
+    from queuekit.core import timings
+
+    rec = timings.Timings(tmp_path)
+    with timings.delivery(True, 12.5):
+        rec.record("sampled", 1.0, 2.0)
+    with timings.delivery(False, 99.0):
+        rec.record("not-sampled", 1.0, 2.0)
+    rec.record("outside", 1.0, 2.0)
+
+    async def stream_reader() -> None:  # the stream adapter: set in the coroutine, recorded in to_thread
+        with timings.delivery(True, None):
+            await asyncio.to_thread(rec.record, "in-a-thread", 1.0, 2.0)
+
+    asyncio.run(stream_reader())
+    rec.flush()
+    hops = timings.read_hops(tmp_path)
+    assert set(hops) == {"sampled", "in-a-thread"}
+    assert hops["sampled"][0] == 12.5 and hops["in-a-thread"][0] is None
+    assert all(time.time() - 5 < fetched <= time.time() for _, fetched in hops.values())
+    assert timings.count(tmp_path) == 4  # the rows themselves are unchanged
