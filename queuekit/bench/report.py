@@ -222,8 +222,9 @@ def markdown(result: dict[str, Any]) -> str:
         lines.append("Stamps: intended (the schedule), published (the publish call began), appended (the broker's "
                      "own time: Kafka LogAppendTime on the raw topic, the stream chunk's, the Redis entry id's; "
                      "millisecond resolution, truncated), fetched (the raw client handed it over), started (decoded), "
-                     "completed (recorded). A stamp not seen is skipped: a stack's hop `published->started` holds the "
-                     "broker, the transport and its framework's delivery.")
+                     "completed (recorded). A stamp not seen is skipped and its hop spans the gap: where a framework "
+                     "fetches (Celery, Dramatiq, RQ, ...), a stack's `published->started` holds the broker, the "
+                     "transport and the framework's delivery; the kit's Kafka and stream adapters stamp `fetched`.")
     return "\n".join(lines)
 
 
