@@ -25,7 +25,7 @@ from queuekit.core.config import Settings
 from queuekit.core.envelope import MAX_STRING, Envelope, encode, make_envelope
 from queuekit.core.ledger import RECORD_ENV, TIMINGS, Ledger
 from queuekit.core.options import StackOptions
-from queuekit.core.timings import collect, count, read_hops
+from queuekit.core.timings import HOP_EVERY, collect, count, read_hops
 from queuekit.core.waiting import wait_for
 from queuekit.stacks.registry import load_stack
 from workloads import WORKLOADS
@@ -239,7 +239,7 @@ def bare_backlog(settings: Settings, twin: str, options: StackOptions, envs: lis
 
 
 WARMUP_S = 2.0  # a paced point before the curve, not reported
-SAMPLE_EVERY = 50  # hop timestamps on every 50th message of a point; the others carry nothing extra
+SAMPLE_EVERY = HOP_EVERY  # hop timestamps on 1 message in 50, as the stamping adapters sample
 HOP_HEADER = "hop"  # a sampled message's header, for raw consumers (a stack's adapter never reads it)
 HOPS = ("intended", "published", "appended", "fetched", "started", "completed")  # a message's stamps, in order
 
@@ -263,7 +263,8 @@ class Paced(Protocol):
 @dataclass
 class Plan:
     """One point's schedule, built before its clock starts: message i is due at ``planned[i]``, its envelope
-    stamped with that time (``sent_at``), every ``SAMPLE_EVERY``-th one sampled for hop timestamps."""
+    stamped with that time (``sent_at``); for a raw client every ``SAMPLE_EVERY``-th one carries the
+    ``HOP_HEADER`` that asks its consumer for hop timestamps."""
 
     start: float
     planned: list[float]
