@@ -13,7 +13,7 @@ name) to each row: (pid, thread) is the consumer slot that did the work.
 
 Hop timestamps: an adapter that sees its broker's append time and the moment a
 message reached it wraps the handling of 1 delivery in ``HOP_EVERY`` (chosen by
-its broker position, so the others pay one modulo) in ``delivery(...)``; the
+its broker position, so the others pay one modulo) in ``delivery(appended)``; the
 completion recorded inside writes (key, appended, fetched) to
 ``<dir>/hops/<pid>.jsonl`` (``read_hops``).
 
@@ -30,7 +30,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 
@@ -42,17 +42,13 @@ HOP_EVERY = 50  # an adapter stamps 1 delivery in this many with its append / ar
 # (appended, fetched) of the delivery being handled, if sampled: a ContextVar, so a handler run through
 # asyncio.to_thread (the stream reader) sees what its coroutine set
 _delivery: ContextVar[tuple[float | None, float] | None] = ContextVar("queuekit_delivery", default=None)
-_NOT_SAMPLED = nullcontext()
-
-
-def delivery(sampled: bool, appended: float | None = None) -> AbstractContextManager:
-    """Wrap the handling of a delivery: when ``sampled``, the completion recorded inside carries ``appended``
-    (the broker's append time, seconds; None: not known) and now (when the adapter got the message)."""
-    return _stamped(appended) if sampled else _NOT_SAMPLED
 
 
 @contextmanager
-def _stamped(appended: float | None) -> Iterator[None]:
+def delivery(appended: float | None) -> Iterator[None]:
+    """Wrap the handling of a SAMPLED delivery (the adapter decides, by its broker position): the completion
+    recorded inside carries ``appended`` (the broker's append time, seconds; None: not known) and now (when
+    the adapter turned to the message). An unsampled delivery does not come here at all."""
     token = _delivery.set((appended, time.time()))
     try:
         yield

@@ -119,14 +119,12 @@ def test_a_sampled_delivery_carries_its_stamps_to_the_completion_it_records(tmp_
     from queuekit.core import timings
 
     rec = timings.Timings(tmp_path)
-    with timings.delivery(True, 12.5):
+    with timings.delivery(12.5):
         rec.record("sampled", 1.0, 2.0)
-    with timings.delivery(False, 99.0):
-        rec.record("not-sampled", 1.0, 2.0)
-    rec.record("outside", 1.0, 2.0)
+    rec.record("not-sampled", 1.0, 2.0)  # after the sampled one: its stamps are gone
 
     async def stream_reader() -> None:  # the stream adapter: set in the coroutine, recorded in to_thread
-        with timings.delivery(True, None):
+        with timings.delivery(None):
             await asyncio.to_thread(rec.record, "in-a-thread", 1.0, 2.0)
 
     asyncio.run(stream_reader())
@@ -135,4 +133,4 @@ def test_a_sampled_delivery_carries_its_stamps_to_the_completion_it_records(tmp_
     assert set(hops) == {"sampled", "in-a-thread"}
     assert hops["sampled"][0] == 12.5 and hops["in-a-thread"][0] is None
     assert all(time.time() - 5 < fetched <= time.time() for _, fetched in hops.values())
-    assert timings.count(tmp_path) == 4  # the rows themselves are unchanged
+    assert timings.count(tmp_path) == 3  # the rows themselves are unchanged
