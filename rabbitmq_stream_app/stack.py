@@ -68,6 +68,7 @@ SETTLE_READS = 2  # drain: zero lag on this many reads in a row (the tail watche
 class RabbitMQStreamStack(Stack):
     name = "rabbitmq_stream"
     worker_module = "rabbitmq_stream_app.worker"
+    raw_reference = "rabbitmq_stream"  # its latency beside raw rstream on the stream protocol, not raw pika
     capabilities = Capabilities(
         broker="rabbitmq",
         native_fanout=True,  # one stream, a reader with its own offset per service

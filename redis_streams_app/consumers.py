@@ -25,6 +25,7 @@ from queuekit.core.envelope import MalformedMessage, decode, encode
 from queuekit.core.execute import PermanentError, crash_point, forward, process
 from queuekit.core.ledger import Ledger
 from queuekit.core.options import StackOptions
+from queuekit.core.timings import HOP_EVERY, delivery
 
 from .acks import read_new, settle
 from .claims import Claims
@@ -84,7 +85,13 @@ def consume_once(svc: Service, stop: threading.Event) -> None:
             dead_letter(svc, entry_id, fields, f"delivered {deliveries} times (XPENDING delivery count), over "
                                                f"{svc.claims.limit}: its consumers died or outlived the lease")
             continue
-        handle(svc, entry_id, fields, stop)
+        appended_ms = int(entry_id.split(b"-", 1)[0])  # the id's first part: the server's append time in ms
+        if appended_ms % HOP_EVERY:
+            handle(svc, entry_id, fields, stop)
+            continue
+        # bench hops (core.timings): entries appended in 1 ms of every HOP_EVERY note their append and arrival
+        with delivery(appended_ms / 1000):
+            handle(svc, entry_id, fields, stop)
 
 
 # [handler:*] one entry: its envelope field, decoded, processed (retried in place), then forwarded / dead-lettered

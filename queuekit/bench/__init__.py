@@ -17,7 +17,9 @@ Rates are steady state (middle 80% of completions of a backlog published
 before the workers start), reported as median and min-max over the repeats.
 Then, per stack (noop): throughput vs worker processes and vs payload size,
 and latency p50/p99 vs offered load at fractions of the stack's measured max
-(open loop: a paced producer, latency from the intended send time).
+(open loop: a paced producer, latency from the intended send time), with its
+raw client's curve at the same rates (``raw_latency``) and median ms per hop of
+a sample of messages (``measure.hop_medians``).
 
 Fairness controls, recorded in ``fairness``: the same worker processes x
 slots, prefetch, late ack / offset stored after the work, publisher confirms /
@@ -37,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import bare
-from queuekit.bench import measure
+from queuekit.bench import measure, raw_latency
 from queuekit.bench.baselines import kafka_baseline, kafka_batch_baseline, rabbitmq_baseline, redis_baseline
 from queuekit.bench.ceilings import ceilings, versions
 from queuekit.core.config import Settings
@@ -157,6 +159,9 @@ def run_bench(settings: Settings, cfg: BenchConfig, workdir: Path, say: Callable
             per_stack["latency"] = latency_curve(settings, cfg, stack, per_stack["modes"]["noop"]["stack"], workdir,
                                                  say)
         checkpoint(result)
+    with timed("raw latency"):
+        raw_latency_curves(settings, cfg, result, workdir, say)
+    checkpoint(result)
     result["seconds"] = round(time.monotonic() - started, 1)
     result["load_after"] = os.getloadavg()
     return result
@@ -261,16 +266,49 @@ def scaling(settings: Settings, cfg: BenchConfig, stack: str, noop: dict, workdi
     return {"workers": by_workers, "payload_bytes": by_size}
 
 
+def latency_rates(cfg: BenchConfig, base: dict) -> list[float]:
+    """The offered rates of a stack's curve: ``cfg.loads`` of its measured noop max."""
+    return [max(1.0, load * base["rate"]["median"]) for load in cfg.loads]
+
+
 def latency_curve(settings: Settings, cfg: BenchConfig, stack: str, base: dict, workdir: Path,
                   say: Callable[[str], None]) -> list[dict[str, Any]]:
     top = base["rate"]["median"]
-    rates = [max(1.0, load * top) for load in cfg.loads]
+    rates = latency_rates(cfg, base)
     say(f"{stack} latency: offered {', '.join(f'{r:.0f}' for r in rates)} msgs/s "
         f"({', '.join(f'{load:.0%}' for load in cfg.loads)} of {top:.0f}), {cfg.latency_seconds:.0f} s "
         f"or {cfg.latency_max_messages:,} msgs each, whichever is fewer")
     points = measure.open_loop(settings, stack, cfg.options(), rates, cfg.latency_seconds, workdir, 300,
                                cfg.latency_max_messages)
     return [{"load": load, **point} for load, point in zip(cfg.loads, points)]
+
+
+def raw_family(stack: str) -> str:
+    """The raw client family a stack's latency is set against (``Stack.raw_reference``, else its broker)."""
+    declared = load_stack(stack)
+    return declared.raw_reference or declared.capabilities.broker
+
+
+def raw_latency_curves(settings: Settings, cfg: BenchConfig, result: dict[str, Any], workdir: Path,
+                       say: Callable[[str], None]) -> None:
+    """Each stack's ``raw_latency``: its raw client at the stack's own offered rates, paced by the same code.
+
+    One session per family (one start, one warm-up) runs the points of every stack it is the reference for,
+    in turn; each stack gets its own points back, with the same ``load`` labels as its curve."""
+    by_family: dict[str, list[str]] = {}
+    for stack in result["stacks"]:
+        by_family.setdefault(raw_family(stack), []).append(stack)
+    for family, stacks in by_family.items():
+        rates = {s: latency_rates(cfg, result["stacks"][s]["modes"]["noop"]["stack"]) for s in stacks}
+        every = [r for s in stacks for r in rates[s]]
+        say(f"raw {raw_latency.RUNS[family].client} latency (for {', '.join(stacks)}): offered "
+            f"{', '.join(f'{r:.0f}' for r in every)} msgs/s")
+        out = raw_latency.curve(settings, family, every, cfg.latency_seconds, workdir, 400, cfg.latency_max_messages,
+                                cfg.slots, cfg.prefetch, cfg.workers)
+        points = iter(out.pop("points"))
+        for s in stacks:
+            result["stacks"][s]["raw_latency"] = {**out, "points": [{"load": load, **next(points)}
+                                                                    for load in cfg.loads]}
 
 
 def fairness(cfg: BenchConfig, size: int) -> dict[str, Any]:
@@ -285,6 +323,9 @@ def fairness(cfg: BenchConfig, size: int) -> dict[str, Any]:
         "monitoring": "Celery: no task events (Flower), worker log level WARNING, in stack and bare alike",
         "recording": "stack and bare: one completion timestamp per message kept in memory (core/timings.py)",
         "steady_state": f"rate over the middle {1 - 2 * measure.TRIM:.0%} of completions of a pre-published backlog",
+        "raw_latency": "raw clients paced by the same schedule code at each stack's offered rates; per message: "
+                       "decode the JSON, record the completion, ack / store / XACK (no validation, no idempotency "
+                       "guard, no dead letters, no framework)",
         "start": "bare Kafka members hold their partitions paused until the whole group is assigned (start gate); "
                  "the stacks and the other twins consume from the moment they are ready",
     }

@@ -15,8 +15,9 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import bare
 from queuekit.bench import twins
@@ -24,7 +25,7 @@ from queuekit.core.config import Settings
 from queuekit.core.envelope import MAX_STRING, Envelope, encode, make_envelope
 from queuekit.core.ledger import RECORD_ENV, TIMINGS, Ledger
 from queuekit.core.options import StackOptions
-from queuekit.core.timings import collect, count
+from queuekit.core.timings import HOP_EVERY, collect, count, read_hops
 from queuekit.core.waiting import wait_for
 from queuekit.stacks.registry import load_stack
 from workloads import WORKLOADS
@@ -168,6 +169,7 @@ class StackRun:
         self.workers = workers
         # Deliveries per message: every worker process of a non-competing stack (a 3.10 stream) reads all.
         self.copies = 1 if self.stack.capabilities.competing_consumers else options.workers
+        self.encoded = False  # Stack.publish takes envelopes
 
     def __enter__(self) -> StackRun:
         with timings_recording():
@@ -188,6 +190,15 @@ class StackRun:
         """Confirmed publishes, from ``publishers`` threads (the stacks' publish is thread-safe)."""
         return sum(_published(r) for r in bare.in_parallel(lambda part: self.stack.publish("signup", part), envs,
                                                             self.publishers))
+
+    def send(self, thread: int, plan: Plan, batch: list[int]) -> object:
+        return self.stack.publish("signup", [plan.envelopes[i] for i in batch])
+
+    def key(self, env: Envelope) -> str:
+        return env.body.idempotency_key  # what ``core.process`` records
+
+    def hops(self) -> dict[str, tuple[float | None, float | None]]:
+        return read_hops(self.timings_dir)  # from adapters that stamp deliveries (core.timings.delivery)
 
     def wait(self, n: int, timeout: float = 600) -> list[tuple]:
         """Until ``n`` messages were completed (by every worker that handles each) since the start; every row."""
@@ -228,41 +239,55 @@ def bare_backlog(settings: Settings, twin: str, options: StackOptions, envs: lis
 
 
 WARMUP_S = 2.0  # a paced point before the curve, not reported
+SAMPLE_EVERY = HOP_EVERY  # hop timestamps on 1 message in 50, as the stamping adapters sample
+HOP_HEADER = "hop"  # a sampled message's header, for raw consumers (a stack's adapter never reads it)
+HOPS = ("intended", "published", "appended", "fetched", "started", "completed")  # a message's stamps, in order
 
 
-def open_loop(settings: Settings, stack: str, options: StackOptions, rates: list[float], seconds: float,
-              workdir: Path, seed: int, max_messages: int = 20_000) -> list[dict[str, Any]]:
-    """Each rate in turn on the same running workers (one start, not one per point): see ``paced``.
+class Paced(Protocol):
+    """What a paced point drives: a stack (``StackRun``) or a raw client pair (``raw_latency.RawRun``)."""
 
-    First a warm-up at the lowest rate, discarded: the first point after the workers start paid for the
-    start itself (the producer's first connection, the group's first fetches). Seen for kafka at 7,000
-    msgs/s, the same rate twice in a row: p50 373 ms with the producer 509 ms late, then 4 ms — the
-    committed curve's 106 ms at 25% load was its first point."""
-    with StackRun(settings, stack, options, workdir) as run:
-        if rates:
-            paced(run, min(rates), WARMUP_S, seed - 1, max_messages)  # warm-up: not a point of the curve
-        return [paced(run, rate, seconds, seed + i, max_messages) for i, rate in enumerate(rates)]
+    timings_dir: Path
+    copies: int  # completions per message (every reader of a non-competing stream records each)
+    encoded: bool  # sends bytes built before the clock (a raw client) or envelopes (a stack's publish encodes)
+
+    @property
+    def publishers(self) -> int: ...  # producer threads; thread k owns every k-th slot of the schedule
+
+    def send(self, thread: int, plan: Plan, batch: list[int]) -> object: ...
+    def key(self, env: Envelope) -> str: ...  # the key its timings rows carry for this envelope
+    def wait(self, n: int, timeout: float = 600) -> list[tuple]: ...
+    def hops(self) -> dict[str, tuple[float | None, float | None]]: ...  # key -> (appended, fetched), sampled
 
 
-def paced(run: StackRun, rate: float, seconds: float, seed: int, max_messages: int = 20_000) -> dict[str, Any]:
-    """Offer ``rate`` msgs/s for ``seconds`` on a fixed schedule; latency from each message's INTENDED send time.
+@dataclass
+class Plan:
+    """One point's schedule, built before its clock starts: message i is due at ``planned[i]``, its envelope
+    stamped with that time (``sent_at``); for a raw client every ``SAMPLE_EVERY``-th one carries the
+    ``HOP_HEADER`` that asks its consumer for hop timestamps."""
 
-    At most ``max_messages`` (fewer seconds at a high rate): 20,000 samples put p99 on 200 of them, and a
-    Kafka point at 90% of ~25k msgs/s would otherwise build and send 100k envelopes for one point.
+    start: float
+    planned: list[float]
+    envelopes: list[Envelope]
+    payloads: list[bytes]  # encoded, for raw clients (empty for a stack: its publish encodes)
+    published: dict[int, float] = field(default_factory=dict)  # index -> when its publish call began
 
-    Each message's ``sent_at`` is its slot on the schedule, not the moment it left: a producer
-    held up by a slow broker sends late and that delay counts (no coordinated omission). Each of
-    ``run.publishers`` threads owns every P-th slot and sends, in one publish, all its messages
-    that are due. The first ``TRIM`` of the schedule is warm-up. Returns once every message of this
-    point completed, so the next point starts on idle workers.
-    """
+
+def plan(rate: float, seconds: float, seed: int, max_messages: int, encoded: bool = False) -> Plan:
     n = min(max_messages, max(20, int(rate * seconds)))
     bodies = [e.body for e in envelopes(n, "noop", None, seed)]
-    before = count(run.timings_dir) // run.copies  # messages of the earlier points (all complete)
-    start = time.time() + 0.5 + n * 2e-5  # after the envelopes below are built
+    start = time.time() + 0.5 + n * (4e-5 if encoded else 2e-5)  # after the envelopes below are built
     planned = [start + i / rate for i in range(n)]
     # Built before the clock starts, each stamped with its slot on the schedule.
-    scheduled = [make_envelope(body, sent_at=at) for body, at in zip(bodies, planned)]
+    scheduled = [make_envelope(body, {HOP_HEADER: 1} if encoded and i % SAMPLE_EVERY == 0 else None, sent_at=at)
+                 for i, (body, at) in enumerate(zip(bodies, planned))]
+    return Plan(start, planned, scheduled, [encode(e) for e in scheduled] if encoded else [])
+
+
+def play(run: Paced, schedule: Plan) -> tuple[float, list[float]]:
+    """Send ``schedule`` on time from ``run.publishers`` threads: (seconds sending, how late each send began)."""
+    n = len(schedule.planned)
+    planned = schedule.planned
     sent_late: list[float] = []
 
     def producer(k: int) -> None:
@@ -277,19 +302,86 @@ def paced(run: StackRun, rate: float, seconds: float, seed: int, max_messages: i
                 continue
             batch, mine = mine[:due], mine[due:]
             sent_late.append(now - planned[batch[0]])  # how far behind schedule this send started
-            run.stack.publish("signup", [scheduled[i] for i in batch])  # everything due, in one call
+            for i in batch:  # every one: an adapter samples by its broker position, not by this index
+                schedule.published[i] = now  # the hop "published": when its publish call began
+            run.send(k, schedule, batch)  # everything due, in one call
 
     threads = [threading.Thread(target=producer, args=(k,)) for k in range(run.publishers)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    send_s = time.time() - start
+    return time.time() - schedule.start, sent_late
+
+
+def hop_medians(run: Paced, schedule: Plan, rows: list[tuple]) -> dict[str, Any]:
+    """Median milliseconds between consecutive stamps (``HOPS``) of the sampled messages: those a consumer
+    stamped (``run.hops``: a raw consumer's flagged ones, a stamping adapter's 1 in ``HOP_EVERY``), else
+    every ``SAMPLE_EVERY``-th of the schedule. A stamp this client cannot see (RabbitMQ has no append
+    time; a framework's fetch is inside it) is skipped, so its hop spans the gap ("published->started").
+    Broker stamps have millisecond resolution."""
+    by_key = {r[0]: r for r in rows}
+    seen = run.hops()
+    index = {run.key(env): i for i, env in enumerate(schedule.envelopes)}
+    keys = [k for k in seen if k in index] or [run.key(schedule.envelopes[i])
+                                                for i in range(0, len(schedule.envelopes), SAMPLE_EVERY)]
+    chains = []
+    for key in keys:
+        i = index[key]
+        if key not in by_key or i not in schedule.published:
+            continue
+        appended, fetched = seen.get(key, (None, None))
+        chains.append((schedule.planned[i], schedule.published[i], appended, fetched, by_key[key][2], by_key[key][3]))
+    gaps: dict[str, list[float]] = {}
+    for chain in chains:
+        stamps = [(name, t) for name, t in zip(HOPS, chain) if t is not None]
+        for (a, ta), (b, tb) in zip(stamps, stamps[1:]):
+            gaps.setdefault(f"{a}->{b}", []).append(tb - ta)
+    return {"sampled": len(chains), "every": SAMPLE_EVERY,
+            "median_ms": {hop: round(statistics.median(d) * 1000, 2) for hop, d in gaps.items()}}
+
+
+def open_loop(settings: Settings, stack: str, options: StackOptions, rates: list[float], seconds: float,
+              workdir: Path, seed: int, max_messages: int = 20_000) -> list[dict[str, Any]]:
+    """Each rate in turn on the same running workers (one start, not one per point): see ``paced``."""
+    with StackRun(settings, stack, options, workdir) as run:
+        return curve(run, rates, seconds, seed, max_messages)
+
+
+def curve(run: Paced, rates: list[float], seconds: float, seed: int, max_messages: int) -> list[dict[str, Any]]:
+    """First a warm-up at the lowest rate, discarded: the first point after the workers start paid for the
+    start itself (the producer's first connection, the group's first fetches). Seen for kafka at 7,000
+    msgs/s, the same rate twice in a row: p50 373 ms with the producer 509 ms late, then 4 ms — the
+    committed curve's 106 ms at 25% load was its first point."""
+    if rates:
+        paced(run, min(rates), WARMUP_S, seed - 1, max_messages)  # warm-up: not a point of the curve
+    return [paced(run, rate, seconds, seed + i, max_messages) for i, rate in enumerate(rates)]
+
+
+def paced(run: Paced, rate: float, seconds: float, seed: int, max_messages: int = 20_000) -> dict[str, Any]:
+    """Offer ``rate`` msgs/s for ``seconds`` on a fixed schedule; latency from each message's INTENDED send time.
+
+    At most ``max_messages`` (fewer seconds at a high rate): 20,000 samples put p99 on 200 of them, and a
+    Kafka point at 90% of ~25k msgs/s would otherwise build and send 100k envelopes for one point.
+
+    Each message's ``sent_at`` is its slot on the schedule, not the moment it left: a producer
+    held up by a slow broker sends late and that delay counts (no coordinated omission). Each of
+    ``run.publishers`` threads owns every P-th slot and sends, in one publish, all its messages
+    that are due. The first ``TRIM`` of the schedule is warm-up. Returns once every message of this
+    point completed, so the next point starts on idle workers. A stack and a raw client pair run the
+    same code: only ``run.send`` differs.
+    """
+    before = count(run.timings_dir) // run.copies  # messages of the earlier points (all complete)
+    schedule = plan(rate, seconds, seed, max_messages, encoded=run.encoded)
+    n = len(schedule.planned)
+    send_s, sent_late = play(run, schedule)
+    start = schedule.start
     rows = first_completions([r for r in run.wait(before + n) if r[1] is not None and r[1] >= start - 1e-3])
     # ^ this point's: sent from its schedule's start (the points before it completed before it began)
-    warm = sorted(planned)[int(TRIM * n)]
+    warm = schedule.planned[int(TRIM * n)]
     latencies = [r[3] - r[1] for r in rows if r[1] >= warm]
     achieved = n / send_s
     return {"offered": round(rate, 1), "achieved_send": round(achieved, 1),
             "producer_bound": achieved < 0.95 * rate,  # the producer fell behind: latency includes its delay
-            "producer_late_max_ms": round(max(sent_late) * 1000, 1), **percentiles(latencies)}
+            "producer_late_max_ms": round(max(sent_late) * 1000, 1), **percentiles(latencies),
+            "hops": hop_medians(run, schedule, rows)}

@@ -67,7 +67,27 @@ def tables(result: dict[str, Any]) -> list[Table]:
             curves.add_row(stack if i == 0 else "", workers if i == 0 else "", sizes if i == 0 else "",
                            f"{point['load']:.0%}", f"{point['offered']:,.0f}", _ms(point['p50_ms']),
                            _ms(point['p99_ms']))
+        if raw := s.get("raw_latency"):  # its raw client at the same offered rates (bench JSONs since issue 24)
+            for i, point in enumerate(raw["points"]):
+                curves.add_row(f"  raw {raw['client']}" if i == 0 else "", "", "", f"{point['load']:.0%}",
+                               f"{point['offered']:,.0f}", _ms(point['p50_ms']), _ms(point['p99_ms']))
     return [head, refs, curves]
+
+
+def hop_cell(point: dict) -> str:
+    """A point's median ms per hop of its sampled messages ("–" before hops were recorded)."""
+    hops = point.get("hops") or {}
+    return " · ".join(f"{hop} {ms:,.1f}" for hop, ms in hops.get("median_ms", {}).items()) or "–"
+
+
+def raw_rows(result: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """(row label, curve points) for each stack and, under it, its raw client's curve where measured."""
+    rows = []
+    for stack, s in result["stacks"].items():
+        rows.append((stack, s["latency"]))
+        if raw := s.get("raw_latency"):
+            rows.append((f"↳ raw {raw['client']} (for {stack})", raw["points"]))
+    return rows
 
 
 def chart(result: dict[str, Any], stem: Path) -> list[Path]:
@@ -122,12 +142,17 @@ def chart(result: dict[str, Any], stem: Path) -> list[Path]:
         line, = ax4.plot(loads, [p["p50_ms"] for p in points], marker="o", label=f"{s} p50")
         ax4.plot(loads, [p["p99_ms"] for p in points], marker="^", linestyle="--", color=line.get_color(),
                  label=f"{s} p99")
+        if raw := result["stacks"][s].get("raw_latency"):  # its raw client at the same rates: the floor
+            ax4.plot([p["load"] * 100 for p in raw["points"]], [p["p50_ms"] for p in raw["points"]], marker="x",
+                     linestyle=":", color=line.get_color(), label=f"{s}: raw {raw['client']} p50")
     ax4.set_yscale("log")
     ax4.set_xlabel("offered load, % of the stack's measured max")
     ax4.set_ylabel("ms from intended send time")
-    ax4.set_title("latency vs offered load (open loop)")
-    for ax in (ax2, ax3, ax4):
+    ax4.set_title("latency vs offered load (open loop; dotted: the raw client at the same rates)")
+    for ax in (ax2, ax3):
         ax.legend(fontsize=8)
+    ax4.legend(fontsize=6, ncol=2)  # three lines per stack (p50, p99, its raw client's p50)
+    for ax in (ax2, ax3, ax4):
         ax.grid(alpha=0.3)
     fig.suptitle(f"queuekit bench, {result['started']}, {result['machine']['cores']} cores "
                  f"(load {result['load_before'][0]:.1f})")
@@ -182,13 +207,27 @@ def markdown(result: dict[str, Any]) -> str:
     loads = [p["load"] for p in next(iter(result["stacks"].values()))["latency"]]
     lines += ["", "| latency p50 / p99 ms (open loop) | " + " | ".join(f"{x:.0%} load" for x in loads) + " |",
               "|---|" + "---:|" * len(loads)]
-    for stack, s in result["stacks"].items():
-        lines.append(f"| {stack} | " + " | ".join(
-            f"{_ms(p['p50_ms'])} / {_ms(p['p99_ms'])}{' *' if p['producer_bound'] else ''}" for p in s["latency"])
-            + " |")
+    for label, points in raw_rows(result):
+        lines.append(f"| {label} | " + " | ".join(
+            f"{_ms(p['p50_ms'])} / {_ms(p['p99_ms'])}{' *' if p['producer_bound'] else ''}" for p in points) + " |")
     lines.append("")
     lines.append("`*` the paced producer fell behind its schedule (achieved < 95% of offered): that delay is in the "
-                 "latency, as it should be, but the point is partly the producer's.")
+                 "latency, as it should be, but the point is partly the producer's."
+                 + (" `↳ raw` rows: the broker's raw Python client at the same offered rates, paced by the same code "
+                    "(decode, record, ack: no framework)." if any(s.get("raw_latency") for s in result["stacks"].values())
+                    else ""))
+    if any(p.get("hops") for _, points in raw_rows(result) for p in points):
+        lines += ["", f"| where the time goes at {loads[0]:.0%} load: median ms per hop, sampled messages | hops |",
+                  "|---|---|"]
+        lines += [f"| {label} | {hop_cell(points[0])} |" for label, points in raw_rows(result) if points]
+        lines.append("")
+        lines.append("Stamps: intended (the schedule), published (the publish call began), appended (the broker's "
+                     "own time: Kafka LogAppendTime on the raw topic, the stream chunk's, the Redis entry id's; "
+                     "millisecond resolution, truncated), fetched (the raw client handed it over), started (decoded), "
+                     "completed (recorded). A stamp not seen is skipped and its hop spans the gap: where a framework "
+                     "fetches (Celery, Dramatiq, RQ, ...), a stack's `published->started` holds the broker, the "
+                     "transport and the framework's delivery; the kit's Kafka, stream and Redis Streams adapters "
+                     "stamp `fetched`.")
     return "\n".join(lines)
 
 

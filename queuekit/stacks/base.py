@@ -115,6 +115,10 @@ class Stack(ABC):
     # StackOptions fields that make this stack "written for throughput" where its default is written for clarity
     # (kafka_share: one commit per poll instead of per record); ``queuekit bench`` measures them as a row beside.
     throughput_options: ClassVar[dict[str, Any]] = {}
+    # The raw client whose latency curve ``queuekit bench`` draws beside this stack's (a family of
+    # ``queuekit.bench.raw_latency.RUNS``). None: its broker's ("rabbitmq": pika, "kafka": confluent-kafka,
+    # "redis": redis-py); a stack on another protocol of its broker names that client's family.
+    raw_reference: ClassVar[str | None] = None
 
     def __init__(self, settings: Settings, ledger_path: Path):
         self.settings = settings

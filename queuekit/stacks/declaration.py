@@ -21,7 +21,7 @@ Required (no default on ``Stack``):
 
 Optional (defaults on ``Stack``): ``by_hand``, ``client_loggers``, ``late_client_loggers``, ``bare_twin``,
 ``variant_of``, ``cell_cost``, ``own_vhost``, ``retry_timing``, ``hostile_outcomes``,
-``throughput_options``, ``capabilities_since`` (see ``Stack``).
+``throughput_options``, ``raw_reference``, ``capabilities_since`` (see ``Stack``).
 """
 from __future__ import annotations
 

@@ -47,6 +47,24 @@ def test_quick_bench_produces_complete_json_and_charts(kit, tmp_path):
         assert all(p["rate"] > 0 for p in stack["scaling"]["workers"].values()), name
         [point] = stack["latency"]
         assert 0 < point["p50_ms"] <= point["p99_ms"] and point["samples"] > 0, name
+        hops = point["hops"]["median_ms"]  # where the time goes, from a sample of its messages
+        assert point["hops"]["sampled"] >= 1 and "started->completed" in hops, (name, hops)
+        assert any(hop.endswith("->started") for hop in hops), (name, hops)
+        if name in ("kafka", "rabbitmq_stream", "redis_streams"):  # their adapters stamp arrivals (timings.delivery)
+            assert any(hop.endswith("->fetched") for hop in hops), (name, hops)
+        # Its raw client, paced by the same code at the same offered rate, on the same broker
+        raw = stack["raw_latency"]
+        [raw_point] = raw["points"]
+        assert raw_point["offered"] == point["offered"] and raw["client"], name
+        assert 0 < raw_point["p50_ms"] <= raw_point["p99_ms"] and raw_point["samples"] > 0, name
+        assert raw_point["producer_bound"] == (raw_point["achieved_send"] < 0.95 * raw_point["offered"]), name
+        # paced, not stalled (raw pika's confirm per publish fell to 57% of a 2,494 msgs/s offer on a loaded
+        # machine: flagged producer_bound, as it should be)
+        assert raw_point["achieved_send"] > 0.2 * raw_point["offered"], name
+        raw_hops = raw_point["hops"]["median_ms"]
+        assert raw_point["hops"]["sampled"] >= 1 and "fetched->started" in raw_hops, name
+        # The broker's own append time where its protocol carries one (AMQP 0.9.1 does not)
+        assert ("published->appended" in raw_hops) == (raw["family"] != "rabbitmq"), (name, raw_hops)
 
     fair = result["fairness"]
     assert fair["consumer_slots"] == fair["partitions"] and fair["prefetch"] and fair["payload_bytes"] > 0
