@@ -55,8 +55,10 @@ from queuekit.stacks.base import DeadLetter, PublishReport, Stack
 from queuekit.stacks.capabilities import Capabilities
 from queuekit.stacks.declaration import ClusterPromise
 from queuekit.stacks.manifest import KitObject
+from queuekit.stacks.pool import WorkerPool
+from workloads import WORKLOADS
 
-from . import topology
+from . import partitions, readers, topology
 from .admin import StreamAdmin
 from .dead_letters import dead_letter
 
@@ -79,6 +81,13 @@ class RabbitMQStreamStack(Stack):
         work_sharing_beyond_partitions=False,  # no sharing at all: see competing_consumers
         competing_consumers=False,  # every subscriber gets every message (single active consumer needs 3.11)
     )
+    # RabbitMQ >= 3.11 (partitions.SINCE): super streams + single active consumer, the stack's shape there
+    # (partitions.py): a service's workers share its partitions, one active reader per partition.
+    capabilities_since = {"3.11": {
+        "competing_consumers": True,  # one active member per partition and service: each message to one worker
+        "per_key_order": True,  # a key's partition is read by one member at a time, in order
+        "work_sharing_beyond_partitions": False,  # the rest of the group waits: parallelism <= partitions
+    }}
     # -- what the harness needs to know (queuekit/stacks/declaration.py) --
     raw_publisher = "rabbitmq_stream_app.raw_publisher:RawPublisher"
     observer = "rabbitmq_stream_app.observe"
@@ -98,23 +107,40 @@ class RabbitMQStreamStack(Stack):
         return self._admin
 
     # -- the template's hooks ------------------------------------------------------
+    @property
+    def partitioned(self) -> bool:
+        """Super streams + single active consumer: on a node >= 3.11 (the capabilities' version rule)."""
+        return partitions.partitioned(self.settings)
+
+    def make_pool(self) -> WorkerPool:
+        pool = super().make_pool()
+        pool.env[partitions.VERSION_ENV] = self.settings.rabbitmq_version  # the workers choose the same shape
+        return pool
+
+    def _partitions(self, workload: str) -> list[str]:
+        return partitions.names(topology.entry_stream(workload), self.options.partitions) if self.partitioned else []
+
     def declare(self) -> None:
-        self.admin.declare([s for w in self.workloads for s in topology.streams(w)])
+        if not self.partitioned:
+            return self.admin.declare([s for w in self.workloads for s in topology.streams(w)])
+        entries = {topology.entry_stream(w): self.options.partitions for w in self.workloads}
+        self.admin.declare([s for w in self.workloads for s in topology.streams(w) if s not in entries], entries)
 
     def _live_workers(self) -> list[str]:
         pool = self.pool
         return [pool.name(i) for i in range(len(pool.procs)) if pool.alive(i)] if pool else []
 
-    def _readers(self) -> set[tuple[str, str, str]]:
-        """(stream, service, worker) the broker sees subscribed (stream management plugin)."""
+    def _readers(self) -> set[readers.Reader]:
+        """(stream, service, worker, active) the broker sees subscribed (stream management plugin)."""
         return {(c["queue"]["name"], str((c.get("properties") or {}).get("service")),
-                 str((c.get("properties") or {}).get("worker"))) for c in self.admin.consumers()}
+                 str((c.get("properties") or {}).get("worker")), bool(c.get("active", True)))
+                for c in self.admin.consumers()}
 
     def consumers_ready(self) -> bool:
-        """Every live worker has a subscription per service of the workloads."""
-        seen = self._readers()
-        return all((r.source, r.service, w) in seen
-                   for w in self._live_workers() for wl in self.workloads for r in topology.routes(wl))
+        """Every live worker subscribed as its plan says; >= 3.11: one active member per partition and service,
+        spread (``readers.settled``)."""
+        return readers.settled(self._readers(), self._live_workers(), self.workloads, self.partitioned,
+                               self.options.partitions)
 
     def describe_consumers(self) -> str:
         return f"stream readers (stream, service, worker): {sorted(self._readers(), key=str)}"
@@ -124,35 +150,47 @@ class RabbitMQStreamStack(Stack):
             self._admin.close()  # the watcher, producer and offset reader; the loop thread stays for the next run
 
     def kit_objects(self) -> list[KitObject]:
-        return [KitObject("rabbitmq", "queue", s) for s in topology.kit_streams()]
+        supers = [(w, topology.entry_stream(w)) for w in self.workloads] if self.partitioned else []
+        return [KitObject("rabbitmq", "queue", s) for s in topology.kit_streams()] + [
+            o for w, e in supers for o in (KitObject("rabbitmq", "exchange", e),
+                                           *(KitObject("rabbitmq", "queue", p) for p in self._partitions(w)))]
 
     def purge(self) -> None:
         """The kit's streams BY NAME, with the offsets and producer sequences stored in them (never a
-        foreign ``stream.*`` one); a dead-letter stream holding entries only as queuekit.stacks.reset allows."""
+        foreign ``stream.*`` one); a dead-letter stream holding entries only as queuekit.stacks.reset allows.
+        >= 3.11: the entry super streams too (the broker deletes the exchange and every partition it lists)."""
+        if self.partitioned:
+            self.admin.delete_super_streams(list(dict.fromkeys(topology.entry_stream(w) for w in WORKLOADS)))
         every = topology.kit_streams()
         self.admin.delete(every, [s for s in every if s.endswith(".dlq")])
 
     # -- producing -----------------------------------------------------------------
     def publish(self, workload: str, envelopes: Sequence[Envelope]) -> PublishReport:
         t0 = time.monotonic()
-        confirmed, refused = self.admin.publish(topology.entry_stream(workload), [encode(e) for e in envelopes])
+        confirmed, refused = self.admin.publish(topology.entry_stream(workload), [encode(e) for e in envelopes],
+                                                keys=[e.body.partition_key for e in envelopes],
+                                                partitioned=self._partitions(workload))
         return PublishReport(confirmed=confirmed, refused=refused, seconds=time.monotonic() - t0,
                              broker_messages=confirmed)
 
     def publish_raw(self, workload: str, payload: bytes) -> None:
-        confirmed, _ = self.admin.publish(topology.entry_stream(workload), [payload])
+        stream = topology.raw_target(workload, self.partitioned)  # no key to route by: the first partition
+        confirmed, _ = self.admin.publish(stream, [payload])
         if not confirmed:
-            raise KitError(f"RabbitMQ did not confirm the raw message on {topology.entry_stream(workload)}")
+            raise KitError(f"RabbitMQ did not confirm the raw message on {stream}")
 
     # -- the broker's view -----------------------------------------------------------
     def lag(self, workload: str) -> dict[str, int]:
-        """Per live reader (``<service>@<worker>``): the stream's tail offset minus its stored offset."""
+        """Per offset reference of the live workers' subscriptions: the stream's tail offset minus its stored
+        offset; 3.10: per reader ``<service>@<worker>``; >= 3.11: per service and partition ``<service>@<partition>``
+        (the group's reference, whichever member is active)."""
         lags = {}
-        for route in topology.routes(workload):
-            tail = self.admin.tails.get(route.source, -1)
-            for worker in self._live_workers():
-                stored = self.admin.stored_offset(route.source, route.reference(worker))
-                lags[route.reference(worker)] = max(0, tail - (-1 if stored is None else stored))
+        for worker in self._live_workers():
+            for _, sub in readers.subscriptions(workload, worker, self.partitioned, self.options.partitions):
+                key = f"{sub.reference}@{sub.stream}" if self.partitioned else sub.reference
+                if key not in lags:
+                    stored = self.admin.stored_offset(sub.stream, sub.reference)
+                    lags[key] = max(0, self.admin.tails.get(sub.stream, -1) - (-1 if stored is None else stored))
         return lags
 
     def backlog(self, workload: str) -> int:
@@ -180,9 +218,13 @@ class RabbitMQStreamStack(Stack):
 
     def replay(self, workload: str, timeout: float = 20.0) -> int:
         """A brand-new reader (no reference) reads the entry stream from its first message: how many."""
-        return len(self.admin.read(topology.entry_stream(workload), timeout=timeout))
+        return sum(len(self.admin.read(s, timeout=timeout))
+                   for s in self._partitions(workload) or [topology.entry_stream(workload)])
 
     def fault_target(self, service: str) -> str:
-        """The stream ``service`` reads: the cluster scenarios hurt its leader."""
-        return topology.Route(service).source
+        """The stream ``service`` reads (>= 3.11, an entry super stream: its first partition): the cluster
+        scenarios hurt its leader."""
+        source = topology.Route(service).source
+        entries = {topology.entry_stream(w): w for w in WORKLOADS}
+        return topology.raw_target(entries[source], self.partitioned) if source in entries else source
 
