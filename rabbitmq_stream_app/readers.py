@@ -10,9 +10,13 @@ member, and a super stream's partitions spread over as many members as there are
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from . import topology
 from .single_active import Subscription, plan
+
+if TYPE_CHECKING:
+    from .admin import StreamAdmin
 
 Reader = tuple[str, str, str, bool]  # (stream, service, worker, active) as the stream management plugin lists them
 
@@ -47,3 +51,16 @@ def settled(readers: Iterable[Reader], workers: list[str], workloads: Iterable[s
                 if len(spread) < min(len(workers), partitions):
                     return False  # the broker has not finished spreading the partitions over the members
     return True
+
+
+def lags(admin: StreamAdmin, workload: str, workers: list[str], partitioned: bool, partitions: int) -> dict[str, int]:
+    """Tail minus stored offset per reference the live workers read with: 3.10, per reader ``<service>@<worker>``;
+    >= 3.11, per service and partition ``<service>@<partition>`` (the group's reference, whoever is active)."""
+    out: dict[str, int] = {}
+    for worker in workers:
+        for _, sub in subscriptions(workload, worker, partitioned, partitions):
+            key = f"{sub.reference}@{sub.stream}" if partitioned else sub.reference
+            if key not in out:
+                stored = admin.stored_offset(sub.stream, sub.reference)
+                out[key] = max(0, admin.tails.get(sub.stream, -1) - (-1 if stored is None else stored))
+    return out

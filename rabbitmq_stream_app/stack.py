@@ -1,7 +1,14 @@
-"""``RabbitMQStreamStack``: RabbitMQ 3.10 streams over the native stream protocol (rstream), behind the Stack protocol.
+"""``RabbitMQStreamStack``: RabbitMQ streams over the native stream protocol (rstream), behind the Stack protocol.
 
 A stream is an append-only log inside RabbitMQ: reading does not remove, each
-reader keeps an offset. What this stack supports on RabbitMQ 3.10.8, and how:
+reader keeps an offset. Two shapes, by the node's version (``partitions.py``): on
+RabbitMQ 3.10.8 plain streams, every reader reading everything (below); on
+**>= 3.11** (the kit's 4.0 / 4.3 nodes) each entry stream is a **super stream** of
+``partitions`` partition streams, routed by the message's key, and each service a
+**single-active-consumer** group: one active reader per partition, the partitions
+spread over the service's workers, offsets stored under the service's name
+(``single_active.py``) — Kafka's consumer group on RabbitMQ. What this stack
+supports, and how (3.10 unless said):
 
 * Supports fan-out: Yes, native — one stream per event type, a reader (and
   an offset) per subscribing service; one append per event.
@@ -13,6 +20,9 @@ reader keeps an offset. What this stack supports on RabbitMQ 3.10.8, and how:
   More workers = the same work again (the ledger's guard keeps one effect).
   Single active consumer and super streams (partitioned streams), the 3.11
   answers, are **unsupported on RabbitMQ 3.10.8**; this stack does not fake them.
+  **>= 3.11: Yes**, by partition: one active member per partition and service,
+  the others wait (parallelism <= partitions); a member that joins or leaves
+  moves partitions (the broker rebalances; the leaver stores its offset first).
 * Supports offset tracking: Yes, the broker's offset store (``store_offset``
   every 200 ms and on stop; ``query_offset`` on (re)connect) — see ``offsets.py``.
 * Supports dead-lettering: No (streams have no DLX). The reader appends the
@@ -28,18 +38,18 @@ reader keeps an offset. What this stack supports on RabbitMQ 3.10.8, and how:
 
 Options, as this stack honours them:
 
-- ``workers``: worker processes; each reads every stream of the workload in full.
+- ``workers``: worker processes; each reads every stream of the workload in full (>= 3.11: the group's members).
 - ``concurrency``: ignored; one reader per service per worker, one message at a time.
 - ``prefetch``: ignored; credit-based flow, ``clients.INITIAL_CREDIT`` chunks ahead.
 - ``guard``: passed to ``process()``.
 - ``max_retries`` / ``backoff_ms``: in-place retries, ``backoff_ms * 2**(attempt-1)``, then the dead-letter stream.
 - ``early_ack``: the offset is stored before handling (at-most-once for that reader).
-- ``partitions``: ignored (super streams need 3.11).
+- ``partitions``: 3.10: ignored (super streams need 3.11); >= 3.11: partitions per entry super stream.
 - ``queue_max_length``: ignored (see above: no reject-publish on a stream).
 
 Broker view: ``backlog`` is, over every live worker's reference of the
-workload, the stream's tail offset minus the stored offset (offsets, not
-messages: on 3.10 each stored offset is itself an entry of the log);
+workload (>= 3.11: every partition and service), the stream's tail offset minus the stored offset (offsets,
+not messages: on 3.10 each stored offset is itself an entry of the log);
 ``drain`` waits for it to be 0 on two reads in a row. ``in_flight`` is empty:
 nothing is acknowledged per message.
 """
@@ -182,16 +192,8 @@ class RabbitMQStreamStack(Stack):
     # -- the broker's view -----------------------------------------------------------
     def lag(self, workload: str) -> dict[str, int]:
         """Per offset reference of the live workers' subscriptions: the stream's tail offset minus its stored
-        offset; 3.10: per reader ``<service>@<worker>``; >= 3.11: per service and partition ``<service>@<partition>``
-        (the group's reference, whichever member is active)."""
-        lags = {}
-        for worker in self._live_workers():
-            for _, sub in readers.subscriptions(workload, worker, self.partitioned, self.options.partitions):
-                key = f"{sub.reference}@{sub.stream}" if self.partitioned else sub.reference
-                if key not in lags:
-                    stored = self.admin.stored_offset(sub.stream, sub.reference)
-                    lags[key] = max(0, self.admin.tails.get(sub.stream, -1) - (-1 if stored is None else stored))
-        return lags
+        offset (``readers.lags``)."""
+        return readers.lags(self.admin, workload, self._live_workers(), self.partitioned, self.options.partitions)
 
     def backlog(self, workload: str) -> int:
         return sum(self.lag(workload).values())
@@ -224,7 +226,4 @@ class RabbitMQStreamStack(Stack):
     def fault_target(self, service: str) -> str:
         """The stream ``service`` reads (>= 3.11, an entry super stream: its first partition): the cluster
         scenarios hurt its leader."""
-        source = topology.Route(service).source
-        entries = {topology.entry_stream(w): w for w in WORKLOADS}
-        return topology.raw_target(entries[source], self.partitioned) if source in entries else source
-
+        return topology.fault_target(service, self.partitioned)

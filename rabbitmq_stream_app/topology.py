@@ -67,6 +67,13 @@ def raw_target(workload: str, partitioned: bool) -> str:
     return f"{entry_stream(workload)}-0" if partitioned else entry_stream(workload)
 
 
+def fault_target(service: str, partitioned: bool) -> str:
+    """The stream ``service`` reads; an entry super stream's first partition on >= 3.11 (a fault hurts a queue)."""
+    source = Route(service).source
+    entries = {entry_stream(w): w for w in WORKLOADS}
+    return raw_target(entries[source], partitioned) if source in entries else source
+
+
 def streams(workload: str) -> list[str]:
     names = [s for r in routes(workload) for s in (r.source, r.sink, r.dlq) if s]
     return list(dict.fromkeys(names))
