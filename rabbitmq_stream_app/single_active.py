@@ -51,7 +51,7 @@ def plan(route: Route, worker: str, partitioned: bool, entry: str, partition_cou
     labels = {"service": route.service, "worker": worker}  # the management API shows them: consumers_ready reads them
     if not partitioned:
         return [Subscription(route.source, route.reference(worker), route.producer_name, labels)]
-    # [semantics:competing-consumers] one group per service: the broker keeps ONE active member per partition,
+    # [semantics:partition-key] one group per service: the broker keeps ONE active member per partition,
     # and spreads a super stream's partitions over the members (the super-stream property)
     sac = {**labels, "single-active-consumer": "true", "name": route.service}
     if route.source != entry:  # a pipeline stream: one active reader of the service at a time
