@@ -132,13 +132,14 @@ async def read_once(svc: Service, stop: asyncio.Event) -> None:
                     broken.set()
         return on_message
 
+    takeovers: list[Takeover] = []
     try:
         for sub in subs:
             if sub.single_active:  # the broker says when we are active, and we answer where to start
                 sub.active = False
-                takeover = Takeover(sub, offsets[sub.stream], reader, busy,
-                                    forget=functools.partial(svc.handled.pop, sub.stream, None))
-                start, listener = ConsumerOffsetSpecification(OffsetType.FIRST, None), takeover.update
+                takeovers.append(Takeover(sub, offsets[sub.stream], reader, busy,
+                                          forget=functools.partial(svc.handled.pop, sub.stream, None)))
+                start, listener = ConsumerOffsetSpecification(OffsetType.FIRST, None), takeovers[-1].update
             else:
                 done = svc.handled.get(sub.stream)
                 if done is not None:
@@ -159,6 +160,9 @@ async def read_once(svc: Service, stop: asyncio.Event) -> None:
             if not broken.is_set():
                 for stored in offsets.values():
                     await stored.flush()  # what was handled is stored before we leave
+                for takeover in takeovers:
+                    if takeover.sub.active:
+                        await takeover.hand_back()  # >= 3.11: read back, so the next member starts after it
     finally:
         await _close(consumer, producer, reader)
 

@@ -89,12 +89,17 @@ class Takeover:
             self.sub.active = True
             return start
         async with self.busy:  # the message in hand finishes (and its outputs are confirmed) first
-            self.sub.active = False  # anything still buffered from this partition is left to the next member
             # [semantics:offset-commit] stored BEFORE answering: the broker activates the next member only after
             # the answer, and that member resumes after this offset
-            await self.offsets.flush()
-            await self._stored()
+            await self.hand_back()
         return OffsetSpecification(OffsetType.NEXT, 0)  # ignored for an inactive member (the protocol wants one)
+
+    async def hand_back(self) -> None:
+        """Stop handling this partition and store how far it got, read back from the broker (the caller holds
+        ``busy``). Also on a warm stop: the member activated after us then starts where we stopped."""
+        self.sub.active = False  # anything still buffered from this partition is left to the next member
+        await self.offsets.flush()
+        await self._stored()
 
     async def _stored(self) -> None:
         """``store_offset`` has no reply: read the offset back (another connection) until the broker has it."""
