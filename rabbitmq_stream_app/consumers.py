@@ -18,7 +18,8 @@ Forwards and dead letters are appended with publishing id = input offset + 1
 under a producer name shared by the service's readers in every worker: the
 broker drops an id the name already wrote (deduplication), so one input gives
 one output however many readers handled it, and a re-read after a crash does
-not append it twice. Every append is confirmed before the offset is
+not append it twice (>= 3.11: one name per service and partition, since ids are
+offsets of one partition; one rstream Producer per name). Every append is confirmed before the offset is
 remembered (``offsets.py``). Streams have no dead-lettering of their own: the
 dead-letter stream is ours.
 """
@@ -101,9 +102,13 @@ async def read_once(svc: Service, stop: asyncio.Event) -> None:
     stock = svc.options.stock_framework  # rstream's own chunk walk and decoder (framework-drops)
     label = f"{svc.worker}.{svc.route.service}"
     consumer = clients.consumer(svc.settings, label, on_close=lambda _: broken.set(), stock=stock)
-    producer = clients.producer(svc.settings, f"{label}.out")
     reader = clients.consumer(svc.settings, f"{label}.offsets")  # query_offset off the subscribing connection
     subs = svc.subscriptions()
+    # One producer per subscription: rstream keeps ONE publisher per stream in a Producer, named by the first
+    # send's publisher_name (later names for that stream are ignored), and dedup ids are per name: two partitions'
+    # dead letters under one name would collide (seen: the second partition's first dead letter dropped).
+    producers = {s.stream: clients.producer(svc.settings, f"{label}.out" + (f"@{s.stream}" if len(subs) > 1 else ""))
+                 for s in subs}
     offsets = {s.stream: StoredOffsets(consumer, s.stream, s.reference) for s in subs}
     busy = asyncio.Lock()  # held while a message is handled: stopping (and handing a partition on) waits for it
 
@@ -121,10 +126,10 @@ async def read_once(svc: Service, stop: asyncio.Event) -> None:
                     if svc.options.early_ack:
                         await offsets[sub.stream].early(ctx.offset)  # early_ack: stored BEFORE handling: at-most-once
                     if entry.problem is not None:  # rstream could not decode it: kept whole, with why, before moving on
-                        await dead_letter(svc, producer, entry.raw, ctx.offset, f"undecodable entry: {entry.problem}",
-                                          0, sub)
+                        await dead_letter(svc, producers[sub.stream], entry.raw, ctx.offset,
+                                          f"undecodable entry: {entry.problem}", 0, sub)
                     else:
-                        await handle(svc, producer, entry.body, ctx.offset, sub)
+                        await handle(svc, producers[sub.stream], entry.body, ctx.offset, sub)
                     svc.handled[sub.stream] = ctx.offset
                     offsets[sub.stream].done(ctx.offset)  # handled and its outputs confirmed: may be stored now
                 except Exception:  # an append not confirmed (broker gone): nothing remembered, re-read later
@@ -164,7 +169,7 @@ async def read_once(svc: Service, stop: asyncio.Event) -> None:
                     if takeover.sub.active:
                         await takeover.hand_back()  # >= 3.11: read back, so the next member starts after it
     finally:
-        await _close(consumer, producer, reader)
+        await _close(consumer, reader, *producers.values())
 
 
 # [handler:*] one message: process (retrying in place), then append what it produces, confirmed
