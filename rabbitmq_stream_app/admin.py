@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any, TypeVar
 
 from rstream import (
@@ -30,6 +30,7 @@ from rstream import (
     OffsetType,
     StreamDoesNotExist,
 )
+from rstream.superstream_producer import SuperStreamProducer
 
 from queuekit.core.config import Settings
 from queuekit.core.errors import KitError
@@ -37,7 +38,7 @@ from queuekit.core.waiting import wait_for
 from queuekit.stacks.rabbitmq import Management
 from queuekit.stacks.reset import Purged
 
-from . import clients
+from . import clients, partitions
 from .entries import Entry, decode_entry
 
 T = TypeVar("T")
@@ -61,27 +62,55 @@ class StreamAdmin:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     # -- streams ------------------------------------------------------------------------------
-    def declare(self, names: Sequence[str]) -> None:
-        """Create the streams (an existing one is kept) and watch their tails."""
+    def declare(self, names: Sequence[str], super_streams: Mapping[str, int] | None = None) -> None:
+        """Create the super streams (``{name: partitions}``, RabbitMQ >= 3.11) and the streams (an existing one
+        is kept), and watch the tails of the streams and of every partition."""
         try:
-            self._call(self._declare(list(names)))
+            for name, count in (super_streams or {}).items():
+                self._call(self._super_stream(name, count, create=True))
+            self._call(self._declare(list(names), [p for n, c in (super_streams or {}).items()
+                                                   for p in partitions.names(n, c)]))
         except OSError as exc:
             where = f"{clients.endpoint(self.settings)['host']}:{self.settings.rabbit_stream_port}"
             raise KitError(f"RabbitMQ's stream port {where} is not answering ({exc})",
                            "start the kit's RabbitMQ (queuekit up rabbitmq), or enable the rabbitmq_stream plugin "
                            "on yours") from exc
 
-    async def _declare(self, names: list[str]) -> None:
+    async def _declare(self, names: list[str], created: list[str]) -> None:
+        """``names`` created here; ``created``: partitions the super stream command made (watched only)."""
         producer = await self._get_producer()
         for name in names:
             await producer.create_stream(name, exists_ok=True)  # no retention set: the log keeps everything
         if self._watcher is None:
             self._watcher = clients.consumer(self.settings, "stream-tail-watcher", recover=True)
-        for name in names:
+        for name in [*names, *created]:
             if name not in self.tails:
                 self.tails[name] = -1
                 await self._watcher.subscribe(name, self._on_tail, offset_specification=ConsumerOffsetSpecification(
                     OffsetType.LAST, None))  # the last chunk, then every new one
+
+    async def _super_stream(self, name: str, count: int, create: bool) -> None:
+        """rstream's ``SuperStreamProducer`` as the client of the super stream commands (3.13+ protocol): the
+        exchange ``name`` and its partitions ``<name>-<i>``, bound by the keys ``"<i>"``."""
+        client = SuperStreamProducer(**clients.endpoint(self.settings), super_stream=name,
+                                     routing_extractor=partitions.routing_key, connection_name="stream-admin")
+        try:
+            if create:
+                await client.create_super_stream(name, count, exists_ok=True)
+            else:
+                await client.delete_super_stream(name, missing_ok=True)
+        finally:
+            await client.close()
+
+    def delete_super_streams(self, names: Sequence[str], purged: Purged) -> None:
+        """The kit's super streams by name: the exchange and every partition the broker lists for it; those that
+        existed (a partition ``<name>-<i>`` on the broker) noted in ``purged``."""
+        present = {q.name for q in self.mgmt.queues()}
+        for name in names:
+            parts = [p for p in present if p.startswith(f"{name}-") and p[len(name) + 1:].isdigit()]
+            self._call(self._super_stream(name, 0, create=False))
+            if parts:
+                purged.deleted("super stream", [f"{name} ({len(parts)} partitions)"])
 
     async def _on_tail(self, _msg: bytes, ctx: MessageContext) -> None:
         self.tails[ctx.stream] = max(self.tails.get(ctx.stream, -1), ctx.offset)
@@ -113,15 +142,21 @@ class StreamAdmin:
             self._producer = clients.producer(self.settings, "stream-publisher")
         return self._producer
 
-    def publish(self, stream: str, bodies: Sequence[bytes], timeout: float = 60.0) -> tuple[int, int]:
+    def publish(self, stream: str, bodies: Sequence[bytes], timeout: float = 60.0,
+                keys: Sequence[str] | None = None, partitioned: Sequence[str] = ()) -> tuple[int, int]:
         """Append ``bodies`` with confirms: (confirmed, refused). After a dropped connection the same messages
         are sent again with the same publishing ids under the same producer name: the broker drops the ones
-        it already has (deduplication), so a retry never duplicates."""
+        it already has (deduplication), so a retry never duplicates. With ``partitioned`` (a super stream's
+        partitions) each body goes to the partition of its key (``partitions.route``)."""
         messages = [AMQPMessage(body=body) for body in bodies]
+        if partitioned:
+            targets = self._call(_routed(list(keys or []), list(partitioned)))
+        else:
+            targets = [stream] * len(messages)
         deadline = time.monotonic() + timeout
         while True:
             try:
-                return self._call(self._publish(stream, messages), timeout=timeout)
+                return self._call(self._publish(targets, messages), timeout=timeout)
             except Exception:
                 self._call(self._drop_producer())
                 if time.monotonic() > deadline:
@@ -136,7 +171,7 @@ class StreamAdmin:
             except Exception:  # noqa: BLE001 - the connection is already gone
                 pass
 
-    async def _publish(self, stream: str, messages: list[AMQPMessage]) -> tuple[int, int]:
+    async def _publish(self, targets: list[str], messages: list[AMQPMessage]) -> tuple[int, int]:
         producer = await self._get_producer()
         statuses: list = []
         every = asyncio.Event()
@@ -146,10 +181,14 @@ class StreamAdmin:
             if len(statuses) >= len(messages):
                 every.set()
 
-        for start in range(0, len(messages), BATCH):
-            # a named producer: ids continue from what the broker has for this name (dedup on a resend)
-            await producer.send_batch(stream, messages[start:start + BATCH], publisher_name="stream.publisher",
-                                      on_publish_confirm=on_confirm)
+        by_stream: dict[str, list[AMQPMessage]] = {}
+        for target, message in zip(targets, messages):
+            by_stream.setdefault(target, []).append(message)  # in publish order within each stream / partition
+        for stream, batch in by_stream.items():
+            for start in range(0, len(batch), BATCH):
+                # a named producer: ids continue from what the broker has for this name and stream (dedup on a resend)
+                await producer.send_batch(stream, batch[start:start + BATCH], publisher_name="stream.publisher",
+                                          on_publish_confirm=on_confirm)
         if messages:
             await asyncio.wait_for(every.wait(), 30)
         confirmed = sum(1 for s in statuses if s.is_confirmed)
@@ -215,3 +254,7 @@ class StreamAdmin:
         finally:
             await asyncio.wait_for(reader.close(), 10)
         return got
+
+
+async def _routed(keys: list[str], names: list[str]) -> list[str]:
+    return [await partitions.route(key, names) for key in keys]

@@ -7,9 +7,10 @@ its own. The stream protocol has the broker's offset store (``store_offset`` /
 ``query_offset`` per reference), publisher confirms per publishing id, and
 deduplication by producer name: the log's own tools. rstream 1.1.1 speaks the
 3.10 protocol for all of these (checked: create/delete, publish with confirm,
-subscribe from first/last/offset, store/query offset, named-producer dedup);
-what it offers from 3.11+ (single active consumer, super streams, filtering,
-stream stats) is not used.
+subscribe from first/last/offset, store/query offset, named-producer dedup).
+On a node >= 3.11 the stack also uses its single active consumer and super
+streams (``partitions.py``, ``single_active.py``); filtering and stream stats
+are not used.
 
 Subscribers: credit-based flow. ``INITIAL_CREDIT`` chunks (a chunk is a batch
 of messages the broker wrote together) are sent ahead; rstream grants one more

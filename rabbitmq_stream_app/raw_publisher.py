@@ -1,6 +1,7 @@
 """Entries straight onto the stream, as any producer could append them (hostile inputs).
 
-``RawPublisher(stack).send(item)`` publishes ``item.payload`` to the workload's entry stream through the
+``RawPublisher(stack).send(item)`` publishes ``item.payload`` to the workload's entry stream (on RabbitMQ
+>= 3.11 its super stream's first partition: hostile bytes have no key to route by) through the
 default exchange with pika (AMQP 0.9.1), with publisher confirms; RabbitMQ stores it as a stream entry
 like any other. With the corpus's frame (``queuekit.suite.hostile``) it writes with rstream on the stream
 protocol instead, which stores bytes as they are given:
@@ -22,6 +23,7 @@ from queuekit.stacks.wires import HostileFrame as Hostile
 from queuekit.stacks.wires import PikaWire, frame_spec
 
 from . import clients, topology
+from .partitions import partitioned
 
 CONFIRM_S = 30
 
@@ -29,7 +31,7 @@ CONFIRM_S = 30
 class RawPublisher(PikaWire):
     def send(self, item: Hostile, workload: str = "signup") -> None:
         spec = frame_spec(item, "rabbitmq_stream")
-        stream = topology.entry_stream(workload)
+        stream = topology.raw_target(workload, partitioned(self.stack.settings))  # >= 3.11: the first partition
         if "entries" in spec:
             asyncio.run(self._append(stream, spec["entries"]))
         elif "sub_batch" in spec:

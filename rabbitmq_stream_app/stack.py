@@ -1,7 +1,14 @@
-"""``RabbitMQStreamStack``: RabbitMQ 3.10 streams over the native stream protocol (rstream), behind the Stack protocol.
+"""``RabbitMQStreamStack``: RabbitMQ streams over the native stream protocol (rstream), behind the Stack protocol.
 
 A stream is an append-only log inside RabbitMQ: reading does not remove, each
-reader keeps an offset. What this stack supports on RabbitMQ 3.10.8, and how:
+reader keeps an offset. Two shapes, by the node's version (``partitions.py``): on
+RabbitMQ 3.10.8 plain streams, every reader reading everything (below); on
+**>= 3.11** (the kit's 4.0 / 4.3 nodes) each entry stream is a **super stream** of
+``partitions`` partition streams, routed by the message's key, and each service a
+**single-active-consumer** group: one active reader per partition, the partitions
+spread over the service's workers, offsets stored under the service's name
+(``single_active.py``) — Kafka's consumer group on RabbitMQ. What this stack
+supports, and how (3.10 unless said):
 
 * Supports fan-out: Yes, native — one stream per event type, a reader (and
   an offset) per subscribing service; one append per event.
@@ -13,6 +20,9 @@ reader keeps an offset. What this stack supports on RabbitMQ 3.10.8, and how:
   More workers = the same work again (the ledger's guard keeps one effect).
   Single active consumer and super streams (partitioned streams), the 3.11
   answers, are **unsupported on RabbitMQ 3.10.8**; this stack does not fake them.
+  **>= 3.11: Yes**, by partition: one active member per partition and service,
+  the others wait (parallelism <= partitions); a member that joins or leaves
+  moves partitions (the broker rebalances; the leaver stores its offset first).
 * Supports offset tracking: Yes, the broker's offset store (``store_offset``
   every 200 ms and on stop; ``query_offset`` on (re)connect) — see ``offsets.py``.
 * Supports dead-lettering: No (streams have no DLX). The reader appends the
@@ -28,18 +38,18 @@ reader keeps an offset. What this stack supports on RabbitMQ 3.10.8, and how:
 
 Options, as this stack honours them:
 
-- ``workers``: worker processes; each reads every stream of the workload in full.
+- ``workers``: worker processes; each reads every stream of the workload in full (>= 3.11: the group's members).
 - ``concurrency``: ignored; one reader per service per worker, one message at a time.
 - ``prefetch``: ignored; credit-based flow, ``clients.INITIAL_CREDIT`` chunks ahead.
 - ``guard``: passed to ``process()``.
 - ``max_retries`` / ``backoff_ms``: in-place retries, ``backoff_ms * 2**(attempt-1)``, then the dead-letter stream.
 - ``early_ack``: the offset is stored before handling (at-most-once for that reader).
-- ``partitions``: ignored (super streams need 3.11).
+- ``partitions``: 3.10: ignored (super streams need 3.11); >= 3.11: partitions per entry super stream.
 - ``queue_max_length``: ignored (see above: no reject-publish on a stream).
 
 Broker view: ``backlog`` is, over every live worker's reference of the
-workload, the stream's tail offset minus the stored offset (offsets, not
-messages: on 3.10 each stored offset is itself an entry of the log);
+workload (>= 3.11: every partition and service), the stream's tail offset minus the stored offset (offsets,
+not messages: on 3.10 each stored offset is itself an entry of the log);
 ``drain`` waits for it to be 0 on two reads in a row. ``in_flight`` is empty:
 nothing is acknowledged per message.
 """
@@ -55,10 +65,11 @@ from queuekit.stacks.base import DeadLetter, PublishReport, Stack
 from queuekit.stacks.capabilities import Capabilities
 from queuekit.stacks.declaration import ClusterPromise
 from queuekit.stacks.manifest import KitObject
+from queuekit.stacks.pool import WorkerPool
 from queuekit.stacks.reset import Purged
 from workloads import WORKLOADS
 
-from . import topology
+from . import partitions, readers, topology
 from .admin import StreamAdmin
 from .dead_letters import dead_letter
 
@@ -82,6 +93,13 @@ class RabbitMQStreamStack(Stack):
         work_sharing_beyond_partitions=False,  # no sharing at all: see competing_consumers
         competing_consumers=False,  # every subscriber gets every message (single active consumer needs 3.11)
     )
+    # RabbitMQ >= 3.11 (partitions.SINCE): super streams + single active consumer, the stack's shape there
+    # (partitions.py): a service's workers share its partitions, one active reader per partition.
+    capabilities_since = {"3.11": {
+        "competing_consumers": True,  # one active member per partition and service: each message to one worker
+        "per_key_order": True,  # a key's partition is read by one member at a time, in order
+        "work_sharing_beyond_partitions": False,  # the rest of the group waits: parallelism <= partitions
+    }}
     # -- what the harness needs to know (queuekit/stacks/declaration.py) --
     raw_publisher = "rabbitmq_stream_app.raw_publisher:RawPublisher"
     observer = "rabbitmq_stream_app.observe"
@@ -101,23 +119,40 @@ class RabbitMQStreamStack(Stack):
         return self._admin
 
     # -- the template's hooks ------------------------------------------------------
+    @property
+    def partitioned(self) -> bool:
+        """Super streams + single active consumer: on a node >= 3.11 (the capabilities' version rule)."""
+        return partitions.partitioned(self.settings)
+
+    def make_pool(self) -> WorkerPool:
+        pool = super().make_pool()
+        pool.env[partitions.VERSION_ENV] = self.settings.rabbitmq_version  # the workers choose the same shape
+        return pool
+
+    def _partitions(self, workload: str) -> list[str]:
+        return partitions.names(topology.entry_stream(workload), self.options.partitions) if self.partitioned else []
+
     def declare(self) -> None:
-        self.admin.declare([s for w in self.workloads for s in topology.streams(w)])
+        if not self.partitioned:
+            return self.admin.declare([s for w in self.workloads for s in topology.streams(w)])
+        entries = {topology.entry_stream(w): self.options.partitions for w in self.workloads}
+        self.admin.declare([s for w in self.workloads for s in topology.streams(w) if s not in entries], entries)
 
     def _live_workers(self) -> list[str]:
         pool = self.pool
         return [pool.name(i) for i in range(len(pool.procs)) if pool.alive(i)] if pool else []
 
-    def _readers(self) -> set[tuple[str, str, str]]:
-        """(stream, service, worker) the broker sees subscribed (stream management plugin)."""
+    def _readers(self) -> set[readers.Reader]:
+        """(stream, service, worker, active) the broker sees subscribed (stream management plugin)."""
         return {(c["queue"]["name"], str((c.get("properties") or {}).get("service")),
-                 str((c.get("properties") or {}).get("worker"))) for c in self.admin.consumers()}
+                 str((c.get("properties") or {}).get("worker")), bool(c.get("active", True)))
+                for c in self.admin.consumers()}
 
     def consumers_ready(self) -> bool:
-        """Every live worker has a subscription per service of the workloads."""
-        seen = self._readers()
-        return all((r.source, r.service, w) in seen
-                   for w in self._live_workers() for wl in self.workloads for r in topology.routes(wl))
+        """Every live worker subscribed as its plan says; >= 3.11: one active member per partition and service,
+        spread (``readers.settled``)."""
+        return readers.settled(self._readers(), self._live_workers(), self.workloads, self.partitioned,
+                               self.options.partitions)
 
     def describe_consumers(self) -> str:
         return f"stream readers (stream, service, worker): {sorted(self._readers(), key=str)}"
@@ -127,12 +162,18 @@ class RabbitMQStreamStack(Stack):
             self._admin.close()  # the watcher, producer and offset reader; the loop thread stays for the next run
 
     def kit_objects(self, workloads: Sequence[str] = tuple(WORKLOADS)) -> list[KitObject]:
-        return [KitObject("rabbitmq", "queue", s) for s in topology.kit_streams(workloads)]
+        supers = [(w, topology.entry_stream(w)) for w in workloads] if self.partitioned else []
+        return [KitObject("rabbitmq", "queue", s) for s in topology.kit_streams(workloads)] + [
+            o for w, e in supers for o in (KitObject("rabbitmq", "exchange", e),
+                                           *(KitObject("rabbitmq", "queue", p) for p in self._partitions(w)))]
 
     def purge(self, workloads: Sequence[str] = tuple(WORKLOADS)) -> Purged:
         """The streams of ``workloads`` BY NAME (no stream is shared between workloads), with the offsets and
-        producer sequences stored in them (never a foreign ``stream.*`` one); dead-letter entries counted."""
+        producer sequences stored in them (never a foreign ``stream.*`` one); dead-letter entries counted.
+        >= 3.11: their entry super streams too (the broker deletes the exchange and every partition it lists)."""
         purged = Purged()
+        if self.partitioned:
+            self.admin.delete_super_streams(list(dict.fromkeys(topology.entry_stream(w) for w in workloads)), purged)
         every = topology.kit_streams(workloads)
         self.admin.delete(every, [s for s in every if s.endswith(".dlq")], purged)
         return purged
@@ -140,25 +181,23 @@ class RabbitMQStreamStack(Stack):
     # -- producing -----------------------------------------------------------------
     def publish(self, workload: str, envelopes: Sequence[Envelope]) -> PublishReport:
         t0 = time.monotonic()
-        confirmed, refused = self.admin.publish(topology.entry_stream(workload), [encode(e) for e in envelopes])
+        confirmed, refused = self.admin.publish(topology.entry_stream(workload), [encode(e) for e in envelopes],
+                                                keys=[e.body.partition_key for e in envelopes],
+                                                partitioned=self._partitions(workload))
         return PublishReport(confirmed=confirmed, refused=refused, seconds=time.monotonic() - t0,
                              broker_messages=confirmed)
 
     def publish_raw(self, workload: str, payload: bytes) -> None:
-        confirmed, _ = self.admin.publish(topology.entry_stream(workload), [payload])
+        stream = topology.raw_target(workload, self.partitioned)  # no key to route by: the first partition
+        confirmed, _ = self.admin.publish(stream, [payload])
         if not confirmed:
-            raise KitError(f"RabbitMQ did not confirm the raw message on {topology.entry_stream(workload)}")
+            raise KitError(f"RabbitMQ did not confirm the raw message on {stream}")
 
     # -- the broker's view -----------------------------------------------------------
     def lag(self, workload: str) -> dict[str, int]:
-        """Per live reader (``<service>@<worker>``): the stream's tail offset minus its stored offset."""
-        lags = {}
-        for route in topology.routes(workload):
-            tail = self.admin.tails.get(route.source, -1)
-            for worker in self._live_workers():
-                stored = self.admin.stored_offset(route.source, route.reference(worker))
-                lags[route.reference(worker)] = max(0, tail - (-1 if stored is None else stored))
-        return lags
+        """Per offset reference of the live workers' subscriptions: the stream's tail offset minus its stored
+        offset (``readers.lags``)."""
+        return readers.lags(self.admin, workload, self._live_workers(), self.partitioned, self.options.partitions)
 
     def backlog(self, workload: str) -> int:
         return sum(self.lag(workload).values())
@@ -185,9 +224,10 @@ class RabbitMQStreamStack(Stack):
 
     def replay(self, workload: str, timeout: float = 20.0) -> int:
         """A brand-new reader (no reference) reads the entry stream from its first message: how many."""
-        return len(self.admin.read(topology.entry_stream(workload), timeout=timeout))
+        return sum(len(self.admin.read(s, timeout=timeout))
+                   for s in self._partitions(workload) or [topology.entry_stream(workload)])
 
     def fault_target(self, service: str) -> str:
-        """The stream ``service`` reads: the cluster scenarios hurt its leader."""
-        return topology.Route(service).source
-
+        """The stream ``service`` reads (>= 3.11, an entry super stream: its first partition): the cluster
+        scenarios hurt its leader."""
+        return topology.fault_target(service, self.partitioned)

@@ -19,6 +19,8 @@ is no way to share a stream's messages among a service's workers (single
 active consumer, 3.11, would make one of them active; super streams, 3.11,
 would partition). Two instances storing under one reference would overwrite
 each other's position, so each keeps its own — a reader is a "group of one".
+On RabbitMQ >= 3.11 the entry streams become super streams and every service a single-active-consumer
+group with the reference ``<service>`` (``partitions.py``, ``single_active.py``).
 """
 from __future__ import annotations
 
@@ -59,6 +61,19 @@ def routes(workload: str) -> list[Route]:
 
 def entry_stream(workload: str) -> str:
     return routes(workload)[0].source
+
+
+def raw_target(workload: str, partitioned: bool) -> str:
+    """Where bytes with no key go: the entry stream; on >= 3.11 its super stream's first partition (a
+    partition is a stream like any other: every reader of the service reads it)."""
+    return f"{entry_stream(workload)}-0" if partitioned else entry_stream(workload)
+
+
+def fault_target(service: str, partitioned: bool) -> str:
+    """The stream ``service`` reads; an entry super stream's first partition on >= 3.11 (a fault hurts a queue)."""
+    source = Route(service).source
+    entries = {entry_stream(w): w for w in WORKLOADS}
+    return raw_target(entries[source], partitioned) if source in entries else source
 
 
 def streams(workload: str) -> list[str]:

@@ -1,8 +1,9 @@
 """One RabbitMQ-streams worker OS process: ``python -m rabbitmq_stream_app.worker <workload>...``.
 
 One asyncio loop; per service of the given workloads one reader
-(``consumers.read``: its own connection, subscription and offset reference
-``<service>@<worker>``). Handlers run in a thread (``asyncio.to_thread``) so
+(``consumers.read``: its own connection; on 3.10 one subscription with the offset reference
+``<service>@<worker>``, on >= 3.11 one single-active-consumer subscription per partition under
+``<service>``: ``single_active.py``). Handlers run in a thread (``asyncio.to_thread``) so
 the loop keeps serving heartbeats and the other readers. ``concurrency`` is
 ignored: a reader handles its stream in order, one message at a time, and a
 second reader in the same process would read every message again.
@@ -26,7 +27,8 @@ from queuekit.core.log_worker import DIE_WITH_PARENT_ENV, orphaned, parent_to_wa
 from queuekit.core.worker_env import this_worker
 
 from .consumers import Service, read
-from .topology import routes
+from .partitions import partitioned
+from .topology import entry_stream, routes
 
 log = logging.getLogger("rabbitmq_stream_app.worker")
 ORPHAN_CHECK_S = 1.0
@@ -39,7 +41,9 @@ async def run(workloads: list[str]) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    services = [Service(route, settings, me.ledger, me.name, me.options) for w in workloads for route in routes(w)]
+    shape = partitioned(settings)  # RabbitMQ >= 3.11: super streams + single active consumer (the driver's choice too)
+    services = [Service(route, settings, me.ledger, me.name, me.options, entry_stream(w), shape)
+                for w in workloads for route in routes(w)]
     readers = [asyncio.create_task(read(svc, stop), name=svc.reference) for svc in services]
     parent = parent_to_watch()  # the orphan watch: harness-started workers only
     while not stop.is_set():

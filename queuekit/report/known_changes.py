@@ -31,9 +31,11 @@ class KnownChange:
 KNOWN: tuple[KnownChange, ...] = (
     KnownChange(
         "3.11", ("work-distribution", "more-consumers-than-partitions", "ordering-per-key", "rebalance",
-                 "poison-crash-loop"), (),
+                 "poison-crash-loop", "duplicate-delivery", "crash-mid-task-early-ack", "lease-expiry", "long-task",
+                 "long-task-pause-resume"), (),
         "streams gain single active consumer and super streams (partitioned streams): readers of one stream can "
-        "share it instead of each reading everything",
+        "share it instead of each reading everything (rabbitmq_stream on >= 3.11: a super stream per entry stream, "
+        "one active reader per partition and service; observed)",
         "https://github.com/rabbitmq/rabbitmq-server/releases/tag/v3.11.0", declared=True),
     KnownChange(
         "4.0", ("poison-crash-loop",),

@@ -169,6 +169,23 @@ def test_celery_cells_on_4x(node, tmp_path, scenario, stack):
     assert result.ok, result.explain()
 
 
+@pytest.mark.parametrize("scenario", ["work-distribution", "ordering-per-key", "rebalance",
+                                      "more-consumers-than-partitions"])
+def test_streams_on_4x_are_a_consumer_group_of_super_stream_partitions(node, tmp_path, scenario):
+    """rabbitmq_stream on >= 3.11: super streams + single active consumer. Each cell is judged by the stack's
+    capabilities on this node (``capabilities_since["3.11"]``: competing consumers, per-key order, parallelism
+    <= partitions), which differ from its 3.10 column's: the expectation below is not the 3.10 one."""
+    from queuekit.stacks.registry import load_stack
+
+    stack = load_stack("rabbitmq_stream")
+    assert BY_NAME[scenario].expected("rabbitmq_stream", stack.capabilities_on(VERSION)) != \
+        BY_NAME[scenario].expected("rabbitmq_stream", stack.capabilities_on("3.10")) or scenario == "ordering-per-key"
+    result = run_cell(BY_NAME[scenario], "rabbitmq_stream", node.settings, tmp_path)
+    assert result.error is None, result.explain()
+    assert result.ok, result.explain()
+    say(f"rabbitmq_stream {scenario}: {result.observed}")
+
+
 def test_a_quorum_stack_without_a_limit_of_its_own_gets_the_nodes_default_through_its_framework(node, tmp_path):
     """dramatiq_quorum with ``delivery_limit=None`` (no x-delivery-limit on its queues) and a message that takes
     its worker down each time: 4.x returns it 20 times and dead-letters it at the 21st delivery (3.10 would
