@@ -19,4 +19,5 @@ def test_chaos_kill_loop_loses_nothing(kit, name):
     # (capabilities.popped_before_tracked: kombu's Redis transport); every other stack loses nothing
     may_lose = tally.kills if load_stack(name).capabilities.popped_before_tracked else 0
     assert tally.lost <= may_lose and (tally.unexpected, tally.duplicates) == (0, 0), tally.as_dict()
-    assert tally.effects >= tally.confirmed and tally.attempts >= tally.effects, tally.as_dict()
+    # every confirmed message took effect, but for the declared losses counted above
+    assert tally.effects >= tally.confirmed - tally.lost and tally.attempts >= tally.effects, tally.as_dict()
