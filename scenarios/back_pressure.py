@@ -1,6 +1,7 @@
 """Back-pressure: a slow consumer. What bounds the work in flight, and who slows down?"""
 from __future__ import annotations
 
+import logging
 import threading
 
 from queuekit.core.envelope import make_envelope
@@ -10,6 +11,8 @@ from queuekit.suite.model import Anything, AtLeast, AtMost, Context, Scenario, a
 from workloads import WORKLOADS
 
 from .observe import delivery
+
+log = logging.getLogger(__name__)
 
 N = 60
 PREFETCH = 2
@@ -37,7 +40,10 @@ class Sampler(threading.Thread):
 
     def run(self) -> None:
         while not self.done.wait(SAMPLE_EVERY_S):  # a paced poll, ended by stop(): not a readiness wait
-            self.sample()
+            try:
+                self.sample()
+            except Exception as exc:  # noqa: BLE001 - one failed read (a worker gone mid-listing) must not end sampling
+                log.warning("back-pressure sample failed, sampling on: %r", exc)
 
     def stop(self) -> None:
         self.done.set()

@@ -119,8 +119,9 @@ class Management:
     def unacked_per_consumer_channel(self, prefix: str, exclude_suffix: str) -> dict[str, int]:
         """Per channel consuming one of our queues (not the dead-letter ones): messages delivered, not acked."""
         consumers = self.http.get(f"/consumers/{self.vhost}").json()
-        ours = {c["channel_details"]["name"] for c in consumers
-                if c["queue"]["name"].startswith(prefix) and not c["queue"]["name"].endswith(exclude_suffix)}
+        # a consumer whose channel closed while the API listed it comes with "channel_details": [] (no name)
+        ours = {c["channel_details"]["name"] for c in consumers if isinstance(c.get("channel_details"), dict)
+                and c["queue"]["name"].startswith(prefix) and not c["queue"]["name"].endswith(exclude_suffix)}
         return {ch["name"]: ch.get("messages_unacknowledged", 0) or 0
                 for ch in self.channel_prefetch_unacked() if ch["name"] in ours}
 
