@@ -70,7 +70,10 @@ class Sampler:
         for workload, obs in observed.items():
             known = self.reasons.get((stack, workload))
             if obs.dead_letters and (known is None or known[0] != obs.dead_letters):
-                self.reasons[(stack, workload)] = (obs.dead_letters, self._latest_reasons(stack, workload))
+                try:
+                    self.reasons[(stack, workload)] = (obs.dead_letters, self._latest_reasons(stack, workload))
+                except Exception as exc:  # noqa: BLE001 - the numbers still show; the reasons are read again next time
+                    self.reasons[(stack, workload)] = (-1, [f"reasons not read yet: {type(exc).__name__}: {exc}"[:200]])
         return observed
 
     def _stack(self, stack: str):
