@@ -28,7 +28,7 @@ def subscriptions(workload: str, worker: str, partitioned: bool, partitions: int
 
 
 def settled(readers: Iterable[Reader], workers: list[str], workloads: Iterable[str], partitioned: bool,
-            partitions: int) -> bool:
+            partitions: int, spread: bool = True) -> bool:
     readers = list(readers)
     subscribed = {(stream, service, worker) for stream, service, worker, _ in readers}
     active: dict[tuple[str, str], list[str]] = {}
@@ -44,11 +44,11 @@ def settled(readers: Iterable[Reader], workers: list[str], workloads: Iterable[s
         groups = {(s.stream, service) for subs in plans.values() for service, s in subs}
         if any(len(active.get(group, [])) != 1 for group in groups):
             return False  # a partition without its active member, or two during a hand-over
-        for route in topology.routes(workload):
+        for route in topology.routes(workload) if spread else ():
             if route.source == topology.entry_stream(workload):
-                spread = {active[(s.stream, route.service)][0] for s in plan(route, workers[0], True, route.source,
-                                                                             partitions)}
-                if len(spread) < min(len(workers), partitions):
+                members = {active[(s.stream, route.service)][0] for s in plan(route, workers[0], True, route.source,
+                                                                              partitions)}
+                if len(members) < min(len(workers), partitions):
                     return False  # the broker has not finished spreading the partitions over the members
     return True
 

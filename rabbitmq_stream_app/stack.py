@@ -73,6 +73,7 @@ from . import partitions, readers, topology
 from .admin import StreamAdmin
 from .dead_letters import dead_letter
 
+SPREAD_WAIT_S = 15.0  # >= 3.11: how long readiness waits for the broker to spread the partitions over members
 SETTLE_READS = 2  # drain: zero lag on this many reads in a row (the tail watcher trails an append by milliseconds)
 
 
@@ -111,6 +112,7 @@ class RabbitMQStreamStack(Stack):
     def __init__(self, settings, ledger_path):
         super().__init__(settings, ledger_path)
         self._admin: StreamAdmin | None = None
+        self._unspread_since: float | None = None  # consumers_ready: settled but unevenly placed since then
 
     @property
     def admin(self) -> StreamAdmin:
@@ -150,9 +152,19 @@ class RabbitMQStreamStack(Stack):
 
     def consumers_ready(self) -> bool:
         """Every live worker subscribed as its plan says; >= 3.11: one active member per partition and service,
-        spread (``readers.settled``)."""
-        return readers.settled(self._readers(), self._live_workers(), self.workloads, self.partitioned,
-                               self.options.partitions)
+        and spread over the members (``readers.settled``) — or, after ``SPREAD_WAIT_S``, as the broker placed them:
+        RabbitMQ picks a partition's active member by that partition's subscription order, so members that
+        subscribed in different orders can stay unevenly placed (a finding, not a hand-over in progress)."""
+        found, workers = self._readers(), self._live_workers()
+        args = (workers, self.workloads, self.partitioned, self.options.partitions)
+        if readers.settled(found, *args):
+            self._unspread_since = None
+            return True
+        if not readers.settled(found, *args, spread=False):
+            self._unspread_since = None
+            return False
+        self._unspread_since = self._unspread_since or time.monotonic()
+        return time.monotonic() - self._unspread_since >= SPREAD_WAIT_S
 
     def describe_consumers(self) -> str:
         return f"stream readers (stream, service, worker): {sorted(self._readers(), key=str)}"

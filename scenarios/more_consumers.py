@@ -8,6 +8,7 @@ from queuekit.suite.model import Anything, AtLeast, AtMost, Context, Scenario, a
 from workloads import WORKLOADS
 
 from .observe import DELIVERY_KINDS, delivery
+from .work_distribution import FINDING as SAC_PLACEMENT
 
 N = 36
 WORKERS = 6
@@ -49,6 +50,8 @@ SCENARIO = Scenario(
         # worker; share groups hand out records, a partition to several members: more than 2 busy.
         by_capability("work_sharing_beyond_partitions", yes={"workers_with_work": AtLeast(PARTITIONS + 1)},
                       no={"workers_with_work": PARTITIONS}),
+        # RabbitMQ >= 3.11: the broker may place both partitions on one member (see work-distribution)
+        for_stack("rabbitmq_stream", SAC_PLACEMENT, workers_with_work=AtMost(PARTITIONS)),
         # No competing consumers (a 3.10 stream): every worker reads every task; the guard lets the first to apply
         # it have the effect, so who "did work" is a race and each task is handled once per worker.
         by_capability("competing_consumers", no={"workers_with_work": Anything(), "deliveries_per_task": WORKERS}),
