@@ -1,4 +1,4 @@
-"""kombu's confluentkafka transport, with two changes: what an ack commits, and unreadable records dead-lettered.
+"""kombu's confluentkafka transport, changed where it loses or stalls: acks, unreadable records, sends.
 
 Acks (``QoS``). Stock kombu 5.7 acks with ``consumer.commit()`` and no offsets: that commits the consumer's
 whole position, past every record ``poll()`` returned, acked or not. Acking a later record so commits past
@@ -8,6 +8,9 @@ error, a rebalance — nobody reads it again: ``restore_unacked_once`` is a no-o
 past it. That is the loss the scenario suite saw now and then (docs/findings.md; the smallest
 reproduction is ``test_stock_kombu_commits_past_an_unacked_message`` in tests/stacks/test_celery_kafka.py).
 Here an ack commits, per partition, only up to the first record handed to Celery and not yet acked.
+Those commits are asynchronous, as kombu's; one that fails while the group's coordinator is away (a broker
+restart) is committed again, synchronously, at the worker's next empty poll (``QoS.confirm``), or the group's
+offset would stay behind work that is done.
 
 Stock kombu 5.7 parses every record it polls (``Channel._get``: ``loads(message.value())``) and builds
 its message from it (``Channel.Message``: base64 with the codec the record names, ``delivery_tag`` as
@@ -19,7 +22,15 @@ the record is never committed, so every worker that takes the partition over die
 topic's ``.dlq`` as a kombu record (body = its bytes, cut to ``TRUNCATED_BYTES``; reason in
 ``x-queuekit-reason``), flushed, and only then committed past; the poll then counts as empty.
 
-Unreadable records: registered as the kombu transport ``qkconfluentkafka`` (``kafka.broker_url``).
+Sends (``Channel._put``). Stock kombu 5.7 produces, flushes and never reads the delivery report, so a
+record librdkafka fails counts as sent. Observed: a producer kept across its topic's deletion and
+re-creation (the kit's reset between cells does that; so does anyone recreating a topic under a running
+Celery) failed a record with "Local: Unknown partition" (librdkafka does not yet handle a recreated topic
+on produce: librdkafka PR #5022), and the task was confirmed and never existed — the second
+celery_kafka loss of docs/findings.md. Here a send waits for its report: a failure is produced again
+after a metadata refresh, and after ``SEND_ATTEMPTS`` the publish raises instead of counting as sent.
+
+Registered as the kombu transport ``qkconfluentkafka`` (``kafka.broker_url``).
 """
 from __future__ import annotations
 
@@ -31,6 +42,8 @@ import uuid
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from kombu.transport import TRANSPORT_ALIASES, confluentkafka
 from kombu.transport.virtual import Empty
+from kombu.utils.encoding import str_to_bytes
+from kombu.utils.json import dumps
 
 from . import topology
 from .kafka import SCHEME
@@ -39,6 +52,27 @@ log = logging.getLogger("celery_app.kafka_transport")
 TRUNCATED_BYTES = 64 * 1024
 # Consumer errors pinned to one record the client cannot decode (repeated on every poll, the partition stalled)
 UNDECODABLE = frozenset({KafkaError._BAD_COMPRESSION, KafkaError._BAD_MSG})
+SEND_ATTEMPTS = 3  # a record whose delivery failed is produced again (at-least-once; the guard absorbs a repeat)
+METADATA_TIMEOUT_S = 10
+
+
+def deliver(producer, topic: str, value: bytes) -> None:
+    """Produce one record and wait for the broker's acknowledgement (acks=all); on a failed delivery refresh
+    the topic's metadata and produce it again, and raise after ``SEND_ATTEMPTS``: sent means acknowledged."""
+    failed: list[KafkaError] = []
+    for attempt in range(1, SEND_ATTEMPTS + 1):
+        failed.clear()
+        producer.produce(topic, value, on_delivery=lambda err, _msg: None if err is None else failed.append(err))
+        # As kombu: no timeout, librdkafka's message.timeout.ms bounds it (a broker restart is waited out)
+        producer.flush()
+        if not failed:
+            return
+        log.warning("record to %s not delivered (attempt %d of %d): %s", topic, attempt, SEND_ATTEMPTS, failed[0])
+        try:
+            producer.list_topics(topic, timeout=METADATA_TIMEOUT_S)  # e.g. a recreated topic's new partitions
+        except KafkaException as exc:
+            log.warning("metadata refresh for %s failed: %s", topic, exc)
+    raise KafkaException(failed[0])
 
 
 # The record's fields kombu reads before any Celery code runs, and the types it assumes (None: absent is fine).
@@ -95,6 +129,7 @@ class QoS(confluentkafka.QoS):
         super().__init__(*args, **kwargs)
         self._open: dict[tuple[str, int], set[int]] = {}  # offsets handed to Celery and not acked yet
         self._next: dict[tuple[str, int], int] = {}  # one past the highest offset handed over or settled
+        self._unconfirmed: set[tuple[str, int]] = set()  # partitions whose last commit was asynchronous
 
     def append(self, message, delivery_tag):
         super().append(message, delivery_tag)
@@ -114,23 +149,55 @@ class QoS(confluentkafka.QoS):
         6, 7) again — at-least-once, the ledger's guard absorbs the repeats — instead of losing it."""
         where = (topic, partition)
         self._open.get(where, set()).discard(offset)
-        self._next[where] = upto = max(self._next.get(where, 0), offset + 1)
-        if self._open.get(where):
-            upto = min(self._open[where])
-        # Asynchronous, as kombu's own ack: a commit lost on the way only means a record read twice.
-        self.channel._get_consumer(topic).commit(offsets=[TopicPartition(topic, partition, upto)],
+        self._next[where] = max(self._next.get(where, 0), offset + 1)
+        # Asynchronous, as kombu's own ack: a commit lost on the way only means a record read twice, and the
+        # partition is committed again when the worker is next idle (confirm)
+        if asynchronous:
+            self._unconfirmed.add(where)
+        self.channel._get_consumer(topic).commit(offsets=[TopicPartition(topic, partition, self._upto(where))],
                                                  asynchronous=asynchronous)
+
+    def _upto(self, where: tuple[str, int]) -> int:
+        """Where the group's offset belongs now: the first record handed over and not acked, else past all."""
+        open_offsets = self._open.get(where)
+        return min(open_offsets) if open_offsets else self._next[where]
+
+    def confirm(self, topic: str, consumer) -> None:
+        """Commit ``topic``'s partitions that had asynchronous commits again, synchronously, when its poll came
+        back empty. An asynchronous commit fails unseen while the group's coordinator is away (a broker restart):
+        if it was a burst's last, the group's offset stayed behind work that is done, for good (the drain waited
+        on a lag of 9 with all 40 tasks done). Each partition gets where it belongs NOW (``_upto``), never an
+        older commit's offset; idle time only; a partition since given to another member is dropped."""
+        mine = {(tp.topic, tp.partition) for tp in consumer.assignment()}
+        # a snapshot: acks (settle) come from the pool's threads while this runs in the worker's loop
+        wanted = [where for where in list(self._unconfirmed) if where[0] == topic]
+        for where in wanted:
+            self._unconfirmed.discard(where)  # an ack from now on marks it again
+        offsets = [TopicPartition(t, p, self._upto((t, p))) for (t, p) in wanted if (t, p) in mine]
+        if not offsets:
+            return
+        try:
+            consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:  # the coordinator is still away: try again at the next idle poll
+            log.warning("commit of %s not confirmed yet: %s", offsets, exc)
+            self._unconfirmed.update((tp.topic, tp.partition) for tp in offsets)
 
 
 class Channel(confluentkafka.Channel):
     QoS = QoS
     Message = Message
 
+    def _put(self, queue, message, **kwargs):
+        """kombu's send of one task (its record, flushed), but sent only once acknowledged (see ``deliver``)."""
+        queue = self.sanitize_queue_name(queue)
+        deliver(self._get_producer(queue), queue, str_to_bytes(dumps(message)))
+
     def _get(self, queue, **kwargs):
         queue = self.sanitize_queue_name(queue)
         consumer = self._get_consumer(queue)
         message = consumer.poll(self.wait_time_seconds)
         if not message:
+            self.qos.confirm(queue, consumer)
             raise Empty()
         if message.error():
             if message.error().code() in UNDECODABLE and message.offset() is not None and message.offset() >= 0:
@@ -155,7 +222,8 @@ class Channel(confluentkafka.Channel):
         self._dead_letter_record(queue, message, f"undecodable record {where}: {message.error().str()}")
         past = TopicPartition(message.topic(), message.partition(), message.offset() + 1)
         try:
-            consumer.commit(offsets=[past], asynchronous=False)  # only once its dead letter is flushed
+            # only once its dead letter is flushed, and never past a record before it that is still open
+            self.qos.settle(message.topic(), message.partition(), message.offset(), asynchronous=False)
             consumer.seek(past)  # the client would fetch the same record again: resume after it
         except KafkaException as exc:  # not committed (rebalance): met again, dead-lettered again (at-least-once)
             log.warning("could not move past %s: %s", where, exc)
@@ -171,10 +239,8 @@ class Channel(confluentkafka.Channel):
         record = {"body": base64.b64encode(value).decode(), "content-encoding": "binary",
                   "content-type": "application/octet-stream", "headers": headers,
                   "properties": {"body_encoding": "base64", "delivery_tag": str(uuid.uuid4()), "delivery_info": {}}}
-        producer = self._get_producer(f"{queue}.dlq")
-        producer.produce(f"{queue}.dlq", json.dumps(record).encode())
-        if producer.flush(30):  # not delivered: raising here leaves it uncommitted (the worker retries it)
-            raise RuntimeError(f"dead letter of a record from {queue} not delivered")
+        # not delivered: deliver raises, which leaves the record uncommitted (the worker meets it again)
+        deliver(self._get_producer(f"{queue}.dlq"), f"{queue}.dlq", json.dumps(record).encode())
 
 
 DRAIN_TURN_S = 0.25  # the longest turn of the worker's blocking loop (see Transport.drain_events)

@@ -83,10 +83,6 @@ SCENARIO = Scenario(
                redelivered=Anything(),
                in_flight_at_kill=Anything(), in_flight_rerun=Anything(), broker_back_s=Anything(),
                recovered_s=AtMost(60)),
-        # One framework's finding (as in broker-restart): Celery over kombu's confluentkafka transport lost one
-        # confirmed task across a Kafka restart in some runs, mechanism not found (docs/findings.md). At most one.
-        for_stack("celery_kafka", "kombu's Kafka transport: one confirmed task lost across a broker restart in some runs",
-                  lost=AtMost(1)),
         # Dramatiq on Redis's own finding (dramatiq 2.2.1, worker.py ``_ConsumerThread.run``): on a broker connection
         # error the worker replaces its consumer, and what the old one had fetched but not handed out (its prefetch,
         # its delay queue) is dropped from memory. On RabbitMQ the dropped connection returns those deliveries; on

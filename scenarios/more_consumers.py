@@ -43,13 +43,16 @@ SCENARIO = Scenario(
     options=StackOptions(workers=WORKERS, partitions=PARTITIONS),
     expect=[
         always(lost=0, duplicates=0),
-        # One framework's finding (as in broker-restart): Celery over kombu's confluentkafka transport lost 1 of 36
-        # tasks here in a clean-clone CI run (2026-12-05), mechanism not found yet; at most one is declared.
-        for_stack("celery_kafka", "kombu's Kafka transport: one task lost in some runs", lost=AtMost(1)),
         # A consumer group gives a partition to one member: at most 2 busy. Queues hand each message to a free
         # worker; share groups hand out records, a partition to several members: more than 2 busy.
         by_capability("work_sharing_beyond_partitions", yes={"workers_with_work": AtLeast(PARTITIONS + 1)},
                       no={"workers_with_work": PARTITIONS}),
+        # Celery on Kafka produces without a key: which partition a task lands on is the producer's partitioner's
+        # choice, by its metadata at that moment. A clean-clone CI run (2026-12-05) saw 35 of 36 tasks on one
+        # worker, in a run where the producer, kept across the topic's re-creation, had failed a record with
+        # "Local: Unknown partition" (docs/findings.md): busy workers are at most the partitions, not exactly.
+        for_stack("celery_kafka", "keyless records: the partitioner may put a run of them on one partition",
+                  workers_with_work=AtMost(PARTITIONS)),
         # RabbitMQ >= 3.11: the broker may place both partitions on one member (see work-distribution)
         for_stack("rabbitmq_stream", SAC_PLACEMENT, workers_with_work=AtMost(PARTITIONS)),
         # No competing consumers (a 3.10 stream): every worker reads every task; the guard lets the first to apply

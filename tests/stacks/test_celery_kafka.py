@@ -88,3 +88,46 @@ def test_the_kits_transport_commits_only_up_to_the_first_unacked_message(kit):
     """The kit's QoS (celery_app/kafka_transport.py): m2's ack commits up to m1, so m1 comes back (and m2 with it:
     at-least-once, the ledger's guard absorbs the repeat)."""
     assert _held_then_restarted(kafka.broker_url(kit).split(";")[0]) == ["m1", "m2", "m3"]
+
+
+def _send_refused_by_the_broker(kit, url: str) -> tuple[Exception | None, int]:
+    """The smallest reproduction of a failed delivery: a topic whose max.message.bytes is 1,000, and a 5 KB task
+    (librdkafka's own limit is 1 MB, so only the broker refuses it, in the delivery report). What does put() do,
+    and what does the topic hold?"""
+    from confluent_kafka.admin import NewTopic
+    from kombu import Connection
+
+    admin = Admin(kit)
+    topic = f"celery.size-probe-{uuid.uuid4().hex[:8]}"
+    for future in admin.client.create_topics(
+            [NewTopic(topic, num_partitions=1, replication_factor=-1, config={"max.message.bytes": "1000"})]).values():
+        future.result()
+    raised = None
+    try:
+        with Connection(url) as conn:
+            q = conn.SimpleQueue(topic)
+            try:
+                q.put("x" * 5000)
+            except Exception as exc:  # noqa: BLE001 - what put() raises is the observation
+                raised = exc
+            q.close()
+        return raised, records_in(kit, topic)
+    finally:
+        for future in admin.client.delete_topics([topic]).values():
+            future.result()
+
+
+def test_stock_kombu_counts_a_refused_record_as_sent(kit):
+    """Upstream kombu 5.7: _put() flushes and never reads the delivery report, so put() returns and the record
+    does not exist (the mechanism of the suite's second celery_kafka loss: "Local: Unknown partition" from a
+    producer kept across its topic's re-creation, a failure that only shows in the delivery report)."""
+    raised, held = _send_refused_by_the_broker(kit, f"confluentkafka://{kit.kafka_bootstrap.split(',')[0]}")
+    assert (raised, held) == (None, 0)
+
+
+def test_the_kits_transport_raises_when_a_record_is_not_delivered(kit):
+    """The kit's _put (celery_app/kafka_transport.py) waits for the report, tries again, then raises: refused,
+    not counted as sent."""
+    raised, held = _send_refused_by_the_broker(kit, kafka.broker_url(kit).split(";")[0])
+    assert held == 0
+    assert raised is not None and "MSG_SIZE_TOO_LARGE" in repr(raised), raised
