@@ -24,7 +24,7 @@ def make_app(options: StackOptions, *, broker_url: str | None = None, include: t
     ``config``: the kit's settings (the driver's own, e.g. the cluster topology's); default: this process's."""
     config = config or settings()
     # RabbitMQ: every node's URL, ";"-joined: kombu's failover list (one URL on a single node)
-    default_url = (kafka.broker_url(config) if kafka.wanted(options)
+    default_url = (kafka.broker_url(config, stock=options.stock_framework) if kafka.wanted(options)
                    else redis.broker_url(config) if redis.wanted(options) else ";".join(config.amqp_urls))
     app = Celery("queuekit", broker=broker_url or default_url, include=list(include))
     app.conf.update(

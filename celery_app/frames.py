@@ -50,7 +50,7 @@ HEADER_TYPES: dict[str, tuple[type, ...]] = {
     "origin": (str, type(None)), "ignore_result": (bool, type(None)), "stamped_headers": (list, type(None)),
     "stamps": (dict, type(None)), "replaced_task_nesting": (int, type(None)),
 }
-ON_KAFKA = str(app.conf.broker_url or "").startswith(f"{kafka.SCHEME}://")  # celery_kafka's workers
+ON_KAFKA = str(app.conf.broker_url or "").split("://")[0] in (kafka.SCHEME, kafka.STOCK_SCHEME)  # celery_kafka's
 ON_REDIS = str(app.conf.broker_url or "").split("://")[0] in ("redis", "rediss", "sentinel")  # celery_redis's
 _task_consumer = None  # the worker's kombu Consumer (set by RememberTaskConsumer)
 

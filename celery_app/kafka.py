@@ -31,6 +31,7 @@ from queuekit.core.options import StackOptions
 
 TRANSPORT: Final = "confluentkafka"
 SCHEME = "qkconfluentkafka"  # the broker URL's scheme: kombu's transport with unreadable records dead-lettered
+STOCK_SCHEME = TRANSPORT  # kombu's own transport, as shipped
 FETCH_MAX_BYTES = 4 * 1024 * 1024  # the most a fetched (compressed) batch may inflate to in the worker
 SESSION_TIMEOUT_MS = 6000  # a SIGKILLed worker's partitions move after this (librdkafka's default is 45 s)
 # librdkafka's own log lines ("%3|FAIL|… Connection refused" while a node is down) as Python log records, not
@@ -42,13 +43,14 @@ def wanted(options: StackOptions) -> bool:
     return options.transport == TRANSPORT
 
 
-def broker_url(settings: Settings) -> str:
-    """kombu's transport with unreadable records dead-lettered (``kafka_transport``), not stock ``confluentkafka``.
+def broker_url(settings: Settings, stock: bool = False) -> str:
+    """kombu's transport with unreadable records dead-lettered (``kafka_transport``), not stock ``confluentkafka``
+    (``stock``: kombu's own, for the workers of options.stock_framework, the framework-drops scenario's stock run).
     It takes ONE host:port as bootstrap.servers; a cluster's nodes become a ";"-joined failover list (any one
     node's metadata names the whole cluster)."""
     from . import kafka_transport  # noqa: F401 - imported for its registration of SCHEME with kombu
 
-    return ";".join(f"{SCHEME}://{server}" for server in settings.kafka_bootstrap.split(","))
+    return ";".join(f"{STOCK_SCHEME if stock else SCHEME}://{server}" for server in settings.kafka_bootstrap.split(","))
 
 
 def overrides(options: StackOptions) -> dict[str, Any]:

@@ -127,9 +127,13 @@ SCENARIO = Scenario(
         # (vanished or held: which, depends on when the options-list input kills the worker thread)
         for_stack("dramatiq", "stock Dramatiq acks a failed message whose retry options are strings; options as a "
                   "list kill a worker thread, which keeps its message unacked", stock_held=AtLeast(1)),
-        for_stack("celery_kafka", "stock kombu's confluentkafka transport parses and builds every record outside any "
-                  "error handling: a record that is not its JSON, or of the wrong types, makes every worker exit",
-                  stock_workers_died=AtLeast(1)),
+        # Which of the two a run shows depends on which partition each hostile record lands on (records carry no
+        # key): a worker exits on the first wrong-shaped record it polls, or its partition stalls for good on an
+        # undecodable batch first (2026-12-05: both seen, 1 in 7 runs with no worker dead). Either way records stay.
+        for_stack("celery_kafka", "stock kombu's confluentkafka transport builds every record outside any error "
+                  "handling (a record that is not its JSON, or of the wrong types, makes the worker exit) and meets an "
+                  "undecodable batch's error on every poll (the partition stalls): records are left unhandled",
+                  stock_held=AtLeast(1)),
         for_stack("celery_redis", "stock kombu's Redis transport decodes each item it BRPOPs inside the worker's event "
                   "loop: an item that is not its JSON makes the worker exit, the item already popped",
                   stock_workers_died=AtLeast(1)),
