@@ -120,8 +120,8 @@ def directives(headers: Mapping[str, Any]) -> Mapping[str, Any]:
     Without ``QUEUEKIT_FAULTS=1`` (set by the harness's ``Stack.new_pool``) fault and
     idempotency directives are dropped here, and the first one seen is logged once.
     """
-    if faults_enabled() or not any(name in headers for name in ("fault", "idempotency")):
-        return headers
+    if not headers or faults_enabled() or not any(name in headers for name in ("fault", "idempotency")):
+        return headers  # no headers (most messages): nothing to honour or drop, and no environment lookup
     global _ignored_logged
     if not _ignored_logged:
         _ignored_logged = True
@@ -137,7 +137,12 @@ def crash_point(headers: Mapping[str, Any], service: str, attempt: int, point: s
     adapter acks / commits / produces downstream — the window exactly-once has to cover.
     ``"after-output"``: called by an adapter after it produced its output, before it commits.
     """
-    headers = directives(headers)
+    if headers:  # no headers (most messages): no directive, nothing to look up
+        _crash_at(directives(headers), service, attempt, point)
+
+
+def _crash_at(headers: Mapping[str, Any], service: str, attempt: int, point: str) -> None:
+    """``crash_point`` on headers ``directives`` already filtered."""
     if headers.get("fault") == "crash" and headers.get("at") == point and attempt == 1 \
             and headers.get("service", service) == service:
         os._exit(CRASH_EXIT_CODE)  # no cleanup, no ack, no commit: like SIGKILL
@@ -151,7 +156,11 @@ DETERMINISTIC = (RecursionError, OverflowError)
 
 def apply_fault(headers: Mapping[str, Any], service: str, attempt: int) -> None:
     """Act out the harness's fault directive (see ``queuekit.core.envelope``) for this attempt."""
-    headers = directives(headers)
+    _act_out(directives(headers), service, attempt)
+
+
+def _act_out(headers: Mapping[str, Any], service: str, attempt: int) -> None:
+    """``apply_fault`` on headers ``directives`` already filtered."""
     fault = headers.get("fault")
     if fault is None or headers.get("service", service) != service:
         return
@@ -194,19 +203,20 @@ def process(
     seq = getattr(msg, "seq", None)
     if upstream is None:
         upstream = env.headers.get("upstream")
+    honoured = directives(env.headers)  # once per message: the fault, idempotency and crash directives below
     started_at = time.time()
     ticket = ledger.record_attempt(
         workload=handler.workload, service=service, key=key, message_id=env.id, worker=worker,
         seq=seq, user_id=msg.user_id, started_at=started_at,
     )
     try:
-        apply_fault(env.headers, service, ticket.number)
+        _act_out(honoured, service, ticket.number)
         result = _compute(handler, service, msg, upstream)
         stage = handler.stage
         applied = ledger.apply_effect(
             service, key, workload=handler.workload, message_id=env.id, worker=worker, payload=result,
             seq=seq, user_id=msg.user_id, sent_at=env.sent_at, started_at=started_at,
-            guard=guard and directives(env.headers).get("idempotency") != "off",
+            guard=guard and honoured.get("idempotency") != "off",
             on_claim=(lambda outbox: stage(msg, outbox)) if stage else None,
         )
         if not applied:
@@ -219,7 +229,7 @@ def process(
         ledger.finish_attempt(ticket.id, "error", f"{type(exc).__name__}: {exc}"[:1000])
         raise
     ledger.finish_attempt(ticket.id, "ok" if applied else "duplicate")
-    crash_point(env.headers, service, ticket.number, "after-effect")
+    _crash_at(honoured, service, ticket.number, "after-effect")
     return frozen(Outcome, service=service, key=key, message_id=env.id, attempt=ticket.number, applied=applied,
                   result=result)  # every field: Outcome(...) at half the cost, per message
 
