@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from functools import partial
 from typing import cast
 
 from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
@@ -126,13 +127,14 @@ def consume_retries(svc: Service, stop: threading.Event) -> None:
 def work(svc: Service, msg: Message, keep_paused: Collection[tuple[str, int]] = ()) -> None:
     """Handle ``msg`` and settle its offset: right here (blocking the poll loop: a handler longer than
     max.poll.interval.ms gets this member evicted), or in a worker thread while this one keeps polling."""
-    def settle(owned: Callable[[], bool] = lambda: True) -> None:
-        svc.offsets.settle(msg, lambda: stamped(svc, msg), owned)
+    if svc.paused is None:  # the common path: no closures built per record (~1 µs of a ~15 µs record)
+        svc.offsets.settle(msg, partial(stamped, svc, msg))
+        return
 
-    if svc.paused is None:
-        settle()
-    else:
-        svc.paused.run(msg, settle, keep_paused)
+    def settle(owned: Callable[[], bool]) -> None:
+        svc.offsets.settle(msg, partial(stamped, svc, msg), owned)
+
+    svc.paused.run(msg, settle, keep_paused)
 
 
 def stamped(svc: Service, msg: Message) -> None:

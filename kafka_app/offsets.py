@@ -43,9 +43,9 @@ class StoredOffsets:
     def __init__(self, consumer: Consumer):
         self.consumer = consumer
 
-    def settle(self, msg: Message, work: Callable[[], None], owned: Owned = _always) -> None:
+    def settle(self, msg: Message, work: Callable[[], None], owned: Owned | None = None) -> None:
         work()
-        if owned():
+        if owned is None or owned():  # None: handled in the polling thread, so still ours
             # [semantics:offset-commit] Store the offset AFTER processing (and after any forward/retry/DLQ record is
             # delivered): a crash before this line leaves it uncommitted, so the group re-delivers it: at-least-once.
             store(self.consumer, msg)
