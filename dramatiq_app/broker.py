@@ -68,8 +68,7 @@ class _DeadLetterWithReason(_RabbitmqConsumer):
                     self.broker.queues_pending.add(q_name(self.queue_name))
                 raise ConnectionClosed(e) from None
             try:
-                problem = frames.frame_problem(body, self.queue_name, self.broker)
-                message = None if problem else Message.decode(body)
+                message, problem = frames.checked_message(body, self.queue_name, self.broker)  # parsed once
             except Exception as exc:  # noqa: BLE001 - the check must not take the consumer thread down
                 problem = f"unreadable frame: {type(exc).__name__}: {str(exc)[:200]}"
             if problem is None:

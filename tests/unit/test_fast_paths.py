@@ -225,3 +225,54 @@ def test_the_bare_kafka_start_gate_holds_assigned_partitions_until_its_file_exis
     gate.assigned(member, ["p2"])  # a later increment is consumed at once
     assert member.paused == set() and member.owned == ["p0", "p1", "p2"]
     assert StartGate(None).open, "no gate configured: consume from the start"
+
+
+# -- Dramatiq frames: msgspec's shape check against the field-by-field one ------------------------------
+def dramatiq_frames() -> list[bytes]:
+    """The kit's own frames for every actor, and near misses the typed shape must leave to the checks."""
+    import dramatiq_app.actors as actors
+
+    arg = actors.to_arg(encode(make_envelope(SignupRequested(1, "b@example.test", "k2"))))
+    own = [m.encode() for w in WORKLOADS for m in actors.entry_messages(w, arg.encode())]
+    doc = json.loads(own[0])
+    out = list(own)
+    for change in (
+        lambda d: d.pop("message_id"), lambda d: d.pop("message_timestamp"), lambda d: d.pop("options"),
+        lambda d: d.update(message_timestamp=True), lambda d: d.update(message_timestamp=1.0),
+        lambda d: d.update(message_timestamp=2**70), lambda d: d.update(args="x"), lambda d: d.update(args=[]),
+        lambda d: d.update(kwargs=[]), lambda d: d.update(kwargs={"x": 1}), lambda d: d.update(extra=1),
+        lambda d: d.update(actor_name="nope"), lambda d: d.update(queue_name="dramatiq.video.transcode"),
+        lambda d: d.update(options={"retries": "3"}), lambda d: d.update(options={"max_retries": 1}),
+        lambda d: d.update(options={"eta": 10**20}), lambda d: d.update(args=[[[[[[[[]]]]]]]] * 20),
+    ):
+        changed = json.loads(json.dumps(doc))
+        change(changed)
+        out.append(json.dumps(changed).encode())
+    out += [b"[]", b"{", b"\xff", b"NaN", own[0].replace(b'"actor_name":', b'"actor_name":"x","actor_name":')]
+    return out
+
+
+@pytest.mark.parametrize("body", dramatiq_frames(), ids=lambda d: d[:50].decode("utf-8", "replace"))
+def test_a_dramatiq_frame_gets_the_same_verdict_and_message_either_way(body, monkeypatch):
+    import dramatiq
+
+    from dramatiq_app import frames
+
+    broker = dramatiq.get_broker()
+    try:
+        queue = str(json.loads(body)["queue_name"])  # the queue it claims to come from: its actor's, for the kit's
+    except (ValueError, KeyError, TypeError):
+        queue = "dramatiq.signup"
+    fast = frames.checked_message(body, queue, broker)
+    monkeypatch.setattr(frames, "_typed_fields", lambda body: None)
+    checked = frames.checked_message(body, queue, broker)
+    assert fast[1] == checked[1]
+    if b"message_id" in body:  # a frame without one gets a fresh id from Dramatiq on either path
+        assert fast[0] == checked[0]
+
+
+def test_the_kits_own_frames_take_the_typed_path():
+    from dramatiq_app import frames
+
+    for body in dramatiq_frames()[:4]:
+        assert frames._typed_fields(body) == json.loads(body)
