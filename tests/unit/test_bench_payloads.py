@@ -31,21 +31,28 @@ def test_a_noop_backlog_lasts_about_the_same_time_on_every_stack():
 
 
 
-def test_a_calibration_that_one_slot_drained_alone_is_run_again_bigger(monkeypatch, tmp_path):
+def test_a_calibration_that_measured_the_workers_start_is_run_again_bigger(monkeypatch, tmp_path):
     """The kafka stack's 2,000-record calibration once had 1 of 4 slots working (1,577 msgs/s: the group's
-    join), and sized its noop runs at 0.1 s of its real rate. Such a run is repeated with 10x the backlog;
-    one that took its time with fewer slots (rq: one per process) is kept."""
+    join), and sized its noop runs at 0.1 s of its real rate. A run shorter than half of noop_seconds is
+    repeated with 10x the backlog; one that took its time, with fewer slots too (rq: one per process), is kept."""
     from queuekit.bench import BenchConfig, calibrate, measure
 
     cfg, runs = BenchConfig(), []
 
     def fake(_settings, _stack, _options, envs, _workdir):
         runs.append(len(envs))
-        return {"rate": 1_577.0, "slots": 1} if len(envs) < 20_000 else {"rate": 80_000.0, "slots": 4}
+        if len(envs) < 20_000:
+            return {"rate": 1_577.0, "slots": 1}
+        return {"rate": 60_000.0 if len(envs) < 200_000 else 155_000.0, "slots": 4}
 
     monkeypatch.setattr(measure, "stack_backlog", fake)
-    assert calibrate(None, cfg, "kafka", tmp_path, lambda _: None) == {"n": 20_000, "rate": 80_000.0, "slots": 4}
-    assert runs == [2_000, 20_000]
+    # 2,000 records lasted 1.3 s with one slot, 20,000 0.33 s with four: the join's share still large
+    # and 200,000 1.3 s, still under half of noop_seconds: n_max, the last step, is taken whatever it lasts
+    assert calibrate(None, cfg, "kafka", tmp_path, lambda _: None) == {"n": 400_000, "rate": 155_000.0, "slots": 4}
+    assert runs == [2_000, 20_000, 200_000, 400_000]
+    runs.clear()
+    monkeypatch.setattr(measure, "stack_backlog", lambda *a: runs.append(1) or {"rate": 900.0, "slots": 4})
+    assert calibrate(None, cfg, "celery", tmp_path, lambda _: None)["n"] == 2_000 and runs == [1]  # 2.2 s: kept
     runs.clear()
     monkeypatch.setattr(measure, "stack_backlog", lambda *a: runs.append(1) or {"rate": 447.0, "slots": 2})
     assert calibrate(None, cfg, "rq", tmp_path, lambda _: None)["n"] == 2_000 and runs == [1]
