@@ -29,7 +29,11 @@ from queuekit.core.config import Settings
 from .entries import SafeConsumer
 
 # [semantics:prefetch] credit-based flow: the broker sends this many chunks ahead of the one being handled
-INITIAL_CREDIT = 1  # chunks sent ahead of the one being handled: what a reader holds in memory, not "in flight"
+# 10, not 1: with one credit the broker sends the next chunk only once the reader's credit for the last came
+# back, and every paced publish is a chunk of its own, so delivery is bounded by chunks per round trip: p50 at
+# 25% load was 1,841 ms (1,700 of them appended->fetched) against 2-13 ms with 10 (docs/performance.md).
+# Offsets are stored after handling either way: a crash re-reads from the stored offset (at-least-once).
+INITIAL_CREDIT = 10  # chunks sent ahead of the one being handled: what a reader holds in memory, not "in flight"
 HEARTBEAT_S = 10  # a dead peer is noticed within ~2 heartbeats
 
 

@@ -42,7 +42,7 @@ from queuekit.core.waiting import wait_for
 
 POLL_S = 0.2  # an idle consumer looks at its stop flag this often (never while messages flow)
 READY_S = 90.0  # consumers subscribed (a Kafka group: every member assigned) within this, on a loaded machine
-STREAM_CREDIT = 1  # chunks sent ahead: the rabbitmq_stream stack's INITIAL_CREDIT, so both wait alike
+STREAM_CREDIT = 10  # chunks sent ahead: the rabbitmq_stream stack's INITIAL_CREDIT, so both wait alike
 
 
 class _Recorder:
