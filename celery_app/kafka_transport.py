@@ -37,6 +37,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import time
 import uuid
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
@@ -58,7 +59,8 @@ METADATA_TIMEOUT_S = 10
 
 def deliver(producer, topic: str, value: bytes) -> None:
     """Produce one record and wait for the broker's acknowledgement (acks=all); on a failed delivery refresh
-    the topic's metadata and produce it again, and raise after ``SEND_ATTEMPTS``: sent means acknowledged."""
+    the topic's metadata and produce it again, and raise after ``SEND_ATTEMPTS`` (at once for a record that
+    timed out: librdkafka waited message.timeout.ms for it already): sent means acknowledged."""
     failed: list[KafkaError] = []
     for attempt in range(1, SEND_ATTEMPTS + 1):
         failed.clear()
@@ -67,6 +69,8 @@ def deliver(producer, topic: str, value: bytes) -> None:
         producer.flush()
         if not failed:
             return
+        if failed[0].code() == KafkaError._MSG_TIMED_OUT:  # message.timeout.ms already waited: no second wait
+            break
         log.warning("record to %s not delivered (attempt %d of %d): %s", topic, attempt, SEND_ATTEMPTS, failed[0])
         try:
             producer.list_topics(topic, timeout=METADATA_TIMEOUT_S)  # e.g. a recreated topic's new partitions
@@ -130,6 +134,7 @@ class QoS(confluentkafka.QoS):
         self._open: dict[tuple[str, int], set[int]] = {}  # offsets handed to Celery and not acked yet
         self._next: dict[tuple[str, int], int] = {}  # one past the highest offset handed over or settled
         self._unconfirmed: set[tuple[str, int]] = set()  # partitions whose last commit was asynchronous
+        self._refused_since: float | None = None  # when confirm()'s commits began to fail (logged once per outage)
 
     def append(self, message, delivery_tag):
         super().append(message, delivery_tag)
@@ -179,8 +184,14 @@ class QoS(confluentkafka.QoS):
         try:
             consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as exc:  # the coordinator is still away: try again at the next idle poll
-            log.warning("commit of %s not confirmed yet: %s", offsets, exc)
+            if self._refused_since is None:  # once per outage, not at every idle poll (each 1 s) of it
+                self._refused_since = time.monotonic()
+                log.warning("commit of %s not confirmed yet, retried while idle: %s", offsets, exc)
             self._unconfirmed.update((tp.topic, tp.partition) for tp in offsets)
+            return
+        if self._refused_since is not None:
+            log.warning("commits confirmed again after %.1f s", time.monotonic() - self._refused_since)
+            self._refused_since = None
 
 
 class Channel(confluentkafka.Channel):
