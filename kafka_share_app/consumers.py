@@ -22,12 +22,13 @@ import threading
 from dataclasses import dataclass
 from typing import cast
 
-from confluent_kafka import KafkaError, KafkaException, Message, Producer, ShareConsumer
+from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, KafkaError, KafkaException, Message, Producer, ShareConsumer
 
 from queuekit.core.envelope import MalformedMessage, decode, encode
 from queuekit.core.execute import PermanentError, crash_point, forward, process
 from queuekit.core.ledger import Ledger
 from queuekit.core.options import StackOptions
+from queuekit.core.timings import HOP_EVERY, delivery
 
 from .acks import ACCEPT, REJECT, RELEASE, AcknowledgeType, acknowledge, batch_mode, commit, note_reason
 from .topology import Route
@@ -64,9 +65,9 @@ def consume(svc: Service, stop: threading.Event) -> None:
             # handling (at-most-once)
             if svc.options.early_ack:
                 acknowledge(svc.consumer, msg, ACCEPT)  # early_ack: done for the broker BEFORE handling
-                handle(svc, msg)  # whatever happens now, the record will not come back
+                stamped(svc, msg)  # whatever happens now, the record will not come back
             else:
-                kind = handle(svc, msg)  # handle first ...
+                kind = stamped(svc, msg)  # handle first ...
                 acknowledge(svc.consumer, msg, kind)  # ... THEN acknowledge: at-least-once
     svc.consumer.close()  # sends what is acknowledged, releases what is not, leaves the group
 
@@ -78,10 +79,10 @@ def consume_batch(svc: Service, batch: list[Message]) -> None:
             svc.consumer.acknowledge(msg, ACCEPT)  # early_ack: the whole batch done for the broker ...
         commit(svc.consumer, batch)  # ... sent BEFORE any handling: at-most-once for the batch
         for msg in batch:
-            handle(svc, msg)
+            stamped(svc, msg)
         return
     for msg in batch:
-        svc.consumer.acknowledge(msg, handle(svc, msg))  # handled first; held in the client, not sent yet
+        svc.consumer.acknowledge(msg, stamped(svc, msg))  # handled first; held in the client, not sent yet
     # After the whole batch: a SIGKILL before this re-delivers every record of the batch (at-least-once;
     # the ledger's idempotency guard absorbs the ones already applied).
     commit(svc.consumer, batch)
@@ -99,6 +100,16 @@ def usable(svc: Service, msg: Message) -> bool:
             log.warning("share consumer error: %s", err)
         return False
     return True
+
+
+def stamped(svc: Service, msg: Message) -> AcknowledgeType:
+    """``handle``; 1 record in ``HOP_EVERY`` (by offset) notes when it got here, and its broker append time
+    when the topic keeps LogAppendTime, for ``queuekit bench``'s hops (as ``kafka_app.consumers.stamped``)."""
+    if (msg.offset() or 0) % HOP_EVERY:  # 49 records in 50: nothing else on the hot path
+        return handle(svc, msg)
+    kind, ms = msg.timestamp()
+    with delivery(ms / 1000 if kind == TIMESTAMP_LOG_APPEND_TIME else None):
+        return handle(svc, msg)
 
 
 # [handler:*] one record: decode, process, forward; returns how to acknowledge it
