@@ -18,7 +18,7 @@ from .common import STACK_CHOICE, console, say
 @click.command()
 @click.option("--quick", is_flag=True, help="A smoke look in about two minutes (small N, 1 repeat, noop, one point per curve).")
 @click.option("-n", "count", type=int, help="Messages per noop measurement on every stack (default: sized to ~4 s of "
-              "each stack's calibrated rate, 2,000-100,000).")
+              "each stack's calibrated rate, 2,000-400,000).")
 @click.option("--repeats", type=int, help="Repeats per measurement (default 3; quick 1).")
 @click.option("--stack", "stacks", multiple=True, type=STACK_CHOICE)
 @click.option("--mode", "modes", multiple=True, type=click.Choice(["noop", "io", "cpu"]))
