@@ -226,8 +226,8 @@ def markdown(result: dict[str, Any]) -> str:
                      "millisecond resolution, truncated), fetched (the raw client handed it over), started (decoded), "
                      "completed (recorded). A stamp not seen is skipped and its hop spans the gap: where a framework "
                      "fetches (Celery, Dramatiq, RQ, ...), a stack's `published->started` holds the broker, the "
-                     "transport and the framework's delivery; the kit's Kafka, stream and Redis Streams adapters "
-                     "stamp `fetched`.")
+                     "transport and the framework's delivery; the kit's Kafka, share-group, stream and Redis Streams "
+                     "adapters stamp `fetched`.")
     return "\n".join(lines)
 
 
