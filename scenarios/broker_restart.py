@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from queuekit.core.envelope import make_envelope
 from queuekit.core.waiting import wait_for, wait_while_progressing
-from queuekit.suite.model import Anything, AtMost, Context, Scenario, always, for_stack
+from queuekit.suite.model import Anything, AtMost, Context, Scenario, always, by_capability, for_stack
 from workloads import WORKLOADS
 
 from .observe import delivery
@@ -37,6 +37,12 @@ SCENARIO = Scenario(
     workload="signup",
     expect=[
         always(confirmed=N, lost=0, duplicate_effects=0, redelivered=Anything()),
+        # kombu's Redis transport (capabilities.popped_before_tracked): BRPOP takes a message out of Redis before
+        # its QoS writes it into the unacked hash, so the pop a worker has in flight when the broker goes away is
+        # gone with the connection (kombu#305 open; celery#4354 the same window at worker shutdown). Seen on
+        # celery_redis in a clean-clone CI run on 2026-12-05: lost 1 of 40, the next task in queue order when
+        # Redis shut down, received by no worker. At most one pop in flight per worker (prefetch 1, 2 workers).
+        by_capability("popped_before_tracked", yes={"lost": AtMost(2)}),
         # Dramatiq on Redis's own finding (dramatiq 2.2.1, worker.py ``_ConsumerThread.run``): on a broker connection
         # error the worker replaces its consumer, and what the old one had fetched but not handed out (its prefetch,
         # its delay queue) is dropped from memory. On RabbitMQ the dropped connection returns those deliveries; on

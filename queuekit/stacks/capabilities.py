@@ -77,8 +77,9 @@ class Capabilities:
 
     # A delivery leaves the broker before the consumer's unacked record of it is written, in two steps
     # (kombu's Redis transport: BRPOP pops the message, then its QoS HSETs it into the unacked hash): a consumer
-    # SIGKILLed between the two loses that message, acks_late or not. The chaos kill loop allows at most one such
-    # loss per kill on these stacks and none elsewhere.
+    # SIGKILLed between the two loses that message, acks_late or not, and so does one whose connection the broker
+    # drops then (a restart, a kill). The chaos kill loop allows at most one such loss per kill on these stacks and
+    # none elsewhere; broker-restart and broker-kill at most one per worker.
     popped_before_tracked: bool = False
 
     @classmethod
