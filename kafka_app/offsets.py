@@ -43,8 +43,8 @@ class StoredOffsets:
     def __init__(self, consumer: Consumer):
         self.consumer = consumer
 
-    def settle(self, msg: Message, work: Callable[[], None], owned: Owned | None = None) -> None:
-        work()
+    def settle(self, msg: Message, handle: Callable[[Message], None], owned: Owned | None = None) -> None:
+        handle(msg)
         if owned is None or owned():  # None: handled in the polling thread, so still ours
             # [semantics:offset-commit] Store the offset AFTER processing (and after any forward/retry/DLQ record is
             # delivered): a crash before this line leaves it uncommitted, so the group re-delivers it: at-least-once.
@@ -77,10 +77,10 @@ class Transactions:
         self.consumer, self.producer = consumer, producer
         self.committed: dict[tuple[str, int], int] = {}  # what this member last committed per partition
 
-    def settle(self, msg: Message, work: Callable[[], None], owned: Owned = _always) -> None:
-        self.producer.begin_transaction()  # every record work() produces (forward, retry, DLQ) joins it
+    def settle(self, msg: Message, handle: Callable[[Message], None], owned: Owned = _always) -> None:
+        self.producer.begin_transaction()  # every record handle() produces (forward, retry, DLQ) joins it
         try:
-            work()  # ends with crash_point("after-output"): a crash there leaves the transaction open
+            handle(msg)  # ends with crash_point("after-output"): a crash there leaves the transaction open
             topic, partition, offset = where(msg)
             if not owned():
                 raise Revoked(f"{topic}/{partition} was revoked while its record was handled")
