@@ -39,7 +39,7 @@ import sys
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, fields
 from typing import Annotated, Any, Literal, Union, get_type_hints
 
 import msgspec
@@ -71,14 +71,16 @@ class MalformedMessage(ValueError):
         super().__init__(reason)
 
 
-@dataclass(frozen=True)
-class Envelope:
+class Envelope(msgspec.Struct, frozen=True):
+    """A message as the kit sends it. A msgspec Struct: a consumer builds one per message, in ~0.1 µs where a
+    frozen dataclass takes ~1 µs."""
+
     id: str  # unique per publish; a redelivery keeps it, a re-publish gets a new one
     schema: str
     version: int
     body: Message
     sent_at: float  # producer wall clock (time.time()), for end-to-end latency
-    headers: Mapping[str, Any] = field(default_factory=dict)
+    headers: Mapping[str, Any] = msgspec.field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -217,8 +219,8 @@ def _decode_typed(data: bytes) -> Envelope | None:
     fields = msgspec.structs.asdict(doc.body)
     for name in floats:  # an int where a float is declared (3 is a fine duration): a float, as declared
         fields[name] = float(fields[name])
-    return frozen(Envelope, id=doc.id, schema=message_type.schema, version=doc.version,
-                  body=frozen(message_type, **fields), sent_at=float(doc.sent_at), headers=headers)
+    return Envelope(doc.id, message_type.schema, doc.version, frozen(message_type, **fields), float(doc.sent_at),
+                    headers)
 
 @functools.cache
 def _schema_of(message_type: type) -> tuple[dict[str, type], list[str]]:

@@ -28,8 +28,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
 from queuekit.core.envelope import DIRECTIVES, Envelope, MalformedMessage, decode, make_envelope
-from queuekit.core.frozen import frozen
 from queuekit.core.ledger import Ledger
 from queuekit.core.worker_env import FAULTS_ENV, faults_enabled
 from workloads import signup, tracking, video
@@ -55,7 +56,7 @@ class Handler:
     schema: str  # the only message schema this service accepts
     compute: Callable[..., dict]  # (msg) or (msg, upstream) -> payload; runs before the ledger transaction
     upstream: str | None = None  # pipeline: the service whose result ``compute`` takes as 2nd argument
-    stage: Callable[[Any, signup.Outbox], Any] | None = None  # runs inside the effect transaction
+    stage: Callable[[dict, signup.Outbox], Any] | None = None  # (compute's result, outbox): in the effect transaction
     consumes: str = ""  # the event it reads: its topic / stream in the log-based apps (queuekit/core/routes.py)
 
 
@@ -73,8 +74,10 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(msgspec.Struct, frozen=True):
+    """What ``process`` returns. A msgspec Struct, not a dataclass: built once per message, in ~0.1 µs where a
+    frozen dataclass takes ~1 µs (0.5 µs with ``frozen``), of a Kafka record's ~10 µs."""
+
     service: str
     key: str
     message_id: str
@@ -210,14 +213,15 @@ def process(
         seq=seq, user_id=msg.user_id, started_at=started_at,
     )
     try:
-        _act_out(honoured, service, ticket.number)
+        if honoured:  # no directive without headers (every bench message, nearly every real one)
+            _act_out(honoured, service, ticket.number)
         result = _compute(handler, service, msg, upstream)
         stage = handler.stage
         applied = ledger.apply_effect(
             service, key, workload=handler.workload, message_id=env.id, worker=worker, payload=result,
             seq=seq, user_id=msg.user_id, sent_at=env.sent_at, started_at=started_at,
             guard=guard and honoured.get("idempotency") != "off",
-            on_claim=(lambda outbox: stage(msg, outbox)) if stage else None,
+            on_claim=(lambda outbox: stage(result, outbox)) if stage else None,  # stages what compute made
         )
         if not applied:
             first = ledger.effect_payload(service, key)
@@ -229,9 +233,9 @@ def process(
         ledger.finish_attempt(ticket.id, "error", f"{type(exc).__name__}: {exc}"[:1000])
         raise
     ledger.finish_attempt(ticket.id, "ok" if applied else "duplicate")
-    _crash_at(honoured, service, ticket.number, "after-effect")
-    return frozen(Outcome, service=service, key=key, message_id=env.id, attempt=ticket.number, applied=applied,
-                  result=result)  # every field: Outcome(...) at half the cost, per message
+    if honoured:
+        _crash_at(honoured, service, ticket.number, "after-effect")
+    return Outcome(service, key, env.id, ticket.number, applied, result)
 
 
 def _compute(handler: Handler, service: str, msg: Message, upstream: Mapping[str, Any] | None) -> dict:

@@ -32,6 +32,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, cast
 
+import msgspec
+
 from queuekit.core.envelope import Envelope, MalformedMessage, decode, encode
 from queuekit.core.errors import WaitTimeout
 from queuekit.core.execute import PermanentError, forward, handler_for, next_service, process
@@ -199,7 +201,7 @@ class StubStack(Stack):
             crash_at = env.headers.get("at") if faults_enabled() and env.headers.get("fault") == "crash" \
                 and env.headers.get("service", service) == service else None  # a stranger's directive: ignored
             if crash_at:  # process() would os._exit this very process: the stub acts the crash out itself
-                env = replace(env, headers={k: v for k, v in env.headers.items() if k not in ("fault", "at")})
+                env = msgspec.structs.replace(env, headers={k: v for k, v in env.headers.items() if k not in ("fault", "at")})
             outcome = process(env, service=service, worker=worker.name, ledger=worker.ledger, guard=self.options.guard)
             if (after := next_service(service)) is not None:
                 follow_up.append(Delivery(after, encode(forward(env, outcome)), delivery.key))

@@ -125,11 +125,20 @@ def test_the_typed_path_takes_every_workload(workload):
 
 
 def test_frozen_builds_the_dataclass():
-    fields = dict(service="signup", key="k", message_id="m", attempt=1, applied=True, result={"a": 1})
-    made = frozen(Outcome, **fields)
-    assert made == Outcome(**fields) and repr(made) == repr(Outcome(**fields)) and made.status == "applied"
+    fields = dict(user_id=3, email="u3@example.test", idempotency_key="signup-3")
+    made = frozen(SignupRequested, **fields)
+    assert made == SignupRequested(**fields) and repr(made) == repr(SignupRequested(**fields))
+    assert hash(made) == hash(SignupRequested(**fields))
     with pytest.raises(AttributeError):
-        made.key = "other"
+        made.email = "other"
+
+
+def test_outcome_is_immutable_and_says_its_status():
+    made = Outcome("signup", "k", "m", 1, False, {"a": 1})
+    assert made == Outcome(service="signup", key="k", message_id="m", attempt=1, applied=False, result={"a": 1})
+    assert made.status == "duplicate" and made.result == {"a": 1}
+    with pytest.raises(AttributeError):
+        made.key = "other"  # type: ignore[misc]
 
 
 def test_timings_rows_round_trip_with_a_sampled_cpu_clock(tmp_path, monkeypatch):

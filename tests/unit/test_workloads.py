@@ -64,7 +64,7 @@ class FakeOutbox(signup.Outbox):
 
 def test_send_welcome_email_writes_the_outbox():
     outbox = FakeOutbox()
-    result = signup.send_welcome_email(SignupRequested(3, "u3@example.test", "k"), outbox)
+    result = signup.send_welcome_email(signup.welcome_email(SignupRequested(3, "u3@example.test", "k")), outbox)
     assert outbox.sent == [("u3@example.test", "Welcome aboard, user 3!")]
     assert result == {"recipient": "u3@example.test", "subject": "Welcome aboard, user 3!"}
 
