@@ -65,7 +65,7 @@ class BenchConfig:
     # msgs/s against the bare twin's 775)
     n_slow: int = 2000
     raw_n_rabbitmq: int = 5000  # a reference: 10k took ~1 min per repeat on a busy machine (confirm per publish)
-    raw_n_kafka: int = 200000
+    raw_n_kafka: int = 400_000  # ~0.5 s of the raw poll loop once its start gate opens (baselines.Member)
     raw_n_redis: int = 50000  # only when a stack on Redis is benched (``on_redis``)
     repeats: int = 3
     workers: int = 2

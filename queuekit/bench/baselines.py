@@ -12,13 +12,19 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bare import RDKAFKA_LOG, in_parallel
+from bare.kafka_worker import StartGate
+from queuekit.bench.twins import group_assigned
 from queuekit.core.config import Settings
+from queuekit.core.waiting import wait_for
 
 if TYPE_CHECKING:
     from confluent_kafka import Consumer, TopicPartition
@@ -83,17 +89,23 @@ def rabbitmq_baseline(settings: Settings, payloads: list[bytes], consumers: int,
     return publish_s, window
 
 
-def _kafka_consumer(bootstrap: str, topic: str, group: str, total: int, out: mp.Queue) -> None:
+# Group settings of the raw members, as the bare twin's (bare/kafka_worker.py) and the stack's (kafka_app/clients.py):
+# cooperative rebalancing, members hearing of a rebalance within 0.5 s
+GROUP = {"partition.assignment.strategy": "cooperative-sticky", "session.timeout.ms": 2000,
+         "heartbeat.interval.ms": 500}
+
+
+def _kafka_consumer(bootstrap: str, topic: str, group: str, total: int, gate: str, out: mp.Queue) -> None:
     from confluent_kafka import Consumer
 
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest",
-                  "enable.auto.offset.store": False, "log_level": 0})
-    member = Member(c)
+                  "enable.auto.offset.store": False, "log_level": 0, **GROUP})
+    member = Member(c, StartGate(gate))
     c.subscribe([topic], on_assign=member.assigned, on_revoke=member.revoked)
     done: Done = []
     got = False
     while member.polling(got):
-        msg = c.poll(0.5)
+        msg = c.poll(0.5 if member.gate.open else 0.05)  # at the gate: see it open within 50 ms
         got = msg is not None and not msg.error()
         if msg is None or msg.error():
             continue
@@ -103,7 +115,7 @@ def _kafka_consumer(bootstrap: str, topic: str, group: str, total: int, out: mp.
     c.close()
 
 
-def _kafka_batch_consumer(bootstrap: str, topic: str, group: str, total: int, out: mp.Queue) -> None:
+def _kafka_batch_consumer(bootstrap: str, topic: str, group: str, total: int, gate: str, out: mp.Queue) -> None:
     """Written for throughput: ``consume(num_messages=…)``, the work per record, ONE commit per batch."""
     import json
 
@@ -114,14 +126,14 @@ def _kafka_batch_consumer(bootstrap: str, topic: str, group: str, total: int, ou
 
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest",
                   "enable.auto.commit": False,  # committed by us, once per batch, after the batch's work
-                  "fetch.min.bytes": 65536, "fetch.wait.max.ms": 50, "log_level": 0})
-    member = Member(c)
+                  "fetch.min.bytes": 65536, "fetch.wait.max.ms": 50, "log_level": 0, **GROUP})
+    member = Member(c, StartGate(gate))
     c.subscribe([topic], on_assign=member.assigned, on_revoke=member.revoked)
     done: Done = []
     handled: list[object] = []  # (partition, offset) of each record of the last batch
     while member.polling(got=bool(handled)):
         handled = []
-        for msg in c.consume(num_messages=BATCH, timeout=0.5):
+        for msg in c.consume(num_messages=BATCH, timeout=0.5 if member.gate.open else 0.05):
             if msg.error():
                 continue
             doc = json.loads(msg.value() or b"{}")  # the same work as the bare programs: parse, build, compute
@@ -143,25 +155,32 @@ JOIN_S = 60.0  # how long a member may wait for the group's join (seconds on a l
 
 
 class Member:
-    """When a raw group member is done. The join is not idleness: the idle limit counts from the assignment
-    (an IDLE_S from the start read nothing in a CI run: 0 msgs/s). A member assigned nothing, or whose
-    partitions hold nothing past its position (the others drained the backlog before it joined), is done at
-    once: waiting for a first record there waited out the whole JOIN_S (quick bench e2e 114 -> 232 s)."""
+    """When a raw group member is done. The members start as the bare twin's do: each holds what it is
+    assigned paused (``bare.kafka_worker.StartGate``) until the driver sees the whole group assigned and opens
+    the gate. Without it the first member drained most of a 200,000-record backlog alone while the others
+    joined, and the raw client read below the kit's stack (143,554 against 157,376 msgs/s, 2026-12-05).
+    The join and the gate are not idleness: the idle limit counts from the gate's opening. A member assigned
+    nothing, or whose partitions hold nothing past its position, is done at once."""
 
-    def __init__(self, consumer: Consumer):
-        self.consumer = consumer
+    def __init__(self, consumer: Consumer, gate: StartGate):
+        self.consumer, self.gate = consumer, gate
         self.partitions: list[TopicPartition] | None = None  # None until assigned (and again between revoke and assign)
         self.join_by = time.monotonic() + JOIN_S
         self.idle_since = 0.0
 
     def assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self.partitions, self.idle_since = partitions, time.monotonic()
+        self.gate.assigned(consumer, partitions)  # incremental_assign, paused while the gate is shut
+        self.partitions, self.idle_since = (self.partitions or []) + partitions, time.monotonic()
 
     def revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.partitions, self.join_by = None, time.monotonic() + JOIN_S  # a rebalance: wait for the next assignment
 
     def polling(self, got: bool) -> bool:
         now = time.monotonic()
+        if not self.gate.open:
+            self.gate.check(self.consumer)
+            self.idle_since = now  # waiting at the gate is not idleness
+            return now < self.join_by + JOIN_S
         if got:
             self.idle_since = now
         if self.partitions is None:
@@ -210,8 +229,13 @@ def kafka_baseline(settings: Settings, payloads: list[bytes], consumers: int,
         producer.poll(0)
     producer.flush(60)
     publish_s = time.monotonic() - t0
-    window = _consume_in_processes(consumer or _kafka_consumer,
-                                   (settings.kafka_bootstrap, topic, f"{topic}.g", len(payloads)), consumers)
+    group = f"{topic}.g"
+    with tempfile.TemporaryDirectory(prefix="queuekit-raw-") as tmp:
+        gate = Path(tmp) / "go"  # opened once every member is in the group with its partition (Member)
+        window = _consume_in_processes(consumer or _kafka_consumer,
+                                       (settings.kafka_bootstrap, topic, group, len(payloads), str(gate)), consumers,
+                                       gate=(gate, group_assigned(settings, group, topic, consumers),
+                                             f"raw group {group} of {consumers} members owning every partition"))
     admin.delete_topics([topic])
     return publish_s, window
 
@@ -270,13 +294,29 @@ def redis_baseline(settings: Settings, payloads: list[bytes], consumers: int, pr
     return publish_s, window
 
 
-def _consume_in_processes(target, args: tuple, count: int) -> Window:
-    """``count`` consumer processes (like the stacks' workers), each reporting (pid, its completions)."""
+def _consume_in_processes(target, args: tuple, count: int,
+                          gate: tuple[Path, Callable[[], bool], str] | None = None) -> Window:
+    """``count`` consumer processes (like the stacks' workers), each reporting (pid, its completions).
+    ``gate`` (path, ready, what): once ``ready()``, the path is created (the Kafka members' start gate)."""
     ctx = mp.get_context("spawn")
     out: mp.Queue = ctx.Queue()
     procs = [ctx.Process(target=target, args=(*args, out)) for _ in range(count)]
     for p in procs:
         p.start()
+    if gate is not None:
+        path, ready, what = gate
+
+        def go() -> bool:
+            if died := [p.exitcode for p in procs if p.exitcode not in (None, 0)]:
+                raise RuntimeError(f"a raw consumer process exited with {died[0]} before the start: {what}")
+            return ready()
+        try:
+            wait_for(go, timeout=120, interval=0.1, what=what)
+        except BaseException:
+            for p in procs:
+                p.kill()
+            raise
+        path.touch()
     results = [out.get(timeout=300) for _ in procs]
     for p in procs:
         p.join(10)

@@ -22,7 +22,7 @@ from queuekit.stacks.declaration import target
 from queuekit.stacks.pool import WorkerPool
 
 
-def _group_assigned(settings: Settings, group: str, topic: str, members: int) -> Callable[[], bool]:
+def group_assigned(settings: Settings, group: str, topic: str, members: int) -> Callable[[], bool]:
     """True once the bare group is stable with ``members`` members owning every partition (the start gate's
     condition: see ``bare.kafka_worker``)."""
     from queuekit.stacks.kafka import Admin
@@ -50,7 +50,7 @@ def run(twin: str, settings: Settings, payloads: list[str], keys: list[bytes], o
         if backlog.group:  # members hold their partitions paused until the whole group is assigned
             group, topic = backlog.group
             members = options.workers * options.concurrency
-            pool.wait_ready(_group_assigned(settings, group, topic, members), timeout=120,
+            pool.wait_ready(group_assigned(settings, group, topic, members), timeout=120,
                             what=f"bare group {group} of {members} members owning every partition (logs: {pool.log_dir})")
         gate.touch()  # twins without a group never look at it: their workers consume from the start, as the stacks'
         wait_for(lambda: count(timings) >= len(payloads), timeout=timeout, interval=0.1,
