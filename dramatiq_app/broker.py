@@ -56,7 +56,7 @@ log = logging.getLogger("dramatiq_app.broker")
 class _DeadLetterWithReason(_RabbitmqConsumer):
     def __next__(self):
         """Dramatiq's own ``__next__`` (pika frame -> message), with every frame checked first
-        (``frames.frame_problem``): a bad one goes to ``.XQ`` with its reason and never reaches the
+        (``frames.checked_message``): a bad one goes to ``.XQ`` with its reason and never reaches the
         worker. Stock Dramatiq nacks a frame it cannot decode (the DLX keeps it, without a reason)."""
         while True:
             try:

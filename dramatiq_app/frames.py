@@ -11,8 +11,9 @@ Stock Dramatiq 2.x trusts the message dict it decodes. Given what any producer c
 * an ``eta`` far ahead: held unacked in the worker's memory until then;
 * wrong arity or an unknown actor fail inside the worker, with the traceback as the only record.
 
-``frame_problem`` says why a frame must not reach the worker; the broker's consumer
-(``broker._DeadLetterWithReason``) then publishes it, truncated if huge, to the queue's ``.XQ`` with
+``checked_message`` parses a frame once and says why it must not reach the worker; the broker's
+consumer (``broker._DeadLetterWithReason``; on Redis ``redis_broker._CheckedConsumer``) then publishes
+it, truncated if huge, to the queue's ``.XQ`` with
 the reason in ``REASON_HEADER`` and acks it. Allowed options are those Dramatiq and our own
 producer set: ``retries``, ``traceback``, ``requeue_timestamp``, ``eta``, ``pipe_target`` (only in the shape
 of the kit's own pipeline: the workload's next step, with the same envelope), ``pipe_ignore`` (only False).
@@ -60,11 +61,6 @@ def _misfit(fn, positional: int, keywords: tuple[str, ...]) -> str | None:
     except TypeError as exc:
         return str(exc)
     return None
-
-
-def frame_problem(body: bytes, queue_name: str, broker) -> str | None:
-    """Why this frame must not reach the worker, or None; ``queue_name`` is the queue it came from."""
-    return checked_message(body, queue_name, broker)[1]
 
 
 def checked_message(body: bytes, queue_name: str, broker) -> tuple[Message | None, str | None]:

@@ -15,7 +15,7 @@ Lua call, so each step below is atomic on the primary):
   ``Q.DQ`` keeps polling (so heartbeating) while an actor runs, however long.
 
 The kit's additions (the RabbitMQ broker's, in Redis's terms): every fetched frame is checked
-(``frames.frame_problem``) and must name its own hash field as ``redis_message_id``; a bad one is
+(``frames.checked_message``, parsed once) and must name its own hash field as ``redis_message_id``; a bad one is
 nacked to ``Q.XQ`` with its reason in ``<ns>:Q.XQ.reasons``, as is a failed message (its exception).
 """
 from __future__ import annotations
@@ -73,12 +73,11 @@ class _CheckedConsumer(_RedisConsumer):
     def _next(self):
         while True:
             if self.message_cache:
-                redis_id, data, problem = self.message_cache.pop(0)
-                if problem is None:
-                    message = Message.decode(data)
+                redis_id, message, problem = self.message_cache.pop(0)
+                if message is not None:  # checked, and parsed once for the check and for Dramatiq
                     self.queued_message_ids.add(message.message_id)
                     return MessageProxy(message)
-                self._dead_letter(redis_id, problem)
+                self._dead_letter(redis_id, problem or "unreadable frame")
                 continue
             if self.outstanding_message_count < self.prefetch:
                 fetched = self.broker.do_fetch(self.queue_name, self.prefetch - self.outstanding_message_count)
@@ -89,20 +88,22 @@ class _CheckedConsumer(_RedisConsumer):
             time.sleep(backoff_ms / 1000)  # long-polls up to the worker's timeout, as Dramatiq's own
             return None
 
-    def _checked(self, fetched: list[bytes]) -> list[tuple[str, bytes, str | None]]:
-        """(hash field, data, problem) per fetched frame. The field is the frame's own ``redis_message_id``
-        when that names this frame in our ack set; otherwise (a stranger's frame) it is looked up there."""
+    def _checked(self, fetched: list[bytes]) -> list[tuple[str, Message | None, str | None]]:
+        """(hash field, message or None, problem) per fetched frame. The field is the frame's own
+        ``redis_message_id`` when that names this frame in our ack set; otherwise (a stranger's frame) it is
+        looked up there. Each frame is parsed once (``frames.checked_message``), for the check and for Dramatiq."""
         ns, client = self.broker.namespace, self.broker.client
         msgs, acks = f"{ns}:{self.queue_name}.msgs", f"{ns}:__acks__.{self.broker.broker_id}.{self.queue_name}"
-        claims = [_claimed_id(data) for data in fetched]
+        checked = [self._check(data) for data in fetched]
+        claims = [_claimed_id(data, message) for data, (message, _) in zip(fetched, checked, strict=True)]
         named = [c for c in claims if c is not None]
         stored = dict(zip(named, client.hmget(msgs, named), strict=True)) if named else {}
         held = dict(zip(named, client.smismember(acks, named), strict=True)) if named else {}
         out, taken, unknown = [], set(), []
-        for data, claim in zip(fetched, claims, strict=True):
+        for data, claim, (message, problem) in zip(fetched, claims, checked, strict=True):
             if claim is not None and claim not in taken and held.get(claim) and stored.get(claim) == data:
                 taken.add(claim)
-                out.append((claim, data, frames.frame_problem(data, self.queue_name, self.broker)))
+                out.append((claim, message, problem))
             else:
                 unknown.append(data)
         if unknown:  # the frame lies about its id: find its real field among what we hold
@@ -115,9 +116,15 @@ class _CheckedConsumer(_RedisConsumer):
                 if not fields:  # cannot happen while the fetch script is Dramatiq's: logged, left in the ack set
                     log.error("a fetched frame is not in this worker's ack set: left for maintenance")
                     continue
-                problem = frames.frame_problem(data, self.queue_name, self.broker)  # its own fault first, if any
-                out.append((fields.pop(), data, problem or "option 'redis_message_id' does not name this message"))
+                problem = self._check(data)[1]  # its own fault first, if any
+                out.append((fields.pop(), None, problem or "option 'redis_message_id' does not name this message"))
         return out
+
+    def _check(self, data: bytes) -> tuple[Message | None, str | None]:
+        try:
+            return frames.checked_message(data, self.queue_name, self.broker)
+        except Exception as exc:  # noqa: BLE001 - the check must not take the consumer thread down
+            return None, f"unreadable frame: {type(exc).__name__}: {str(exc)[:200]}"
 
     def _dead_letter(self, redis_id: str, problem: str) -> None:
         log.warning("dead-lettering a frame from %s: %s", self.queue_name, problem[:300])
@@ -134,11 +141,16 @@ class _CheckedConsumer(_RedisConsumer):
         super().nack(message)
 
 
-def _claimed_id(data: bytes) -> str | None:
-    try:
-        claim = json.loads(data).get("options", {}).get("redis_message_id")
-    except (ValueError, RecursionError, AttributeError):
-        return None
+def _claimed_id(data: bytes, message: Message | None) -> str | None:
+    """The hash field the frame names as its own (``options.redis_message_id``); a frame that failed its check
+    is parsed again here, only for this."""
+    if message is not None:
+        claim = message.options.get("redis_message_id")
+    else:
+        try:
+            claim = json.loads(data).get("options", {}).get("redis_message_id")
+        except (ValueError, RecursionError, AttributeError):
+            return None
     return claim if isinstance(claim, str) else None
 
 
