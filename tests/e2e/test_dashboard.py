@@ -32,13 +32,17 @@ def _queuekit(*args: str) -> subprocess.Popen:
 
 
 @pytest.fixture
-def dashboard(kit):
+def dashboard(kit, tmp_path):
     port = _free_port()
-    proc = _queuekit("dashboard", "--port", str(port), "--interval", "0.5")
+    log = tmp_path / "dashboard.log"
+    # its output to a file, not a pipe nobody reads: a full pipe would block the dashboard mid-write
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "queuekit", "dashboard", "--port", str(port), "--interval",
+                                 "0.5"], stdout=out, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
 
     def answers() -> bool:
-        assert proc.poll() is None, proc.stdout.read()
+        assert proc.poll() is None, log.read_text()[-2000:]
         try:
             return httpx.get(f"{url}/api/state", timeout=2).status_code == 200
         except httpx.HTTPError:
@@ -78,9 +82,21 @@ def test_dashboard_shows_every_stack_live_in_chromium(kit, dashboard, tmp_path):
                     seen[metric].add(v)
             return len(seen["backlog"]) >= 3 and any(v not in ("0", "–") for v in seen["publish_rate"])
 
+        def what_it_showed() -> str:
+            """On a timeout: what the dashboard's API and the page said, and the dashboard's own output."""
+            try:
+                state = httpx.get(f"{dashboard}/api/state", timeout=10).json()
+                api = (f"samples {state['samples']}, errors "
+                       f"{ {s['name']: s['error'] for s in state['stacks'] if s['error']} }, dramatiq workloads "
+                       f"{[w['name'] for s in state['stacks'] if s['name'] == 'dramatiq' for w in s['workloads']]}")
+            except (httpx.HTTPError, ValueError, KeyError) as exc:
+                api = f"/api/state unreadable: {exc!r}"
+            output = (tmp_path / "dashboard.log").read_text()[-1500:]
+            return f"seen {seen}; page status {page.inner_text('#status')!r}; {api}; dashboard output: {output!r}"
+
         try:
-            wait_for(moving, timeout=120, interval=0.3,
-                     what=f"dramatiq/signup backlog and publish rate to move on the page (seen {seen})")
+            wait_for(moving, timeout=120, interval=0.3, describe=what_it_showed,
+                     what="dramatiq/signup backlog and publish rate to move on the page")
             wait_for(lambda: value("dramatiq/signup", "dead_letters") == "2"
                      and page.query_selector('[data-card="dramatiq/signup"] ul.reasons li') is not None,
                      timeout=120, what="the two malformed messages as dead letters, with reasons")
